@@ -1,0 +1,126 @@
+//! Command-line flags (clap derive; the `///` lines are the --help text), converted once into
+//! validated settings.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tch::Device;
+
+use crate::data::batch::Padding;
+use crate::error::{Error, Result};
+use crate::train::TrainArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "bertfit", version, about = "Fine-tune Hugging Face BERT checkpoints for text classification, computing what PyTorch computes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fine-tune a BertForSequenceClassification and save it as an HF model folder.
+    Train(TrainFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainFlags {
+    /// HF model folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt), or a model
+    /// name such as bert-base-uncased found offline in the Hugging Face cache.
+    #[arg(long)]
+    pub model: String,
+    /// CSV or TSV file with a header; columns named by --text-column, --label-column, --split-column.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the fine-tuned model (config.json, model.safetensors, tokenizer files),
+    /// training_args.json and metrics.jsonl are written.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Adam learning rate (PyTorch's Adam: betas 0.9/0.999, eps 1e-8, no weight decay).
+    #[arg(long, default_value_t = 1e-5)]
+    pub learning_rate: f64,
+    /// Tokens per example, [CLS] and [SEP] included; longer texts are truncated.
+    #[arg(long, default_value_t = 512)]
+    pub max_length: usize,
+    /// Number of classes. Default: from the training labels (integer labels: largest + 1; names: count).
+    #[arg(long)]
+    pub num_labels: Option<i64>,
+    /// Seeds libtorch's generator (torch.manual_seed): classifier init, shuffling, dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Pad each batch to its longest example, or to --max-length as the seed script does.
+    #[arg(long, value_enum, default_value_t = Padding::Longest)]
+    pub padding: Padding,
+    /// Keep the training rows in file order instead of reshuffling them every epoch.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
+    /// Second text of sentence-pair tasks (gets token type 1).
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Values: train; val, validation or dev; test.
+    #[arg(long, default_value = "split")]
+    pub split_column: String,
+    /// libtorch CPU threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// cpu, cuda, cuda:N, or auto (cuda when available).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Replace a model already in --output-dir.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+pub fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => cuda(i),
+            _ => Err(Error::usage("--device", format!("'{s}' is not cpu, cuda, cuda:N or auto"))),
+        },
+    }
+}
+
+fn cuda(i: usize) -> Result<Device> {
+    if (i as i64) < tch::Cuda::device_count() {
+        Ok(Device::Cuda(i))
+    } else {
+        Err(Error::usage("--device", format!("cuda:{i} requested but libtorch sees {} CUDA device(s)", tch::Cuda::device_count())))
+    }
+}
+
+impl TrainFlags {
+    pub fn into_args(self) -> Result<TrainArgs> {
+        let args = TrainArgs {
+            model: self.model,
+            data: self.data,
+            text_column: self.text_column,
+            text_pair_column: self.text_pair_column,
+            label_column: self.label_column,
+            split_column: self.split_column,
+            output_dir: self.output_dir,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            max_length: self.max_length,
+            num_labels: self.num_labels,
+            seed: self.seed,
+            padding: self.padding,
+            shuffle: !self.no_shuffle,
+            threads: self.threads,
+            device: parse_device(&self.device)?,
+            overwrite: self.overwrite,
+        };
+        args.validate()?;
+        Ok(args)
+    }
+}

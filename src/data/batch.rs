@@ -1,0 +1,88 @@
+//! Collating tokenized examples into padded tensors.
+use tch::{Device, Kind, Tensor};
+
+use super::tokenize::Encoding;
+
+/// How a batch is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Padding {
+    /// To the longest sequence in the batch (HF's DataCollatorWithPadding): no compute on padding
+    /// beyond what the batch needs. Results per example are the same as with `max-length`.
+    Longest,
+    /// To `max_length`, like `padding='max_length'` in the seed script.
+    MaxLength,
+}
+
+/// One model input. All tensors are int64 on `device`.
+#[derive(Debug)]
+pub struct Batch {
+    /// (B, T)
+    pub input_ids: Tensor,
+    /// (B, T): 1 for tokens, 0 for padding
+    pub attention_mask: Tensor,
+    /// (B, T)
+    pub token_type_ids: Tensor,
+    /// (B,)
+    pub labels: Tensor,
+}
+
+impl Batch {
+    pub fn size(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+}
+
+/// Pads `encodings` (right side, `pad_id`, mask 0, token type 0) and stacks them.
+pub fn collate(
+    encodings: &[&Encoding],
+    labels: &[i64],
+    padding: Padding,
+    max_length: usize,
+    pad_id: i64,
+    device: Device,
+) -> Batch {
+    let width = match padding {
+        Padding::Longest => encodings.iter().map(|e| e.input_ids.len()).max().unwrap_or(0),
+        Padding::MaxLength => max_length,
+    };
+    let b = encodings.len();
+    let mut ids = vec![pad_id; b * width];
+    let mut mask = vec![0i64; b * width];
+    let mut types = vec![0i64; b * width];
+    for (i, e) in encodings.iter().enumerate() {
+        let n = e.input_ids.len().min(width);
+        let row = i * width;
+        ids[row..row + n].copy_from_slice(&e.input_ids[..n]);
+        types[row..row + n].copy_from_slice(&e.token_type_ids[..n]);
+        mask[row..row + n].fill(1);
+    }
+    let shape = [b as i64, width as i64];
+    let to = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+    Batch {
+        input_ids: to(&ids),
+        attention_mask: to(&mask),
+        token_type_ids: to(&types),
+        labels: Tensor::from_slice(labels).to_kind(Kind::Int64).to_device(device),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(ids: &[i64]) -> Encoding {
+        Encoding { input_ids: ids.to_vec(), token_type_ids: vec![0; ids.len()] }
+    }
+
+    #[test]
+    fn pads_to_the_longest_or_to_max_length() {
+        let (a, b) = (enc(&[101, 7, 102]), enc(&[101, 102]));
+        let batch = collate(&[&a, &b], &[1, 0], Padding::Longest, 8, 0, Device::Cpu);
+        assert_eq!(batch.input_ids.size(), [2, 3]);
+        assert_eq!(Vec::<i64>::try_from(batch.attention_mask.flatten(0, -1)).unwrap(), [1, 1, 1, 1, 1, 0]);
+        assert_eq!(Vec::<i64>::try_from(batch.input_ids.flatten(0, -1)).unwrap(), [101, 7, 102, 101, 102, 0]);
+        let batch = collate(&[&a, &b], &[1, 0], Padding::MaxLength, 8, 0, Device::Cpu);
+        assert_eq!(batch.input_ids.size(), [2, 8]);
+        assert_eq!(batch.size(), 2);
+    }
+}

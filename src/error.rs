@@ -1,0 +1,67 @@
+//! Typed errors. Every variant names what the user must look at: a file, a row, a column, a key.
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: {msg}", path.display())]
+    Config { path: PathBuf, msg: String },
+
+    /// A checkpoint that does not fit the model: `key` is the HF state-dict name.
+    #[error("{}: {msg}", path.display())]
+    Weights { path: PathBuf, msg: String },
+
+    #[error("model '{name}': {msg}")]
+    ModelNotFound { name: String, msg: String },
+
+    #[error("{}: {msg}", path.display())]
+    Tokenizer { path: PathBuf, msg: String },
+
+    /// A problem with one cell of a data file. `row` is 1-based and counts data rows (header excluded).
+    #[error("{}: row {row}, column '{column}': {msg}", path.display())]
+    DataRow {
+        path: PathBuf,
+        row: usize,
+        column: String,
+        msg: String,
+    },
+
+    /// A problem with a whole data file (missing column, empty split, unreadable format).
+    #[error("{}: {msg}", path.display())]
+    Data { path: PathBuf, msg: String },
+
+    /// A command-line setting that cannot work, named by its flag.
+    #[error("{flag}: {msg}")]
+    Usage { flag: String, msg: String },
+
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn weights(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Weights { path: path.into(), msg: msg.into() }
+    }
+    pub fn config(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Config { path: path.into(), msg: msg.into() }
+    }
+    pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Data { path: path.into(), msg: msg.into() }
+    }
+    pub fn usage(flag: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Usage { flag: flag.into(), msg: msg.into() }
+    }
+}

@@ -1,0 +1,79 @@
+//! BertModel: embeddings, encoder, pooler (modeling_bert.py `BertModel`, `BertPooler`).
+use tch::nn::Path;
+use tch::{Kind, Tensor};
+
+use super::config::BertConfig;
+use super::embeddings::BertEmbeddings;
+use super::encoder::BertEncoder;
+use super::layers::Linear;
+
+/// Dense + tanh over the first ([CLS]) token.
+#[derive(Debug)]
+pub struct BertPooler {
+    dense: Linear,
+}
+
+impl BertPooler {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertPooler { dense: Linear::new(&p / "dense", cfg.hidden_size, cfg.hidden_size) }
+    }
+
+    /// (B, T, H) -> (B, H)
+    pub fn forward(&self, hidden_states: &Tensor) -> Tensor {
+        let first_token_tensor = hidden_states.select(1, 0);
+        self.dense.forward(&first_token_tensor).tanh()
+    }
+}
+
+#[derive(Debug)]
+pub struct BertModel {
+    embeddings: BertEmbeddings,
+    encoder: BertEncoder,
+    pooler: BertPooler,
+}
+
+/// What BertModel returns (HF `BaseModelOutputWithPooling`).
+#[derive(Debug)]
+pub struct BertModelOutput {
+    /// (B, T, H)
+    pub last_hidden_state: Tensor,
+    /// (B, H)
+    pub pooler_output: Tensor,
+}
+
+impl BertModel {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertModel {
+            embeddings: BertEmbeddings::new(&p / "embeddings", cfg),
+            encoder: BertEncoder::new(&p / "encoder", cfg),
+            pooler: BertPooler::new(&p / "pooler", cfg),
+        }
+    }
+
+    /// input_ids, attention_mask, token_type_ids: (B, T) int64.
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        train: bool,
+    ) -> BertModelOutput {
+        let embedding_output = self.embeddings.forward_t(input_ids, token_type_ids, train);
+        let mask = bidirectional_mask(attention_mask);
+        let last_hidden_state = self.encoder.forward_t(&embedding_output, mask.as_ref(), train);
+        let pooler_output = self.pooler.forward(&last_hidden_state);
+        BertModelOutput { last_hidden_state, pooler_output }
+    }
+}
+
+/// HF's `create_bidirectional_mask` for SDPA: `None` when no position is padded, else a boolean
+/// (B, 1, T, T) mask, true where a query may attend to a key. SDPA turns false into -inf, the exact
+/// form of HF's "dtype minimum" additive mask.
+pub fn bidirectional_mask(attention_mask: &Tensor) -> Option<Tensor> {
+    let all_attend = attention_mask.min().int64_value(&[]) != 0;
+    if all_attend {
+        return None;
+    }
+    let (b, t) = attention_mask.size2().unwrap_or((0, 0));
+    Some(attention_mask.to_kind(Kind::Bool).view([b, 1, 1, t]).expand([b, 1, t, t], false))
+}

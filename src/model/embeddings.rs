@@ -1,0 +1,52 @@
+//! BertEmbeddings (modeling_bert.py `BertEmbeddings`): word + token type + absolute position,
+//! then LayerNorm and dropout.
+use tch::nn::Path;
+use tch::{Kind, Tensor};
+
+use super::config::BertConfig;
+use super::layers::{Embedding, LayerNorm};
+
+#[derive(Debug)]
+pub struct BertEmbeddings {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    layer_norm: LayerNorm,
+    dropout: f64,
+}
+
+impl BertEmbeddings {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertEmbeddings {
+            word_embeddings: Embedding::new(
+                &p / "word_embeddings",
+                cfg.vocab_size,
+                cfg.hidden_size,
+                Some(cfg.pad_token_id),
+            ),
+            position_embeddings: Embedding::new(
+                &p / "position_embeddings",
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                None,
+            ),
+            token_type_embeddings: Embedding::new(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, None),
+            layer_norm: LayerNorm::new(&p / "LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
+            dropout: cfg.hidden_dropout_prob,
+        }
+    }
+
+    /// input_ids, token_type_ids: (B, T) int64 -> (B, T, H)
+    pub fn forward_t(&self, input_ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
+        let seq_length = input_ids.size()[1];
+        let position_ids = Tensor::arange(seq_length, (Kind::Int64, input_ids.device())).unsqueeze(0); // (1, T)
+        let inputs_embeds = self.word_embeddings.forward(input_ids);
+        let token_type_embeddings = self.token_type_embeddings.forward(token_type_ids);
+        // Same summation order as HF, so results agree to the last bit where the kernels do.
+        let embeddings = inputs_embeds + token_type_embeddings;
+        let position_embeddings = self.position_embeddings.forward(&position_ids);
+        let embeddings = embeddings + position_embeddings;
+        let embeddings = self.layer_norm.forward(&embeddings);
+        embeddings.dropout(self.dropout, train)
+    }
+}

@@ -1,0 +1,91 @@
+//! BertLayer (attention + feed-forward) and BertEncoder, the stack of `num_hidden_layers` of them.
+use tch::nn::Path;
+use tch::Tensor;
+
+use super::attention::BertAttention;
+use super::config::BertConfig;
+use super::layers::{activation, LayerNorm, Linear};
+
+#[derive(Debug)]
+pub struct BertIntermediate {
+    dense: Linear,
+    hidden_act: String,
+}
+
+impl BertIntermediate {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertIntermediate {
+            dense: Linear::new(&p / "dense", cfg.hidden_size, cfg.intermediate_size),
+            hidden_act: cfg.hidden_act.clone(),
+        }
+    }
+
+    pub fn forward(&self, hidden_states: &Tensor) -> Tensor {
+        activation(&self.hidden_act, &self.dense.forward(hidden_states))
+    }
+}
+
+#[derive(Debug)]
+pub struct BertOutput {
+    dense: Linear,
+    layer_norm: LayerNorm,
+    dropout: f64,
+}
+
+impl BertOutput {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertOutput {
+            dense: Linear::new(&p / "dense", cfg.intermediate_size, cfg.hidden_size),
+            layer_norm: LayerNorm::new(&p / "LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
+            dropout: cfg.hidden_dropout_prob,
+        }
+    }
+
+    pub fn forward_t(&self, hidden_states: &Tensor, input_tensor: &Tensor, train: bool) -> Tensor {
+        let hidden_states = self.dense.forward(hidden_states).dropout(self.dropout, train);
+        self.layer_norm.forward(&(hidden_states + input_tensor))
+    }
+}
+
+#[derive(Debug)]
+pub struct BertLayer {
+    attention: BertAttention,
+    intermediate: BertIntermediate,
+    output: BertOutput,
+}
+
+impl BertLayer {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertLayer {
+            attention: BertAttention::new(&p / "attention", cfg),
+            intermediate: BertIntermediate::new(&p / "intermediate", cfg),
+            output: BertOutput::new(&p / "output", cfg),
+        }
+    }
+
+    pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
+        let attention_output = self.attention.forward_t(hidden_states, attention_mask, train);
+        let intermediate_output = self.intermediate.forward(&attention_output);
+        self.output.forward_t(&intermediate_output, &attention_output, train)
+    }
+}
+
+#[derive(Debug)]
+pub struct BertEncoder {
+    layer: Vec<BertLayer>,
+}
+
+impl BertEncoder {
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        let p = &p / "layer";
+        BertEncoder { layer: (0..cfg.num_hidden_layers).map(|i| BertLayer::new(&p / i, cfg)).collect() }
+    }
+
+    pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
+        let mut hidden_states = hidden_states.shallow_clone();
+        for layer_module in &self.layer {
+            hidden_states = layer_module.forward_t(&hidden_states, attention_mask, train);
+        }
+        hidden_states
+    }
+}

@@ -1,0 +1,38 @@
+//! BertForSequenceClassification: BertModel, dropout on the pooled output, a linear classifier.
+use tch::nn::Path;
+use tch::{Reduction, Tensor};
+
+use super::bert::BertModel;
+use super::config::BertConfig;
+use super::layers::Linear;
+
+#[derive(Debug)]
+pub struct BertForSequenceClassification {
+    bert: BertModel,
+    classifier: Linear,
+    dropout: f64,
+}
+
+impl BertForSequenceClassification {
+    /// Builds the module tree under `p` with HF's names (`bert.*`, `classifier.*`); all weights start
+    /// at their "empty" values and are filled by `weights::load_pretrained`.
+    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        BertForSequenceClassification {
+            bert: BertModel::new(&p / "bert", cfg),
+            classifier: Linear::new(&p / "classifier", cfg.hidden_size, cfg.num_labels()),
+            dropout: cfg.classifier_dropout_prob(),
+        }
+    }
+
+    /// Returns logits (B, num_labels).
+    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
+        let outputs = self.bert.forward_t(input_ids, attention_mask, token_type_ids, train);
+        let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
+        self.classifier.forward(&pooled_output)
+    }
+}
+
+/// HF's single-label loss: mean cross-entropy over the batch. logits (B, C), labels (B,) int64.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
+}

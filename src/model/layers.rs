@@ -1,0 +1,70 @@
+//! The three torch.nn layers BERT is made of, with torch's parameter names.
+//!
+//! Parameters are created as zeros, drawing nothing from the random generator: pretrained weights
+//! overwrite them, and only the ones the checkpoint lacks get HF's init (`weights::init`). That keeps
+//! the random stream in step with `from_pretrained`, which builds the model without initialising it.
+use tch::nn::Path;
+use tch::Tensor;
+
+/// torch.nn.Linear: y = x W^T + b, W is (out, in).
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(p: Path, in_features: i64, out_features: i64) -> Self {
+        Linear { weight: p.zeros("weight", &[out_features, in_features]), bias: p.zeros("bias", &[out_features]) }
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.linear(&self.weight, Some(&self.bias))
+    }
+}
+
+/// torch.nn.LayerNorm over the last dimension.
+#[derive(Debug)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    eps: f64,
+    size: i64,
+}
+
+impl LayerNorm {
+    pub fn new(p: Path, size: i64, eps: f64) -> Self {
+        LayerNorm { weight: p.ones("weight", &[size]), bias: p.zeros("bias", &[size]), eps, size }
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.layer_norm([self.size], Some(&self.weight), Some(&self.bias), self.eps, true)
+    }
+}
+
+/// torch.nn.Embedding. `padding_idx` (HF sets it for word embeddings) gets no gradient, as in torch.
+#[derive(Debug)]
+pub struct Embedding {
+    pub weight: Tensor,
+    padding_idx: i64,
+}
+
+impl Embedding {
+    pub fn new(p: Path, num_embeddings: i64, dim: i64, padding_idx: Option<i64>) -> Self {
+        Embedding { weight: p.zeros("weight", &[num_embeddings, dim]), padding_idx: padding_idx.unwrap_or(-1) }
+    }
+
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.weight, ids, self.padding_idx, false, false)
+    }
+}
+
+/// HF's ACT2FN for the names `BertConfig::validate` accepts.
+pub fn activation(name: &str, xs: &Tensor) -> Tensor {
+    match name {
+        "gelu" => xs.gelu("none"),
+        "gelu_new" | "gelu_pytorch_tanh" => xs.gelu("tanh"),
+        "relu" => xs.relu(),
+        _ => xs.silu(), // "silu" | "swish"; anything else is refused when the config is read
+    }
+}

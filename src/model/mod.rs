@@ -1,0 +1,13 @@
+//! BERT in the shape of transformers' `modeling_bert.py`: one file per part, HF parameter paths.
+pub mod attention;
+pub mod bert;
+pub mod config;
+pub mod embeddings;
+pub mod encoder;
+pub mod heads;
+pub mod layers;
+pub mod names;
+
+pub use bert::{BertModel, BertModelOutput};
+pub use config::BertConfig;
+pub use heads::{cross_entropy, BertForSequenceClassification};

@@ -1,0 +1,91 @@
+//! Validated training settings (the CLI converts its flags into this once), written into the
+//! output folder as `training_args.json` next to the model.
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tch::Device;
+
+use crate::data::batch::Padding;
+use crate::data::dataset::Columns;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainArgs {
+    /// HF model folder or a model name in the offline HF cache.
+    pub model: String,
+    pub data: PathBuf,
+    pub text_column: String,
+    pub text_pair_column: Option<String>,
+    pub label_column: String,
+    pub split_column: String,
+    pub output_dir: PathBuf,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub max_length: usize,
+    pub num_labels: Option<i64>,
+    pub seed: u64,
+    #[serde(serialize_with = "padding_name")]
+    pub padding: Padding,
+    /// Reshuffle the training rows every epoch (the seed script's `shuffle=True`).
+    pub shuffle: bool,
+    /// libtorch intra-op threads; `None` keeps libtorch's default (one per core).
+    pub threads: Option<i32>,
+    #[serde(serialize_with = "device_name")]
+    pub device: Device,
+    /// Replace an output folder that already holds a model.
+    pub overwrite: bool,
+}
+
+fn padding_name<S: serde::Serializer>(p: &Padding, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(match p {
+        Padding::Longest => "longest",
+        Padding::MaxLength => "max-length",
+    })
+}
+
+fn device_name<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&match d {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}"),
+    })
+}
+
+impl TrainArgs {
+    pub fn columns(&self) -> Columns {
+        Columns {
+            text: self.text_column.clone(),
+            text_pair: self.text_pair_column.clone(),
+            label: self.label_column.clone(),
+            split: self.split_column.clone(),
+        }
+    }
+
+    /// Checks the settings that do not need any file.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::usage("--epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::usage("--batch-size", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::usage("--learning-rate", format!("must be a positive number, got {}", self.learning_rate)));
+        }
+        if self.max_length < 2 {
+            return Err(Error::usage("--max-length", "must be at least 2 ([CLS] and [SEP])"));
+        }
+        if let Some(n) = self.num_labels {
+            if n < 2 {
+                return Err(Error::usage("--num-labels", format!("must be at least 2, got {n}")));
+            }
+        }
+        if let Some(t) = self.threads {
+            if t < 1 {
+                return Err(Error::usage("--threads", "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Training: validated settings, the loop, and what it records.
+pub mod args;
+pub mod metrics;
+pub mod trainer;
+
+pub use args::TrainArgs;
+pub use trainer::{train, TrainSummary};

@@ -1,0 +1,142 @@
+//! Strict loading of an HF checkpoint into the model's VarStore, as `from_pretrained` does it:
+//! legacy `gamma`/`beta` renamed, the `bert.` prefix accepted or added, `cls.*` and buffers ignored,
+//! every shape checked, only the classifier allowed to be missing (and then initialised as HF does).
+use std::collections::{BTreeSet, HashMap};
+
+use tch::{Kind, Tensor};
+
+use super::init::init_weights;
+use super::pickle::read_pytorch_checkpoint;
+use super::resolve::WeightsFile;
+use crate::error::{Error, Result};
+use crate::model::config::BertConfig;
+use crate::model::names::CLASSIFIER_PREFIX;
+
+/// What loading did, for the log line HF prints as "Some weights ... were newly initialized".
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    /// Model parameters the checkpoint lacked, initialised with HF's init.
+    pub newly_initialized: Vec<String>,
+    /// Checkpoint tensors deliberately skipped (`cls.*` pre-training heads, `position_ids` buffers).
+    pub ignored: Vec<String>,
+    /// The checkpoint's floating dtype; weights are always kept in fp32.
+    pub checkpoint_dtype: Option<Kind>,
+}
+
+pub fn read_checkpoint(file: &WeightsFile) -> Result<Vec<(String, Tensor)>> {
+    match file {
+        WeightsFile::Safetensors(path) => {
+            Tensor::read_safetensors(path).map_err(|e| Error::weights(path, format!("cannot read safetensors: {e}")))
+        }
+        WeightsFile::PytorchBin(path) => read_pytorch_checkpoint(path),
+    }
+}
+
+/// The name a checkpoint key has in BertForSequenceClassification, or `None` if it is to be ignored.
+fn hf_name(key: &str, has_bert_prefix: bool) -> Option<String> {
+    if key.starts_with("cls.") || key.ends_with("position_ids") || key.ends_with("embeddings.token_type_ids") {
+        return None;
+    }
+    // Old TF-converted checkpoints name LayerNorm parameters gamma/beta (HF renames them on load).
+    let key = if let Some(stem) = key.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = key.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        key.to_string()
+    };
+    if has_bert_prefix || key.starts_with(CLASSIFIER_PREFIX) {
+        Some(key)
+    } else {
+        Some(format!("bert.{key}"))
+    }
+}
+
+/// Fills `variables` (the VarStore's, named as HF's state dict) from `file`.
+pub fn load_pretrained(variables: &HashMap<String, Tensor>, cfg: &BertConfig, file: &WeightsFile) -> Result<LoadReport> {
+    let path = file.path();
+    let tensors = read_checkpoint(file)?;
+    let has_bert_prefix = tensors.iter().any(|(k, _)| k.starts_with("bert."));
+    let mut report = LoadReport::default();
+    let mut loaded = BTreeSet::new();
+    let mut unexpected = Vec::new();
+    let mut mismatched = Vec::new();
+    for (key, src) in &tensors {
+        let Some(name) = hf_name(key, has_bert_prefix) else {
+            report.ignored.push(key.clone());
+            continue;
+        };
+        let Some(dst) = variables.get(&name) else {
+            unexpected.push(key.clone());
+            continue;
+        };
+        if src.size() != dst.size() {
+            let model_name = if name == *key { String::new() } else { format!(" ('{name}')") };
+            mismatched.push(format!("'{key}'{model_name}: checkpoint {:?}, model {:?}", src.size(), dst.size()));
+            continue;
+        }
+        if !src.is_floating_point() {
+            return Err(Error::weights(path, format!("tensor '{key}' is {:?}, expected floating point", src.kind())));
+        }
+        report.checkpoint_dtype.get_or_insert(src.kind());
+        // copy_ casts to the variable's fp32: an fp16 checkpoint still trains with fp32 master weights.
+        tch::no_grad(|| dst.shallow_clone().copy_(src));
+        if !loaded.insert(name.clone()) {
+            return Err(Error::weights(path, format!("tensor '{key}' maps to '{name}', which is already loaded")));
+        }
+    }
+    mismatched.sort();
+    unexpected.sort();
+    if !mismatched.is_empty() {
+        return Err(Error::weights(
+            path,
+            format!(
+                "{} tensor(s) do not have the shape config.json implies: {}",
+                mismatched.len(),
+                mismatched.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            ),
+        ));
+    }
+    if !unexpected.is_empty() {
+        return Err(Error::weights(
+            path,
+            format!("{} tensor(s) the model has no place for: {}", unexpected.len(), preview(&unexpected)),
+        ));
+    }
+    let mut missing: Vec<String> = variables.keys().filter(|k| !loaded.contains(*k)).cloned().collect();
+    missing.sort();
+    let not_allowed: Vec<String> = missing.iter().filter(|k| !k.starts_with(CLASSIFIER_PREFIX)).cloned().collect();
+    if !not_allowed.is_empty() {
+        return Err(Error::weights(
+            path,
+            format!("{} tensor(s) missing from the checkpoint: {}", not_allowed.len(), preview(&not_allowed)),
+        ));
+    }
+    let missing_set: BTreeSet<&str> = missing.iter().map(String::as_str).collect();
+    init_weights(variables, cfg, |name| missing_set.contains(name));
+    report.newly_initialized = missing;
+    Ok(report)
+}
+
+fn preview(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = names.iter().take(SHOWN).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_hf_loading_rules() {
+        assert_eq!(hf_name("embeddings.LayerNorm.gamma", false).unwrap(), "bert.embeddings.LayerNorm.weight");
+        assert_eq!(hf_name("bert.pooler.dense.weight", true).unwrap(), "bert.pooler.dense.weight");
+        assert_eq!(hf_name("classifier.bias", false).unwrap(), "classifier.bias");
+        assert!(hf_name("cls.predictions.bias", true).is_none());
+        assert!(hf_name("embeddings.position_ids", false).is_none());
+    }
+}

@@ -1,0 +1,12 @@
+//! Model files: finding them, loading them strictly into the model, saving in HF layout.
+pub mod init;
+pub mod load;
+pub mod pickle;
+pub mod pretrained;
+pub mod resolve;
+pub mod save;
+
+pub use load::{load_pretrained, read_checkpoint, LoadReport};
+pub use pretrained::{from_pretrained, Pretrained};
+pub use resolve::{resolve, ModelFiles, WeightsFile};
+pub use save::{save_config, save_weights, write_atomic};

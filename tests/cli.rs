@@ -1,0 +1,113 @@
+//! Bad input is refused with a message naming the file and the row, column or key, a non-zero exit
+//! and no panic.
+use std::path::Path;
+
+use super::common::{assert_refused, temp_dir, tiny_model, write_csv};
+
+fn rows(n: usize, split: &'static str, label: impl Fn(usize) -> String) -> Vec<(String, String, &'static str)> {
+    (0..n).map(|i| (format!("example text number {i}"), label(i), split)).collect()
+}
+
+fn train_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec!["train", "--model", model, "--data", data, "--output-dir", out, "--epochs", "1", "--batch-size", "4", "--max-length", "16"]
+}
+
+#[test]
+fn bad_data_files_are_named_with_row_and_column() {
+    let dir = temp_dir("cli_bad_data");
+    let model = tiny_model(&dir, 2, None, &[]);
+    let m = model.to_str().unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+
+    let missing = dir.join("absent.csv");
+    assert_refused(&train_args(m, missing.to_str().unwrap(), o), &["absent.csv"]);
+
+    let no_label = dir.join("no_label.csv");
+    std::fs::write(&no_label, "text,split\nhello,train\n").unwrap();
+    assert_refused(&train_args(m, no_label.to_str().unwrap(), o), &["no_label.csv", "no column 'label'"]);
+
+    let outside = dir.join("outside.csv");
+    let mut r = rows(8, "train", |i| (i % 2).to_string());
+    r[5].1 = "7".into();
+    write_csv(&outside, &r);
+    let mut args = train_args(m, outside.to_str().unwrap(), o);
+    args.extend(["--num-labels", "2"]);
+    assert_refused(&args, &["outside.csv", "row 6", "column 'label'", "label 7"]);
+
+    let no_train = dir.join("no_train.csv");
+    write_csv(&no_train, &rows(4, "val", |i| (i % 2).to_string()));
+    assert_refused(&train_args(m, no_train.to_str().unwrap(), o), &["no_train.csv", "train split is empty"]);
+
+    let bad_split = dir.join("bad_split.csv");
+    let mut r = rows(4, "train", |i| (i % 2).to_string());
+    r[2].2 = "holdout";
+    write_csv(&bad_split, &r);
+    assert_refused(&train_args(m, bad_split.to_str().unwrap(), o), &["bad_split.csv", "row 3", "column 'split'", "holdout"]);
+
+    let unseen = dir.join("unseen.csv");
+    let mut r = rows(6, "train", |i| if i % 2 == 0 { "pos".into() } else { "neg".into() });
+    r.push(("a validation text".into(), "neutral".into(), "val"));
+    write_csv(&unseen, &r);
+    assert_refused(&train_args(m, unseen.to_str().unwrap(), o), &["unseen.csv", "row 7", "'neutral'"]);
+
+    let ragged = dir.join("ragged.csv");
+    std::fs::write(&ragged, "text,label,split\nfine,0,train\nbroken,1\nok,1,train\n").unwrap();
+    assert_refused(&train_args(m, ragged.to_str().unwrap(), o), &["ragged.csv", "row 2"]);
+
+    assert!(!out.join("config.json").exists(), "a refused run must not write a model");
+}
+
+#[test]
+fn bad_model_files_are_named_with_the_key() {
+    let dir = temp_dir("cli_bad_model");
+    let model = tiny_model(&dir, 2, None, &[]);
+    let data = dir.join("data.csv");
+    write_csv(&data, &rows(8, "train", |i| (i % 2).to_string()));
+    let d = data.to_str().unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+
+    // config.json that does not match the weights: a wrong shape, named by tensor.
+    let wrong = dir.join("wrong_shape");
+    copy_dir(&model, &wrong);
+    let cfg = std::fs::read_to_string(wrong.join("config.json")).unwrap().replace("\"intermediate_size\": 48", "\"intermediate_size\": 50");
+    std::fs::write(wrong.join("config.json"), cfg).unwrap();
+    assert_refused(&train_args(wrong.to_str().unwrap(), d, o), &["model.safetensors", "intermediate.dense.weight", "[48, 32]", "[50, 32]"]);
+
+    // A checkpoint with fewer layers than config.json says: missing tensors, named.
+    let missing = dir.join("missing_layer");
+    copy_dir(&model, &missing);
+    let cfg = std::fs::read_to_string(missing.join("config.json")).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    std::fs::write(missing.join("config.json"), cfg).unwrap();
+    assert_refused(&train_args(missing.to_str().unwrap(), d, o), &["missing from the checkpoint", "bert.encoder.layer.2."]);
+
+    // A truncated safetensors file.
+    let truncated = dir.join("truncated");
+    copy_dir(&model, &truncated);
+    let bytes = std::fs::read(truncated.join("model.safetensors")).unwrap();
+    std::fs::write(truncated.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&train_args(truncated.to_str().unwrap(), d, o), &["truncated/model.safetensors"]);
+
+    // A config.json that is not valid, and one with an impossible value.
+    let bad_cfg = dir.join("bad_config");
+    copy_dir(&model, &bad_cfg);
+    std::fs::write(bad_cfg.join("config.json"), "{\"hidden_size\": 32, \"num_attention_heads\": 5}").unwrap();
+    assert_refused(&train_args(bad_cfg.to_str().unwrap(), d, o), &["bad_config/config.json", "hidden_size"]);
+
+    // No such model folder or cache entry.
+    assert_refused(&train_args("no-such-org/no-such-model", d, o), &["no-such-org/no-such-model", "Hugging Face cache"]);
+
+    // Flags that cannot work are named.
+    let mut args = train_args(model.to_str().unwrap(), d, o);
+    args.extend(["--learning-rate", "0"]);
+    assert_refused(&args, &["--learning-rate"]);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}

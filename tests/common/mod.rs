@@ -1,0 +1,145 @@
+//! Shared test plumbing: where the Python side and the assets are, temp folders, running scripts.
+//!
+//! `scripts/test.sh` sets BERTFIT_PYTHON and BERTFIT_ASSETS after `scripts/setup.sh`; the defaults are
+//! setup.sh's cache paths. A test that needs them fails (it does not skip) when they are missing.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("BERTFIT_CACHE") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/bertfit"),
+    }
+}
+
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("BERTFIT_PYTHON").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("venv/bin/python"));
+    assert!(p.exists(), "{} not found: run scripts/setup.sh (or scripts/test.sh)", p.display());
+    p
+}
+
+pub fn assets() -> PathBuf {
+    let p = std::env::var_os("BERTFIT_ASSETS").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("assets"));
+    assert!(p.exists(), "{} not found: run scripts/setup.sh (or scripts/test.sh)", p.display());
+    p
+}
+
+pub fn minilm() -> PathBuf {
+    assets().join("all-MiniLM-L6-v2")
+}
+
+pub fn dataset(name: &str) -> PathBuf {
+    assets().join("data").join(format!("{name}.csv"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh folder under the target dir, emptied first (tests run in parallel: use unique names).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Runs `scripts/<script>` with the parity Python; panics with its output if it fails.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(repo().join("scripts").join(script))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TOKENIZERS_PARALLELISM", "false")
+        .output()
+        .expect("spawn python");
+    check(&out, script);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The bertfit binary built alongside this test.
+pub fn bertfit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bertfit"))
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A small random BertForSequenceClassification folder written by transformers (MiniLM's vocab).
+pub fn tiny_model(dir: &Path, num_labels: usize, dropout: Option<f64>, extra: &[&str]) -> PathBuf {
+    let model = dir.join("model");
+    let labels = num_labels.to_string();
+    let dropout = dropout.map(|d| d.to_string());
+    let mut args = vec![
+        "--random",
+        "--vocab-from",
+        minilm_str(),
+        "--out",
+        model.to_str().unwrap(),
+        "--layers",
+        "2",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--intermediate",
+        "48",
+        "--num-labels",
+        &labels,
+        "--seed",
+        "5",
+    ];
+    if let Some(d) = &dropout {
+        args.extend(["--dropout", d.as_str()]);
+    }
+    args.extend(extra);
+    run_python("parity/make_model.py", &args);
+    model
+}
+
+fn minilm_str() -> &'static str {
+    Box::leak(minilm().to_string_lossy().into_owned().into_boxed_str())
+}
+
+/// Writes a `text,label,split` CSV from (text, label, split) rows, quoting every text.
+pub fn write_csv(path: &Path, rows: &[(String, String, &str)]) {
+    let mut s = String::from("text,label,split\n");
+    for (text, label, split) in rows {
+        s.push_str(&format!("\"{}\",{label},{split}\n", text.replace('"', "\"\"")));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// Runs bertfit and returns (exit code, stdout, stderr).
+pub fn run_bertfit(args: &[&str]) -> (i32, String, String) {
+    let out = bertfit().args(args).output().expect("spawn bertfit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts a refused run: non-zero exit, no panic, and every `needle` in stderr.
+pub fn assert_refused(args: &[&str], needles: &[&str]) -> String {
+    let (code, _out, err) = run_bertfit(args);
+    assert_ne!(code, 0, "expected failure for {args:?}, stderr:\n{err}");
+    assert!(!err.contains("panicked"), "bertfit panicked:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+    err
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary (every test binary links libtorch; one keeps linking cheap).
+mod common;
+
+mod cli;
+mod parity;
+mod pickle;
+mod tokenize;
+mod train;

@@ -107,6 +107,12 @@ def main():
     p.add_argument("--label-column", default="label")
     p.add_argument("--split-column", default="split")
     p.add_argument("--max-steps", type=int, help="stop after this many training steps (parity tests)")
+    p.add_argument(
+        "--extra-random-draw",
+        action="store_true",
+        help="draw one extra number from the default generator before training: the parity tests use it "
+        "to show that one random call out of order makes the runs diverge",
+    )
     p.add_argument("--metrics-out")
     p.add_argument("--save-weights")
     args = p.parse_args()
@@ -136,6 +142,8 @@ def main():
     val_loader = DataLoader(dataset("val"), batch_size=args.batch_size, collate_fn=collate(tokenizer.pad_token_id))
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    if args.extra_random_draw:
+        torch.rand(1)
     loss_fn = torch.nn.CrossEntropyLoss()
     metrics = open(args.metrics_out, "w") if args.metrics_out else None
     step = 0

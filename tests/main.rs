@@ -4,5 +4,7 @@ mod common;
 mod cli;
 mod parity;
 mod pickle;
+mod reproduce;
 mod tokenize;
 mod train;
+mod weights;

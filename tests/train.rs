@@ -9,12 +9,16 @@ use tch::Tensor;
 use super::common::{check, dataset, minilm, read_json, run_python, temp_dir, tiny_model, write_csv, bertfit};
 use super::parity::max_logit_difference;
 
-/// `n_train` + `n_val` movie snippets as a `text,label,split` CSV.
+/// `n_train` + `n_val` movie snippets as a `text,label,split` CSV, taken evenly through each split
+/// (the file is grouped by sentiment, so a prefix would hold one class).
 pub fn movie_subset(path: &Path, n_train: usize, n_val: usize) {
     let ds = read_with_split_column(&dataset("movies"), &Columns::default()).expect("movies.csv");
-    let mut rows: Vec<(String, String, &str)> =
-        ds.train.examples.iter().take(n_train).map(|e| (e.text.clone(), e.label.clone(), "train")).collect();
-    rows.extend(ds.validation.examples.iter().take(n_val).map(|e| (e.text.clone(), e.label.clone(), "val")));
+    let spread = |examples: &[bertfit::data::dataset::Example], n: usize, split: &'static str| {
+        let stride = (examples.len() / n).max(1);
+        examples.iter().step_by(stride).take(n).map(|e| (e.text.clone(), e.label.clone(), split)).collect::<Vec<_>>()
+    };
+    let mut rows = spread(&ds.train.examples, n_train, "train");
+    rows.extend(spread(&ds.validation.examples, n_val, "val"));
     write_csv(path, &rows);
 }
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Training throughput of bertfit against the PyTorch reference on identical work, in one run.
+
+Both train the same model on the same rows with the same flags (batch 16, inputs padded the same
+way, the same number of threads) and record samples/s of each epoch in their metrics; this prints
+both and the ratio. Run through scripts/bench.sh (which sets up and builds) or directly after
+`source scripts/env.sh`.
+"""
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+
+def subset(src, dst, n_train, n_val, seed=0):
+    rows = list(csv.DictReader(open(src, newline="", encoding="utf-8")))
+    rng = random.Random(seed)
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    rng.shuffle(train)
+    rng.shuffle(val)
+    with open(dst, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["text", "label", "split"])
+        w.writeheader()
+        for r in train[:n_train] + val[:n_val]:
+            w.writerow({"text": r["text"], "label": r["label"], "split": r["split"]})
+
+
+def epochs(path):
+    return [json.loads(l) for l in open(path) if '"kind": "epoch"' in l or '"kind":"epoch"' in l]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=os.path.join(os.environ.get("BERTFIT_ASSETS", ""), "all-MiniLM-L6-v2"))
+    p.add_argument("--data", default=os.path.join(os.environ.get("BERTFIT_ASSETS", ""), "data", "movies.csv"))
+    p.add_argument("--train-rows", type=int, default=320)
+    p.add_argument("--val-rows", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--padding", default="max-length", choices=["max-length", "longest"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--bertfit", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "bertfit"))
+    args = p.parse_args()
+
+    work = tempfile.mkdtemp(prefix="bertfit-bench-")
+    data = os.path.join(work, "data.csv")
+    subset(args.data, data, args.train_rows, args.val_rows)
+    flags = ["--model", args.model, "--data", data, "--epochs", str(args.epochs), "--batch-size", "16",
+             "--max-length", str(args.max_length), "--padding", args.padding, "--threads", str(args.threads),
+             "--learning-rate", "1e-5", "--seed", "0"]
+    ref_metrics = os.path.join(work, "reference.jsonl")
+    here = os.path.dirname(os.path.abspath(__file__))
+    print(f"work: {args.train_rows} rows, batch 16, max_length {args.max_length}, padding {args.padding}, "
+          f"{args.threads} threads, model {args.model}", flush=True)
+    subprocess.run([sys.executable, os.path.join(here, "reference_train.py"), *flags, "--metrics-out", ref_metrics],
+                   check=True, stdout=subprocess.DEVNULL)
+    out = os.path.join(work, "bertfit")
+    subprocess.run([args.bertfit, "train", *flags, "--output-dir", out, "--device", "cpu"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ref = epochs(ref_metrics)
+    ours = epochs(os.path.join(out, "metrics.jsonl"))
+    for r, o in zip(ref, ours):
+        a, b = r["train_samples_per_second"], o["train_samples_per_second"]
+        print(f"epoch {r['epoch']}: pytorch {a:.2f} samples/s, bertfit {b:.2f} samples/s, ratio {b / a:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,10 @@ pub struct TrainFlags {
     pub output_dir: PathBuf,
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
+    /// Stop after this many training steps in all (the epoch in progress is then reported and
+    /// validated), like HF Trainer's max_steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Adam learning rate (PyTorch's Adam: betas 0.9/0.999, eps 1e-8, no weight decay).
@@ -76,6 +80,11 @@ pub struct TrainFlags {
     /// Replace a model already in --output-dir.
     #[arg(long)]
     pub overwrite: bool,
+    /// Make the very run scripts/reference_train.py makes with the same seed and flags: same
+    /// example order, dropout masks and initial classifier (CPU, fp32, one process). Settings that
+    /// would break that are refused.
+    #[arg(long)]
+    pub reproduce_pytorch: bool,
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {
@@ -109,6 +118,7 @@ impl TrainFlags {
             split_column: self.split_column,
             output_dir: self.output_dir,
             epochs: self.epochs,
+            max_steps: self.max_steps,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             max_length: self.max_length,
@@ -119,6 +129,7 @@ impl TrainFlags {
             threads: self.threads,
             device: parse_device(&self.device)?,
             overwrite: self.overwrite,
+            reproduce_pytorch: self.reproduce_pytorch,
         };
         args.validate()?;
         Ok(args)

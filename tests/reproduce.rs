@@ -14,7 +14,7 @@ fn same_run(dir: &Path, model: &Path, seed: &str, lr: &str) -> (f64, f64) {
         "--epochs", "2", "--batch-size", "16", "--max-length", "64", "--padding", "longest", "--threads", "2",
         "--seed", seed, "--learning-rate", lr,
     ];
-    let (ref_metrics, out, ref_weights) = run_both(dir, model, &data, &flags);
+    let (ref_metrics, out, ref_weights) = run_both(dir, model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert_eq!(records(&ref_metrics, "step").len(), 100, "two epochs of 50 steps");
     let steps = compare_steps(&ref_metrics, &ours); // also asserts identical rows per step
@@ -54,7 +54,7 @@ fn one_random_call_out_of_order_diverges() {
     movie_subset(&data, 160, 16);
     let flags = ["--epochs", "1", "--batch-size", "16", "--max-length", "64", "--padding", "longest", "--seed", "5",
         "--learning-rate", "1e-3", "--threads", "2"];
-    let (ref_metrics, out, _) = run_both(&dir, &model, &data, &flags);
+    let (ref_metrics, out, _) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert!(compare_steps(&ref_metrics, &ours) <= 1e-4, "the unshifted runs must agree");
 
@@ -66,14 +66,17 @@ fn one_random_call_out_of_order_diverges() {
     let (x, y) = (records(&ours, "step"), records(&shifted, "step"));
     assert_eq!(x.len(), y.len());
     assert_ne!(x[0]["rows"], y[0]["rows"], "the first batch should differ");
-    let worst = x
+    // The parity tolerance (1e-4 relative) fails on nearly every step, and the batches differ.
+    let off = x
         .iter()
         .zip(&y)
-        .map(|(p, q)| {
+        .filter(|(p, q)| {
             let (lp, lq) = (p["loss"].as_f64().unwrap(), q["loss"].as_f64().unwrap());
-            (lp - lq).abs() / lp.abs()
+            (lp - lq).abs() / lp.abs() > 1e-4
         })
-        .fold(0.0, f64::max);
-    println!("shifted reference: max relative loss difference {worst:e}");
-    assert!(worst > 1e-2, "losses should diverge, max relative difference only {worst}");
+        .count();
+    let other_rows = x.iter().zip(&y).filter(|(p, q)| p["rows"] != q["rows"]).count();
+    println!("shifted reference: {off} of {} steps outside 1e-4, {other_rows} with other rows", x.len());
+    assert!(off * 10 >= x.len() * 8, "only {off} of {} steps diverged", x.len());
+    assert!(other_rows * 10 >= x.len() * 8, "only {other_rows} of {} batches differ", x.len());
 }

@@ -32,7 +32,8 @@ pub fn records(path: &Path, kind: &str) -> Vec<serde_json::Value> {
 }
 
 /// Runs both trainers with the same flags; returns (reference metrics, bertfit output folder, reference weights).
-pub fn run_both(dir: &Path, model: &Path, data: &Path, flags: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+/// `bertfit_only` flags go to bertfit alone.
+pub fn run_both(dir: &Path, model: &Path, data: &Path, flags: &[&str], bertfit_only: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
     let ref_metrics = dir.join("reference_metrics.jsonl");
     let ref_weights = dir.join("reference.safetensors");
     let mut args = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
@@ -43,6 +44,7 @@ pub fn run_both(dir: &Path, model: &Path, data: &Path, flags: &[&str]) -> (PathB
     let out = dir.join("bertfit_out");
     let mut rs = vec!["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu", "--overwrite"];
     rs.extend(args);
+    rs.extend(bertfit_only);
     let result = bertfit().args(&rs).output().expect("spawn bertfit");
     check(&result, "bertfit train");
     (ref_metrics, out, ref_weights)
@@ -86,7 +88,7 @@ fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
     movie_subset(&data, 480, 40);
     let mut flags = FLAGS.to_vec();
     flags.extend(["--learning-rate", "1e-3", "--seed", "7"]);
-    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags);
+    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     let steps = compare_steps(&ref_metrics, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
     println!("random config: max relative loss difference {steps:e}, max weight difference {weights:e}");
@@ -116,7 +118,7 @@ fn minilm_30_steps_equal_pytorch() {
     movie_subset(&data, 480, 16);
     let mut flags = FLAGS.to_vec();
     flags.extend(["--learning-rate", "5e-5", "--seed", "3"]);
-    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags);
+    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     let steps = compare_steps(&ref_metrics, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
     println!("MiniLM: max relative loss difference {steps:e}, max weight difference {weights:e}");

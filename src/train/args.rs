@@ -20,6 +20,9 @@ pub struct TrainArgs {
     pub split_column: String,
     pub output_dir: PathBuf,
     pub epochs: usize,
+    /// Stop after this many optimizer steps (HF Trainer's `max_steps`): the epoch in progress ends
+    /// there, is reported and validated.
+    pub max_steps: Option<usize>,
     pub batch_size: usize,
     pub learning_rate: f64,
     pub max_length: usize,
@@ -35,6 +38,9 @@ pub struct TrainArgs {
     pub device: Device,
     /// Replace an output folder that already holds a model.
     pub overwrite: bool,
+    /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
+    /// which bertfit's random draws or arithmetic could part from the reference script's.
+    pub reproduce_pytorch: bool,
 }
 
 fn padding_name<S: serde::Serializer>(p: &Padding, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -67,6 +73,9 @@ impl TrainArgs {
         if self.epochs == 0 {
             return Err(Error::usage("--epochs", "must be at least 1"));
         }
+        if self.max_steps == Some(0) {
+            return Err(Error::usage("--max-steps", "must be at least 1"));
+        }
         if self.batch_size == 0 {
             return Err(Error::usage("--batch-size", "must be at least 1"));
         }
@@ -80,6 +89,12 @@ impl TrainArgs {
             if n < 2 {
                 return Err(Error::usage("--num-labels", format!("must be at least 2, got {n}")));
             }
+        }
+        if self.reproduce_pytorch && self.device != Device::Cpu {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "the identical run is guaranteed on CPU only (CUDA kernels draw dropout masks differently); pass --device cpu",
+            ));
         }
         if let Some(t) = self.threads {
             if t < 1 {

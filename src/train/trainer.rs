@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use tch::nn::{self, OptimizerConfig};
+use indicatif::{ProgressBar, ProgressStyle};
 use tch::Device;
 
 use super::args::TrainArgs;
@@ -105,8 +106,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     for epoch in 1..=args.epochs {
         let started = Instant::now();
         let order = epoch_order(train_set.encodings.len(), args.shuffle);
+        let progress = progress_bar(order.len().div_ceil(args.batch_size), epoch);
         let mut total_loss = 0.0;
         let mut batches = 0usize;
+        let mut samples = 0usize;
         for idx in order.chunks(args.batch_size) {
             let batch = batch_of(&train_set, idx, args.padding, args.max_length, pad_id, args.device);
             let logits = model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true);
@@ -117,6 +120,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
             let loss = loss.double_value(&[]);
             step += 1;
             batches += 1;
+            samples += idx.len();
             if !loss.is_finite() {
                 return Err(Error::usage(
                     "--learning-rate",
@@ -124,9 +128,15 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
                 ));
             }
             total_loss += loss;
+            progress.set_message(format!("loss {loss:.4}"));
+            progress.inc(1);
             let rows = idx.iter().map(|&i| train_set.rows[i]).collect();
             log.write(&StepRecord { kind: "step", epoch, step, loss, rows })?;
+            if args.max_steps.is_some_and(|m| step >= m) {
+                break;
+            }
         }
+        progress.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
         let mean_loss = total_loss / batches as f64;
         println!("Epoch {epoch}, Loss: {mean_loss:.4}");
@@ -143,16 +153,29 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
             loss: mean_loss,
             val_accuracy,
             train_seconds,
-            train_samples_per_second: train_set.encodings.len() as f64 / train_seconds,
+            train_samples_per_second: samples as f64 / train_seconds,
         };
         log.write(&record)?;
         summary.epochs.push(record);
+        if args.max_steps.is_some_and(|m| step >= m) {
+            break;
+        }
     }
 
     save_config(&args.output_dir, &config)?;
     save_weights(&args.output_dir.join("model.safetensors"), &config, &vs.variables())?;
     tokenizer.save_files(&args.output_dir)?;
     Ok(summary)
+}
+
+/// A step counter on stderr; indicatif draws nothing when stderr is not a terminal (logs, CI).
+fn progress_bar(steps: usize, epoch: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg} ({eta} left)") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(epoch.to_string());
+    bar
 }
 
 fn batch_of(set: &Encoded, idx: &[usize], padding: Padding, max_length: usize, pad_id: i64, device: Device) -> crate::data::batch::Batch {

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use tch::Device;
 
 use crate::data::batch::Padding;
+use crate::data::dataset::{Columns, DataSource};
 use crate::error::{Error, Result};
 use crate::train::TrainArgs;
 
@@ -20,6 +21,75 @@ pub struct Cli {
 pub enum Command {
     /// Fine-tune a BertForSequenceClassification and save it as an HF model folder.
     Train(TrainFlags),
+    /// Read a dataset as training would (streaming) and report rows, labels, token lengths and
+    /// truncation, or the first problem training would stop on.
+    CheckData(CheckFlags),
+}
+
+/// Where the data is and which columns hold what (shared by `train` and `check-data`).
+#[derive(Debug, Args)]
+pub struct DataFlags {
+    /// One data file (.csv, .tsv or .parquet) whose --split-column says train, val or test for
+    /// each row (the seed script's data.csv). Or give --train-file and friends instead.
+    #[arg(long, required_unless_present = "train_file", conflicts_with = "train_file")]
+    pub data: Option<PathBuf>,
+    /// Training rows in a file of their own (.csv, .tsv or .parquet), as HF's --train_file.
+    #[arg(long)]
+    pub train_file: Option<PathBuf>,
+    /// Validation rows in a file of their own (with --train-file).
+    #[arg(long, requires = "train_file")]
+    pub validation_file: Option<PathBuf>,
+    /// Test rows in a file of their own (with --train-file).
+    #[arg(long, requires = "train_file")]
+    pub test_file: Option<PathBuf>,
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
+    /// Second text of sentence-pair tasks (gets token type 1).
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Values: train; val, validation or dev; test.
+    #[arg(long, default_value = "split")]
+    pub split_column: String,
+}
+
+impl DataFlags {
+    pub fn source(&self) -> Result<DataSource> {
+        match (&self.data, &self.train_file) {
+            (Some(path), _) => Ok(DataSource::SplitColumn(path.clone())),
+            (None, Some(train)) => Ok(DataSource::Files {
+                train: train.clone(),
+                validation: self.validation_file.clone(),
+                test: self.test_file.clone(),
+            }),
+            (None, None) => Err(Error::usage("--data", "give --data or --train-file")),
+        }
+    }
+
+    pub fn columns(&self) -> Columns {
+        Columns {
+            text: self.text_column.clone(),
+            text_pair: self.text_pair_column.clone(),
+            label: self.label_column.clone(),
+            split: self.split_column.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckFlags {
+    /// HF model folder or cached model name, for its tokenizer (the weights are not read).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub data: DataFlags,
+    /// Report how many rows this many tokens would truncate.
+    #[arg(long, default_value_t = 512)]
+    pub max_length: usize,
+    /// Number of classes, as `train --num-labels` (checks integer labels against it).
+    #[arg(long)]
+    pub num_labels: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -28,9 +98,8 @@ pub struct TrainFlags {
     /// name such as bert-base-uncased found offline in the Hugging Face cache.
     #[arg(long)]
     pub model: String,
-    /// CSV or TSV file with a header; columns named by --text-column, --label-column, --split-column.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub data: DataFlags,
     /// Where the fine-tuned model (config.json, model.safetensors, tokenizer files),
     /// training_args.json and metrics.jsonl are written.
     #[arg(long)]
@@ -61,16 +130,17 @@ pub struct TrainFlags {
     /// Keep the training rows in file order instead of reshuffling them every epoch.
     #[arg(long)]
     pub no_shuffle: bool,
-    #[arg(long, default_value = "text")]
-    pub text_column: String,
-    /// Second text of sentence-pair tasks (gets token type 1).
+    /// Batch examples of similar token length together (HF's group_by_length): less padding,
+    /// the same per-example results; the batch order is then no longer PyTorch's.
     #[arg(long)]
-    pub text_pair_column: Option<String>,
-    #[arg(long, default_value = "label")]
-    pub label_column: String,
-    /// Values: train; val, validation or dev; test.
-    #[arg(long, default_value = "split")]
-    pub split_column: String,
+    pub group_by_length: bool,
+    /// Batches tokenized and collated ahead of the training step, on a background thread.
+    #[arg(long, default_value_t = 4)]
+    pub prefetch: usize,
+    /// Keep tokenized data in this folder, keyed by the data files' contents, the tokenizer and
+    /// --max-length, and reuse it on the next run.
+    #[arg(long)]
+    pub token_cache: Option<PathBuf>,
     /// libtorch CPU threads (default: one per core).
     #[arg(long)]
     pub threads: Option<i32>,
@@ -111,11 +181,11 @@ impl TrainFlags {
     pub fn into_args(self) -> Result<TrainArgs> {
         let args = TrainArgs {
             model: self.model,
-            data: self.data,
-            text_column: self.text_column,
-            text_pair_column: self.text_pair_column,
-            label_column: self.label_column,
-            split_column: self.split_column,
+            data: self.data.source()?,
+            text_column: self.data.text_column,
+            text_pair_column: self.data.text_pair_column,
+            label_column: self.data.label_column,
+            split_column: self.data.split_column,
             output_dir: self.output_dir,
             epochs: self.epochs,
             max_steps: self.max_steps,
@@ -125,6 +195,9 @@ impl TrainFlags {
             num_labels: self.num_labels,
             seed: self.seed,
             padding: self.padding,
+            group_by_length: self.group_by_length,
+            prefetch: self.prefetch,
+            token_cache: self.token_cache,
             shuffle: !self.no_shuffle,
             threads: self.threads,
             device: parse_device(&self.device)?,

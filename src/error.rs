@@ -42,6 +42,10 @@ pub enum Error {
     #[error("{flag}: {msg}")]
     Usage { flag: String, msg: String },
 
+    /// A failure of bertfit's own machinery (a thread that could not start or died).
+    #[error("{0}")]
+    Runtime(String),
+
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

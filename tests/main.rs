@@ -3,6 +3,7 @@ mod common;
 
 mod cli;
 mod parity;
+mod parquet;
 mod pickle;
 mod reproduce;
 mod tokenize;

@@ -27,6 +27,16 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The same batch on `device` (a no-op on the CPU).
+    pub fn to_device(&self, device: Device) -> Batch {
+        Batch {
+            input_ids: self.input_ids.to_device(device),
+            attention_mask: self.attention_mask.to_device(device),
+            token_type_ids: self.token_type_ids.to_device(device),
+            labels: self.labels.to_device(device),
+        }
+    }
+
     pub fn size(&self) -> usize {
         self.labels.size()[0] as usize
     }

@@ -1,10 +1,9 @@
-//! Labelled examples from a data file with a split column (the seed script's `data.csv`:
-//! `text,label,split`), read through `csv.rs`.
+//! Labelled examples by split, from one file with a split column (the seed script's `data.csv`:
+//! `text,label,split`) or from separate train / validation / test files (HF's `--train_file`,
+//! `--validation_file`, `--test_file`), in any format `table.rs` reads.
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, RecordBatch, StringArray};
-
-use super::csv;
+use super::table::{for_each_row, Wanted};
 use crate::error::{Error, Result};
 
 /// Which columns hold what. Defaults are the seed script's names.
@@ -23,9 +22,31 @@ impl Default for Columns {
     }
 }
 
+/// Where the data is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// One file; its split column says train, validation or test.
+    SplitColumn(PathBuf),
+    /// One file per split; only train is required.
+    Files { train: PathBuf, validation: Option<PathBuf>, test: Option<PathBuf> },
+}
+
+impl DataSource {
+    /// The files to read, for messages and cache keys.
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            DataSource::SplitColumn(p) => vec![p.as_path()],
+            DataSource::Files { train, validation, test } => {
+                [Some(train), validation.as_ref(), test.as_ref()].into_iter().flatten().map(PathBuf::as_path).collect()
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
-    /// 1-based data row in the file (the header is not counted), for error messages.
+    /// 1-based data row in its file (the header is not counted), for error messages.
     pub row: usize,
     pub text: String,
     pub text_pair: Option<String>,
@@ -66,68 +87,89 @@ pub struct Dataset {
     pub test: SplitData,
 }
 
-fn column<'a>(batch: &'a RecordBatch, path: &Path, name: &str) -> Result<&'a StringArray> {
-    let col = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::data(path, format!("no column '{name}'")))?;
-    col.as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::data(path, format!("column '{name}' is not text")))
+fn wanted<'a>(columns: &'a Columns, split: bool) -> Wanted<'a> {
+    Wanted {
+        text: Some(&columns.text),
+        text_pair: columns.text_pair.as_deref(),
+        label: Some(&columns.label),
+        split: split.then_some(columns.split.as_str()),
+    }
 }
 
-fn cell(array: &StringArray, i: usize, row: usize, path: &Path, name: &str) -> Result<String> {
-    if array.is_null(i) {
-        return Err(Error::DataRow { path: path.into(), row, column: name.into(), msg: "empty value".into() });
+fn example(r: super::table::Row, columns: &Columns, path: &Path) -> Result<Example> {
+    if r.label.trim().is_empty() {
+        return Err(Error::DataRow { path: path.into(), row: r.row, column: columns.label.clone(), msg: "empty label".into() });
     }
-    Ok(array.value(i).to_string())
+    Ok(Example { row: r.row, text: r.text, text_pair: r.text_pair, label: r.label })
 }
 
-/// Reads one file whose `split` column assigns each row to train, validation or test.
-pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset> {
-    let header = csv::header(path)?;
-    let mut wanted = vec![&columns.text, &columns.label, &columns.split];
-    wanted.extend(columns.text_pair.as_ref());
-    for name in wanted {
-        if !header.contains(name) {
-            return Err(Error::data(path, format!("no column '{name}' (the header has {header:?})")));
-        }
-    }
-    let empty = |p: &Path| SplitData { path: p.to_path_buf(), examples: Vec::new() };
-    let mut ds = Dataset { columns: columns.clone(), train: empty(path), validation: empty(path), test: empty(path) };
-    let mut row = 0usize;
-    for batch in csv::batches(path)? {
-        let batch = batch?;
-        let text = column(&batch, path, &columns.text)?;
-        let label = column(&batch, path, &columns.label)?;
-        let split = column(&batch, path, &columns.split)?;
-        let pair = columns.text_pair.as_ref().map(|c| column(&batch, path, c)).transpose()?;
-        for i in 0..batch.num_rows() {
-            row += 1;
-            let split_value = cell(split, i, row, path, &columns.split)?;
-            let target = match Split::parse(&split_value) {
-                Some(Split::Train) => &mut ds.train,
-                Some(Split::Validation) => &mut ds.validation,
-                Some(Split::Test) => &mut ds.test,
-                None => {
-                    return Err(Error::DataRow {
-                        path: path.into(),
-                        row,
-                        column: columns.split.clone(),
-                        msg: format!("'{split_value}' is not train, val (validation, dev) or test"),
-                    })
+/// Reads every split of `source` into memory.
+pub fn read_dataset(source: &DataSource, columns: &Columns) -> Result<Dataset> {
+    let ds = match source {
+        DataSource::SplitColumn(path) => read_with_split_column(path, columns)?,
+        DataSource::Files { train, validation, test } => {
+            let read = |p: &Option<PathBuf>, name: &str| -> Result<SplitData> {
+                match p {
+                    Some(p) => {
+                        let split = read_file(p, columns)?;
+                        if split.examples.is_empty() {
+                            return Err(Error::data(p, format!("the {name} file has no data rows")));
+                        }
+                        Ok(split)
+                    }
+                    None => Ok(SplitData { path: PathBuf::new(), examples: Vec::new() }),
                 }
             };
-            // An empty text is a valid input ([CLS] [SEP]); a missing label is not.
-            let text_value = if text.is_null(i) { String::new() } else { text.value(i).to_string() };
-            let pair_value = pair.map(|p| if p.is_null(i) { String::new() } else { p.value(i).to_string() });
-            let label_value = cell(label, i, row, path, &columns.label)?;
-            if label_value.trim().is_empty() {
-                return Err(Error::DataRow { path: path.into(), row, column: columns.label.clone(), msg: "empty label".into() });
+            Dataset {
+                columns: columns.clone(),
+                train: read_file(train, columns)?,
+                validation: read(validation, "validation")?,
+                test: read(test, "test")?,
             }
-            target.examples.push(Example { row, text: text_value, text_pair: pair_value, label: label_value });
         }
+    };
+    if ds.train.examples.is_empty() {
+        let msg = match source {
+            DataSource::SplitColumn(_) => format!("the train split is empty (no row has {}=train)", columns.split),
+            DataSource::Files { .. } => "the train file has no data rows".to_string(),
+        };
+        return Err(Error::data(&ds.train.path, msg));
     }
-    if row == 0 {
+    Ok(ds)
+}
+
+/// All rows of one file as one split.
+pub fn read_file(path: &Path, columns: &Columns) -> Result<SplitData> {
+    let mut examples = Vec::new();
+    for_each_row(path, &wanted(columns, false), |r| {
+        examples.push(example(r, columns, path)?);
+        Ok(())
+    })?;
+    Ok(SplitData { path: path.to_path_buf(), examples })
+}
+
+/// Reads one file whose split column assigns each row to train, validation or test.
+pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset> {
+    let empty = |p: &Path| SplitData { path: p.to_path_buf(), examples: Vec::new() };
+    let mut ds = Dataset { columns: columns.clone(), train: empty(path), validation: empty(path), test: empty(path) };
+    let rows = for_each_row(path, &wanted(columns, true), |r| {
+        let target = match Split::parse(&r.split) {
+            Some(Split::Train) => &mut ds.train,
+            Some(Split::Validation) => &mut ds.validation,
+            Some(Split::Test) => &mut ds.test,
+            None => {
+                return Err(Error::DataRow {
+                    path: path.into(),
+                    row: r.row,
+                    column: columns.split.clone(),
+                    msg: format!("'{}' is not train, val (validation, dev) or test", r.split),
+                })
+            }
+        };
+        target.examples.push(example(r, columns, path)?);
+        Ok(())
+    })?;
+    if rows == 0 {
         return Err(Error::data(path, "no data rows"));
     }
     if ds.train.examples.is_empty() {

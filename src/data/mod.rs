@@ -1,7 +1,13 @@
-//! Data: reading labelled text, the label map, tokenization, batch order and collation.
+//! Data: reading labelled text (CSV, TSV, Parquet), the label map, tokenization, batch order and
+//! collation.
 pub mod batch;
+pub mod check;
 pub mod csv;
 pub mod dataset;
 pub mod labels;
+pub mod loader;
+pub mod parquet;
 pub mod sampler;
+pub mod table;
+pub mod token_cache;
 pub mod tokenize;

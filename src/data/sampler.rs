@@ -26,6 +26,28 @@ pub fn epoch_order(n: usize, shuffle: bool) -> Vec<usize> {
     randperm(n, &mut Mt19937::new(sampler_seed as u64))
 }
 
+/// HF's length grouping (`group_by_length`, transformers' `get_length_grouped_indices`): the
+/// shuffled `order` is cut into megabatches of `min(n / (4 * batch_size), 50)` batches, each sorted
+/// longest first (stably), and the longest example of all is swapped to the very front so a batch
+/// that does not fit in memory fails at once. Batches then hold similar lengths: less padding.
+pub fn group_by_length(order: &[usize], lengths: &[usize], batch_size: usize) -> Vec<usize> {
+    let mult = (order.len() / (batch_size * 4)).clamp(1, 50);
+    let mut megabatches: Vec<Vec<usize>> = order
+        .chunks(mult * batch_size)
+        .map(|m| {
+            let mut m = m.to_vec();
+            m.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+            m
+        })
+        .collect();
+    if let Some(max_idx) = (0..megabatches.len()).max_by_key(|&k| (lengths[megabatches[k][0]], std::cmp::Reverse(k))) {
+        let first = megabatches[0][0];
+        megabatches[0][0] = megabatches[max_idx][0];
+        megabatches[max_idx][0] = first;
+    }
+    megabatches.concat()
+}
+
 /// The 32-bit Mersenne Twister as libtorch's `at::mt19937` (seeded with the low 32 bits).
 pub struct Mt19937 {
     state: [u32; 624],
@@ -105,6 +127,21 @@ mod tests {
             last = g.next_u32();
         }
         assert_eq!(last, 4123659995);
+    }
+
+    #[test]
+    fn length_groups_are_sorted_and_the_longest_leads() {
+        let lengths: Vec<usize> = (0..200).map(|i| (i * 37) % 101).collect();
+        let order: Vec<usize> = randperm(200, &mut Mt19937::new(3));
+        let grouped = group_by_length(&order, &lengths, 4);
+        let mut sorted = grouped.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..200).collect::<Vec<_>>());
+        assert_eq!(lengths[grouped[0]], 100);
+        // megabatches of min(200 / 16, 50) * 4 = 48 examples, each sorted longest first after the swap
+        for m in grouped.chunks(48) {
+            assert!(m[1..].windows(2).all(|w| lengths[w[0]] >= lengths[w[1]]));
+        }
     }
 
     #[test]

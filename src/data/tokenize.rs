@@ -4,11 +4,12 @@
 //!
 //! The work is done by `rust_tokenizers`' `BertTokenizer`; this wrapper fixes where it differs from
 //! HF (measured over every Unicode scalar value, see `tests/tokenize.rs`):
-//! - character classes: HF's `tokenizers` classifies characters with Unicode 9 tables
-//!   (`unicode_categories`), `rust_tokenizers` with newer ones, so ~600 newer punctuation marks,
-//!   nonspacing marks and format characters, and CJK Extension E's last 256 ideographs, are split,
-//!   stripped or deleted by `rust_tokenizers` where HF keeps them inside the word. They are rewritten
-//!   to stand-ins that `rust_tokenizers` keeps, with vocabulary aliases (see [`Fix`]);
+//! - character classes: HF's `tokenizers` classifies characters with old Unicode tables
+//!   (`unicode_categories`) and decompositions, `rust_tokenizers` with newer ones, so about 620
+//!   newer punctuation marks, nonspacing marks, format characters and decomposable letters, and
+//!   256 ideographs `rust_tokenizers` counts as CJK, are split, stripped, decomposed or deleted by
+//!   `rust_tokenizers` where HF keeps them inside the word as they are. They are rewritten to
+//!   stand-ins that `rust_tokenizers` keeps, with vocabulary aliases (see [`Fix`]);
 //! - U+2028/U+2029 are whitespace for HF only;
 //! - `rust_tokenizers` splits on punctuation before it strips accents, HF after, which matters for
 //!   the four characters whose decomposition is ASCII punctuation (`≠` is `=` + U+0338);
@@ -277,6 +278,15 @@ impl BertTokenizer {
     /// Copies the tokenizer files (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`
     /// when present) into `out`, so the saved model folder loads in transformers. A folder that had
     /// no `tokenizer_config.json` gets one with the settings used here.
+    /// The tokenizer files of the model folder (those that exist): what tokenization depends on.
+    pub fn files(&self) -> Vec<PathBuf> {
+        [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE]
+            .iter()
+            .map(|f| self.dir.join(f))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
     pub fn save_files(&self, out: &Path) -> Result<()> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         for name in [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE] {
@@ -403,14 +413,14 @@ pub fn truncate_pair(len_a: usize, len_b: usize, budget: usize) -> (usize, usize
 enum Fix {
     /// Whitespace for HF (`char::is_whitespace`), not in `rust_tokenizers`' list: becomes ' '.
     Space,
-    /// An ordinary word character for HF (its Unicode 9 tables do not know it), but punctuation, a
-    /// CJK ideograph, a format character or an accent to `rust_tokenizers`, which would split,
-    /// delete or strip it. Becomes its stand-in, which `rust_tokenizers` keeps inside the word, and
+    /// An ordinary word character for HF (its old tables do not know it), but punctuation, a
+    /// CJK ideograph, a format character, an accent or a decomposable letter to `rust_tokenizers`,
+    /// which would split, delete, strip or decompose it. Becomes its stand-in, which `rust_tokenizers` keeps inside the word, and
     /// vocabulary entries containing it are also entered with the stand-in (same id). The one
     /// inexactness left: a stand-in code point written in the text itself (planes 4-6 are
     /// unassigned, so real text has none) reads as the character it stands in for.
     Alias,
-    /// Punctuation for HF (Po in Unicode 9), a nonspacing mark to `rust_tokenizers`: becomes
+    /// Punctuation for HF (Po in its old tables), a nonspacing mark to `rust_tokenizers`: becomes
     /// " stand-in " (a word of its own, as HF splits it off).
     PunctAlias,
     /// With accent stripping, HF decomposes (NFD) before it splits on punctuation, and these four

@@ -6,14 +6,14 @@ use serde::Serialize;
 use tch::Device;
 
 use crate::data::batch::Padding;
-use crate::data::dataset::Columns;
+use crate::data::dataset::{Columns, DataSource};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainArgs {
     /// HF model folder or a model name in the offline HF cache.
     pub model: String,
-    pub data: PathBuf,
+    pub data: DataSource,
     pub text_column: String,
     pub text_pair_column: Option<String>,
     pub label_column: String,
@@ -36,6 +36,12 @@ pub struct TrainArgs {
     pub threads: Option<i32>,
     #[serde(serialize_with = "device_name")]
     pub device: Device,
+    /// Batch examples of similar length together (HF's `group_by_length`): less padding.
+    pub group_by_length: bool,
+    /// Batches prepared ahead of the training step on the loader thread.
+    pub prefetch: usize,
+    /// Folder of the on-disk tokenized cache, if any.
+    pub token_cache: Option<PathBuf>,
     /// Replace an output folder that already holds a model.
     pub overwrite: bool,
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
@@ -95,6 +101,15 @@ impl TrainArgs {
                 "--reproduce-pytorch",
                 "the identical run is guaranteed on CPU only (CUDA kernels draw dropout masks differently); pass --device cpu",
             ));
+        }
+        if self.reproduce_pytorch && self.group_by_length {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "--group-by-length changes the batch order PyTorch's DataLoader makes; drop one of them",
+            ));
+        }
+        if self.prefetch == 0 {
+            return Err(Error::usage("--prefetch", "must be at least 1"));
         }
         if let Some(t) = self.threads {
             if t < 1 {

@@ -27,6 +27,8 @@ pub struct EpochRecord {
     pub val_accuracy: Option<f64>,
     pub train_seconds: f64,
     pub train_samples_per_second: f64,
+    /// Time the training step spent waiting for the next batch (the data pipeline falling behind).
+    pub data_wait_seconds: f64,
 }
 
 pub struct MetricsLog {

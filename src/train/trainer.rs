@@ -2,21 +2,24 @@
 //!
 //! Random draws happen in the reference script's order (`scripts/reference_train.py`): the seed,
 //! the classifier's init inside loading, then per epoch the DataLoader's draws (`data::sampler`) and
-//! the dropout masks of the forward passes, then the validation DataLoader's base seed.
+//! the dropout masks of the forward passes, then the validation DataLoader's base seed. Batches are
+//! made ahead on a background thread (`data::loader`), which draws nothing.
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use tch::nn::{self, OptimizerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-use tch::Device;
+use tch::nn::{self, OptimizerConfig};
 
 use super::args::TrainArgs;
 use super::metrics::{accuracy, EpochRecord, MetricsLog, StepRecord};
-use crate::data::batch::{collate, Padding};
-use crate::data::dataset::{read_with_split_column, SplitData};
+use crate::data::batch::Batch;
+use crate::data::dataset::read_dataset;
 use crate::data::labels::LabelMap;
-use crate::data::sampler::epoch_order;
-use crate::data::tokenize::{BertTokenizer, Encoding};
+use crate::data::loader::{Loader, LoaderSettings, Prepared};
+use crate::data::sampler::{epoch_order, group_by_length};
+use crate::data::token_cache;
+use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::model::{cross_entropy, BertConfig, BertForSequenceClassification};
 use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_atomic, Pretrained};
@@ -26,24 +29,6 @@ use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_
 pub struct TrainSummary {
     pub epochs: Vec<EpochRecord>,
     pub newly_initialized: Vec<String>,
-}
-
-/// A split tokenized and labelled, ready for batching.
-struct Encoded {
-    encodings: Vec<Encoding>,
-    labels: Vec<i64>,
-    rows: Vec<usize>,
-}
-
-fn encode(split: &SplitData, tokenizer: &BertTokenizer, labels: &LabelMap, column: &str, max_length: usize) -> Result<Encoded> {
-    let texts: Vec<&str> = split.examples.iter().map(|e| e.text.as_str()).collect();
-    let pairs: Option<Vec<&str>> =
-        split.examples.first().and_then(|e| e.text_pair.as_ref()).map(|_| split.examples.iter().map(|e| e.text_pair.as_deref().unwrap_or("")).collect());
-    Ok(Encoded {
-        encodings: tokenizer.encode_batch(&texts, pairs.as_deref(), max_length),
-        labels: labels.encode(split, column)?,
-        rows: split.examples.iter().map(|e| e.row).collect(),
-    })
 }
 
 /// Refuses to write into a folder that already holds a model, unless told to: a finished run
@@ -69,7 +54,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
 
     let files = resolve(&args.model)?;
     let mut config = BertConfig::from_file(&files.config)?;
-    let tokenizer = BertTokenizer::from_dir(&files.dir)?;
+    let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
     if args.max_length as i64 > config.max_position_embeddings {
         return Err(Error::usage(
             "--max-length",
@@ -78,11 +63,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     }
 
     let columns = args.columns();
-    let dataset = read_with_split_column(&args.data, &columns)?;
+    let dataset = read_dataset(&args.data, &columns)?;
     let labels = LabelMap::from_training(&dataset.train, &columns.label, args.num_labels)?;
-    let train_set = encode(&dataset.train, &tokenizer, &labels, &columns.label, args.max_length)?;
-    let val_set = encode(&dataset.validation, &tokenizer, &labels, &columns.label, args.max_length)?;
+    let train_set = Arc::new(Prepared::new(&dataset.train, &labels, &columns.label, args.max_length)?);
+    let val_set = Arc::new(Prepared::new(&dataset.validation, &labels, &columns.label, args.max_length)?);
+    drop(dataset);
     config.set_labels(&labels.names);
+    if let Some(dir) = &args.token_cache {
+        token_cache::fill(dir, &args.data, &columns, &tokenizer, args.max_length, &[&train_set, &val_set])?;
+    }
+    let lengths = args.group_by_length.then(|| train_set.lengths(&tokenizer));
 
     prepare_output(&args.output_dir, args.overwrite)?;
     let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
@@ -100,18 +90,27 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
 
     let mut opt = nn::Adam::default().build(&vs, args.learning_rate)?;
     let mut log = MetricsLog::create(&args.output_dir.join("metrics.jsonl"))?;
-    let pad_id = tokenizer.pad_token_id();
+    let settings = LoaderSettings {
+        padding: args.padding,
+        max_length: args.max_length,
+        pad_id: tokenizer.pad_token_id(),
+        prefetch: args.prefetch,
+    };
     let mut summary = TrainSummary { epochs: Vec::new(), newly_initialized: report.newly_initialized.clone() };
     let mut step = 0usize;
     for epoch in 1..=args.epochs {
         let started = Instant::now();
-        let order = epoch_order(train_set.encodings.len(), args.shuffle);
-        let progress = progress_bar(order.len().div_ceil(args.batch_size), epoch);
-        let mut total_loss = 0.0;
-        let mut batches = 0usize;
-        let mut samples = 0usize;
-        for idx in order.chunks(args.batch_size) {
-            let batch = batch_of(&train_set, idx, args.padding, args.max_length, pad_id, args.device);
+        let mut order = epoch_order(train_set.len(), args.shuffle);
+        if let Some(lengths) = &lengths {
+            order = group_by_length(&order, lengths, args.batch_size);
+        }
+        let batches: Vec<Vec<usize>> = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
+        let progress = progress_bar(batches.len(), epoch);
+        let mut loader = Loader::spawn(train_set.clone(), tokenizer.clone(), batches, settings)?;
+        let (mut total_loss, mut steps_done, mut samples) = (0.0, 0usize, 0usize);
+        let mut stopped = false;
+        for loaded in loader.by_ref() {
+            let batch = loaded.batch.to_device(args.device);
             let logits = model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true);
             let loss = cross_entropy(&logits, &batch.labels);
             opt.zero_grad();
@@ -119,8 +118,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
             opt.step();
             let loss = loss.double_value(&[]);
             step += 1;
-            batches += 1;
-            samples += idx.len();
+            steps_done += 1;
+            samples += loaded.indices.len();
             if !loss.is_finite() {
                 return Err(Error::usage(
                     "--learning-rate",
@@ -130,20 +129,22 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
             total_loss += loss;
             progress.set_message(format!("loss {loss:.4}"));
             progress.inc(1);
-            let rows = idx.iter().map(|&i| train_set.rows[i]).collect();
+            let rows = loaded.indices.iter().map(|&i| train_set.rows[i]).collect();
             log.write(&StepRecord { kind: "step", epoch, step, loss, rows })?;
             if args.max_steps.is_some_and(|m| step >= m) {
+                stopped = true;
                 break;
             }
         }
+        let waited = loader.finish(stopped)?.as_secs_f64();
         progress.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        let mean_loss = total_loss / batches as f64;
+        let mean_loss = total_loss / steps_done.max(1) as f64;
         println!("Epoch {epoch}, Loss: {mean_loss:.4}");
-        let val_accuracy = if val_set.encodings.is_empty() {
+        let val_accuracy = if val_set.is_empty() {
             None
         } else {
-            let acc = evaluate(&model, &val_set, args, pad_id);
+            let acc = evaluate(&model, &val_set, &tokenizer, args, settings)?;
             println!("Validation Accuracy: {acc:.2}%");
             Some(acc)
         };
@@ -154,10 +155,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
             val_accuracy,
             train_seconds,
             train_samples_per_second: samples as f64 / train_seconds,
+            data_wait_seconds: waited,
         };
         log.write(&record)?;
         summary.epochs.push(record);
-        if args.max_steps.is_some_and(|m| step >= m) {
+        if stopped {
             break;
         }
     }
@@ -178,23 +180,27 @@ fn progress_bar(steps: usize, epoch: usize) -> ProgressBar {
     bar
 }
 
-fn batch_of(set: &Encoded, idx: &[usize], padding: Padding, max_length: usize, pad_id: i64, device: Device) -> crate::data::batch::Batch {
-    let encodings: Vec<&Encoding> = idx.iter().map(|&i| &set.encodings[i]).collect();
-    let labels: Vec<i64> = idx.iter().map(|&i| set.labels[i]).collect();
-    collate(&encodings, &labels, padding, max_length, pad_id, device)
-}
-
-/// Validation accuracy in eval mode (no dropout, no gradients), batches in file order.
-fn evaluate(model: &BertForSequenceClassification, set: &Encoded, args: &TrainArgs, pad_id: i64) -> f64 {
-    let order = epoch_order(set.encodings.len(), false);
+/// Validation accuracy in eval mode (no dropout, no gradients), batches in file order, drawn like
+/// an unshuffled PyTorch DataLoader (which still draws its base seed).
+fn evaluate(
+    model: &BertForSequenceClassification,
+    set: &Arc<Prepared>,
+    tokenizer: &Arc<BertTokenizer>,
+    args: &TrainArgs,
+    settings: LoaderSettings,
+) -> Result<f64> {
+    let order = epoch_order(set.len(), false);
+    let batches: Vec<Vec<usize>> = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
+    let mut loader = Loader::spawn(set.clone(), tokenizer.clone(), batches, settings)?;
     let mut correct = 0usize;
     tch::no_grad(|| {
-        for idx in order.chunks(args.batch_size) {
-            let batch = batch_of(set, idx, args.padding, args.max_length, pad_id, args.device);
+        for loaded in loader.by_ref() {
+            let batch: Batch = loaded.batch.to_device(args.device);
             let logits = model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
             let predictions = logits.argmax(-1, false);
             correct += predictions.eq_tensor(&batch.labels).sum(tch::Kind::Int64).int64_value(&[]) as usize;
         }
     });
-    accuracy(correct, set.encodings.len())
+    loader.finish(false)?;
+    Ok(accuracy(correct, set.len()))
 }

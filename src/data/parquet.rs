@@ -1,0 +1,276 @@
+//! Parquet files streamed as arrow record batches, one row group at a time.
+//!
+//! Memory is bounded by one batch and the pages of one row group, never by the file: the footer is
+//! read once, then each row group gets its own reader over the projected columns only (other columns
+//! are not read from disk). Reading one row group at a time is also what lets every error name
+//! where it happened: `row group 2 (rows 2001-3000 of 5574)`. Row groups are numbered from 0, as
+//! pyarrow's `ParquetFile.metadata.row_group(i)` does; rows from 1, as the CSV reader does.
+//!
+//! Codecs: uncompressed, snappy (pyarrow's and pandas' default), zstd and gzip. Brotli and lz4 are
+//! left out to keep the build small; such a file fails with an error naming the codec.
+//!
+//! Columns come back with the arrow types they were written with (pyarrow stores the arrow schema in
+//! the footer and the reader follows it); checking them is the caller's job. What a user's file has:
+//! - pyarrow `pa.string()`, pandas < 3 `object` strings: `Utf8`.
+//! - pyarrow `pa.large_string()`, pandas 3's default `str` dtype (and `string[pyarrow]`): `LargeUtf8`.
+//! - pyarrow `pa.string_view()` (and polars, which writes views): `Utf8View`.
+//! - integer labels: `Int64` from pandas (`Int32`, `Int16`, ... when the writer chose a narrower type).
+//! - pandas `category`: `Dictionary(Int8, Utf8)` with up to 127 categories (`Int16`, `Int32` above),
+//!   pyarrow `dictionary_encode()`: `Dictionary(Int32, Utf8)`; integer categories give
+//!   `Dictionary(_, Int64)`.
+//! - a file without arrow metadata (Spark, DuckDB, parquet-mr): `Utf8` for strings, `Int32`/`Int64`.
+//! - nulls: pandas `None`/`NaN` are nulls in any of these.
+use std::any::Any;
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{ArrowError, SchemaRef};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+
+use crate::error::{Error, Result};
+
+/// Column names and arrow types from the Parquet footer (no data read).
+pub fn schema(path: &Path) -> Result<SchemaRef> {
+    let (_, meta) = open(path)?;
+    Ok(meta.schema().clone())
+}
+
+/// Streams the named columns (a projection: other columns are not decoded) in batches of at most
+/// `batch_rows` rows (0 counts as 1), in file order; the batches' columns are in the order of
+/// `columns`. Each item is a batch or an error naming file and row group; after an error the
+/// iterator ends.
+pub fn batches(path: &Path, columns: &[String], batch_rows: usize) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+    let (file, meta) = open(path)?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let schema = meta.schema().clone();
+    // Top-level fields of the arrow schema are the Parquet root columns, in the same order.
+    let mut roots = Vec::with_capacity(columns.len());
+    for name in columns {
+        match schema.fields().iter().position(|f| f.name() == name) {
+            Some(i) => roots.push(i),
+            None => {
+                let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+                return Err(Error::data(path, format!("no column '{name}' (the file has {names:?})")));
+            }
+        }
+    }
+    // The reader returns the projected columns in file order; `order` puts them in the caller's.
+    let mut file_order = roots.clone();
+    file_order.sort_unstable();
+    file_order.dedup();
+    let order = roots.iter().map(|r| file_order.binary_search(r).unwrap_or(0)).collect();
+    let mask = ProjectionMask::roots(meta.parquet_schema(), file_order);
+
+    let mut groups = Vec::with_capacity(meta.metadata().num_row_groups());
+    let mut first_row = 1usize;
+    for (i, rg) in meta.metadata().row_groups().iter().enumerate() {
+        let num_rows = usize::try_from(rg.num_rows())
+            .map_err(|_| Error::data(path, format!("corrupt footer: row group {i} has {} rows", rg.num_rows())))?;
+        groups.push(Group { first_row, num_rows });
+        first_row = first_row.saturating_add(num_rows);
+    }
+    Ok(Batches {
+        path: path.to_path_buf(),
+        file,
+        file_len,
+        meta,
+        mask,
+        order,
+        batch_rows: batch_rows.max(1),
+        total_rows: first_row - 1,
+        groups,
+        next_group: 0,
+        current: None,
+        done: false,
+    })
+}
+
+/// Opens the file and parses the footer (schema, row groups, column chunk offsets).
+fn open(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let loaded = catch_unwind(AssertUnwindSafe(|| ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())));
+    match loaded {
+        Ok(Ok(meta)) => Ok((file, meta)),
+        Ok(Err(e)) => Err(Error::data(path, format!("not a Parquet file or truncated ({e})"))),
+        Err(panic) => Err(Error::data(
+            path,
+            format!("not a Parquet file or truncated (corrupt footer: {})", panic_message(&*panic)),
+        )),
+    }
+}
+
+/// Where a row group's rows are in the file: 1-based first row and count, from the footer.
+struct Group {
+    first_row: usize,
+    num_rows: usize,
+}
+
+/// The reader of the row group being read and how many rows it has given so far.
+struct Current {
+    group: usize,
+    reader: ParquetRecordBatchReader,
+    rows: usize,
+}
+
+struct Batches {
+    path: PathBuf,
+    file: File,
+    file_len: u64,
+    meta: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    /// Output column `i` is projected column `order[i]`.
+    order: Vec<usize>,
+    batch_rows: usize,
+    total_rows: usize,
+    groups: Vec<Group>,
+    next_group: usize,
+    current: Option<Current>,
+    /// Set after an error: a reader that failed (or panicked) is not asked again.
+    done: bool,
+}
+
+impl Batches {
+    /// `{path}: row group 2 (rows 2001-3000 of 5574)[, from row 2513]: {msg}`
+    fn error(&self, group: usize, rows_read: usize, msg: impl std::fmt::Display) -> Error {
+        let g = &self.groups[group];
+        let last = g.first_row + g.num_rows.saturating_sub(1);
+        let mut at = format!("row group {group} (rows {}-{last} of {})", g.first_row, self.total_rows);
+        if rows_read > 0 {
+            at.push_str(&format!(", from row {}", g.first_row + rows_read));
+        }
+        Error::data(&self.path, format!("{at}: {msg}"))
+    }
+
+    fn open_group(&self, group: usize) -> Result<ParquetRecordBatchReader> {
+        // The parquet crate asserts (panics) on negative chunk offsets and finds chunks past the end
+        // only when it gets there: check the projected chunks' byte ranges first, for a plain error.
+        let rg = self.meta.metadata().row_group(group);
+        for (leaf, chunk) in rg.columns().iter().enumerate() {
+            if !self.mask.leaf_included(leaf) {
+                continue;
+            }
+            let start = chunk.dictionary_page_offset().unwrap_or(chunk.data_page_offset());
+            let len = chunk.compressed_size();
+            let end = start.checked_add(len).and_then(|e| u64::try_from(e).ok());
+            if start < 0 || len < 0 || end.is_none_or(|e| e > self.file_len) {
+                let msg = format!(
+                    "corrupt footer: column '{}' is at bytes {start}..{start}+{len}, outside the file ({} bytes)",
+                    chunk.column_path(),
+                    self.file_len
+                );
+                return Err(self.error(group, 0, msg));
+            }
+        }
+        let file = self.file.try_clone().map_err(|e| Error::io(&self.path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_projection(self.mask.clone())
+            .with_row_groups(vec![group])
+            .with_batch_size(self.batch_rows);
+        match catch_unwind(AssertUnwindSafe(|| builder.build())) {
+            Ok(Ok(reader)) => Ok(reader),
+            Ok(Err(e)) => Err(self.error(group, 0, parquet_message(&e.to_string()))),
+            Err(panic) => Err(self.error(group, 0, format!("corrupt file ({})", panic_message(&*panic)))),
+        }
+    }
+
+    fn advance(&mut self) -> Option<Result<RecordBatch>> {
+        loop {
+            if self.current.is_none() {
+                // Skip empty row groups: nothing to read, nothing to check.
+                while self.next_group < self.groups.len() && self.groups[self.next_group].num_rows == 0 {
+                    self.next_group += 1;
+                }
+                if self.next_group == self.groups.len() {
+                    return None;
+                }
+                let group = self.next_group;
+                self.next_group += 1;
+                match self.open_group(group) {
+                    Ok(reader) => self.current = Some(Current { group, reader, rows: 0 }),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let cur = self.current.as_mut()?;
+            // The parquet crate can panic on corrupt pages (slice indices or lengths taken from the
+            // file and not checked). A data file is user input: turn that into an error naming the
+            // row group. The reader is dropped right after and never used again, so whatever state
+            // the panic left it in cannot be observed.
+            let next = catch_unwind(AssertUnwindSafe(|| cur.reader.next()));
+            let (group, rows) = (cur.group, cur.rows);
+            match next {
+                Ok(Some(Ok(batch))) => {
+                    let rows = rows + batch.num_rows();
+                    if rows > self.groups[group].num_rows {
+                        return Some(Err(self.error(
+                            group,
+                            0,
+                            format!("corrupt file: decoded {rows} rows, the footer says {}", self.groups[group].num_rows),
+                        )));
+                    }
+                    if let Some(cur) = self.current.as_mut() {
+                        cur.rows = rows;
+                    }
+                    return Some(batch.project(&self.order).map_err(|e| self.error(group, rows, e)));
+                }
+                Ok(Some(Err(e))) => return Some(Err(self.error(group, rows, arrow_message(e)))),
+                Ok(None) => {
+                    if rows != self.groups[group].num_rows {
+                        return Some(Err(self.error(
+                            group,
+                            rows,
+                            format!("corrupt file: decoded {rows} rows, the footer says {}", self.groups[group].num_rows),
+                        )));
+                    }
+                    self.current = None;
+                }
+                Err(panic) => {
+                    return Some(Err(self.error(group, rows, format!("corrupt data ({})", panic_message(&*panic)))))
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.advance();
+        if matches!(item, Some(Err(_))) {
+            self.done = true;
+            self.current = None;
+        }
+        item
+    }
+}
+
+/// The parquet crate's message without arrow's "Parquet argument error: " wrapper.
+fn arrow_message(e: ArrowError) -> String {
+    match e {
+        ArrowError::ParquetError(m) => parquet_message(&m),
+        other => other.to_string(),
+    }
+}
+
+/// "Parquet error: X" says nothing the context does not; other prefixes ("EOF: ") do.
+fn parquet_message(m: &str) -> String {
+    m.strip_prefix("Parquet error: ").unwrap_or(m).to_string()
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the Parquet decoder panicked".to_string()
+    }
+}

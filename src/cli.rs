@@ -11,7 +11,11 @@ use crate::error::{Error, Result};
 use crate::train::TrainArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "bertfit", version, about = "Fine-tune Hugging Face BERT checkpoints for text classification, computing what PyTorch computes")]
+#[command(
+    name = "bertfit",
+    version,
+    about = "Fine-tune Hugging Face BERT checkpoints for text classification, computing what PyTorch computes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -137,6 +141,13 @@ pub struct TrainFlags {
     /// Batches tokenized and collated ahead of the training step, on a background thread.
     #[arg(long, default_value_t = 4)]
     pub prefetch: usize,
+    /// Read the data from its files every epoch instead of holding it in memory (for datasets
+    /// larger than memory); shuffling then goes through a buffer of --shuffle-buffer examples.
+    #[arg(long)]
+    pub streaming: bool,
+    /// Examples held in the streaming shuffle buffer: the larger, the closer to a full shuffle.
+    #[arg(long, default_value_t = 10_000)]
+    pub shuffle_buffer: usize,
     /// Keep tokenized data in this folder, keyed by the data files' contents, the tokenizer and
     /// --max-length, and reuse it on the next run.
     #[arg(long)]
@@ -173,7 +184,10 @@ fn cuda(i: usize) -> Result<Device> {
     if (i as i64) < tch::Cuda::device_count() {
         Ok(Device::Cuda(i))
     } else {
-        Err(Error::usage("--device", format!("cuda:{i} requested but libtorch sees {} CUDA device(s)", tch::Cuda::device_count())))
+        Err(Error::usage(
+            "--device",
+            format!("cuda:{i} requested but libtorch sees {} CUDA device(s)", tch::Cuda::device_count()),
+        ))
     }
 }
 
@@ -197,6 +211,8 @@ impl TrainFlags {
             padding: self.padding,
             group_by_length: self.group_by_length,
             prefetch: self.prefetch,
+            streaming: self.streaming,
+            shuffle_buffer: self.shuffle_buffer,
             token_cache: self.token_cache,
             shuffle: !self.no_shuffle,
             threads: self.threads,

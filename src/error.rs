@@ -27,12 +27,7 @@ pub enum Error {
 
     /// A problem with one cell of a data file. `row` is 1-based and counts data rows (header excluded).
     #[error("{}: row {row}, column '{column}': {msg}", path.display())]
-    DataRow {
-        path: PathBuf,
-        row: usize,
-        column: String,
-        msg: String,
-    },
+    DataRow { path: PathBuf, row: usize, column: String, msg: String },
 
     /// A problem with a whole data file (missing column, empty split, unreadable format).
     #[error("{}: {msg}", path.display())]

@@ -16,7 +16,12 @@ fn run(cli: Cli) -> bertfit::Result<()> {
         Command::CheckData(flags) => {
             let files = bertfit::weights::resolve(&flags.model)?;
             let tokenizer = bertfit::data::tokenize::BertTokenizer::from_dir(&files.dir)?;
-            let report = bertfit::data::check::check(&flags.data.source()?, &flags.data.columns(), &tokenizer, flags.num_labels)?;
+            let report = bertfit::data::check::check(
+                &flags.data.source()?,
+                &flags.data.columns(),
+                &tokenizer,
+                flags.num_labels,
+            )?;
             print!("{}", bertfit::data::check::render(&report, flags.max_length));
             Ok(())
         }

@@ -4,12 +4,30 @@ use std::path::Path;
 
 use super::common::{assert_refused, temp_dir, tiny_model, write_csv};
 
-fn rows(n: usize, split: &'static str, label: impl Fn(usize) -> String) -> Vec<(String, String, &'static str)> {
+fn rows(
+    n: usize,
+    split: &'static str,
+    label: impl Fn(usize) -> String,
+) -> Vec<(String, String, &'static str)> {
     (0..n).map(|i| (format!("example text number {i}"), label(i), split)).collect()
 }
 
 fn train_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec!["train", "--model", model, "--data", data, "--output-dir", out, "--epochs", "1", "--batch-size", "4", "--max-length", "16"]
+    vec![
+        "train",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--output-dir",
+        out,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "16",
+    ]
 }
 
 #[test]
@@ -43,7 +61,10 @@ fn bad_data_files_are_named_with_row_and_column() {
     let mut r = rows(4, "train", |i| (i % 2).to_string());
     r[2].2 = "holdout";
     write_csv(&bad_split, &r);
-    assert_refused(&train_args(m, bad_split.to_str().unwrap(), o), &["bad_split.csv", "row 3", "column 'split'", "holdout"]);
+    assert_refused(
+        &train_args(m, bad_split.to_str().unwrap(), o),
+        &["bad_split.csv", "row 3", "column 'split'", "holdout"],
+    );
 
     let unseen = dir.join("unseen.csv");
     let mut r = rows(6, "train", |i| if i % 2 == 0 { "pos".into() } else { "neg".into() });
@@ -71,16 +92,26 @@ fn bad_model_files_are_named_with_the_key() {
     // config.json that does not match the weights: a wrong shape, named by tensor.
     let wrong = dir.join("wrong_shape");
     copy_dir(&model, &wrong);
-    let cfg = std::fs::read_to_string(wrong.join("config.json")).unwrap().replace("\"intermediate_size\": 48", "\"intermediate_size\": 50");
+    let cfg = std::fs::read_to_string(wrong.join("config.json"))
+        .unwrap()
+        .replace("\"intermediate_size\": 48", "\"intermediate_size\": 50");
     std::fs::write(wrong.join("config.json"), cfg).unwrap();
-    assert_refused(&train_args(wrong.to_str().unwrap(), d, o), &["model.safetensors", "intermediate.dense.weight", "[48, 32]", "[50, 32]"]);
+    assert_refused(
+        &train_args(wrong.to_str().unwrap(), d, o),
+        &["model.safetensors", "intermediate.dense.weight", "[48, 32]", "[50, 32]"],
+    );
 
     // A checkpoint with fewer layers than config.json says: missing tensors, named.
     let missing = dir.join("missing_layer");
     copy_dir(&model, &missing);
-    let cfg = std::fs::read_to_string(missing.join("config.json")).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    let cfg = std::fs::read_to_string(missing.join("config.json"))
+        .unwrap()
+        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
     std::fs::write(missing.join("config.json"), cfg).unwrap();
-    assert_refused(&train_args(missing.to_str().unwrap(), d, o), &["missing from the checkpoint", "bert.encoder.layer.2."]);
+    assert_refused(
+        &train_args(missing.to_str().unwrap(), d, o),
+        &["missing from the checkpoint", "bert.encoder.layer.2."],
+    );
 
     // A truncated safetensors file.
     let truncated = dir.join("truncated");
@@ -96,7 +127,10 @@ fn bad_model_files_are_named_with_the_key() {
     assert_refused(&train_args(bad_cfg.to_str().unwrap(), d, o), &["bad_config/config.json", "hidden_size"]);
 
     // No such model folder or cache entry.
-    assert_refused(&train_args("no-such-org/no-such-model", d, o), &["no-such-org/no-such-model", "Hugging Face cache"]);
+    assert_refused(
+        &train_args("no-such-org/no-such-model", d, o),
+        &["no-such-org/no-such-model", "Hugging Face cache"],
+    );
 
     // Flags that cannot work are named.
     let mut args = train_args(model.to_str().unwrap(), d, o);

@@ -44,7 +44,8 @@ pub fn max_logit_difference(model_dir: &Path, texts: &[String], max_length: usiz
             &max_length.to_string(),
         ],
     );
-    let hf: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out).unwrap().into_iter().collect();
+    let hf: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&out).unwrap().into_iter().collect();
     let ours = bertfit_logits(model_dir, &hf["input_ids"], &hf["attention_mask"], &hf["token_type_ids"]);
     assert_eq!(ours.size(), hf["logits"].size());
     (ours - &hf["logits"]).abs().max().double_value(&[])
@@ -64,7 +65,16 @@ fn minilm_logits_equal_hf() {
     let model = dir.join("model");
     run_python(
         "parity/make_model.py",
-        &["--from", minilm().to_str().unwrap(), "--out", model.to_str().unwrap(), "--num-labels", "3", "--seed", "3"],
+        &[
+            "--from",
+            minilm().to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--num-labels",
+            "3",
+            "--seed",
+            "3",
+        ],
     );
     let diff = max_logit_difference(&model, &parity_texts(30), 512);
     println!("MiniLM max |logit difference| = {diff:e}");

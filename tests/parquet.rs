@@ -3,7 +3,9 @@
 //! name the file (and row group), never a panic.
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray};
+use arrow_array::{
+    Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
+};
 use arrow_schema::DataType;
 use bertfit::data::{csv, parquet};
 use serde_json::Value;
@@ -48,7 +50,11 @@ fn strings(a: &ArrayRef) -> Vec<Option<String>> {
 }
 
 /// Every column of the file, concatenated over batches, as strings; also the batch sizes.
-fn read_parquet(path: &Path, names: &[String], batch_rows: usize) -> (Vec<Vec<Option<String>>>, Vec<usize>, Vec<DataType>) {
+fn read_parquet(
+    path: &Path,
+    names: &[String],
+    batch_rows: usize,
+) -> (Vec<Vec<Option<String>>>, Vec<usize>, Vec<DataType>) {
     let mut out = vec![Vec::new(); names.len()];
     let mut sizes = Vec::new();
     let mut types = Vec::new();
@@ -93,7 +99,11 @@ fn sms_reads_back_as_the_csv() {
         (
             "category",
             &["--compression", "zstd", "--label-type", "category"],
-            [DataType::Utf8, DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), DataType::Utf8],
+            [
+                DataType::Utf8,
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                DataType::Utf8,
+            ],
         ),
     ];
     for (name, args, types) in variants {
@@ -125,7 +135,8 @@ fn sms_reads_back_as_the_csv() {
 fn integer_labels_and_nulls() {
     let dir = temp_dir("parquet_int");
     // sms with ham/spam as 0/1, a few empty labels and texts (nulls in Parquet and in arrow-csv).
-    let mut s = std::fs::read_to_string(dataset("sms")).unwrap().replace(",ham,", ",0,").replace(",spam,", ",1,");
+    let mut s =
+        std::fs::read_to_string(dataset("sms")).unwrap().replace(",ham,", ",0,").replace(",spam,", ",1,");
     s.push_str(",1,train\n\"last\",,test\n");
     let csv_path = dir.join("sms_int.csv");
     std::fs::write(&csv_path, s).unwrap();
@@ -202,7 +213,10 @@ fn missing_unknown_and_non_parquet_files() {
     let good = dir.join("good.parquet");
     make(&dataset("sms"), &good, &[]);
     let e = err_text(parquet::batches(&good, &cols(&["text", "labels"]), 10));
-    assert_eq!(e, format!("{}: no column 'labels' (the file has [\"text\", \"label\", \"split\"])", good.display()));
+    assert_eq!(
+        e,
+        format!("{}: no column 'labels' (the file has [\"text\", \"label\", \"split\"])", good.display())
+    );
 }
 
 /// A small file with several row groups, for the many-mutations tests.
@@ -296,8 +310,12 @@ fn flipped_bytes_never_panic() {
             let t0 = std::time::Instant::now();
             let r = read_all(&bad, &names);
             let dt = t0.elapsed().as_secs_f64();
-            if dt > 0.01 { eprintln!("SLOW {dt:.3}s byte {pos} ^ {flip:#x} of {n}: {r:?}"); }
-            if let Some(e) = &r { eprintln!("MSG {}", e.replace(&path, "P")); }
+            if dt > 0.01 {
+                eprintln!("SLOW {dt:.3}s byte {pos} ^ {flip:#x} of {n}: {r:?}");
+            }
+            if let Some(e) = &r {
+                eprintln!("MSG {}", e.replace(&path, "P"));
+            }
             match r {
                 None => ok += 1,
                 Some(e) => {
@@ -308,6 +326,9 @@ fn flipped_bytes_never_panic() {
             }
         }
     }
-    eprintln!("{} mutations: {ok} read, {errors} errors ({group_errors} naming a row group)", positions.len() * 3);
+    eprintln!(
+        "{} mutations: {ok} read, {errors} errors ({group_errors} naming a row group)",
+        positions.len() * 3
+    );
     assert!(errors > 0 && group_errors > 0);
 }

@@ -122,7 +122,9 @@ fn code_running_pickles_are_refused_without_running() {
 #[test]
 fn truncated_files_are_errors_naming_the_file() {
     let dir = temp_dir("pickle_truncated");
-    for file in ["small_zip.pt", "small_legacy.pt", "bert_zip/pytorch_model.bin", "bert_legacy/pytorch_model.bin"] {
+    for file in
+        ["small_zip.pt", "small_legacy.pt", "bert_zip/pytorch_model.bin", "bert_legacy/pytorch_model.bin"]
+    {
         let bytes = std::fs::read(fixtures().join(file)).expect("fixture");
         let cut = dir.join(file.replace('/', "_"));
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");

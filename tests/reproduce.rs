@@ -11,8 +11,20 @@ fn same_run(dir: &Path, model: &Path, seed: &str, lr: &str) -> (f64, f64) {
     let data = dir.join("data.csv");
     movie_subset(&data, 800, 96);
     let flags = [
-        "--epochs", "2", "--batch-size", "16", "--max-length", "64", "--padding", "longest", "--threads", "2",
-        "--seed", seed, "--learning-rate", lr,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "64",
+        "--padding",
+        "longest",
+        "--threads",
+        "2",
+        "--seed",
+        seed,
+        "--learning-rate",
+        lr,
     ];
     let (ref_metrics, out, ref_weights) = run_both(dir, model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
@@ -39,7 +51,9 @@ fn random_config_other_seed_is_pytorchs_run() {
     let dir = temp_dir("reproduce_random");
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let (steps, weights) = same_run(&dir, &model, "987", "1e-3");
-    println!("random config, seed 987: max relative loss difference {steps:e}, max weight difference {weights:e}");
+    println!(
+        "random config, seed 987: max relative loss difference {steps:e}, max weight difference {weights:e}"
+    );
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
 }
@@ -52,8 +66,22 @@ fn one_random_call_out_of_order_diverges() {
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
     movie_subset(&data, 160, 16);
-    let flags = ["--epochs", "1", "--batch-size", "16", "--max-length", "64", "--padding", "longest", "--seed", "5",
-        "--learning-rate", "1e-3", "--threads", "2"];
+    let flags = [
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "64",
+        "--padding",
+        "longest",
+        "--seed",
+        "5",
+        "--learning-rate",
+        "1e-3",
+        "--threads",
+        "2",
+    ];
     let (ref_metrics, out, _) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert!(compare_steps(&ref_metrics, &ours) <= 1e-4, "the unshifted runs must agree");

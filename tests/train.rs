@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use bertfit::data::dataset::{read_with_split_column, Columns};
 use tch::Tensor;
 
-use super::common::{check, dataset, minilm, read_json, run_python, temp_dir, tiny_model, write_csv, bertfit};
+use super::common::{
+    bertfit, check, dataset, minilm, read_json, run_python, temp_dir, tiny_model, write_csv,
+};
 use super::parity::max_logit_difference;
 
 /// `n_train` + `n_val` movie snippets as a `text,label,split` CSV, taken evenly through each split
@@ -15,7 +17,12 @@ pub fn movie_subset(path: &Path, n_train: usize, n_val: usize) {
     let ds = read_with_split_column(&dataset("movies"), &Columns::default()).expect("movies.csv");
     let spread = |examples: &[bertfit::data::dataset::Example], n: usize, split: &'static str| {
         let stride = (examples.len() / n).max(1);
-        examples.iter().step_by(stride).take(n).map(|e| (e.text.clone(), e.label.clone(), split)).collect::<Vec<_>>()
+        examples
+            .iter()
+            .step_by(stride)
+            .take(n)
+            .map(|e| (e.text.clone(), e.label.clone(), split))
+            .collect::<Vec<_>>()
     };
     let mut rows = spread(&ds.train.examples, n_train, "train");
     rows.extend(spread(&ds.validation.examples, n_val, "val"));
@@ -33,13 +40,24 @@ pub fn records(path: &Path, kind: &str) -> Vec<serde_json::Value> {
 
 /// Runs both trainers with the same flags; returns (reference metrics, bertfit output folder, reference weights).
 /// `bertfit_only` flags go to bertfit alone.
-pub fn run_both(dir: &Path, model: &Path, data: &Path, flags: &[&str], bertfit_only: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+pub fn run_both(
+    dir: &Path,
+    model: &Path,
+    data: &Path,
+    flags: &[&str],
+    bertfit_only: &[&str],
+) -> (PathBuf, PathBuf, PathBuf) {
     let ref_metrics = dir.join("reference_metrics.jsonl");
     let ref_weights = dir.join("reference.safetensors");
     let mut args = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
     args.extend(flags);
     let mut py = args.clone();
-    py.extend(["--metrics-out", ref_metrics.to_str().unwrap(), "--save-weights", ref_weights.to_str().unwrap()]);
+    py.extend([
+        "--metrics-out",
+        ref_metrics.to_str().unwrap(),
+        "--save-weights",
+        ref_weights.to_str().unwrap(),
+    ]);
     run_python("reference_train.py", &py);
     let out = dir.join("bertfit_out");
     let mut rs = vec!["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu", "--overwrite"];
@@ -77,8 +95,19 @@ pub fn compare_weights(reference: &Path, ours: &Path) -> f64 {
     worst
 }
 
-const FLAGS: &[&str] =
-    &["--epochs", "1", "--batch-size", "16", "--max-length", "64", "--padding", "longest", "--no-shuffle", "--threads", "2"];
+const FLAGS: &[&str] = &[
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--max-length",
+    "64",
+    "--padding",
+    "longest",
+    "--no-shuffle",
+    "--threads",
+    "2",
+];
 
 #[test]
 fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
@@ -112,7 +141,18 @@ fn minilm_30_steps_equal_pytorch() {
     let model = dir.join("model");
     run_python(
         "parity/make_model.py",
-        &["--from", minilm().to_str().unwrap(), "--out", model.to_str().unwrap(), "--num-labels", "2", "--dropout", "0", "--seed", "2"],
+        &[
+            "--from",
+            minilm().to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--num-labels",
+            "2",
+            "--dropout",
+            "0",
+            "--seed",
+            "2",
+        ],
     );
     let data = dir.join("data.csv");
     movie_subset(&data, 480, 16);

@@ -12,7 +12,8 @@ use super::parity::{bertfit_logits, max_logit_difference, parity_texts};
 
 /// Two hand-written, padded inputs: "this is a test", "hello".
 fn inputs() -> (Tensor, Tensor, Tensor) {
-    let ids = Tensor::from_slice(&[101i64, 2023, 2003, 1037, 3231, 102, 101, 7592, 102, 0, 0, 0]).view([2, 6]);
+    let ids =
+        Tensor::from_slice(&[101i64, 2023, 2003, 1037, 3231, 102, 101, 7592, 102, 0, 0, 0]).view([2, 6]);
     let mask = ids.ne(0).to_kind(Kind::Int64);
     let types = ids.zeros_like();
     (ids, mask, types)
@@ -50,12 +51,16 @@ fn legacy_names_and_pretraining_heads_load_to_the_same_model() {
         .into_iter()
         .map(|(k, t)| {
             let k = k.strip_prefix("bert.").map(str::to_string).unwrap_or(k);
-            let k = k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta");
+            let k =
+                k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta");
             (k, t)
         })
         .chain([
             ("cls.predictions.bias".to_string(), Tensor::zeros([7], (Kind::Float, Device::Cpu))),
-            ("embeddings.position_ids".to_string(), Tensor::arange(512, (Kind::Int64, Device::Cpu)).unsqueeze(0)),
+            (
+                "embeddings.position_ids".to_string(),
+                Tensor::arange(512, (Kind::Int64, Device::Cpu)).unsqueeze(0),
+            ),
         ])
         .collect();
     Tensor::write_safetensors(&tensors, legacy.join("model.safetensors")).unwrap();
@@ -109,21 +114,53 @@ fn a_model_name_resolves_offline_in_the_hf_cache() {
         std::os::unix::fs::symlink(e.path(), snapshot.join(e.file_name())).unwrap();
     }
     let data = dir.join("data.csv");
-    let rows: Vec<(String, String, &str)> = (0..8).map(|i| (format!("text {i}"), (i % 2).to_string(), "train")).collect();
+    let rows: Vec<(String, String, &str)> =
+        (0..8).map(|i| (format!("text {i}"), (i % 2).to_string(), "train")).collect();
     write_csv(&data, &rows);
     let out = dir.join("out");
     let (code, _, err) = run_bertfit_with_env(
-        &["train", "--model", "acme/tiny-bert", "--data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap(),
-          "--epochs", "1", "--max-length", "16"],
+        &[
+            "train",
+            "--model",
+            "acme/tiny-bert",
+            "--data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--max-length",
+            "16",
+        ],
         &dir.join("hf_home"),
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.join("model.safetensors").exists());
-    assert_refused(&["train", "--model", "acme/absent", "--data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()], &["acme/absent"]);
+    assert_refused(
+        &[
+            "train",
+            "--model",
+            "acme/absent",
+            "--data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &["acme/absent"],
+    );
 }
 
 /// `common::run_bertfit` with HF_HOME pointing at a cache made for the test.
 fn run_bertfit_with_env(args: &[&str], hf_home: &Path) -> (i32, String, String) {
-    let out = super::common::bertfit().args(args).env("HF_HOME", hf_home).env_remove("HF_HUB_CACHE").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = super::common::bertfit()
+        .args(args)
+        .env("HF_HOME", hf_home)
+        .env_remove("HF_HUB_CACHE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::dataset::{Columns, DataSource, Example, Split, SplitData};
-use super::labels::LabelMap;
+use super::dataset::{Columns, DataSource, Split};
+use super::labels::{distinct_labels, LabelMap};
 use super::table::{for_each_row, Row, Wanted};
 use super::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
@@ -62,13 +62,21 @@ struct Accumulator<'a> {
 impl Accumulator<'_> {
     fn push(&mut self, row: Row) -> Result<()> {
         if row.label.trim().is_empty() {
-            return Err(Error::DataRow { path: self.path.into(), row: row.row, column: self.label_column.into(), msg: "empty label".into() });
+            return Err(Error::DataRow {
+                path: self.path.into(),
+                row: row.row,
+                column: self.label_column.into(),
+                msg: "empty label".into(),
+            });
         }
         self.stats.labels.entry(row.label.trim().to_string()).or_insert((0, row.row)).0 += 1;
         if self.stats.labels.len() > MAX_LABELS {
             return Err(Error::data(
                 self.path,
-                format!("column '{}' has over {MAX_LABELS} distinct labels: is it the label column?", self.label_column),
+                format!(
+                    "column '{}' has over {MAX_LABELS} distinct labels: is it the label column?",
+                    self.label_column
+                ),
             ));
         }
         self.pending.push(row);
@@ -80,8 +88,11 @@ impl Accumulator<'_> {
 
     fn flush(&mut self) {
         let texts: Vec<&str> = self.pending.iter().map(|r| r.text.as_str()).collect();
-        let pairs: Option<Vec<&str>> =
-            self.pending.iter().any(|r| r.text_pair.is_some()).then(|| self.pending.iter().map(|r| r.text_pair.as_deref().unwrap_or("")).collect());
+        let pairs: Option<Vec<&str>> = self
+            .pending
+            .iter()
+            .any(|r| r.text_pair.is_some())
+            .then(|| self.pending.iter().map(|r| r.text_pair.as_deref().unwrap_or("")).collect());
         // No truncation: the point is to see how long the texts really are.
         for e in self.tokenizer.encode_batch(&texts, pairs.as_deref(), usize::MAX / 2) {
             *self.stats.lengths.entry(e.input_ids.len()).or_default() += 1;
@@ -92,14 +103,25 @@ impl Accumulator<'_> {
 }
 
 /// Streams every split of `source`; errors are what training would report.
-pub fn check(source: &DataSource, columns: &Columns, tokenizer: &BertTokenizer, num_labels: Option<i64>) -> Result<DataReport> {
+pub fn check(
+    source: &DataSource,
+    columns: &Columns,
+    tokenizer: &BertTokenizer,
+    num_labels: Option<i64>,
+) -> Result<DataReport> {
     let wanted = |split: bool| Wanted {
         text: Some(&columns.text),
         text_pair: columns.text_pair.as_deref(),
         label: Some(&columns.label),
         split: split.then_some(columns.split.as_str()),
     };
-    let new = |path| Accumulator { tokenizer, pending: Vec::new(), stats: SplitStats::default(), path, label_column: &columns.label };
+    let new = |path| Accumulator {
+        tokenizer,
+        pending: Vec::new(),
+        stats: SplitStats::default(),
+        path,
+        label_column: &columns.label,
+    };
     let mut report = DataReport::default();
     match source {
         DataSource::SplitColumn(path) => {
@@ -127,7 +149,11 @@ pub fn check(source: &DataSource, columns: &Columns, tokenizer: &BertTokenizer, 
             report = DataReport { train: a, validation: b, test: c };
         }
         DataSource::Files { train, validation, test } => {
-            for (path, slot) in [(Some(train), &mut report.train), (validation.as_ref(), &mut report.validation), (test.as_ref(), &mut report.test)] {
+            for (path, slot) in [
+                (Some(train), &mut report.train),
+                (validation.as_ref(), &mut report.validation),
+                (test.as_ref(), &mut report.test),
+            ] {
                 let Some(path) = path else { continue };
                 let mut acc = new(path);
                 for_each_row(path, &wanted(false), |r| acc.push(r))?;
@@ -141,30 +167,29 @@ pub fn check(source: &DataSource, columns: &Columns, tokenizer: &BertTokenizer, 
     }
     let train_path = source.paths()[0];
     if report.train.rows == 0 {
-        return Err(Error::data(train_path, format!("the train split is empty (no row has {}=train)", columns.split)));
+        return Err(Error::data(
+            train_path,
+            format!("the train split is empty (no row has {}=train)", columns.split),
+        ));
     }
     check_labels(source, columns, &report, num_labels)?;
     Ok(report)
 }
 
 /// The label checks training makes, on one example per distinct label (its first row).
-fn check_labels(source: &DataSource, columns: &Columns, report: &DataReport, num_labels: Option<i64>) -> Result<LabelMap> {
+fn check_labels(
+    source: &DataSource,
+    columns: &Columns,
+    report: &DataReport,
+    num_labels: Option<i64>,
+) -> Result<LabelMap> {
     let paths = source.paths();
-    let split_of = |stats: &SplitStats, path: &Path| SplitData {
-        path: path.to_path_buf(),
-        examples: stats
-            .labels
-            .iter()
-            .map(|(label, &(_, row))| Example { row, text: String::new(), text_pair: None, label: label.clone() })
-            .collect(),
-    };
+    let split_of = |stats: &SplitStats, path: &Path| distinct_labels(path, &stats.labels);
     let (train_path, val_path, test_path) = match source {
         DataSource::SplitColumn(p) => (p.as_path(), p.as_path(), p.as_path()),
-        DataSource::Files { train, validation, test } => (
-            train.as_path(),
-            validation.as_deref().unwrap_or(paths[0]),
-            test.as_deref().unwrap_or(paths[0]),
-        ),
+        DataSource::Files { train, validation, test } => {
+            (train.as_path(), validation.as_deref().unwrap_or(paths[0]), test.as_deref().unwrap_or(paths[0]))
+        }
     };
     let map = LabelMap::from_training(&split_of(&report.train, train_path), &columns.label, num_labels)?;
     map.encode(&split_of(&report.train, train_path), &columns.label)?;
@@ -197,7 +222,10 @@ pub fn render(report: &DataReport, max_length: usize) -> String {
             s.lengths.keys().next_back().copied().unwrap_or(0)
         ));
         let t = s.truncated(max_length);
-        out.push_str(&format!("  truncated at --max-length {max_length}: {t} rows ({:.2}%)\n", 100.0 * t as f64 / s.rows as f64));
+        out.push_str(&format!(
+            "  truncated at --max-length {max_length}: {t} rows ({:.2}%)\n",
+            100.0 * t as f64 / s.rows as f64
+        ));
     }
     out
 }

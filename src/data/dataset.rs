@@ -38,7 +38,11 @@ impl DataSource {
         match self {
             DataSource::SplitColumn(p) => vec![p.as_path()],
             DataSource::Files { train, validation, test } => {
-                [Some(train), validation.as_ref(), test.as_ref()].into_iter().flatten().map(PathBuf::as_path).collect()
+                [Some(train), validation.as_ref(), test.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(PathBuf::as_path)
+                    .collect()
             }
         }
     }
@@ -98,7 +102,12 @@ fn wanted<'a>(columns: &'a Columns, split: bool) -> Wanted<'a> {
 
 fn example(r: super::table::Row, columns: &Columns, path: &Path) -> Result<Example> {
     if r.label.trim().is_empty() {
-        return Err(Error::DataRow { path: path.into(), row: r.row, column: columns.label.clone(), msg: "empty label".into() });
+        return Err(Error::DataRow {
+            path: path.into(),
+            row: r.row,
+            column: columns.label.clone(),
+            msg: "empty label".into(),
+        });
     }
     Ok(Example { row: r.row, text: r.text, text_pair: r.text_pair, label: r.label })
 }
@@ -130,7 +139,9 @@ pub fn read_dataset(source: &DataSource, columns: &Columns) -> Result<Dataset> {
     };
     if ds.train.examples.is_empty() {
         let msg = match source {
-            DataSource::SplitColumn(_) => format!("the train split is empty (no row has {}=train)", columns.split),
+            DataSource::SplitColumn(_) => {
+                format!("the train split is empty (no row has {}=train)", columns.split)
+            }
             DataSource::Files { .. } => "the train file has no data rows".to_string(),
         };
         return Err(Error::data(&ds.train.path, msg));
@@ -151,7 +162,8 @@ pub fn read_file(path: &Path, columns: &Columns) -> Result<SplitData> {
 /// Reads one file whose split column assigns each row to train, validation or test.
 pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset> {
     let empty = |p: &Path| SplitData { path: p.to_path_buf(), examples: Vec::new() };
-    let mut ds = Dataset { columns: columns.clone(), train: empty(path), validation: empty(path), test: empty(path) };
+    let mut ds =
+        Dataset { columns: columns.clone(), train: empty(path), validation: empty(path), test: empty(path) };
     let rows = for_each_row(path, &wanted(columns, true), |r| {
         let target = match Split::parse(&r.split) {
             Some(Split::Train) => &mut ds.train,
@@ -173,7 +185,10 @@ pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset>
         return Err(Error::data(path, "no data rows"));
     }
     if ds.train.examples.is_empty() {
-        return Err(Error::data(path, format!("the train split is empty (no row has {}=train)", columns.split)));
+        return Err(Error::data(
+            path,
+            format!("the train split is empty (no row has {}=train)", columns.split),
+        ));
     }
     Ok(ds)
 }

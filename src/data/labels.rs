@@ -2,9 +2,10 @@
 //!
 //! Integer labels are class ids themselves (the seed script's `torch.tensor(label)`); any other labels
 //! are names, sorted, and numbered in that order.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
-use super::dataset::SplitData;
+use super::dataset::{Example, SplitData};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,12 @@ impl LabelMap {
             for e in &train.examples {
                 let v: i64 = e.label.trim().parse().unwrap_or(-1);
                 if v < 0 {
-                    return Err(row_error(train, e.row, column, format!("label {v} is negative; class ids start at 0")));
+                    return Err(row_error(
+                        train,
+                        e.row,
+                        column,
+                        format!("label {v} is negative; class ids start at 0"),
+                    ));
                 }
                 max = max.max(v);
             }
@@ -67,30 +73,46 @@ impl LabelMap {
 
     /// Class ids of a split's examples; an unknown label is an error naming its row.
     pub fn encode(&self, split: &SplitData, column: &str) -> Result<Vec<i64>> {
-        split
-            .examples
+        split.examples.iter().map(|e| self.id(&e.label, &split.path, e.row, column)).collect()
+    }
+
+    /// The class id of one label; `path`, `row` and `column` name it in the error.
+    pub fn id(&self, label: &str, path: &Path, row: usize, column: &str) -> Result<i64> {
+        let v = label.trim();
+        let err = |msg: String| Error::DataRow { path: path.into(), row, column: column.into(), msg };
+        if self.integer {
+            match v.parse::<i64>() {
+                Ok(id) if (0..self.num_labels()).contains(&id) => Ok(id),
+                Ok(id) => Err(err(format!(
+                    "label {id} is outside 0..{} (num_labels {})",
+                    self.num_labels() - 1,
+                    self.num_labels()
+                ))),
+                Err(_) => Err(err(format!("label '{v}' is not an integer class id"))),
+            }
+        } else {
+            self.names
+                .binary_search_by(|n| n.as_str().cmp(v))
+                .map(|i| i as i64)
+                .map_err(|_| err(format!("label '{v}' does not occur in the train split")))
+        }
+    }
+}
+
+/// One example per distinct label, at the label's first row: enough to build and check a label
+/// map without holding the rows (streaming, check-data).
+pub fn distinct_labels(path: &Path, labels: &BTreeMap<String, (u64, usize)>) -> SplitData {
+    SplitData {
+        path: path.to_path_buf(),
+        examples: labels
             .iter()
-            .map(|e| {
-                let v = e.label.trim();
-                if self.integer {
-                    match v.parse::<i64>() {
-                        Ok(id) if (0..self.num_labels()).contains(&id) => Ok(id),
-                        Ok(id) => Err(row_error(
-                            split,
-                            e.row,
-                            column,
-                            format!("label {id} is outside 0..{} (num_labels {})", self.num_labels() - 1, self.num_labels()),
-                        )),
-                        Err(_) => Err(row_error(split, e.row, column, format!("label '{v}' is not an integer class id"))),
-                    }
-                } else {
-                    self.names
-                        .binary_search_by(|n| n.as_str().cmp(v))
-                        .map(|i| i as i64)
-                        .map_err(|_| row_error(split, e.row, column, format!("label '{v}' does not occur in the train split")))
-                }
+            .map(|(label, &(_, row))| Example {
+                row,
+                text: String::new(),
+                text_pair: None,
+                label: label.clone(),
             })
-            .collect()
+            .collect(),
     }
 }
 
@@ -109,7 +131,12 @@ mod tests {
             examples: labels
                 .iter()
                 .enumerate()
-                .map(|(i, l)| Example { row: i + 1, text: String::new(), text_pair: None, label: l.to_string() })
+                .map(|(i, l)| Example {
+                    row: i + 1,
+                    text: String::new(),
+                    text_pair: None,
+                    label: l.to_string(),
+                })
                 .collect(),
         }
     }
@@ -129,7 +156,8 @@ mod tests {
         assert_eq!(m.num_labels(), 4);
         let err = m.encode(&split(&["3", "4"]), "label").unwrap_err().to_string();
         assert!(err.contains("row 2") && err.contains("label 4"), "{err}");
-        let err = LabelMap::from_training(&split(&["0", "5"]), "label", Some(3)).and_then(|m| m.encode(&split(&["0", "5"]), "label"));
+        let err = LabelMap::from_training(&split(&["0", "5"]), "label", Some(3))
+            .and_then(|m| m.encode(&split(&["0", "5"]), "label"));
         assert!(err.is_err());
     }
 

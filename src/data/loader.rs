@@ -33,7 +33,8 @@ impl Prepared {
         let has_pairs = split.examples.iter().any(|e| e.text_pair.is_some());
         Ok(Prepared {
             texts: split.examples.iter().map(|e| e.text.clone()).collect(),
-            pairs: has_pairs.then(|| split.examples.iter().map(|e| e.text_pair.clone().unwrap_or_default()).collect()),
+            pairs: has_pairs
+                .then(|| split.examples.iter().map(|e| e.text_pair.clone().unwrap_or_default()).collect()),
             labels: labels.encode(split, column)?,
             rows: split.examples.iter().map(|e| e.row).collect(),
             encodings: (0..split.examples.len()).map(|_| OnceLock::new()).collect(),
@@ -57,8 +58,11 @@ impl Prepared {
             return;
         }
         let texts: Vec<&str> = missing.iter().map(|&i| self.texts[i].as_str()).collect();
-        let pairs: Option<Vec<&str>> = self.pairs.as_ref().map(|p| missing.iter().map(|&i| p[i].as_str()).collect());
-        for (i, e) in missing.into_iter().zip(tokenizer.encode_batch(&texts, pairs.as_deref(), self.max_length)) {
+        let pairs: Option<Vec<&str>> =
+            self.pairs.as_ref().map(|p| missing.iter().map(|&i| p[i].as_str()).collect());
+        for (i, e) in
+            missing.into_iter().zip(tokenizer.encode_batch(&texts, pairs.as_deref(), self.max_length))
+        {
             let _ = self.encodings[i].set(e);
         }
     }
@@ -93,10 +97,17 @@ pub struct LoaderSettings {
     pub prefetch: usize,
 }
 
-/// One batch on the CPU, with the indices of its examples.
+/// One batch on the CPU, with the data rows (1-based) of its examples.
 pub struct LoadedBatch {
     pub batch: Batch,
-    pub indices: Vec<usize>,
+    pub rows: Vec<usize>,
+}
+
+/// One pass of batches, however they are made (in memory or streamed from the file).
+pub trait EpochBatches: Iterator<Item = Result<LoadedBatch>> {
+    /// Ends the pass and returns the time the consumer waited for batches. An error if the
+    /// producer died before making every batch (stopping early, as --max-steps does, is fine).
+    fn finish(self: Box<Self>, stopped_early: bool) -> Result<Duration>;
 }
 
 /// Yields the given batches in order, made on a background thread.
@@ -110,17 +121,24 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub fn spawn(set: Arc<Prepared>, tokenizer: Arc<BertTokenizer>, batches: Vec<Vec<usize>>, s: LoaderSettings) -> Result<Self> {
+    pub fn spawn(
+        set: Arc<Prepared>,
+        tokenizer: Arc<BertTokenizer>,
+        batches: Vec<Vec<usize>>,
+        s: LoaderSettings,
+    ) -> Result<Self> {
         let expected = batches.len();
         let (tx, rx) = sync_channel(s.prefetch.max(1));
         let worker = std::thread::Builder::new()
             .name("bertfit-loader".into())
             .spawn(move || {
                 for indices in batches {
-                    let encodings: Vec<&Encoding> = indices.iter().map(|&i| set.encoding(i, &tokenizer)).collect();
+                    let encodings: Vec<&Encoding> =
+                        indices.iter().map(|&i| set.encoding(i, &tokenizer)).collect();
                     let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i]).collect();
                     let batch = collate(&encodings, &labels, s.padding, s.max_length, s.pad_id, Device::Cpu);
-                    if tx.send(LoadedBatch { batch, indices }).is_err() {
+                    let rows = indices.iter().map(|&i| set.rows[i]).collect();
+                    if tx.send(LoadedBatch { batch, rows }).is_err() {
                         return; // the consumer stopped early (an error, or --max-steps)
                     }
                 }
@@ -128,10 +146,10 @@ impl Loader {
             .map_err(|e| Error::Runtime(format!("cannot start the data loader thread: {e}")))?;
         Ok(Loader { rx: Some(rx), worker: Some(worker), waited: Duration::ZERO, expected, received: 0 })
     }
+}
 
-    /// Ends the pass: an error if the loader thread died before making every batch it was asked
-    /// for (a consumer that stops early, as with --max-steps, is fine).
-    pub fn finish(mut self, stopped_early: bool) -> Result<Duration> {
+impl EpochBatches for Loader {
+    fn finish(mut self: Box<Self>, stopped_early: bool) -> Result<Duration> {
         self.rx = None;
         let panicked = self.worker.take().map(|w| w.join().is_err()).unwrap_or(false);
         if panicked || (!stopped_early && self.received < self.expected) {
@@ -145,14 +163,14 @@ impl Loader {
 }
 
 impl Iterator for Loader {
-    type Item = LoadedBatch;
+    type Item = Result<LoadedBatch>;
 
-    fn next(&mut self) -> Option<LoadedBatch> {
+    fn next(&mut self) -> Option<Result<LoadedBatch>> {
         let started = Instant::now();
         let item = self.rx.as_ref()?.recv().ok();
         self.waited += started.elapsed();
         self.received += item.is_some() as usize;
-        item
+        item.map(Ok)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod labels;
 pub mod loader;
 pub mod parquet;
 pub mod sampler;
+pub mod stream;
 pub mod table;
 pub mod token_cache;
 pub mod tokenize;

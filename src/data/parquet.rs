@@ -44,7 +44,11 @@ pub fn schema(path: &Path) -> Result<SchemaRef> {
 /// `batch_rows` rows (0 counts as 1), in file order; the batches' columns are in the order of
 /// `columns`. Each item is a batch or an error naming file and row group; after an error the
 /// iterator ends.
-pub fn batches(path: &Path, columns: &[String], batch_rows: usize) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+pub fn batches(
+    path: &Path,
+    columns: &[String],
+    batch_rows: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
     let (file, meta) = open(path)?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let schema = meta.schema().clone();
@@ -69,8 +73,9 @@ pub fn batches(path: &Path, columns: &[String], batch_rows: usize) -> Result<imp
     let mut groups = Vec::with_capacity(meta.metadata().num_row_groups());
     let mut first_row = 1usize;
     for (i, rg) in meta.metadata().row_groups().iter().enumerate() {
-        let num_rows = usize::try_from(rg.num_rows())
-            .map_err(|_| Error::data(path, format!("corrupt footer: row group {i} has {} rows", rg.num_rows())))?;
+        let num_rows = usize::try_from(rg.num_rows()).map_err(|_| {
+            Error::data(path, format!("corrupt footer: row group {i} has {} rows", rg.num_rows()))
+        })?;
         groups.push(Group { first_row, num_rows });
         first_row = first_row.saturating_add(num_rows);
     }
@@ -93,7 +98,8 @@ pub fn batches(path: &Path, columns: &[String], batch_rows: usize) -> Result<imp
 /// Opens the file and parses the footer (schema, row groups, column chunk offsets).
 fn open(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let loaded = catch_unwind(AssertUnwindSafe(|| ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())));
+    let loaded =
+        catch_unwind(AssertUnwindSafe(|| ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())));
     match loaded {
         Ok(Ok(meta)) => Ok((file, meta)),
         Ok(Err(e)) => Err(Error::data(path, format!("not a Parquet file or truncated ({e})"))),
@@ -209,7 +215,10 @@ impl Batches {
                         return Some(Err(self.error(
                             group,
                             0,
-                            format!("corrupt file: decoded {rows} rows, the footer says {}", self.groups[group].num_rows),
+                            format!(
+                                "corrupt file: decoded {rows} rows, the footer says {}",
+                                self.groups[group].num_rows
+                            ),
                         )));
                     }
                     if let Some(cur) = self.current.as_mut() {
@@ -223,13 +232,20 @@ impl Batches {
                         return Some(Err(self.error(
                             group,
                             rows,
-                            format!("corrupt file: decoded {rows} rows, the footer says {}", self.groups[group].num_rows),
+                            format!(
+                                "corrupt file: decoded {rows} rows, the footer says {}",
+                                self.groups[group].num_rows
+                            ),
                         )));
                     }
                     self.current = None;
                 }
                 Err(panic) => {
-                    return Some(Err(self.error(group, rows, format!("corrupt data ({})", panic_message(&*panic)))))
+                    return Some(Err(self.error(
+                        group,
+                        rows,
+                        format!("corrupt data ({})", panic_message(&*panic)),
+                    )))
                 }
             }
         }

@@ -40,7 +40,9 @@ pub fn group_by_length(order: &[usize], lengths: &[usize], batch_size: usize) ->
             m
         })
         .collect();
-    if let Some(max_idx) = (0..megabatches.len()).max_by_key(|&k| (lengths[megabatches[k][0]], std::cmp::Reverse(k))) {
+    if let Some(max_idx) =
+        (0..megabatches.len()).max_by_key(|&k| (lengths[megabatches[k][0]], std::cmp::Reverse(k)))
+    {
         let first = megabatches[0][0];
         megabatches[0][0] = megabatches[max_idx][0];
         megabatches[max_idx][0] = first;

@@ -41,7 +41,11 @@ pub struct Wanted<'a> {
 
 impl Wanted<'_> {
     fn names(&self) -> Vec<String> {
-        [self.text, self.text_pair, self.label, self.split].into_iter().flatten().map(str::to_string).collect()
+        [self.text, self.text_pair, self.label, self.split]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -60,7 +64,11 @@ pub struct Row {
 pub fn columns(path: &Path) -> Result<Vec<(String, DataType)>> {
     match format_of(path)? {
         Format::Csv => Ok(csv::header(path)?.into_iter().map(|n| (n, DataType::Utf8)).collect()),
-        Format::Parquet => Ok(parquet::schema(path)?.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()),
+        Format::Parquet => Ok(parquet::schema(path)?
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()),
     }
 }
 
@@ -95,8 +103,10 @@ fn check_columns(path: &Path, wanted: &Wanted, have: &[(String, DataType)]) -> R
 
 /// The column as UTF-8 strings (integers become their decimal form).
 fn as_strings(path: &Path, batch: &RecordBatch, name: &str) -> Result<StringArray> {
-    let col: &ArrayRef = batch.column_by_name(name).ok_or_else(|| Error::data(path, format!("no column '{name}'")))?;
-    let cast = arrow_cast::cast(col, &DataType::Utf8).map_err(|e| Error::data(path, format!("column '{name}': {e}")))?;
+    let col: &ArrayRef =
+        batch.column_by_name(name).ok_or_else(|| Error::data(path, format!("no column '{name}'")))?;
+    let cast = arrow_cast::cast(col, &DataType::Utf8)
+        .map_err(|e| Error::data(path, format!("column '{name}': {e}")))?;
     cast.as_any()
         .downcast_ref::<StringArray>()
         .cloned()
@@ -117,8 +127,11 @@ pub fn for_each_row(path: &Path, wanted: &Wanted, mut f: impl FnMut(Row) -> Resu
     let mut row = 0usize;
     for batch in batches {
         let batch = batch?;
-        let get = |name: Option<&str>| name.map(|n| as_strings(path, &batch, n).map(|a| (n.to_string(), a))).transpose();
-        let (text, pair, label, split) = (get(wanted.text)?, get(wanted.text_pair)?, get(wanted.label)?, get(wanted.split)?);
+        let get = |name: Option<&str>| {
+            name.map(|n| as_strings(path, &batch, n).map(|a| (n.to_string(), a))).transpose()
+        };
+        let (text, pair, label, split) =
+            (get(wanted.text)?, get(wanted.text_pair)?, get(wanted.label)?, get(wanted.split)?);
         for i in 0..batch.num_rows() {
             row += 1;
             let cell = |col: &Option<(String, StringArray)>, empty_ok: bool| -> Result<Option<String>> {
@@ -128,7 +141,12 @@ pub fn for_each_row(path: &Path, wanted: &Wanted, mut f: impl FnMut(Row) -> Resu
                         return Ok(Some(String::new()));
                     }
                     let msg = if null_text_is_empty { "empty value" } else { "null value" };
-                    return Err(Error::DataRow { path: path.into(), row, column: name.clone(), msg: msg.into() });
+                    return Err(Error::DataRow {
+                        path: path.into(),
+                        row,
+                        column: name.clone(),
+                        msg: msg.into(),
+                    });
                 }
                 Ok(Some(a.value(i).to_string()))
             };

@@ -30,7 +30,13 @@ fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<()> {
 }
 
 /// The cache entry for this data, tokenizer and max length.
-pub fn entry_path(dir: &Path, source: &DataSource, columns: &Columns, tokenizer: &BertTokenizer, max_length: usize) -> Result<PathBuf> {
+pub fn entry_path(
+    dir: &Path,
+    source: &DataSource,
+    columns: &Columns,
+    tokenizer: &BertTokenizer,
+    max_length: usize,
+) -> Result<PathBuf> {
     let mut h = Sha256::new();
     h.update(b"bertfit token cache v1\0");
     h.update(format!("{source:?}\0{columns:?}\0{max_length}\0").as_bytes());
@@ -145,7 +151,9 @@ fn read(path: &Path) -> Result<Vec<Vec<Encoding>>> {
         }
         let ids = c.take(tokens.checked_mul(4).unwrap_or(usize::MAX))?;
         let types = c.take(tokens)?;
-        let id = |k: usize| u32::from_le_bytes([ids[4 * k], ids[4 * k + 1], ids[4 * k + 2], ids[4 * k + 3]]) as i64;
+        let id = |k: usize| {
+            u32::from_le_bytes([ids[4 * k], ids[4 * k + 1], ids[4 * k + 2], ids[4 * k + 3]]) as i64
+        };
         sets.push(
             offsets
                 .windows(2)

@@ -77,7 +77,8 @@ impl Default for BertConfig {
 }
 
 /// Activations HF's ACT2FN offers that a BERT checkpoint uses.
-pub const SUPPORTED_ACTIVATIONS: &[&str] = &["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"];
+pub const SUPPORTED_ACTIVATIONS: &[&str] =
+    &["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"];
 
 impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -140,7 +141,10 @@ impl BertConfig {
             }
         }
         if !(self.pad_token_id >= 0 && self.pad_token_id < self.vocab_size) {
-            return Err(Error::config(path, format!("key 'pad_token_id' {} is outside the vocabulary", self.pad_token_id)));
+            return Err(Error::config(
+                path,
+                format!("key 'pad_token_id' {} is outside the vocabulary", self.pad_token_id),
+            ));
         }
         self.labels().map_err(|msg| Error::config(path, msg))?;
         Ok(())

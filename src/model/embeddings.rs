@@ -30,7 +30,12 @@ impl BertEmbeddings {
                 cfg.hidden_size,
                 None,
             ),
-            token_type_embeddings: Embedding::new(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, None),
+            token_type_embeddings: Embedding::new(
+                &p / "token_type_embeddings",
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                None,
+            ),
             layer_norm: LayerNorm::new(&p / "LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
             dropout: cfg.hidden_dropout_prob,
         }

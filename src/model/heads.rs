@@ -25,7 +25,13 @@ impl BertForSequenceClassification {
     }
 
     /// Returns logits (B, num_labels).
-    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let outputs = self.bert.forward_t(input_ids, attention_mask, token_type_ids, train);
         let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
         self.classifier.forward(&pooled_output)

@@ -15,7 +15,10 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(p: Path, in_features: i64, out_features: i64) -> Self {
-        Linear { weight: p.zeros("weight", &[out_features, in_features]), bias: p.zeros("bias", &[out_features]) }
+        Linear {
+            weight: p.zeros("weight", &[out_features, in_features]),
+            bias: p.zeros("bias", &[out_features]),
+        }
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
@@ -51,7 +54,10 @@ pub struct Embedding {
 
 impl Embedding {
     pub fn new(p: Path, num_embeddings: i64, dim: i64, padding_idx: Option<i64>) -> Self {
-        Embedding { weight: p.zeros("weight", &[num_embeddings, dim]), padding_idx: padding_idx.unwrap_or(-1) }
+        Embedding {
+            weight: p.zeros("weight", &[num_embeddings, dim]),
+            padding_idx: padding_idx.unwrap_or(-1),
+        }
     }
 
     pub fn forward(&self, ids: &Tensor) -> Tensor {

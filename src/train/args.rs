@@ -40,6 +40,10 @@ pub struct TrainArgs {
     pub group_by_length: bool,
     /// Batches prepared ahead of the training step on the loader thread.
     pub prefetch: usize,
+    /// Stream the data from its files every epoch instead of holding it in memory.
+    pub streaming: bool,
+    /// Examples in the streaming shuffle buffer.
+    pub shuffle_buffer: usize,
     /// Folder of the on-disk tokenized cache, if any.
     pub token_cache: Option<PathBuf>,
     /// Replace an output folder that already holds a model.
@@ -86,10 +90,16 @@ impl TrainArgs {
             return Err(Error::usage("--batch-size", "must be at least 1"));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::usage("--learning-rate", format!("must be a positive number, got {}", self.learning_rate)));
+            return Err(Error::usage(
+                "--learning-rate",
+                format!("must be a positive number, got {}", self.learning_rate),
+            ));
         }
         if self.max_length < 2 {
             return Err(Error::usage("--max-length", "must be at least 2 ([CLS] and [SEP])"));
+        }
+        if self.text_pair_column.is_some() && self.max_length < 3 {
+            return Err(Error::usage("--max-length", "must be at least 3 for sentence pairs ([CLS] and two [SEP])"));
         }
         if let Some(n) = self.num_labels {
             if n < 2 {
@@ -107,6 +117,22 @@ impl TrainArgs {
                 "--reproduce-pytorch",
                 "--group-by-length changes the batch order PyTorch's DataLoader makes; drop one of them",
             ));
+        }
+        if self.reproduce_pytorch && self.streaming {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "--streaming shuffles through a buffer, not in PyTorch's DataLoader order; drop one of them",
+            ));
+        }
+        if self.streaming && (self.group_by_length || self.token_cache.is_some()) {
+            let flag = if self.group_by_length { "--group-by-length" } else { "--token-cache" };
+            return Err(Error::usage(
+                flag,
+                "needs the data in memory; it cannot be combined with --streaming",
+            ));
+        }
+        if self.streaming && self.shuffle_buffer == 0 {
+            return Err(Error::usage("--shuffle-buffer", "must be at least 1"));
         }
         if self.prefetch == 0 {
             return Err(Error::usage("--prefetch", "must be at least 1"));

@@ -38,7 +38,12 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     pub fn create(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
         Ok(MetricsLog { path: path.to_path_buf(), file })
     }
 

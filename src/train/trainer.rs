@@ -10,14 +10,16 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::nn::{self, OptimizerConfig};
+use tch::Device;
 
 use super::args::TrainArgs;
 use super::metrics::{accuracy, EpochRecord, MetricsLog, StepRecord};
 use crate::data::batch::Batch;
-use crate::data::dataset::read_dataset;
+use crate::data::dataset::{read_dataset, Columns, DataSource, Split};
 use crate::data::labels::LabelMap;
-use crate::data::loader::{Loader, LoaderSettings, Prepared};
-use crate::data::sampler::{epoch_order, group_by_length};
+use crate::data::loader::{EpochBatches, Loader, LoaderSettings, Prepared};
+use crate::data::sampler::{draw_int64_seed, epoch_order, group_by_length};
+use crate::data::stream::{self, Scan, StreamLoader, StreamSpec};
 use crate::data::token_cache;
 use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
@@ -58,21 +60,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     if args.max_length as i64 > config.max_position_embeddings {
         return Err(Error::usage(
             "--max-length",
-            format!("{} exceeds the model's max_position_embeddings ({})", args.max_length, config.max_position_embeddings),
+            format!(
+                "{} exceeds the model's max_position_embeddings ({})",
+                args.max_length, config.max_position_embeddings
+            ),
         ));
     }
 
     let columns = args.columns();
-    let dataset = read_dataset(&args.data, &columns)?;
-    let labels = LabelMap::from_training(&dataset.train, &columns.label, args.num_labels)?;
-    let train_set = Arc::new(Prepared::new(&dataset.train, &labels, &columns.label, args.max_length)?);
-    let val_set = Arc::new(Prepared::new(&dataset.validation, &labels, &columns.label, args.max_length)?);
-    drop(dataset);
-    config.set_labels(&labels.names);
-    if let Some(dir) = &args.token_cache {
-        token_cache::fill(dir, &args.data, &columns, &tokenizer, args.max_length, &[&train_set, &val_set])?;
-    }
-    let lengths = args.group_by_length.then(|| train_set.lengths(&tokenizer));
+    let data = Data::open(args, &columns, &tokenizer)?;
+    config.set_labels(&data.labels().names);
 
     prepare_output(&args.output_dir, args.overwrite)?;
     let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
@@ -96,22 +93,20 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         pad_id: tokenizer.pad_token_id(),
         prefetch: args.prefetch,
     };
-    let mut summary = TrainSummary { epochs: Vec::new(), newly_initialized: report.newly_initialized.clone() };
+    let mut summary =
+        TrainSummary { epochs: Vec::new(), newly_initialized: report.newly_initialized.clone() };
     let mut step = 0usize;
     for epoch in 1..=args.epochs {
         let started = Instant::now();
-        let mut order = epoch_order(train_set.len(), args.shuffle);
-        if let Some(lengths) = &lengths {
-            order = group_by_length(&order, lengths, args.batch_size);
-        }
-        let batches: Vec<Vec<usize>> = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
-        let progress = progress_bar(batches.len(), epoch);
-        let mut loader = Loader::spawn(train_set.clone(), tokenizer.clone(), batches, settings)?;
+        let mut batches = data.train_batches(args, &tokenizer, settings)?;
+        let progress = progress_bar(data.train_len().div_ceil(args.batch_size), epoch);
         let (mut total_loss, mut steps_done, mut samples) = (0.0, 0usize, 0usize);
         let mut stopped = false;
-        for loaded in loader.by_ref() {
+        for loaded in batches.by_ref() {
+            let loaded = loaded?;
             let batch = loaded.batch.to_device(args.device);
-            let logits = model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true);
+            let logits =
+                model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true);
             let loss = cross_entropy(&logits, &batch.labels);
             opt.zero_grad();
             loss.backward();
@@ -119,32 +114,38 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
             let loss = loss.double_value(&[]);
             step += 1;
             steps_done += 1;
-            samples += loaded.indices.len();
+            samples += loaded.rows.len();
             if !loss.is_finite() {
                 return Err(Error::usage(
                     "--learning-rate",
-                    format!("the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate"),
+                    format!(
+                        "the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate"
+                    ),
                 ));
             }
             total_loss += loss;
             progress.set_message(format!("loss {loss:.4}"));
             progress.inc(1);
-            let rows = loaded.indices.iter().map(|&i| train_set.rows[i]).collect();
-            log.write(&StepRecord { kind: "step", epoch, step, loss, rows })?;
+            log.write(&StepRecord { kind: "step", epoch, step, loss, rows: loaded.rows })?;
             if args.max_steps.is_some_and(|m| step >= m) {
                 stopped = true;
                 break;
             }
         }
-        let waited = loader.finish(stopped)?.as_secs_f64();
+        let waited = batches.finish(stopped)?.as_secs_f64();
         progress.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
         let mean_loss = total_loss / steps_done.max(1) as f64;
         println!("Epoch {epoch}, Loss: {mean_loss:.4}");
-        let val_accuracy = if val_set.is_empty() {
+        let val_accuracy = if data.validation_len() == 0 {
             None
         } else {
-            let acc = evaluate(&model, &val_set, &tokenizer, args, settings)?;
+            let acc = evaluate(
+                &model,
+                data.validation_batches(args, &tokenizer, settings)?,
+                data.validation_len(),
+                args.device,
+            )?;
             println!("Validation Accuracy: {acc:.2}%");
             Some(acc)
         };
@@ -173,34 +174,157 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
 /// A step counter on stderr; indicatif draws nothing when stderr is not a terminal (logs, CI).
 fn progress_bar(steps: usize, epoch: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg} ({eta} left)") {
+    if let Ok(style) =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg} ({eta} left)")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(epoch.to_string());
     bar
 }
 
-/// Validation accuracy in eval mode (no dropout, no gradients), batches in file order, drawn like
-/// an unshuffled PyTorch DataLoader (which still draws its base seed).
+/// Validation accuracy in eval mode (no dropout, no gradients), batches in file order.
 fn evaluate(
     model: &BertForSequenceClassification,
-    set: &Arc<Prepared>,
-    tokenizer: &Arc<BertTokenizer>,
-    args: &TrainArgs,
-    settings: LoaderSettings,
+    mut batches: Box<dyn EpochBatches>,
+    total: usize,
+    device: Device,
 ) -> Result<f64> {
-    let order = epoch_order(set.len(), false);
-    let batches: Vec<Vec<usize>> = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
-    let mut loader = Loader::spawn(set.clone(), tokenizer.clone(), batches, settings)?;
     let mut correct = 0usize;
-    tch::no_grad(|| {
-        for loaded in loader.by_ref() {
-            let batch: Batch = loaded.batch.to_device(args.device);
-            let logits = model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
+    let mut seen = 0usize;
+    tch::no_grad(|| -> Result<()> {
+        for loaded in batches.by_ref() {
+            let batch: Batch = loaded?.batch.to_device(device);
+            let logits =
+                model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
             let predictions = logits.argmax(-1, false);
             correct += predictions.eq_tensor(&batch.labels).sum(tch::Kind::Int64).int64_value(&[]) as usize;
+            seen += batch.size();
         }
-    });
-    loader.finish(false)?;
-    Ok(accuracy(correct, set.len()))
+        Ok(())
+    })?;
+    batches.finish(false)?;
+    if seen != total {
+        return Err(Error::Runtime(format!("validation saw {seen} of {total} rows")));
+    }
+    Ok(accuracy(correct, total))
+}
+
+/// The training data, held in memory (exact PyTorch order) or streamed from the files.
+enum Data {
+    InMemory {
+        labels: LabelMap,
+        train: Arc<Prepared>,
+        validation: Arc<Prepared>,
+        lengths: Option<Vec<usize>>,
+    },
+    Streaming {
+        scan: Scan,
+        labels: Arc<LabelMap>,
+        source: DataSource,
+        columns: Columns,
+    },
+}
+
+impl Data {
+    fn open(args: &TrainArgs, columns: &Columns, tokenizer: &BertTokenizer) -> Result<Data> {
+        if args.streaming {
+            let scan = stream::scan(&args.data, columns, args.num_labels)?;
+            return Ok(Data::Streaming {
+                labels: Arc::new(scan.labels.clone()),
+                scan,
+                source: args.data.clone(),
+                columns: columns.clone(),
+            });
+        }
+        let dataset = read_dataset(&args.data, columns)?;
+        let labels = LabelMap::from_training(&dataset.train, &columns.label, args.num_labels)?;
+        let train = Arc::new(Prepared::new(&dataset.train, &labels, &columns.label, args.max_length)?);
+        let validation =
+            Arc::new(Prepared::new(&dataset.validation, &labels, &columns.label, args.max_length)?);
+        if let Some(dir) = &args.token_cache {
+            token_cache::fill(dir, &args.data, columns, tokenizer, args.max_length, &[&train, &validation])?;
+        }
+        let lengths = args.group_by_length.then(|| train.lengths(tokenizer));
+        Ok(Data::InMemory { labels, train, validation, lengths })
+    }
+
+    fn labels(&self) -> &LabelMap {
+        match self {
+            Data::InMemory { labels, .. } => labels,
+            Data::Streaming { labels, .. } => labels,
+        }
+    }
+
+    fn train_len(&self) -> usize {
+        match self {
+            Data::InMemory { train, .. } => train.len(),
+            Data::Streaming { scan, .. } => scan.train_rows,
+        }
+    }
+
+    fn validation_len(&self) -> usize {
+        match self {
+            Data::InMemory { validation, .. } => validation.len(),
+            Data::Streaming { scan, .. } => scan.validation_rows,
+        }
+    }
+
+    /// One epoch's training batches. The order is drawn here, on the training thread, so the
+    /// random stream stays PyTorch's.
+    fn train_batches(
+        &self,
+        args: &TrainArgs,
+        tokenizer: &Arc<BertTokenizer>,
+        settings: LoaderSettings,
+    ) -> Result<Box<dyn EpochBatches>> {
+        match self {
+            Data::InMemory { train, lengths, .. } => {
+                let mut order = epoch_order(train.len(), args.shuffle);
+                if let Some(lengths) = lengths {
+                    order = group_by_length(&order, lengths, args.batch_size);
+                }
+                let batches = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
+                Ok(Box::new(Loader::spawn(train.clone(), tokenizer.clone(), batches, settings)?))
+            }
+            Data::Streaming { labels, source, columns, .. } => {
+                let shuffle = args.shuffle.then(|| (draw_int64_seed() as u64, args.shuffle_buffer));
+                let spec = StreamSpec {
+                    source: source.clone(),
+                    columns: columns.clone(),
+                    split: Split::Train,
+                    batch_size: args.batch_size,
+                    shuffle,
+                };
+                Ok(Box::new(StreamLoader::spawn(spec, tokenizer.clone(), labels.clone(), settings)?))
+            }
+        }
+    }
+
+    /// Validation batches in file order (drawn like an unshuffled PyTorch DataLoader, which still
+    /// draws its base seed).
+    fn validation_batches(
+        &self,
+        args: &TrainArgs,
+        tokenizer: &Arc<BertTokenizer>,
+        settings: LoaderSettings,
+    ) -> Result<Box<dyn EpochBatches>> {
+        match self {
+            Data::InMemory { validation, .. } => {
+                let order = epoch_order(validation.len(), false);
+                let batches = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
+                Ok(Box::new(Loader::spawn(validation.clone(), tokenizer.clone(), batches, settings)?))
+            }
+            Data::Streaming { labels, source, columns, .. } => {
+                let spec = StreamSpec {
+                    source: source.clone(),
+                    columns: columns.clone(),
+                    split: Split::Validation,
+                    batch_size: args.batch_size,
+                    shuffle: None,
+                };
+                Ok(Box::new(StreamLoader::spawn(spec, tokenizer.clone(), labels.clone(), settings)?))
+            }
+        }
+    }
 }

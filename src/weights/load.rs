@@ -25,16 +25,16 @@ pub struct LoadReport {
 
 pub fn read_checkpoint(file: &WeightsFile) -> Result<Vec<(String, Tensor)>> {
     match file {
-        WeightsFile::Safetensors(path) => {
-            Tensor::read_safetensors(path).map_err(|e| Error::weights(path, format!("cannot read safetensors: {e}")))
-        }
+        WeightsFile::Safetensors(path) => Tensor::read_safetensors(path)
+            .map_err(|e| Error::weights(path, format!("cannot read safetensors: {e}"))),
         WeightsFile::PytorchBin(path) => read_pytorch_checkpoint(path),
     }
 }
 
 /// The name a checkpoint key has in BertForSequenceClassification, or `None` if it is to be ignored.
 fn hf_name(key: &str, has_bert_prefix: bool) -> Option<String> {
-    if key.starts_with("cls.") || key.ends_with("position_ids") || key.ends_with("embeddings.token_type_ids") {
+    if key.starts_with("cls.") || key.ends_with("position_ids") || key.ends_with("embeddings.token_type_ids")
+    {
         return None;
     }
     // Old TF-converted checkpoints name LayerNorm parameters gamma/beta (HF renames them on load).
@@ -53,7 +53,11 @@ fn hf_name(key: &str, has_bert_prefix: bool) -> Option<String> {
 }
 
 /// Fills `variables` (the VarStore's, named as HF's state dict) from `file`.
-pub fn load_pretrained(variables: &HashMap<String, Tensor>, cfg: &BertConfig, file: &WeightsFile) -> Result<LoadReport> {
+pub fn load_pretrained(
+    variables: &HashMap<String, Tensor>,
+    cfg: &BertConfig,
+    file: &WeightsFile,
+) -> Result<LoadReport> {
     let path = file.path();
     let tensors = read_checkpoint(file)?;
     let has_bert_prefix = tensors.iter().any(|(k, _)| k.starts_with("bert."));
@@ -72,17 +76,27 @@ pub fn load_pretrained(variables: &HashMap<String, Tensor>, cfg: &BertConfig, fi
         };
         if src.size() != dst.size() {
             let model_name = if name == *key { String::new() } else { format!(" ('{name}')") };
-            mismatched.push(format!("'{key}'{model_name}: checkpoint {:?}, model {:?}", src.size(), dst.size()));
+            mismatched.push(format!(
+                "'{key}'{model_name}: checkpoint {:?}, model {:?}",
+                src.size(),
+                dst.size()
+            ));
             continue;
         }
         if !src.is_floating_point() {
-            return Err(Error::weights(path, format!("tensor '{key}' is {:?}, expected floating point", src.kind())));
+            return Err(Error::weights(
+                path,
+                format!("tensor '{key}' is {:?}, expected floating point", src.kind()),
+            ));
         }
         report.checkpoint_dtype.get_or_insert(src.kind());
         // copy_ casts to the variable's fp32: an fp16 checkpoint still trains with fp32 master weights.
         tch::no_grad(|| dst.shallow_clone().copy_(src));
         if !loaded.insert(name.clone()) {
-            return Err(Error::weights(path, format!("tensor '{key}' maps to '{name}', which is already loaded")));
+            return Err(Error::weights(
+                path,
+                format!("tensor '{key}' maps to '{name}', which is already loaded"),
+            ));
         }
     }
     mismatched.sort();
@@ -105,7 +119,8 @@ pub fn load_pretrained(variables: &HashMap<String, Tensor>, cfg: &BertConfig, fi
     }
     let mut missing: Vec<String> = variables.keys().filter(|k| !loaded.contains(*k)).cloned().collect();
     missing.sort();
-    let not_allowed: Vec<String> = missing.iter().filter(|k| !k.starts_with(CLASSIFIER_PREFIX)).cloned().collect();
+    let not_allowed: Vec<String> =
+        missing.iter().filter(|k| !k.starts_with(CLASSIFIER_PREFIX)).cloned().collect();
     if !not_allowed.is_empty() {
         return Err(Error::weights(
             path,

@@ -68,13 +68,17 @@ fn read_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>> {
     let pickles: Vec<String> = zip
         .file_names()
         .filter_map(|name| name.ok())
-        .filter(|name| name.strip_suffix("/data.pkl").is_some_and(|dir| !dir.is_empty() && !dir.contains('/')))
+        .filter(|name| {
+            name.strip_suffix("/data.pkl").is_some_and(|dir| !dir.is_empty() && !dir.contains('/'))
+        })
         .map(|name| name.into_owned())
         .collect();
     let pkl_name = match pickles.as_slice() {
         [one] => one.clone(),
         [] => return Err(bad("zip archive without <folder>/data.pkl: not a torch.save checkpoint".into())),
-        many => return Err(bad(format!("zip archive with several data.pkl ({}): ambiguous", many.join(", ")))),
+        many => {
+            return Err(bad(format!("zip archive with several data.pkl ({}): ambiguous", many.join(", "))))
+        }
     };
     let dir = pkl_name.trim_end_matches("/data.pkl").to_string();
 
@@ -87,7 +91,10 @@ fn read_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>> {
             b"little" => false,
             b"big" => true,
             other => {
-                return Err(bad(format!("{byteorder_name}: unknown byte order '{}'", String::from_utf8_lossy(other))))
+                return Err(bad(format!(
+                    "{byteorder_name}: unknown byte order '{}'",
+                    String::from_utf8_lossy(other)
+                )))
             }
         },
     };
@@ -117,7 +124,10 @@ fn read_entry<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, expected: Opt
         None => entry.size(),
     };
     // `take` bounds what a lying header can make us read; the zip reader checks the CRC at the end.
-    entry.take(limit).read_to_end(&mut buf).map_err(|e| format!("zip entry {name}: {e} (truncated or corrupt?)"))?;
+    entry
+        .take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("zip entry {name}: {e} (truncated or corrupt?)"))?;
     if buf.len() as u64 != limit {
         return Err(format!("zip entry {name}: {} of {limit} bytes (truncated?)", buf.len()));
     }
@@ -137,7 +147,9 @@ fn read_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let (version, pos) = unpickle(bytes, pos, "the file, in the version pickle").map_err(bad)?;
     match version.root() {
         Obj::Int(LEGACY_PROTOCOL) => {}
-        Obj::Int(v) => return Err(bad(format!("legacy format version {v}, only {LEGACY_PROTOCOL} is known"))),
+        Obj::Int(v) => {
+            return Err(bad(format!("legacy format version {v}, only {LEGACY_PROTOCOL} is known")))
+        }
         other => return Err(bad(format!("legacy format version is {}, not an int", other.type_name()))),
     }
     // sys_info records the writer's type sizes and byte order; storages are little-endian regardless.
@@ -155,10 +167,9 @@ fn read_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     // The storages follow in the listed order: find each one's bytes now, build tensors later.
     let mut ranges: HashMap<String, std::ops::Range<usize>> = HashMap::new();
     for key in keys {
-        let decl = *pickle
-            .storages
-            .get(&key)
-            .ok_or_else(|| bad(format!("storage '{}' is listed but no tensor of the pickle uses it", shown(&key))))?;
+        let decl = *pickle.storages.get(&key).ok_or_else(|| {
+            bad(format!("storage '{}' is listed but no tensor of the pickle uses it", shown(&key)))
+        })?;
         let count = bytes
             .get(pos..pos.saturating_add(8))
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -197,8 +208,10 @@ fn read_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     // Legacy storages are written little-endian whatever the writing machine was.
     let swap = cfg!(target_endian = "big");
     materialize(path, &entries, |key, decl| {
-        let range = ranges.get(key).ok_or_else(|| format!("storage '{}' has no data in the file", shown(key)))?;
-        storage_tensor(&bytes[range.clone()], decl, swap).map_err(|e| format!("storage '{}': {e}", shown(key)))
+        let range =
+            ranges.get(key).ok_or_else(|| format!("storage '{}' has no data in the file", shown(key)))?;
+        storage_tensor(&bytes[range.clone()], decl, swap)
+            .map_err(|e| format!("storage '{}': {e}", shown(key)))
     })
 }
 
@@ -243,14 +256,18 @@ struct TensorRef {
 /// Picks the state dict out of the unpickled root: the root itself, or the dict under `state_dict`/`model`.
 fn state_dict_entries(p: &Pickle) -> Res<Vec<(String, TensorRef)>> {
     let Obj::Dict(root) = p.root() else {
-        return Err(format!("the checkpoint holds {}, not a state dict (a dict of tensors)", p.root().type_name()));
+        return Err(format!(
+            "the checkpoint holds {}, not a state dict (a dict of tensors)",
+            p.root().type_name()
+        ));
     };
     let non_tensors = match tensor_entries(p, root) {
         Ok(entries) => return Ok(entries),
         Err(non_tensors) => non_tensors,
     };
     for wrapper in ["state_dict", "model"] {
-        if let Some(&(_, value)) = root.items.iter().find(|&&(k, _)| matches!(&p.objs[k], Obj::Str(s) if s == wrapper))
+        if let Some(&(_, value)) =
+            root.items.iter().find(|&&(k, _)| matches!(&p.objs[k], Obj::Str(s) if s == wrapper))
         {
             if let Obj::Dict(inner) = &p.objs[value] {
                 if let Ok(entries) = tensor_entries(p, inner) {
@@ -463,8 +480,11 @@ fn resolve_global(module: &str, name: &str) -> Res<Global> {
     };
     allowed.ok_or_else(|| {
         // TorchScript archives share the zip layout but pickle their own classes.
-        let hint =
-            if module.starts_with("__torch__") { "; this is a TorchScript (torch.jit.save) archive" } else { "" };
+        let hint = if module.starts_with("__torch__") {
+            "; this is a TorchScript (torch.jit.save) archive"
+        } else {
+            ""
+        };
         format!(
             "pickle global '{}.{}' is not allowed (only tensor state dicts are read{hint})",
             shown(module),
@@ -1059,7 +1079,8 @@ impl<'a> Machine<'a> {
             // torch/_utils.py: _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
             // backward_hooks, metadata=None). Gradients and hooks do not matter to a state dict.
             Global::RebuildTensorV2 => {
-                let &[storage, offset, size, stride, _requires_grad, _hooks, ref metadata @ ..] = args.as_slice()
+                let &[storage, offset, size, stride, _requires_grad, _hooks, ref metadata @ ..] =
+                    args.as_slice()
                 else {
                     return Err(format!("_rebuild_tensor_v2 with {} arguments", args.len()));
                 };
@@ -1118,7 +1139,10 @@ impl<'a> Machine<'a> {
         match self.text(tag)?.as_str() {
             "storage" => {}
             "module" => {
-                return Err("the checkpoint pickles a whole nn.Module, not a state dict: save model.state_dict()".into())
+                return Err(
+                    "the checkpoint pickles a whole nn.Module, not a state dict: save model.state_dict()"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown persistent id type '{}'", shown(other))),
         }
@@ -1128,7 +1152,10 @@ impl<'a> Machine<'a> {
             _ => return Err(format!("storage persistent id with {} fields", items.len())),
         };
         let Obj::Global(Global::Storage(kind)) = self.objs[storage_type] else {
-            return Err(format!("storage persistent id with {} as its type", self.objs[storage_type].type_name()));
+            return Err(format!(
+                "storage persistent id with {} as its type",
+                self.objs[storage_type].type_name()
+            ));
         };
         let key = self.text(key)?;
         let decl = StorageDecl { kind, numel: self.index(numel, "storage size")? };
@@ -1146,7 +1173,8 @@ impl<'a> Machine<'a> {
         let (offset, numel) = match view.map(|v| &self.objs[v]) {
             None | Some(Obj::None) => (0, decl.numel),
             Some(Obj::Tuple(v)) if v.len() == 3 => {
-                let (offset, size) = (self.index(v[1], "storage view offset")?, self.index(v[2], "storage view size")?);
+                let (offset, size) =
+                    (self.index(v[1], "storage view offset")?, self.index(v[2], "storage view size")?);
                 if offset.checked_add(size).is_none_or(|end| end > decl.numel) {
                     return Err(format!("storage view {offset}+{size} outside a storage of {}", decl.numel));
                 }
@@ -1193,9 +1221,13 @@ mod tests {
 
     #[test]
     fn truncation_and_bad_references_are_errors() {
-        for bytes in
-            [&b"\x80\x02X\xff\x00\x00\x00ab"[..], b"\x80\x02h\x07.", b"\x80\x02(t0.", b"\x80\x02s.", b"\x80\x02K"]
-        {
+        for bytes in [
+            &b"\x80\x02X\xff\x00\x00\x00ab"[..],
+            b"\x80\x02h\x07.",
+            b"\x80\x02(t0.",
+            b"\x80\x02s.",
+            b"\x80\x02K",
+        ] {
             assert!(run(bytes).is_err(), "{bytes:?}");
         }
         // A MARK fences the stack: TUPLE1 cannot reach below it.

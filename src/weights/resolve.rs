@@ -34,7 +34,10 @@ pub fn resolve(spec: &str) -> Result<ModelFiles> {
         return model_files(as_path);
     }
     if as_path.exists() {
-        return Err(Error::ModelNotFound { name: spec.into(), msg: "is a file; pass the model folder".into() });
+        return Err(Error::ModelNotFound {
+            name: spec.into(),
+            msg: "is a file; pass the model folder".into(),
+        });
     }
     let looks_like_hub_name = !spec.is_empty()
         && !spec.starts_with('.')
@@ -91,11 +94,15 @@ fn snapshot_dir(repo: &Path) -> Result<PathBuf> {
         if dir.is_dir() {
             return Ok(dir);
         }
-        return Err(Error::weights(&refs_main, format!("names revision {} but {} is missing", rev.trim(), dir.display())));
+        return Err(Error::weights(
+            &refs_main,
+            format!("names revision {} but {} is missing", rev.trim(), dir.display()),
+        ));
     }
     let snapshots = repo.join("snapshots");
     let entries = std::fs::read_dir(&snapshots).map_err(|e| Error::io(&snapshots, e))?;
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     match dirs.len() {
         1 => Ok(dirs.remove(0)),
@@ -118,8 +125,13 @@ fn model_files(dir: &Path) -> Result<ModelFiles> {
         WeightsFile::Safetensors(safetensors)
     } else if bin.is_file() {
         WeightsFile::PytorchBin(bin)
-    } else if dir.join("model.safetensors.index.json").is_file() || dir.join("pytorch_model.bin.index.json").is_file() {
-        return Err(Error::weights(dir, "sharded checkpoints are not supported yet (BERT models fit in one file)"));
+    } else if dir.join("model.safetensors.index.json").is_file()
+        || dir.join("pytorch_model.bin.index.json").is_file()
+    {
+        return Err(Error::weights(
+            dir,
+            "sharded checkpoints are not supported yet (BERT models fit in one file)",
+        ));
     } else {
         return Err(Error::weights(dir, "no model.safetensors or pytorch_model.bin in this model folder"));
     };

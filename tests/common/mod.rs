@@ -14,13 +14,16 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("BERTFIT_PYTHON").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("venv/bin/python"));
+    let p = std::env::var_os("BERTFIT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("venv/bin/python"));
     assert!(p.exists(), "{} not found: run scripts/setup.sh (or scripts/test.sh)", p.display());
     p
 }
 
 pub fn assets() -> PathBuf {
-    let p = std::env::var_os("BERTFIT_ASSETS").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("assets"));
+    let p =
+        std::env::var_os("BERTFIT_ASSETS").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("assets"));
     assert!(p.exists(), "{} not found: run scripts/setup.sh (or scripts/test.sh)", p.display());
     p
 }

@@ -210,6 +210,18 @@ fn missing_unknown_and_non_parquet_files() {
     let e = err_text(parquet::schema(&empty));
     assert!(e.starts_with(&format!("{}: not a Parquet file or truncated (", empty.display())), "{e}");
 
+    let brotli = dir.join("brotli.parquet");
+    make(&dataset("sms"), &brotli, &["--compression", "brotli", "--row-group-size", "5000"]);
+    assert_eq!(parquet::schema(&brotli).unwrap().fields().len(), 3, "the footer is not compressed");
+    let e = read_all(&brotli, &cols(&["label"])).expect("an error");
+    assert!(
+        e.starts_with(&format!(
+            "{}: row group 0 (rows 1-5000 of 5574): column 'label' is compressed with brotli",
+            brotli.display()
+        )),
+        "{e}"
+    );
+
     let good = dir.join("good.parquet");
     make(&dataset("sms"), &good, &[]);
     let e = err_text(parquet::batches(&good, &cols(&["text", "labels"]), 10));
@@ -273,7 +285,7 @@ fn corrupt_page_names_the_row_group() {
     }
     let e = err.expect("an error");
     assert_eq!(rows, 120, "the two good row groups come first");
-    assert!(e.starts_with(&format!("{path}: row group 2 (rows 121-180 of 300): ")), "{e}");
+    assert!(e.starts_with(&format!("{path}: row group 2 (rows 121-180 of 300): cannot read: ")), "{e}");
 
     // The same page, not projected: the file reads (projected columns are the only ones decoded).
     let mut rows = 0;
@@ -296,39 +308,30 @@ fn flipped_bytes_never_panic() {
     for g in layout["row_groups"].as_array().unwrap() {
         for c in g["columns"].as_object().unwrap().values() {
             let s = c["start"].as_u64().unwrap() as usize;
-            positions.extend(s..(s + 40).min(n));
+            positions.extend(s..(s + 32).min(n));
         }
     }
-    positions.extend((0..n).step_by(53));
+    positions.extend((0..n).step_by(61));
     let (mut ok, mut errors, mut group_errors) = (0, 0, 0);
-    for &pos in &positions {
-        for flip in [0x01u8, 0x80, 0xff] {
-            let mut b = bytes.clone();
-            b[pos] ^= flip;
-            std::fs::write(&bad, &b).unwrap();
-            // A flipped byte may also give a valid file with other values: Ok is fine, a panic is not.
-            let t0 = std::time::Instant::now();
-            let r = read_all(&bad, &names);
-            let dt = t0.elapsed().as_secs_f64();
-            if dt > 0.01 {
-                eprintln!("SLOW {dt:.3}s byte {pos} ^ {flip:#x} of {n}: {r:?}");
-            }
-            if let Some(e) = &r {
-                eprintln!("MSG {}", e.replace(&path, "P"));
-            }
-            match r {
-                None => ok += 1,
-                Some(e) => {
-                    assert!(e.starts_with(&format!("{path}: ")), "byte {pos} ^ {flip:#x}: {e}");
-                    errors += 1;
-                    group_errors += e.contains(": row group ") as usize;
-                }
+    for (i, &pos) in positions.iter().enumerate() {
+        // One flip per byte, cycling: a low bit (varint values), the high bit (varint continuation), all.
+        let flip = [0x01u8, 0x80, 0xff][i % 3];
+        let mut b = bytes.clone();
+        b[pos] ^= flip;
+        std::fs::write(&bad, &b).unwrap();
+        // A flipped byte may also give a valid file with other values: Ok is fine, a panic is not.
+        match read_all(&bad, &names) {
+            None => ok += 1,
+            Some(e) => {
+                assert!(e.starts_with(&format!("{path}: ")), "byte {pos} ^ {flip:#x}: {e}");
+                errors += 1;
+                group_errors += e.contains(": row group ") as usize;
             }
         }
     }
     eprintln!(
         "{} mutations: {ok} read, {errors} errors ({group_errors} naming a row group)",
-        positions.len() * 3
+        positions.len()
     );
     assert!(errors > 0 && group_errors > 0);
 }

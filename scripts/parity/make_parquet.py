@@ -1,7 +1,7 @@
 """Writes a `text,label,split` CSV's rows into a Parquet file with pyarrow, for tests/parquet.rs.
 
 Usage: make_parquet.py --csv IN.csv --out OUT.parquet [--row-group-size N]
-                       [--compression snappy|zstd|gzip|none] [--label-type int|str|category]
+                       [--compression snappy|zstd|gzip|brotli|lz4|none] [--label-type int|str|category]
                        [--large-string]
 
 The columns keep the CSV's names and order. An empty cell is written as null, as pandas'
@@ -29,7 +29,7 @@ def main():
     ap.add_argument("--csv", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--row-group-size", type=int, default=None)
-    ap.add_argument("--compression", choices=["snappy", "zstd", "gzip", "none"], default="snappy")
+    ap.add_argument("--compression", choices=["snappy", "zstd", "gzip", "brotli", "lz4", "none"], default="snappy")
     ap.add_argument("--label-type", choices=["int", "str", "category"], default="str")
     ap.add_argument("--large-string", action="store_true")
     args = ap.parse_args()

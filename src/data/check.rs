@@ -126,7 +126,7 @@ pub fn check(
     match source {
         DataSource::SplitColumn(path) => {
             let mut acc = [new(path), new(path), new(path)];
-            for_each_row(path, &wanted(true), |r| {
+            let rows = for_each_row(path, &wanted(true), |r| {
                 let k = match Split::parse(&r.split) {
                     Some(Split::Train) => 0,
                     Some(Split::Validation) => 1,
@@ -142,6 +142,9 @@ pub fn check(
                 };
                 acc[k].push(r)
             })?;
+            if rows == 0 {
+                return Err(Error::data(path, "no data rows"));
+            }
             let [a, b, c] = acc.map(|mut a| {
                 a.flush();
                 a.stats

@@ -6,8 +6,9 @@
 //! where it happened: `row group 2 (rows 2001-3000 of 5574)`. Row groups are numbered from 0, as
 //! pyarrow's `ParquetFile.metadata.row_group(i)` does; rows from 1, as the CSV reader does.
 //!
-//! Codecs: uncompressed, snappy (pyarrow's and pandas' default), zstd and gzip. Brotli and lz4 are
-//! left out to keep the build small; such a file fails with an error naming the codec.
+//! Codecs: uncompressed, snappy (pyarrow's and pandas' default), zstd and gzip. Brotli, lz4 and lzo
+//! are left out to keep the build small; such a file fails with an error naming the codec and how to
+//! rewrite the file.
 //!
 //! Columns come back with the arrow types they were written with (pyarrow stores the arrow schema in
 //! the footer and the reader follows it); checking them is the caller's job. What a user's file has:
@@ -31,6 +32,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::basic::Compression;
 
 use crate::error::{Error, Result};
 
@@ -102,7 +104,10 @@ fn open(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
         catch_unwind(AssertUnwindSafe(|| ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())));
     match loaded {
         Ok(Ok(meta)) => Ok((file, meta)),
-        Ok(Err(e)) => Err(Error::data(path, format!("not a Parquet file or truncated ({e})"))),
+        Ok(Err(e)) => Err(Error::data(
+            path,
+            format!("not a Parquet file or truncated ({})", parquet_message(&e.to_string())),
+        )),
         Err(panic) => Err(Error::data(
             path,
             format!("not a Parquet file or truncated (corrupt footer: {})", panic_message(&*panic)),
@@ -160,14 +165,30 @@ impl Batches {
             if !self.mask.leaf_included(leaf) {
                 continue;
             }
+            let column = chunk.column_path().string();
             let start = chunk.dictionary_page_offset().unwrap_or(chunk.data_page_offset());
             let len = chunk.compressed_size();
             let end = start.checked_add(len).and_then(|e| u64::try_from(e).ok());
             if start < 0 || len < 0 || end.is_none_or(|e| e > self.file_len) {
                 let msg = format!(
-                    "corrupt footer: column '{}' is at bytes {start}..{start}+{len}, outside the file ({} bytes)",
-                    chunk.column_path(),
+                    "corrupt footer: column '{column}' is at bytes {start}..{start}+{len}, outside the file ({} bytes)",
                     self.file_len
+                );
+                return Err(self.error(group, 0, msg));
+            }
+            let codec = match chunk.compression() {
+                Compression::BROTLI(_) => Some("brotli"),
+                Compression::LZ4 | Compression::LZ4_RAW => Some("lz4"),
+                Compression::LZO => Some("lzo"),
+                Compression::UNCOMPRESSED
+                | Compression::SNAPPY
+                | Compression::GZIP(_)
+                | Compression::ZSTD(_) => None,
+            };
+            if let Some(codec) = codec {
+                let msg = format!(
+                    "column '{column}' is compressed with {codec}, which bertfit does not read; rewrite the file \
+                     with snappy, zstd, gzip or no compression (pyarrow: pq.write_table(table, path, compression='snappy'))"
                 );
                 return Err(self.error(group, 0, msg));
             }
@@ -179,8 +200,10 @@ impl Batches {
             .with_batch_size(self.batch_rows);
         match catch_unwind(AssertUnwindSafe(|| builder.build())) {
             Ok(Ok(reader)) => Ok(reader),
-            Ok(Err(e)) => Err(self.error(group, 0, parquet_message(&e.to_string()))),
-            Err(panic) => Err(self.error(group, 0, format!("corrupt file ({})", panic_message(&*panic)))),
+            Ok(Err(e)) => {
+                Err(self.error(group, 0, format!("cannot read: {}", parquet_message(&e.to_string()))))
+            }
+            Err(panic) => Err(self.error(group, 0, format!("cannot read: {}", panic_message(&*panic)))),
         }
     }
 
@@ -226,7 +249,9 @@ impl Batches {
                     }
                     return Some(batch.project(&self.order).map_err(|e| self.error(group, rows, e)));
                 }
-                Ok(Some(Err(e))) => return Some(Err(self.error(group, rows, arrow_message(e)))),
+                Ok(Some(Err(e))) => {
+                    return Some(Err(self.error(group, rows, format!("cannot read: {}", arrow_message(e)))))
+                }
                 Ok(None) => {
                     if rows != self.groups[group].num_rows {
                         return Some(Err(self.error(
@@ -244,7 +269,7 @@ impl Batches {
                     return Some(Err(self.error(
                         group,
                         rows,
-                        format!("corrupt data ({})", panic_message(&*panic)),
+                        format!("cannot read: {}", panic_message(&*panic)),
                     )))
                 }
             }

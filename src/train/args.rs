@@ -99,7 +99,10 @@ impl TrainArgs {
             return Err(Error::usage("--max-length", "must be at least 2 ([CLS] and [SEP])"));
         }
         if self.text_pair_column.is_some() && self.max_length < 3 {
-            return Err(Error::usage("--max-length", "must be at least 3 for sentence pairs ([CLS] and two [SEP])"));
+            return Err(Error::usage(
+                "--max-length",
+                "must be at least 3 for sentence pairs ([CLS] and two [SEP])",
+            ));
         }
         if let Some(n) = self.num_labels {
             if n < 2 {

@@ -14,6 +14,6 @@ echo "demo: set-up and build took $(( t1 - t0 )) s"
     --model "$BERTFIT_ASSETS/all-MiniLM-L6-v2" \
     --data "$BERTFIT_ASSETS/data/movies.csv" \
     --output-dir "$BERTFIT_CACHE/demo-model" --overwrite \
-    --epochs 2 --batch-size 16 --learning-rate 5e-5 --max-length 64 \
+    --epochs 1 --batch-size 16 --learning-rate 5e-5 --max-length 64 \
     "$@"
 echo "demo: training took $(( $(date +%s) - t1 )) s"

@@ -196,10 +196,7 @@ impl TrainFlags {
         let args = TrainArgs {
             model: self.model,
             data: self.data.source()?,
-            text_column: self.data.text_column,
-            text_pair_column: self.data.text_pair_column,
-            label_column: self.data.label_column,
-            split_column: self.data.split_column,
+            columns: self.data.columns(),
             output_dir: self.output_dir,
             epochs: self.epochs,
             max_steps: self.max_steps,

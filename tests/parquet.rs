@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::{
     Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
+    StringViewArray,
 };
 use arrow_schema::DataType;
 use bertfit::data::{csv, parquet};
@@ -33,6 +34,10 @@ fn strings(a: &ArrayRef) -> Vec<Option<String>> {
         }
         DataType::LargeUtf8 => {
             let s = a.as_any().downcast_ref::<LargeStringArray>().unwrap();
+            (0..a.len()).map(|i| at(i, &|i| s.value(i).to_string())).collect()
+        }
+        DataType::Utf8View => {
+            let s = a.as_any().downcast_ref::<StringViewArray>().unwrap();
             (0..a.len()).map(|i| at(i, &|i| s.value(i).to_string())).collect()
         }
         DataType::Int64 => {
@@ -96,6 +101,7 @@ fn sms_reads_back_as_the_csv() {
         ("gzip", &["--compression", "gzip"], [DataType::Utf8, DataType::Utf8, DataType::Utf8]),
         ("none", &["--compression", "none"], [DataType::Utf8, DataType::Utf8, DataType::Utf8]),
         ("large", &["--large-string"], [DataType::LargeUtf8, DataType::LargeUtf8, DataType::LargeUtf8]),
+        ("view", &["--string-view"], [DataType::Utf8View, DataType::Utf8View, DataType::Utf8View]),
         (
             "category",
             &["--compression", "zstd", "--label-type", "category"],
@@ -164,7 +170,9 @@ fn projection_returns_only_the_requested_columns_in_the_requested_order() {
     for want in [vec!["label"], vec!["split", "text"], vec!["label", "text", "split"], vec![]] {
         let want = cols(&want);
         let mut rows = 0;
-        for batch in parquet::batches(&file, &want, 8192).unwrap() {
+        let it = parquet::batches(&file, &want, 8192).unwrap();
+        is_send(&it); // so a loader thread can own the reader
+        for batch in it {
             let batch = batch.unwrap();
             let got: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
             assert_eq!(got, want);
@@ -173,6 +181,8 @@ fn projection_returns_only_the_requested_columns_in_the_requested_order() {
         assert_eq!(rows, 5574, "{want:?}");
     }
 }
+
+fn is_send<T: Send>(_: &T) {}
 
 fn err_text<T>(r: bertfit::Result<T>) -> String {
     match r {

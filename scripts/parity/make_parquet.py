@@ -2,11 +2,11 @@
 
 Usage: make_parquet.py --csv IN.csv --out OUT.parquet [--row-group-size N]
                        [--compression snappy|zstd|gzip|brotli|lz4|none] [--label-type int|str|category]
-                       [--large-string]
+                       [--large-string | --string-view]
 
 The columns keep the CSV's names and order. An empty cell is written as null, as pandas'
 `read_csv(...).to_parquet(...)` would. Column types:
-  text, split  string (large_string with --large-string)
+  text, split  string (large_string with --large-string, string_view with --string-view)
   label        string; int64 with --label-type int (every label must be an integer);
                dictionary<int32, string> with --label-type category (what a pandas categorical with
                more than 127 categories becomes; fewer get int8 indices)
@@ -31,7 +31,9 @@ def main():
     ap.add_argument("--row-group-size", type=int, default=None)
     ap.add_argument("--compression", choices=["snappy", "zstd", "gzip", "brotli", "lz4", "none"], default="snappy")
     ap.add_argument("--label-type", choices=["int", "str", "category"], default="str")
-    ap.add_argument("--large-string", action="store_true")
+    strings = ap.add_mutually_exclusive_group()
+    strings.add_argument("--large-string", action="store_true")
+    strings.add_argument("--string-view", action="store_true")
     args = ap.parse_args()
 
     with open(args.csv, newline="", encoding="utf-8") as f:
@@ -40,7 +42,7 @@ def main():
         rows = list(reader)
     columns = {name: [(r[i] if i < len(r) and r[i] != "" else None) for r in rows] for i, name in enumerate(header)}
 
-    string = pa.large_string() if args.large_string else pa.string()
+    string = pa.large_string() if args.large_string else pa.string_view() if args.string_view else pa.string()
     arrays = {}
     for name, values in columns.items():
         if name == "label" and args.label_type == "int":

@@ -127,18 +127,10 @@ pub fn check(
         DataSource::SplitColumn(path) => {
             let mut acc = [new(path), new(path), new(path)];
             let rows = for_each_row(path, &wanted(true), |r| {
-                let k = match Split::parse(&r.split) {
-                    Some(Split::Train) => 0,
-                    Some(Split::Validation) => 1,
-                    Some(Split::Test) => 2,
-                    None => {
-                        return Err(Error::DataRow {
-                            path: path.into(),
-                            row: r.row,
-                            column: columns.split.clone(),
-                            msg: format!("'{}' is not train, val (validation, dev) or test", r.split),
-                        })
-                    }
+                let k = match Split::from_cell(&r.split, path, r.row, &columns.split)? {
+                    Split::Train => 0,
+                    Split::Validation => 1,
+                    Split::Test => 2,
                 };
                 acc[k].push(r)
             })?;

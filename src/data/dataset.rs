@@ -7,7 +7,7 @@ use super::table::{for_each_row, Wanted};
 use crate::error::{Error, Result};
 
 /// Which columns hold what. Defaults are the seed script's names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Columns {
     pub text: String,
     /// Second text of a sentence pair (token type 1), if the task has one.
@@ -73,6 +73,16 @@ impl Split {
             "test" => Some(Split::Test),
             _ => None,
         }
+    }
+
+    /// `parse` for a cell of the split column; anything else is an error naming the cell.
+    pub fn from_cell(value: &str, path: &Path, row: usize, column: &str) -> Result<Split> {
+        Split::parse(value).ok_or_else(|| Error::DataRow {
+            path: path.into(),
+            row,
+            column: column.into(),
+            msg: format!("'{value}' is not train, val (validation, dev) or test"),
+        })
     }
 }
 
@@ -165,18 +175,10 @@ pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset>
     let mut ds =
         Dataset { columns: columns.clone(), train: empty(path), validation: empty(path), test: empty(path) };
     let rows = for_each_row(path, &wanted(columns, true), |r| {
-        let target = match Split::parse(&r.split) {
-            Some(Split::Train) => &mut ds.train,
-            Some(Split::Validation) => &mut ds.validation,
-            Some(Split::Test) => &mut ds.test,
-            None => {
-                return Err(Error::DataRow {
-                    path: path.into(),
-                    row: r.row,
-                    column: columns.split.clone(),
-                    msg: format!("'{}' is not train, val (validation, dev) or test", r.split),
-                })
-            }
+        let target = match Split::from_cell(&r.split, path, r.row, &columns.split)? {
+            Split::Train => &mut ds.train,
+            Split::Validation => &mut ds.validation,
+            Split::Test => &mut ds.test,
         };
         target.examples.push(example(r, columns, path)?);
         Ok(())

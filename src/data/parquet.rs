@@ -12,13 +12,13 @@
 //!
 //! Columns come back with the arrow types they were written with (pyarrow stores the arrow schema in
 //! the footer and the reader follows it); checking them is the caller's job. What a user's file has:
-//! - pyarrow `pa.string()`, pandas < 3 `object` strings: `Utf8`.
-//! - pyarrow `pa.large_string()`, pandas 3's default `str` dtype (and `string[pyarrow]`): `LargeUtf8`.
-//! - pyarrow `pa.string_view()` (and polars, which writes views): `Utf8View`.
-//! - integer labels: `Int64` from pandas (`Int32`, `Int16`, ... when the writer chose a narrower type).
-//! - pandas `category`: `Dictionary(Int8, Utf8)` with up to 127 categories (`Int16`, `Int32` above),
-//!   pyarrow `dictionary_encode()`: `Dictionary(Int32, Utf8)`; integer categories give
-//!   `Dictionary(_, Int64)`.
+//! - pyarrow `pa.string()`, pandas `object` strings (the default before pandas 3): `Utf8`.
+//! - pyarrow `pa.large_string()`, pandas' pyarrow-backed strings (`string[pyarrow]`, pandas 3's
+//!   `str`): `LargeUtf8`.
+//! - pyarrow `pa.string_view()`: `Utf8View`.
+//! - integer labels: `Int64` from pandas and pyarrow (`Int32`, `Int16`, ... if the writer chose so).
+//! - pandas `category`: `Dictionary(Int8, Utf8)` up to 127 categories (`Int16` above), pyarrow
+//!   `dictionary_encode()`: `Dictionary(Int32, Utf8)`; integer categories: `Dictionary(_, Int64)`.
 //! - a file without arrow metadata (Spark, DuckDB, parquet-mr): `Utf8` for strings, `Int32`/`Int64`.
 //! - nulls: pandas `None`/`NaN` are nulls in any of these.
 use std::any::Any;
@@ -225,10 +225,12 @@ impl Batches {
                 }
             }
             let cur = self.current.as_mut()?;
-            // The parquet crate can panic on corrupt pages (slice indices or lengths taken from the
-            // file and not checked). A data file is user input: turn that into an error naming the
-            // row group. The reader is dropped right after and never used again, so whatever state
-            // the panic left it in cannot be observed.
+            // The parquet crate may panic on corrupt input: 60.1 asserts on footer values (the chunk
+            // ranges checked in `open_group`), and nothing promises its page decoders never index
+            // out of bounds (tests/parquet.rs's byte flips found no other panic, which proves little).
+            // A data file is user input, so a panic becomes an error naming the row group. The reader
+            // is dropped right after and never used again: no state the panic left can be observed.
+            // (The default panic hook still prints the panic to stderr before we get here.)
             let next = catch_unwind(AssertUnwindSafe(|| cur.reader.next()));
             let (group, rows) = (cur.group, cur.rows);
             match next {

@@ -56,17 +56,8 @@ fn for_each_split_row<'a>(
     wanted.split = filter.then_some(columns.split.as_str());
     for_each_row(&path, &wanted, |r| {
         if filter {
-            match Split::parse(&r.split) {
-                Some(s) if s == split => {}
-                Some(_) => return Ok(()),
-                None => {
-                    return Err(Error::DataRow {
-                        path: path.clone(),
-                        row: r.row,
-                        column: columns.split.clone(),
-                        msg: format!("'{}' is not train, val (validation, dev) or test", r.split),
-                    })
-                }
+            if Split::from_cell(&r.split, &path, r.row, &columns.split)? != split {
+                return Ok(());
             }
         }
         f(r)

@@ -14,10 +14,7 @@ pub struct TrainArgs {
     /// HF model folder or a model name in the offline HF cache.
     pub model: String,
     pub data: DataSource,
-    pub text_column: String,
-    pub text_pair_column: Option<String>,
-    pub label_column: String,
-    pub split_column: String,
+    pub columns: Columns,
     pub output_dir: PathBuf,
     pub epochs: usize,
     /// Stop after this many optimizer steps (HF Trainer's `max_steps`): the epoch in progress ends
@@ -69,15 +66,6 @@ fn device_name<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S:
 }
 
 impl TrainArgs {
-    pub fn columns(&self) -> Columns {
-        Columns {
-            text: self.text_column.clone(),
-            text_pair: self.text_pair_column.clone(),
-            label: self.label_column.clone(),
-            split: self.split_column.clone(),
-        }
-    }
-
     /// Checks the settings that do not need any file.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
@@ -98,7 +86,7 @@ impl TrainArgs {
         if self.max_length < 2 {
             return Err(Error::usage("--max-length", "must be at least 2 ([CLS] and [SEP])"));
         }
-        if self.text_pair_column.is_some() && self.max_length < 3 {
+        if self.columns.text_pair.is_some() && self.max_length < 3 {
             return Err(Error::usage(
                 "--max-length",
                 "must be at least 3 for sentence pairs ([CLS] and two [SEP])",

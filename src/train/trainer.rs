@@ -67,8 +67,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         ));
     }
 
-    let columns = args.columns();
-    let data = Data::open(args, &columns, &tokenizer)?;
+    let columns = &args.columns;
+    let data = Data::open(args, columns, &tokenizer)?;
     config.set_labels(&data.labels().names);
 
     prepare_output(&args.output_dir, args.overwrite)?;
@@ -284,8 +284,7 @@ impl Data {
                 if let Some(lengths) = lengths {
                     order = group_by_length(&order, lengths, args.batch_size);
                 }
-                let batches = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
-                Ok(Box::new(Loader::spawn(train.clone(), tokenizer.clone(), batches, settings)?))
+                in_memory(train, &order, args.batch_size, tokenizer, settings)
             }
             Data::Streaming { labels, source, columns, .. } => {
                 let shuffle = args.shuffle.then(|| (draw_int64_seed() as u64, args.shuffle_buffer));
@@ -312,8 +311,7 @@ impl Data {
         match self {
             Data::InMemory { validation, .. } => {
                 let order = epoch_order(validation.len(), false);
-                let batches = order.chunks(args.batch_size).map(<[usize]>::to_vec).collect();
-                Ok(Box::new(Loader::spawn(validation.clone(), tokenizer.clone(), batches, settings)?))
+                in_memory(validation, &order, args.batch_size, tokenizer, settings)
             }
             Data::Streaming { labels, source, columns, .. } => {
                 let spec = StreamSpec {
@@ -327,4 +325,16 @@ impl Data {
             }
         }
     }
+}
+
+/// Batches of `order` cut from an in-memory split, made on the loader thread.
+fn in_memory(
+    set: &Arc<Prepared>,
+    order: &[usize],
+    batch_size: usize,
+    tokenizer: &Arc<BertTokenizer>,
+    settings: LoaderSettings,
+) -> Result<Box<dyn EpochBatches>> {
+    let batches = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    Ok(Box::new(Loader::spawn(set.clone(), tokenizer.clone(), batches, settings)?))
 }

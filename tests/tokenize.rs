@@ -3,7 +3,6 @@
 //! errors of `from_dir`. Input ids, token type ids and attention masks must be equal.
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use bertfit::data::tokenize::{BertTokenizer, Encoding};
 use serde::Deserialize;
@@ -383,63 +382,4 @@ fn from_dir_errors_name_the_file_and_key() {
     assert!(tok.strip_accents(), "strip_accents null follows do_lower_case");
     assert_eq!(load(&minilm()).model_max_length(), Some(512));
     assert_eq!(load(&minilm()).vocab_size(), 30522);
-}
-
-/// texts/s of `encode_batch` on the movie snippets against the Python tokenizer's batch call.
-/// A measurement, not a check: `cargo test --release --test integration tokenize::speed -- --ignored --nocapture`
-#[test]
-#[ignore = "a measurement, run by hand with --ignored --nocapture"]
-fn speed_encode_batch_vs_python() {
-    let out = temp_dir("tokenize_speed").join("reference.jsonl");
-    let python = run_python(
-        "parity/tokenize_reference.py",
-        &[
-            "--model",
-            path_str(&minilm()),
-            "--csv",
-            path_str(&dataset("movies")),
-            "--max-length",
-            "512",
-            "--output",
-            path_str(&out),
-            "--time",
-        ],
-    );
-    let refs = read_references(&out);
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    let mb = texts.iter().map(|t| t.len()).sum::<usize>() as f64 / 1e6;
-    let tok = load(&minilm());
-    tok.encode_batch(&texts[..1000], None, 512); // warm-up
-    let best = |f: &dyn Fn()| {
-        (0..3)
-            .map(|_| {
-                let t0 = Instant::now();
-                f();
-                t0.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
-    let batch = best(&|| {
-        tok.encode_batch(&texts, None, 512);
-    });
-    let one_by_one = best(&|| {
-        for t in &texts {
-            tok.encode(t, None, 512);
-        }
-    });
-    let n = texts.len() as f64;
-    print!("{python}");
-    println!(
-        "rust encode_batch ({} threads): {} texts in {batch:.3} s = {:.0} texts/s, {:.2} MB/s (best of 3)",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        texts.len(),
-        n / batch,
-        mb / batch
-    );
-    println!(
-        "rust encode, one by one:  {} texts in {one_by_one:.3} s = {:.0} texts/s, {:.2} MB/s (best of 3)",
-        texts.len(),
-        n / one_by_one,
-        mb / one_by_one
-    );
 }

@@ -4,7 +4,7 @@
 Usage:
 
     python scripts/parity/tokenize_reference.py --model DIR --input texts.jsonl --max-length N --output out.jsonl
-    python scripts/parity/tokenize_reference.py --model DIR --csv data.csv --max-length N --output out.jsonl [--time]
+    python scripts/parity/tokenize_reference.py --model DIR --csv data.csv --max-length N --output out.jsonl
 
 --model   an HF model folder (vocab.txt, tokenizer_config.json, ...), loaded with
           `transformers.BertTokenizer.from_pretrained(DIR)` offline. In transformers 5 that is the
@@ -15,7 +15,6 @@ Usage:
 --output  one JSON line per input, in input order: {"text", "text_pair" (pairs only), "input_ids",
           "token_type_ids", "attention_mask"}. The texts are written back so the Rust side encodes
           exactly the strings Python read.
---time    also print the throughput of one batch call over all the texts (after a warm-up call).
 
 Encoding is the batched call `tokenizer(texts, text_pairs, truncation=True, max_length=N,
 padding=False)`, over runs of consecutive inputs of the same kind (single texts or pairs). In the
@@ -28,7 +27,6 @@ import csv
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -92,7 +90,6 @@ def main():
     src.add_argument("--csv")
     ap.add_argument("--max-length", type=int, required=True)
     ap.add_argument("--output", required=True)
-    ap.add_argument("--time", action="store_true")
     args = ap.parse_args()
 
     from transformers import BertTokenizer
@@ -103,20 +100,6 @@ def main():
     with open(args.output, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-
-    if args.time:
-        singles = [t for t, p in items if p is None]
-        tokenizer(singles[:1000], truncation=True, max_length=args.max_length, padding=False)  # warm-up
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            tokenizer(singles, truncation=True, max_length=args.max_length, padding=False)
-            best = min(best, time.perf_counter() - t0)
-        mb = sum(len(t.encode("utf-8")) for t in singles) / 1e6
-        print(
-            f"python {type(tokenizer).__module__}.{type(tokenizer).__name__} batch call: "
-            f"{len(singles)} texts in {best:.3f} s = {len(singles) / best:,.0f} texts/s, {mb / best:.2f} MB/s (best of 3)"
-        )
 
 
 if __name__ == "__main__":

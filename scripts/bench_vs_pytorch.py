@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ def main():
     p.add_argument("--padding", default="max-length", choices=["max-length", "longest"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2, help="alternating runs of each (the machine is noisy)")
     p.add_argument("--bertfit", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "bertfit"))
     args = p.parse_args()
 
@@ -53,20 +55,24 @@ def main():
     flags = ["--model", args.model, "--data", data, "--epochs", str(args.epochs), "--batch-size", "16",
              "--max-length", str(args.max_length), "--padding", args.padding, "--threads", str(args.threads),
              "--learning-rate", "1e-5", "--seed", "0"]
-    ref_metrics = os.path.join(work, "reference.jsonl")
     here = os.path.dirname(os.path.abspath(__file__))
     print(f"work: {args.train_rows} rows, batch 16, max_length {args.max_length}, padding {args.padding}, "
-          f"{args.threads} threads, model {args.model}", flush=True)
-    subprocess.run([sys.executable, os.path.join(here, "reference_train.py"), *flags, "--metrics-out", ref_metrics],
-                   check=True, stdout=subprocess.DEVNULL)
-    out = os.path.join(work, "bertfit")
-    subprocess.run([args.bertfit, "train", *flags, "--output-dir", out, "--device", "cpu"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ref = epochs(ref_metrics)
-    ours = epochs(os.path.join(out, "metrics.jsonl"))
-    for r, o in zip(ref, ours):
-        a, b = r["train_samples_per_second"], o["train_samples_per_second"]
-        print(f"epoch {r['epoch']}: pytorch {a:.2f} samples/s, bertfit {b:.2f} samples/s, ratio {b / a:.2f}")
+          f"{args.threads} threads, model {args.model}, {args.repeats} alternating runs each", flush=True)
+    ref_rates, our_rates = [], []
+    for k in range(args.repeats):
+        ref_metrics = os.path.join(work, f"reference{k}.jsonl")
+        subprocess.run([sys.executable, os.path.join(here, "reference_train.py"), *flags, "--metrics-out", ref_metrics],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = os.path.join(work, f"bertfit{k}")
+        subprocess.run([args.bertfit, "train", *flags, "--output-dir", out, "--device", "cpu"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        a = sum(r["train_samples_per_second"] for r in epochs(ref_metrics)) / args.epochs
+        b = sum(r["train_samples_per_second"] for r in epochs(os.path.join(out, "metrics.jsonl"))) / args.epochs
+        ref_rates.append(a)
+        our_rates.append(b)
+        print(f"run {k + 1}: pytorch {a:.2f} samples/s, bertfit {b:.2f} samples/s, ratio {b / a:.2f}", flush=True)
+    a, b = statistics.median(ref_rates), statistics.median(our_rates)
+    print(f"median: pytorch {a:.2f} samples/s, bertfit {b:.2f} samples/s, ratio {b / a:.2f}")
 
 
 if __name__ == "__main__":

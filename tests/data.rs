@@ -17,7 +17,7 @@ use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
 
 use super::common::{
-    assert_refused, dataset, minilm, read_json, run_bertfit, run_python, temp_dir, write_csv,
+    assert_refused, dataset, minilm, minilm_str, read_json, run_bertfit, run_python, temp_dir, write_csv,
 };
 use super::train::records;
 
@@ -175,10 +175,6 @@ fn tiny_run(dir: &Path, name: &str, data_args: &[&str], extra: &[&str]) -> PathB
     let (code, _, err) = run_bertfit(&args);
     assert_eq!(code, 0, "{err}");
     out
-}
-
-fn minilm_str() -> &'static str {
-    Box::leak(minilm().to_string_lossy().into_owned().into_boxed_str())
 }
 
 /// Separate train/validation files, Parquet input and the token cache all make the same run as

@@ -7,7 +7,7 @@ use bertfit::model::BertConfig;
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
 
-use super::common::{dataset, minilm, run_python, temp_dir};
+use super::common::{dataset, make_model, minilm_str, minilm_with_head, run_python, temp_dir};
 
 /// Texts of assorted lengths (so the batch is padded), a sentence longer than 512 tokens (so
 /// truncation and the last position embedding are used) and an empty one.
@@ -61,21 +61,7 @@ pub fn bertfit_logits(model_dir: &Path, ids: &Tensor, mask: &Tensor, types: &Ten
 
 #[test]
 fn minilm_logits_equal_hf() {
-    let dir = temp_dir("parity_minilm");
-    let model = dir.join("model");
-    run_python(
-        "parity/make_model.py",
-        &[
-            "--from",
-            minilm().to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--num-labels",
-            "3",
-            "--seed",
-            "3",
-        ],
-    );
+    let model = minilm_with_head(&temp_dir("parity_minilm"), 3, 3, None);
     let diff = max_logit_difference(&model, &parity_texts(30), 512);
     println!("MiniLM max |logit difference| = {diff:e}");
     assert!(diff <= 1e-5, "MiniLM logits differ from HF by {diff}");
@@ -83,30 +69,20 @@ fn minilm_logits_equal_hf() {
 
 #[test]
 fn random_config_logits_equal_hf() {
-    let dir = temp_dir("parity_random");
-    let model = dir.join("model");
-    run_python(
-        "parity/make_model.py",
-        &[
-            "--random",
-            "--vocab-from",
-            minilm().to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--layers",
-            "3",
-            "--hidden",
-            "96",
-            "--heads",
-            "4",
-            "--intermediate",
-            "200",
-            "--num-labels",
-            "5",
-            "--seed",
-            "11",
-        ],
-    );
+    let random = [
+        "--random",
+        "--vocab-from",
+        minilm_str(),
+        "--layers",
+        "3",
+        "--hidden",
+        "96",
+        "--heads",
+        "4",
+        "--intermediate",
+        "200",
+    ];
+    let model = make_model(&temp_dir("parity_random"), &random, 5, 11, None, &[]);
     let diff = max_logit_difference(&model, &parity_texts(20), 512);
     println!("random config max |logit difference| = {diff:e}");
     assert!(diff <= 1e-5, "random-config logits differ from HF by {diff}");

@@ -7,7 +7,7 @@ use bertfit::data::dataset::{read_with_split_column, Columns};
 use tch::Tensor;
 
 use super::common::{
-    bertfit, check, dataset, minilm, read_json, run_python, temp_dir, tiny_model, write_csv,
+    bertfit, check, dataset, minilm_with_head, read_json, run_python, temp_dir, tiny_model, write_csv,
 };
 use super::parity::max_logit_difference;
 
@@ -138,22 +138,7 @@ fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
 #[test]
 fn minilm_30_steps_equal_pytorch() {
     let dir = temp_dir("train_parity_minilm");
-    let model = dir.join("model");
-    run_python(
-        "parity/make_model.py",
-        &[
-            "--from",
-            minilm().to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--num-labels",
-            "2",
-            "--dropout",
-            "0",
-            "--seed",
-            "2",
-        ],
-    );
+    let model = minilm_with_head(&dir, 2, 2, Some(0.0));
     let data = dir.join("data.csv");
     movie_subset(&data, 480, 16);
     let mut flags = FLAGS.to_vec();

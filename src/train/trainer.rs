@@ -218,24 +218,47 @@ enum Data {
         validation: Arc<Prepared>,
         lengths: Option<Vec<usize>>,
     },
-    Streaming {
-        scan: Scan,
-        labels: Arc<LabelMap>,
-        source: DataSource,
-        columns: Columns,
-    },
+    Streaming(Streamed),
+}
+
+/// What a streamed pass needs: the first pass's label map and counts, and where the rows are.
+struct Streamed {
+    scan: Scan,
+    labels: Arc<LabelMap>,
+    source: DataSource,
+    columns: Columns,
+}
+
+impl Streamed {
+    fn pass(
+        &self,
+        split: Split,
+        shuffle: Option<(u64, usize)>,
+        batch_size: usize,
+        tokenizer: &Arc<BertTokenizer>,
+        settings: LoaderSettings,
+    ) -> Result<Box<dyn EpochBatches>> {
+        let spec = StreamSpec {
+            source: self.source.clone(),
+            columns: self.columns.clone(),
+            split,
+            batch_size,
+            shuffle,
+        };
+        Ok(Box::new(StreamLoader::spawn(spec, tokenizer.clone(), self.labels.clone(), settings)?))
+    }
 }
 
 impl Data {
     fn open(args: &TrainArgs, columns: &Columns, tokenizer: &BertTokenizer) -> Result<Data> {
         if args.streaming {
             let scan = stream::scan(&args.data, columns, args.num_labels)?;
-            return Ok(Data::Streaming {
+            return Ok(Data::Streaming(Streamed {
                 labels: Arc::new(scan.labels.clone()),
                 scan,
                 source: args.data.clone(),
                 columns: columns.clone(),
-            });
+            }));
         }
         let dataset = read_dataset(&args.data, columns)?;
         let labels = LabelMap::from_training(&dataset.train, &columns.label, args.num_labels)?;
@@ -252,21 +275,21 @@ impl Data {
     fn labels(&self) -> &LabelMap {
         match self {
             Data::InMemory { labels, .. } => labels,
-            Data::Streaming { labels, .. } => labels,
+            Data::Streaming(s) => &s.labels,
         }
     }
 
     fn train_len(&self) -> usize {
         match self {
             Data::InMemory { train, .. } => train.len(),
-            Data::Streaming { scan, .. } => scan.train_rows,
+            Data::Streaming(s) => s.scan.train_rows,
         }
     }
 
     fn validation_len(&self) -> usize {
         match self {
             Data::InMemory { validation, .. } => validation.len(),
-            Data::Streaming { scan, .. } => scan.validation_rows,
+            Data::Streaming(s) => s.scan.validation_rows,
         }
     }
 
@@ -286,16 +309,9 @@ impl Data {
                 }
                 in_memory(train, &order, args.batch_size, tokenizer, settings)
             }
-            Data::Streaming { labels, source, columns, .. } => {
+            Data::Streaming(s) => {
                 let shuffle = args.shuffle.then(|| (draw_int64_seed() as u64, args.shuffle_buffer));
-                let spec = StreamSpec {
-                    source: source.clone(),
-                    columns: columns.clone(),
-                    split: Split::Train,
-                    batch_size: args.batch_size,
-                    shuffle,
-                };
-                Ok(Box::new(StreamLoader::spawn(spec, tokenizer.clone(), labels.clone(), settings)?))
+                s.pass(Split::Train, shuffle, args.batch_size, tokenizer, settings)
             }
         }
     }
@@ -313,16 +329,7 @@ impl Data {
                 let order = epoch_order(validation.len(), false);
                 in_memory(validation, &order, args.batch_size, tokenizer, settings)
             }
-            Data::Streaming { labels, source, columns, .. } => {
-                let spec = StreamSpec {
-                    source: source.clone(),
-                    columns: columns.clone(),
-                    split: Split::Validation,
-                    batch_size: args.batch_size,
-                    shuffle: None,
-                };
-                Ok(Box::new(StreamLoader::spawn(spec, tokenizer.clone(), labels.clone(), settings)?))
-            }
+            Data::Streaming(s) => s.pass(Split::Validation, None, args.batch_size, tokenizer, settings),
         }
     }
 }

@@ -81,30 +81,21 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A small random BertForSequenceClassification folder written by transformers (MiniLM's vocab).
-pub fn tiny_model(dir: &Path, num_labels: usize, dropout: Option<f64>, extra: &[&str]) -> PathBuf {
+/// An HF BertForSequenceClassification folder written by transformers (`scripts/parity/make_model.py`)
+/// into `dir/model`: `source` picks the weights (`--from DIR` or `--random` with sizes), the classifier
+/// is made in Python from `seed`, and `dropout` (if given) sets both dropout probabilities.
+pub fn make_model(
+    dir: &Path,
+    source: &[&str],
+    num_labels: usize,
+    seed: u64,
+    dropout: Option<f64>,
+    extra: &[&str],
+) -> PathBuf {
     let model = dir.join("model");
-    let labels = num_labels.to_string();
-    let dropout = dropout.map(|d| d.to_string());
-    let mut args = vec![
-        "--random",
-        "--vocab-from",
-        minilm_str(),
-        "--out",
-        model.to_str().unwrap(),
-        "--layers",
-        "2",
-        "--hidden",
-        "32",
-        "--heads",
-        "2",
-        "--intermediate",
-        "48",
-        "--num-labels",
-        &labels,
-        "--seed",
-        "5",
-    ];
+    let (labels, seed, dropout) = (num_labels.to_string(), seed.to_string(), dropout.map(|d| d.to_string()));
+    let mut args = source.to_vec();
+    args.extend(["--out", model.to_str().unwrap(), "--num-labels", &labels, "--seed", &seed]);
     if let Some(d) = &dropout {
         args.extend(["--dropout", d.as_str()]);
     }
@@ -113,7 +104,31 @@ pub fn tiny_model(dir: &Path, num_labels: usize, dropout: Option<f64>, extra: &[
     model
 }
 
-fn minilm_str() -> &'static str {
+/// A small random config (2 layers, hidden 32, 2 heads) with MiniLM's vocabulary.
+pub fn tiny_model(dir: &Path, num_labels: usize, dropout: Option<f64>, extra: &[&str]) -> PathBuf {
+    let random = [
+        "--random",
+        "--vocab-from",
+        minilm_str(),
+        "--layers",
+        "2",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--intermediate",
+        "48",
+    ];
+    make_model(dir, &random, num_labels, 5, dropout, extra)
+}
+
+/// MiniLM's pretrained weights with a classifier head made in Python.
+pub fn minilm_with_head(dir: &Path, num_labels: usize, seed: u64, dropout: Option<f64>) -> PathBuf {
+    make_model(dir, &["--from", minilm_str()], num_labels, seed, dropout, &[])
+}
+
+/// The MiniLM folder as a `&str` for argument lists.
+pub fn minilm_str() -> &'static str {
     Box::leak(minilm().to_string_lossy().into_owned().into_boxed_str())
 }
 

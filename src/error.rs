@@ -37,6 +37,10 @@ pub enum Error {
     #[error("{flag}: {msg}")]
     Usage { flag: String, msg: String },
 
+    /// The run was stopped by a signal; what was trained so far is saved in `saved`.
+    #[error("interrupted after step {step}: the model trained so far is saved in {}", saved.display())]
+    Interrupted { step: usize, saved: PathBuf },
+
     /// A failure of bertfit's own machinery (a thread that could not start or died).
     #[error("{0}")]
     Runtime(String),

@@ -9,6 +9,7 @@ fn run(cli: Cli) -> bertfit::Result<()> {
     match cli.command {
         Command::Train(flags) => {
             let args = flags.into_args()?;
+            stop_on_signal();
             bertfit::train::train(&args)?;
             eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
             Ok(())
@@ -28,9 +29,28 @@ fn run(cli: Cli) -> bertfit::Result<()> {
     }
 }
 
+/// The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second
+/// one ends the process at once.
+fn stop_on_signal() {
+    let handler = || {
+        if bertfit::train::interrupt::stop_requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current step (press Ctrl-C again to quit at once)");
+        bertfit::train::interrupt::request_stop();
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        eprintln!("warning: cannot install the Ctrl-C handler ({e}); Ctrl-C will end the run at once");
+    }
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ bertfit::Error::Interrupted { .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             let mut msg = format!("error: {e}");
             let mut source = std::error::Error::source(&e);

@@ -145,3 +145,47 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+/// Ctrl-C (SIGINT) ends a run after the current step: the model trained so far is saved as an HF
+/// folder, metrics.jsonl keeps every step, and the exit code is 130.
+#[test]
+fn ctrl_c_saves_the_model_trained_so_far() {
+    let dir = temp_dir("cli_interrupt");
+    let model = tiny_model(&dir, 2, None, &[]);
+    let data = dir.join("data.csv");
+    write_csv(&data, &rows(400, "train", |i| (i % 2).to_string()));
+    let out = dir.join("out");
+    let child = super::common::bertfit()
+        .args(["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args([
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1000",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "16",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = out.join("metrics.jsonl");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map(|m| m.lines().count() < 3).unwrap_or(true) {
+        assert!(started.elapsed().as_secs() < 120, "no training steps within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted after step") && !err.contains("panicked"), "{err}");
+    for f in ["config.json", "model.safetensors", "vocab.txt", "training_args.json"] {
+        assert!(out.join(f).exists(), "{f} missing after the interrupt");
+    }
+    let steps = std::fs::read_to_string(&metrics).unwrap().lines().filter(|l| l.contains("\"step\"")).count();
+    assert!(steps >= 3, "{steps} steps logged");
+}

@@ -1,5 +1,6 @@
 //! Training: validated settings, the loop, and what it records.
 pub mod args;
+pub mod interrupt;
 pub mod metrics;
 pub mod trainer;
 

@@ -13,6 +13,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::Device;
 
 use super::args::TrainArgs;
+use super::interrupt;
 use super::metrics::{accuracy, EpochRecord, MetricsLog, StepRecord};
 use crate::data::batch::Batch;
 use crate::data::dataset::{read_dataset, Columns, DataSource, Split};
@@ -49,6 +50,7 @@ fn prepare_output(dir: &Path, overwrite: bool) -> Result<()> {
 /// saves the result as an HF folder in `args.output_dir`.
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     args.validate()?;
+    interrupt::clear();
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }
@@ -96,6 +98,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let mut summary =
         TrainSummary { epochs: Vec::new(), newly_initialized: report.newly_initialized.clone() };
     let mut step = 0usize;
+    let mut interrupted = false;
     for epoch in 1..=args.epochs {
         let started = Instant::now();
         let mut batches = data.train_batches(args, &tokenizer, settings)?;
@@ -131,9 +134,16 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
                 stopped = true;
                 break;
             }
+            if interrupt::stop_requested() {
+                interrupted = true;
+                break;
+            }
         }
-        let waited = batches.finish(stopped)?.as_secs_f64();
+        let waited = batches.finish(stopped || interrupted)?.as_secs_f64();
         progress.finish_and_clear();
+        if interrupted {
+            break;
+        }
         let train_seconds = started.elapsed().as_secs_f64();
         let mean_loss = total_loss / steps_done.max(1) as f64;
         println!("Epoch {epoch}, Loss: {mean_loss:.4}");
@@ -168,6 +178,9 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     save_config(&args.output_dir, &config)?;
     save_weights(&args.output_dir.join("model.safetensors"), &config, &vs.variables())?;
     tokenizer.save_files(&args.output_dir)?;
+    if interrupted {
+        return Err(Error::Interrupted { step, saved: args.output_dir.clone() });
+    }
     Ok(summary)
 }
 

@@ -55,10 +55,8 @@ fn for_each_split_row<'a>(
     let Some((path, filter)) = file_of(source, split) else { return Ok(()) };
     wanted.split = filter.then_some(columns.split.as_str());
     for_each_row(&path, &wanted, |r| {
-        if filter {
-            if Split::from_cell(&r.split, &path, r.row, &columns.split)? != split {
-                return Ok(());
-            }
+        if filter && Split::from_cell(&r.split, &path, r.row, &columns.split)? != split {
+            return Ok(());
         }
         f(r)
     })?;

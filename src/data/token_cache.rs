@@ -149,7 +149,7 @@ fn read(path: &Path) -> Result<Vec<Vec<Encoding>>> {
         if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last() != Some(&tokens) {
             return Err(Error::data(path, "token cache entry is corrupt; delete it to rebuild"));
         }
-        let ids = c.take(tokens.checked_mul(4).unwrap_or(usize::MAX))?;
+        let ids = c.take(tokens.saturating_mul(4))?;
         let types = c.take(tokens)?;
         let id = |k: usize| {
             u32::from_le_bytes([ids[4 * k], ids[4 * k + 1], ids[4 * k + 2], ids[4 * k + 3]]) as i64

@@ -12,3 +12,4 @@ pub mod stream;
 pub mod table;
 pub mod token_cache;
 pub mod tokenize;
+pub mod wordpiece_ascii;

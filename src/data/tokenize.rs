@@ -33,6 +33,9 @@ use rust_tokenizers::vocab::BertVocab;
 use rust_tokenizers::TokenizedInput;
 use serde_json::Value;
 
+use rayon::prelude::*;
+
+use super::wordpiece_ascii::AsciiWordPiece;
 use crate::{Error, Result};
 
 /// One encoded text (or pair): `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. The attention mask is
@@ -62,6 +65,9 @@ pub struct BertTokenizer {
     pad_token_id: i64,
     /// Largest id in `vocab.txt` + 1 (the number of embedding rows the ids need).
     vocab_size: usize,
+    /// The fast path for plain ASCII single texts; `None` when extra special tokens could occur
+    /// in the text (they are matched before normalisation, which only the full path does).
+    ascii: Option<AsciiWordPiece>,
 }
 
 /// The tokenizer settings of `tokenizer_config.json`, with HF's defaults.
@@ -152,6 +158,9 @@ impl BertTokenizer {
             })
             .collect();
         let indices = values.iter().map(|(token, &id)| (id, token.clone())).collect();
+        let ascii = settings.additional_special_tokens.is_empty().then(|| {
+            AsciiWordPiece::new(values.clone(), special_values[&settings.unk_token], settings.do_lower_case)
+        });
         values.extend(aliases);
 
         let special_indices = special_values.iter().map(|(token, &id)| (id, token.clone())).collect();
@@ -183,6 +192,7 @@ impl BertTokenizer {
             sep_token_id,
             pad_token_id,
             vocab_size,
+            ascii,
         })
     }
 
@@ -194,6 +204,11 @@ impl BertTokenizer {
     /// If `max_length` is below 2 (3 for a pair): see [`validate_max_length`].
     pub fn encode(&self, text: &str, text_pair: Option<&str>, max_length: usize) -> Encoding {
         assert_max_length(max_length, text_pair.is_some());
+        if text_pair.is_none() {
+            if let Some(ids) = self.ascii.as_ref().and_then(|a| a.encode(text)) {
+                return self.single(ids, max_length);
+            }
+        }
         // No truncation here: `finish` truncates as HF does.
         let text = self.prenormalise(text);
         let text_pair = text_pair.map(|t| self.prenormalise(t));
@@ -219,6 +234,9 @@ impl BertTokenizer {
         max_length: usize,
     ) -> Vec<Encoding> {
         assert_max_length(max_length, text_pairs.is_some());
+        if text_pairs.is_none() && self.ascii.is_some() {
+            return self.encode_batch_ascii_first(texts, max_length);
+        }
         let first: Vec<Cow<str>> = texts.iter().map(|t| self.prenormalise(t)).collect();
         let tokenized = match text_pairs {
             None => MultiThreadedTokenizer::encode_list(
@@ -249,6 +267,46 @@ impl BertTokenizer {
         };
         let is_pair = text_pairs.is_some();
         tokenized.into_iter().map(|t| self.finish(t, is_pair, max_length)).collect()
+    }
+
+    /// Single texts: the ASCII fast path on all cores, the full path for the others.
+    fn encode_batch_ascii_first(&self, texts: &[&str], max_length: usize) -> Vec<Encoding> {
+        let fast: Vec<Option<Vec<i64>>> =
+            texts.par_iter().map(|t| self.ascii.as_ref().and_then(|a| a.encode(t))).collect();
+        let rest: Vec<&str> = texts.iter().zip(&fast).filter(|(_, f)| f.is_none()).map(|(t, _)| *t).collect();
+        let mut slow = if rest.is_empty() {
+            Vec::new()
+        } else {
+            let first: Vec<Cow<str>> = rest.iter().map(|t| self.prenormalise(t)).collect();
+            MultiThreadedTokenizer::encode_list(
+                &self.inner,
+                &first,
+                usize::MAX,
+                &TruncationStrategy::DoNotTruncate,
+                0,
+            )
+        }
+        .into_iter();
+        fast.into_iter()
+            .map(|f| match f {
+                Some(ids) => self.single(ids, max_length),
+                None => slow
+                    .next()
+                    .map(|t| self.finish(t, false, max_length))
+                    .unwrap_or_else(|| self.single(Vec::new(), max_length)),
+            })
+            .collect()
+    }
+
+    /// `[CLS] ids [SEP]`, the ids truncated to `max_length - 2`.
+    fn single(&self, mut ids: Vec<i64>, max_length: usize) -> Encoding {
+        ids.truncate(max_length - 2);
+        let mut input_ids = Vec::with_capacity(ids.len() + 2);
+        input_ids.push(self.cls_token_id);
+        input_ids.extend(ids);
+        input_ids.push(self.sep_token_id);
+        let token_type_ids = vec![0; input_ids.len()];
+        Encoding { input_ids, token_type_ids }
     }
 
     pub fn pad_token_id(&self) -> i64 {

@@ -63,26 +63,43 @@ fn for_each_split_row<'a>(
     Ok(())
 }
 
-/// Reads only the label (and split) column: the label map and the row counts.
+/// Reads only the label (and split) column: the label map and the row counts. A file with a split
+/// column is read once for both splits.
 pub fn scan(source: &DataSource, columns: &Columns, num_labels: Option<i64>) -> Result<Scan> {
-    let only_labels = Wanted { text: None, text_pair: None, label: Some(&columns.label), split: None };
     let mut seen: [BTreeMap<String, (u64, usize)>; 2] = Default::default();
     let mut counts = [0usize; 2];
-    for (k, split) in [Split::Train, Split::Validation].into_iter().enumerate() {
-        for_each_split_row(source, columns, split, only_labels, |r| {
-            if r.label.trim().is_empty() {
-                let path = file_of(source, split).map(|f| f.0).unwrap_or_default();
-                return Err(Error::DataRow {
-                    path,
-                    row: r.row,
-                    column: columns.label.clone(),
-                    msg: "empty label".into(),
-                });
+    let mut tally = |k: usize, path: &PathBuf, r: Row| -> Result<()> {
+        if r.label.trim().is_empty() {
+            return Err(Error::DataRow {
+                path: path.clone(),
+                row: r.row,
+                column: columns.label.clone(),
+                msg: "empty label".into(),
+            });
+        }
+        seen[k].entry(r.label.trim().to_string()).or_insert((0, r.row)).0 += 1;
+        counts[k] += 1;
+        Ok(())
+    };
+    let labels_only = Wanted { text: None, text_pair: None, label: Some(&columns.label), split: None };
+    match source {
+        DataSource::SplitColumn(path) => {
+            let wanted = Wanted { split: Some(&columns.split), ..labels_only };
+            for_each_row(path, &wanted, |r| {
+                match Split::from_cell(&r.split, path, r.row, &columns.split)? {
+                    Split::Train => tally(0, path, r),
+                    Split::Validation => tally(1, path, r),
+                    Split::Test => Ok(()),
+                }
+            })?;
+        }
+        DataSource::Files { train, validation, .. } => {
+            for (k, path) in [(0, Some(train)), (1, validation.as_ref())] {
+                if let Some(path) = path {
+                    for_each_row(path, &labels_only, |r| tally(k, path, r))?;
+                }
             }
-            seen[k].entry(r.label.trim().to_string()).or_insert((0, r.row)).0 += 1;
-            counts[k] += 1;
-            Ok(())
-        })?;
+        }
     }
     let train_path = file_of(source, Split::Train).map(|f| f.0).unwrap_or_default();
     if counts[0] == 0 {

@@ -12,35 +12,13 @@ Pad-to-512 is slow on a CPU (about 1 sample/s on 2 cores), hence --max-steps and
 subset. Run after `source scripts/env.sh` and `cargo build --release --bins`.
 """
 import argparse
-import csv
-import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def subset(src, dst, n_train, n_val, seed):
-    rows = list(csv.DictReader(open(src, newline="", encoding="utf-8")))
-    rng = random.Random(seed)
-    train = [r for r in rows if r["split"] == "train"]
-    val = [r for r in rows if r["split"] == "val"]
-    rng.shuffle(train)
-    rng.shuffle(val)
-    if len(train) < n_train or len(val) < n_val:
-        raise SystemExit(f"{src} has {len(train)} train and {len(val)} val rows; asked for {n_train} and {n_val}")
-    with open(dst, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["text", "label", "split"])
-        w.writeheader()
-        for r in train[:n_train] + val[:n_val]:
-            w.writerow({"text": r["text"], "label": r["label"], "split": r["split"]})
-
-
-def records(path):
-    lines = [json.loads(l) for l in open(path) if l.strip()]
-    return [r for r in lines if r.get("kind") == "epoch"], [r for r in lines if r.get("kind") == "step"]
+from bench_common import records, subset
 
 
 def summary(epochs):

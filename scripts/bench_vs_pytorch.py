@@ -7,32 +7,13 @@ both and the ratio. Run through scripts/bench.sh (which sets up and builds) or d
 `source scripts/env.sh`.
 """
 import argparse
-import csv
-import json
 import os
-import random
 import statistics
 import subprocess
 import sys
 import tempfile
 
-
-def subset(src, dst, n_train, n_val, seed=0):
-    rows = list(csv.DictReader(open(src, newline="", encoding="utf-8")))
-    rng = random.Random(seed)
-    train = [r for r in rows if r["split"] == "train"]
-    val = [r for r in rows if r["split"] == "val"]
-    rng.shuffle(train)
-    rng.shuffle(val)
-    with open(dst, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["text", "label", "split"])
-        w.writeheader()
-        for r in train[:n_train] + val[:n_val]:
-            w.writerow({"text": r["text"], "label": r["label"], "split": r["split"]})
-
-
-def epochs(path):
-    return [json.loads(l) for l in open(path) if '"kind": "epoch"' in l or '"kind":"epoch"' in l]
+from bench_common import records, subset
 
 
 def main():
@@ -66,8 +47,8 @@ def main():
         out = os.path.join(work, f"bertfit{k}")
         subprocess.run([args.bertfit, "train", *flags, "--output-dir", out, "--device", "cpu"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        a = sum(r["train_samples_per_second"] for r in epochs(ref_metrics)) / args.epochs
-        b = sum(r["train_samples_per_second"] for r in epochs(os.path.join(out, "metrics.jsonl"))) / args.epochs
+        a = sum(r["train_samples_per_second"] for r in records(ref_metrics)[0]) / args.epochs
+        b = sum(r["train_samples_per_second"] for r in records(os.path.join(out, "metrics.jsonl"))[0]) / args.epochs
         ref_rates.append(a)
         our_rates.append(b)
         print(f"run {k + 1}: pytorch {a:.2f} samples/s, bertfit {b:.2f} samples/s, ratio {b / a:.2f}", flush=True)

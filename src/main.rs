@@ -1,17 +1,23 @@
 //! Thin entry point: parse flags, run, print the error chain and exit non-zero on failure.
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use bertfit::cli::{Cli, Command};
+use bertfit::cli::{Cli, Command, ParseFailure};
+use bertfit::train::report::{Console, JsonLines, Tee};
 
 fn run(cli: Cli) -> bertfit::Result<()> {
     match cli.command {
         Command::Train(flags) => {
             let args = flags.into_args()?;
             stop_on_signal();
-            bertfit::train::train(&args)?;
-            eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
+            // The terminal gets the seed's lines and progress; metrics.jsonl gets every record.
+            let mut reporter = Tee(vec![
+                Box::new(Console::default()),
+                Box::new(JsonLines::new(&args.output_dir.join("metrics.jsonl"))),
+            ]);
+            bertfit::train::train(&args, &mut reporter)?;
+            if args.do_train {
+                eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
+            }
             Ok(())
         }
         Command::CheckData(flags) => {
@@ -44,22 +50,29 @@ fn stop_on_signal() {
     }
 }
 
+fn report(e: &bertfit::Error) -> ExitCode {
+    let mut msg = format!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    eprintln!("{msg}");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = match bertfit::cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ParseFailure::Refused(e)) => return report(&e),
+        Err(ParseFailure::Clap(e)) => e.exit(),
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ bertfit::Error::Interrupted { .. }) => {
             eprintln!("{e}");
             ExitCode::from(130)
         }
-        Err(e) => {
-            let mut msg = format!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                msg.push_str(&format!("\n  caused by: {s}"));
-                source = s.source();
-            }
-            eprintln!("{msg}");
-            ExitCode::FAILURE
-        }
+        Err(e) => report(&e),
     }
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use bertfit::data::batch::Padding;
 use bertfit::data::dataset::{read_dataset, Columns, DataSource, Split};
-use bertfit::data::labels::LabelMap;
-use bertfit::data::loader::{EpochBatches, LoadedBatch, Loader, LoaderSettings, Prepared};
-use bertfit::data::sampler::{group_by_length, randperm, Mt19937};
-use bertfit::data::stream::{StreamLoader, StreamSpec};
+use bertfit::data::labels::{LabelMap, LabelTally};
+use bertfit::data::loader::{batches_of, Prepared};
+use bertfit::data::pipeline::{Batches, LoadedBatch, LoaderSettings};
+use bertfit::data::sampler::{group_by_length, randperm, Mt19937, Shard};
+use bertfit::data::stream::{self, StreamSpec};
 use bertfit::data::tokenize::BertTokenizer;
 use bertfit::model::BertConfig;
 use bertfit::weights::{from_pretrained, resolve};
@@ -35,7 +36,11 @@ fn settings(padding: Padding, max_length: usize) -> LoaderSettings {
     LoaderSettings { padding, max_length, pad_id: 0, prefetch: 2 }
 }
 
-fn all_batches(mut b: Box<dyn EpochBatches>) -> Vec<LoadedBatch> {
+fn label_map(split: &bertfit::data::dataset::SplitData) -> LabelMap {
+    LabelMap::from_tallies(&LabelTally::of(split, "label").unwrap(), &[], "label", None).unwrap()
+}
+
+fn all_batches(mut b: Batches) -> Vec<LoadedBatch> {
     let v: Vec<LoadedBatch> = b.by_ref().map(|x| x.unwrap()).collect();
     b.finish(false).unwrap();
     v
@@ -49,7 +54,7 @@ fn same_batches(a: &[LoadedBatch], b: &[LoadedBatch]) {
             (&x.batch.input_ids, &y.batch.input_ids),
             (&x.batch.attention_mask, &y.batch.attention_mask),
             (&x.batch.token_type_ids, &y.batch.token_type_ids),
-            (&x.batch.labels, &y.batch.labels),
+            (x.batch.labels.as_ref().unwrap(), y.batch.labels.as_ref().unwrap()),
         ] {
             assert_eq!(p.size(), q.size());
             assert!(p.equal(q), "batch tensors differ at rows {:?}", x.rows);
@@ -70,14 +75,12 @@ fn csv_and_parquet_give_identical_batches_in_memory_and_streamed() {
     );
     assert_eq!(a.train.examples, b.train.examples);
     assert_eq!(a.validation.examples, b.validation.examples);
-    let labels = LabelMap::from_training(&a.train, "label", None).unwrap();
+    let labels = label_map(&a.train);
     let order = randperm(a.train.examples.len(), &mut Mt19937::new(1));
     let batches: Vec<Vec<usize>> = order.chunks(16).map(<[usize]>::to_vec).collect();
     let load = |ds: &bertfit::data::dataset::Dataset| {
-        let set = Arc::new(Prepared::new(&ds.train, &labels, "label", 128).unwrap());
-        all_batches(Box::new(
-            Loader::spawn(set, tokenizer.clone(), batches.clone(), settings(Padding::Longest, 128)).unwrap(),
-        ))
+        let set = Arc::new(Prepared::new(&ds.train, Some(&labels), "label", 128).unwrap());
+        all_batches(batches_of(&set, batches.clone(), &tokenizer, settings(Padding::Longest, 128)).unwrap())
     };
     same_batches(&load(&a), &load(&b));
 
@@ -89,11 +92,12 @@ fn csv_and_parquet_give_identical_batches_in_memory_and_streamed() {
             split: Split::Train,
             batch_size: 16,
             shuffle: Some((7, 500)),
+            shard: Shard::WHOLE,
         };
-        all_batches(Box::new(
-            StreamLoader::spawn(spec, tokenizer.clone(), labels.clone(), settings(Padding::Longest, 128))
+        all_batches(
+            stream::stream(spec, tokenizer.clone(), Some(labels.clone()), settings(Padding::Longest, 128))
                 .unwrap(),
-        ))
+        )
     };
     let (x, y) = (stream(&csv), stream(&parquet));
     same_batches(&x, &y);
@@ -118,13 +122,13 @@ fn padding_and_length_grouping_change_no_per_example_logit() {
     let ds = read_dataset(&DataSource::SplitColumn(dataset("movies")), &Columns::default()).unwrap();
     let mut split = ds.validation.clone();
     split.examples = split.examples.into_iter().step_by(20).take(48).collect();
-    let labels = LabelMap::from_training(&ds.train, "label", None).unwrap();
-    let set = Arc::new(Prepared::new(&split, &labels, "label", 512).unwrap());
+    let labels = label_map(&ds.train);
+    let set = Arc::new(Prepared::new(&split, Some(&labels), "label", 512).unwrap());
     let n = set.len();
     let logits_by_row = |batches: Vec<Vec<usize>>, padding: Padding| -> HashMap<usize, Tensor> {
-        let loader = Loader::spawn(set.clone(), tokenizer.clone(), batches, settings(padding, 512)).unwrap();
+        let loader = batches_of(&set, batches, &tokenizer, settings(padding, 512)).unwrap();
         let mut out = HashMap::new();
-        for loaded in all_batches(Box::new(loader)) {
+        for loaded in all_batches(loader) {
             let b = &loaded.batch;
             let logits = tch::no_grad(|| {
                 pre.model.forward_t(&b.input_ids, &b.attention_mask, &b.token_type_ids, false)

@@ -9,4 +9,5 @@ mod pickle;
 mod reproduce;
 mod tokenize;
 mod train;
+mod trainer;
 mod weights;

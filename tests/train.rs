@@ -14,9 +14,14 @@ use super::parity::max_logit_difference;
 /// `n_train` + `n_val` movie snippets as a `text,label,split` CSV, taken evenly through each split
 /// (the file is grouped by sentiment, so a prefix would hold one class).
 pub fn movie_subset(path: &Path, n_train: usize, n_val: usize) {
-    let ds = read_with_split_column(&dataset("movies"), &Columns::default()).expect("movies.csv");
+    subset("movies", path, n_train, n_val)
+}
+
+/// `n_train` + `n_val` rows of one of the setup's datasets (movies, sms, trec), taken evenly.
+pub fn subset(name: &str, path: &Path, n_train: usize, n_val: usize) {
+    let ds = read_with_split_column(&dataset(name), &Columns::default()).expect("dataset csv");
     let spread = |examples: &[bertfit::data::dataset::Example], n: usize, split: &'static str| {
-        let stride = (examples.len() / n).max(1);
+        let stride = (examples.len() / n.max(1)).max(1);
         examples
             .iter()
             .step_by(stride)

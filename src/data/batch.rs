@@ -22,8 +22,8 @@ pub struct Batch {
     pub attention_mask: Tensor,
     /// (B, T)
     pub token_type_ids: Tensor,
-    /// (B,)
-    pub labels: Tensor,
+    /// (B,) class ids; `None` for rows to predict.
+    pub labels: Option<Tensor>,
 }
 
 impl Batch {
@@ -33,19 +33,19 @@ impl Batch {
             input_ids: self.input_ids.to_device(device),
             attention_mask: self.attention_mask.to_device(device),
             token_type_ids: self.token_type_ids.to_device(device),
-            labels: self.labels.to_device(device),
+            labels: self.labels.as_ref().map(|l| l.to_device(device)),
         }
     }
 
     pub fn size(&self) -> usize {
-        self.labels.size()[0] as usize
+        self.input_ids.size()[0] as usize
     }
 }
 
 /// Pads `encodings` (right side, `pad_id`, mask 0, token type 0) and stacks them.
 pub fn collate(
     encodings: &[&Encoding],
-    labels: &[i64],
+    labels: Option<&[i64]>,
     padding: Padding,
     max_length: usize,
     pad_id: i64,
@@ -72,7 +72,7 @@ pub fn collate(
         input_ids: to(&ids),
         attention_mask: to(&mask),
         token_type_ids: to(&types),
-        labels: Tensor::from_slice(labels).to_kind(Kind::Int64).to_device(device),
+        labels: labels.map(|l| Tensor::from_slice(l).to_kind(Kind::Int64).to_device(device)),
     }
 }
 
@@ -87,12 +87,13 @@ mod tests {
     #[test]
     fn pads_to_the_longest_or_to_max_length() {
         let (a, b) = (enc(&[101, 7, 102]), enc(&[101, 102]));
-        let batch = collate(&[&a, &b], &[1, 0], Padding::Longest, 8, 0, Device::Cpu);
+        let batch = collate(&[&a, &b], Some(&[1, 0]), Padding::Longest, 8, 0, Device::Cpu);
         assert_eq!(batch.input_ids.size(), [2, 3]);
         assert_eq!(Vec::<i64>::try_from(batch.attention_mask.flatten(0, -1)).unwrap(), [1, 1, 1, 1, 1, 0]);
         assert_eq!(Vec::<i64>::try_from(batch.input_ids.flatten(0, -1)).unwrap(), [101, 7, 102, 101, 102, 0]);
-        let batch = collate(&[&a, &b], &[1, 0], Padding::MaxLength, 8, 0, Device::Cpu);
+        let batch = collate(&[&a, &b], None, Padding::MaxLength, 8, 0, Device::Cpu);
         assert_eq!(batch.input_ids.size(), [2, 8]);
         assert_eq!(batch.size(), 2);
+        assert!(batch.labels.is_none());
     }
 }

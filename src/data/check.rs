@@ -2,11 +2,12 @@
 //! batch size, not the file size), and reports rows, labels, token lengths and truncation, or the
 //! first problem training would stop on.
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use super::dataset::{Columns, DataSource, Split};
-use super::labels::{distinct_labels, LabelMap};
-use super::table::{for_each_row, Row, Wanted};
+use super::dataset::{
+    empty_train_split, file_of, for_each_split_row, split_is_labelled, Columns, DataSource, Read, Split,
+};
+use super::labels::{LabelMap, LabelTally};
+use super::table::Row;
 use super::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 
@@ -19,8 +20,8 @@ const MAX_LABELS: usize = 10_000;
 #[derive(Debug, Default, Clone)]
 pub struct SplitStats {
     pub rows: u64,
-    /// Label -> (rows, first row), the first row for messages.
-    pub labels: BTreeMap<String, (u64, usize)>,
+    /// Label -> rows and first row (empty for an unlabelled test file).
+    pub labels: LabelTally,
     /// Token count (with [CLS]/[SEP], before truncation) -> rows.
     pub lengths: BTreeMap<usize, u64>,
 }
@@ -55,29 +56,23 @@ struct Accumulator<'a> {
     tokenizer: &'a BertTokenizer,
     pending: Vec<Row>,
     stats: SplitStats,
-    path: &'a Path,
+    labelled: bool,
     label_column: &'a str,
 }
 
 impl Accumulator<'_> {
     fn push(&mut self, row: Row) -> Result<()> {
-        if row.label.trim().is_empty() {
-            return Err(Error::DataRow {
-                path: self.path.into(),
-                row: row.row,
-                column: self.label_column.into(),
-                msg: "empty label".into(),
-            });
-        }
-        self.stats.labels.entry(row.label.trim().to_string()).or_insert((0, row.row)).0 += 1;
-        if self.stats.labels.len() > MAX_LABELS {
-            return Err(Error::data(
-                self.path,
-                format!(
-                    "column '{}' has over {MAX_LABELS} distinct labels: is it the label column?",
-                    self.label_column
-                ),
-            ));
+        if self.labelled {
+            self.stats.labels.add(&row.label, row.row, self.label_column)?;
+            if self.stats.labels.labels.len() > MAX_LABELS {
+                return Err(Error::data(
+                    &self.stats.labels.path,
+                    format!(
+                        "column '{}' has over {MAX_LABELS} distinct labels: is it the label column?",
+                        self.label_column
+                    ),
+                ));
+            }
         }
         self.pending.push(row);
         if self.pending.len() >= CHUNK {
@@ -109,88 +104,33 @@ pub fn check(
     tokenizer: &BertTokenizer,
     num_labels: Option<i64>,
 ) -> Result<DataReport> {
-    let wanted = |split: bool| Wanted {
-        text: Some(&columns.text),
-        text_pair: columns.text_pair.as_deref(),
-        label: Some(&columns.label),
-        split: split.then_some(columns.split.as_str()),
-    };
-    let new = |path| Accumulator {
-        tokenizer,
-        pending: Vec::new(),
-        stats: SplitStats::default(),
-        path,
-        label_column: &columns.label,
-    };
-    let mut report = DataReport::default();
-    match source {
-        DataSource::SplitColumn(path) => {
-            let mut acc = [new(path), new(path), new(path)];
-            let rows = for_each_row(path, &wanted(true), |r| {
-                let k = match Split::from_cell(&r.split, path, r.row, &columns.split)? {
-                    Split::Train => 0,
-                    Split::Validation => 1,
-                    Split::Test => 2,
-                };
-                acc[k].push(r)
-            })?;
-            if rows == 0 {
-                return Err(Error::data(path, "no data rows"));
-            }
-            let [a, b, c] = acc.map(|mut a| {
-                a.flush();
-                a.stats
-            });
-            report = DataReport { train: a, validation: b, test: c };
-        }
-        DataSource::Files { train, validation, test } => {
-            for (path, slot) in [
-                (Some(train), &mut report.train),
-                (validation.as_ref(), &mut report.validation),
-                (test.as_ref(), &mut report.test),
-            ] {
-                let Some(path) = path else { continue };
-                let mut acc = new(path);
-                for_each_row(path, &wanted(false), |r| acc.push(r))?;
-                acc.flush();
-                if acc.stats.rows == 0 {
-                    return Err(Error::data(path, "no data rows"));
-                }
-                *slot = acc.stats;
-            }
-        }
+    let all = [Split::Train, Split::Validation, Split::Test];
+    let mut acc = Vec::new();
+    for split in all {
+        let path = file_of(source, split).map(|(p, _)| p.to_path_buf()).unwrap_or_default();
+        acc.push(Accumulator {
+            tokenizer,
+            pending: Vec::new(),
+            stats: SplitStats { labels: LabelTally::new(&path), ..Default::default() },
+            labelled: split_is_labelled(source, columns, split)?,
+            label_column: &columns.label,
+        });
     }
-    let train_path = source.paths()[0];
-    if report.train.rows == 0 {
-        return Err(Error::data(
-            train_path,
-            format!("the train split is empty (no row has {}=train)", columns.split),
-        ));
+    for_each_split_row(source, columns, &all, Read::Examples, |split, _, r| acc[split as usize].push(r))?;
+    let [train, validation, test]: [SplitStats; 3] = acc
+        .into_iter()
+        .map(|mut a| {
+            a.flush();
+            a.stats
+        })
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| Error::Runtime("check-data: three splits expected".into()))?;
+    if train.rows == 0 {
+        return Err(empty_train_split(source, columns));
     }
-    check_labels(source, columns, &report, num_labels)?;
-    Ok(report)
-}
-
-/// The label checks training makes, on one example per distinct label (its first row).
-fn check_labels(
-    source: &DataSource,
-    columns: &Columns,
-    report: &DataReport,
-    num_labels: Option<i64>,
-) -> Result<LabelMap> {
-    let paths = source.paths();
-    let split_of = |stats: &SplitStats, path: &Path| distinct_labels(path, &stats.labels);
-    let (train_path, val_path, test_path) = match source {
-        DataSource::SplitColumn(p) => (p.as_path(), p.as_path(), p.as_path()),
-        DataSource::Files { train, validation, test } => {
-            (train.as_path(), validation.as_deref().unwrap_or(paths[0]), test.as_deref().unwrap_or(paths[0]))
-        }
-    };
-    let map = LabelMap::from_training(&split_of(&report.train, train_path), &columns.label, num_labels)?;
-    map.encode(&split_of(&report.train, train_path), &columns.label)?;
-    map.encode(&split_of(&report.validation, val_path), &columns.label)?;
-    map.encode(&split_of(&report.test, test_path), &columns.label)?;
-    Ok(map)
+    LabelMap::from_tallies(&train.labels, &[&validation.labels, &test.labels], &columns.label, num_labels)?;
+    Ok(DataReport { train, validation, test })
 }
 
 /// The report as `check-data` prints it.
@@ -203,7 +143,7 @@ pub fn render(report: &DataReport, max_length: usize) -> String {
         }
         out.push_str(&format!("{name}: {} rows\n", s.rows));
         out.push_str("  labels:");
-        for (label, (n, _)) in &s.labels {
+        for (label, (n, _)) in &s.labels.labels {
             out.push_str(&format!(" {label} {n} ({:.1}%),", 100.0 * *n as f64 / s.rows as f64));
         }
         out.pop();

@@ -3,7 +3,7 @@
 //! `--validation_file`, `--test_file`), in any format `table.rs` reads.
 use std::path::{Path, PathBuf};
 
-use super::table::{for_each_row, Wanted};
+use super::table::{for_each_row, Row, Wanted};
 use crate::error::{Error, Result};
 
 /// Which columns hold what. Defaults are the seed script's names.
@@ -75,6 +75,14 @@ impl Split {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
+
     /// `parse` for a cell of the split column; anything else is an error naming the cell.
     pub fn from_cell(value: &str, path: &Path, row: usize, column: &str) -> Result<Split> {
         Split::parse(value).ok_or_else(|| Error::DataRow {
@@ -91,6 +99,8 @@ impl Split {
 pub struct SplitData {
     pub path: PathBuf,
     pub examples: Vec<Example>,
+    /// False for a test file without the label column: its rows are only predicted.
+    pub labelled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,96 +111,136 @@ pub struct Dataset {
     pub test: SplitData,
 }
 
-fn wanted<'a>(columns: &'a Columns, split: bool) -> Wanted<'a> {
+fn wanted<'a>(columns: &'a Columns, split: bool, label: bool) -> Wanted<'a> {
     Wanted {
         text: Some(&columns.text),
         text_pair: columns.text_pair.as_deref(),
-        label: Some(&columns.label),
+        label: label.then_some(columns.label.as_str()),
         split: split.then_some(columns.split.as_str()),
     }
 }
 
-fn example(r: super::table::Row, columns: &Columns, path: &Path) -> Result<Example> {
-    if r.label.trim().is_empty() {
-        return Err(Error::DataRow {
-            path: path.into(),
-            row: r.row,
-            column: columns.label.clone(),
-            msg: "empty label".into(),
-        });
+/// Which columns a pass over the data reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Only the labels (and the split column): a first pass that fixes the label map.
+    Labels,
+    /// Texts and labels.
+    Examples,
+}
+
+/// The file holding `split`'s rows, and whether its rows must be filtered by the split column.
+pub fn file_of(source: &DataSource, split: Split) -> Option<(&Path, bool)> {
+    match (source, split) {
+        (DataSource::SplitColumn(p), _) => Some((p.as_path(), true)),
+        (DataSource::Files { train, .. }, Split::Train) => Some((train.as_path(), false)),
+        (DataSource::Files { validation, .. }, Split::Validation) => {
+            validation.as_deref().map(|p| (p, false))
+        }
+        (DataSource::Files { test, .. }, Split::Test) => test.as_deref().map(|p| (p, false)),
     }
-    Ok(Example { row: r.row, text: r.text, text_pair: r.text_pair, label: r.label })
+}
+
+/// Whether `path` has the label column. Only a separate test file may lack it (rows to predict).
+fn has_label_column(path: &Path, columns: &Columns) -> Result<bool> {
+    Ok(super::table::columns(path)?.iter().any(|(n, _)| *n == columns.label))
+}
+
+/// Calls `f(split, path, row)` on every row of the splits in `splits`, in file order: one pass over a
+/// file with a split column (rows of other splits are skipped unread), or one pass per split file.
+/// Labels are read where the file has them (`row.label` is empty in an unlabelled test file: see
+/// [`SplitData::labelled`]). This is the one traversal every reader (in memory, streamed,
+/// check-data) goes through.
+pub fn for_each_split_row(
+    source: &DataSource,
+    columns: &Columns,
+    splits: &[Split],
+    read: Read,
+    mut f: impl FnMut(Split, &Path, Row) -> Result<()>,
+) -> Result<()> {
+    let texts = read == Read::Examples;
+    match source {
+        DataSource::SplitColumn(path) => {
+            let mut w = wanted(columns, true, true);
+            if !texts {
+                (w.text, w.text_pair) = (None, None);
+            }
+            let rows = for_each_row(path, &w, |r| {
+                let split = Split::from_cell(&r.split, path, r.row, &columns.split)?;
+                if splits.contains(&split) {
+                    f(split, path, r)?;
+                }
+                Ok(())
+            })?;
+            if rows == 0 {
+                return Err(Error::data(path, "no data rows"));
+            }
+        }
+        DataSource::Files { .. } => {
+            for &split in splits {
+                let Some((path, _)) = file_of(source, split) else { continue };
+                let label = split != Split::Test || has_label_column(path, columns)?;
+                let mut w = wanted(columns, false, label);
+                if !texts {
+                    (w.text, w.text_pair) = (None, None);
+                }
+                let rows = for_each_row(path, &w, |r| f(split, path, r))?;
+                if rows == 0 {
+                    return Err(Error::data(path, format!("the {} file has no data rows", split.name())));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the rows of `split` carry labels (a separate test file may not).
+pub fn split_is_labelled(source: &DataSource, columns: &Columns, split: Split) -> Result<bool> {
+    match (source, file_of(source, split)) {
+        (DataSource::Files { .. }, Some((path, _))) if split == Split::Test => {
+            has_label_column(path, columns)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// The error for a training split without rows.
+pub fn empty_train_split(source: &DataSource, columns: &Columns) -> Error {
+    match source {
+        DataSource::SplitColumn(path) => {
+            Error::data(path, format!("the train split is empty (no row has {}=train)", columns.split))
+        }
+        DataSource::Files { train, .. } => Error::data(train, "the train file has no data rows"),
+    }
 }
 
 /// Reads every split of `source` into memory.
 pub fn read_dataset(source: &DataSource, columns: &Columns) -> Result<Dataset> {
-    let ds = match source {
-        DataSource::SplitColumn(path) => read_with_split_column(path, columns)?,
-        DataSource::Files { train, validation, test } => {
-            let read = |p: &Option<PathBuf>, name: &str| -> Result<SplitData> {
-                match p {
-                    Some(p) => {
-                        let split = read_file(p, columns)?;
-                        if split.examples.is_empty() {
-                            return Err(Error::data(p, format!("the {name} file has no data rows")));
-                        }
-                        Ok(split)
-                    }
-                    None => Ok(SplitData { path: PathBuf::new(), examples: Vec::new() }),
-                }
-            };
-            Dataset {
-                columns: columns.clone(),
-                train: read_file(train, columns)?,
-                validation: read(validation, "validation")?,
-                test: read(test, "test")?,
-            }
-        }
+    let path_of = |split| file_of(source, split).map(|(p, _)| p.to_path_buf()).unwrap_or_default();
+    let empty = |split| SplitData { path: path_of(split), examples: Vec::new(), labelled: true };
+    let mut ds = Dataset {
+        columns: columns.clone(),
+        train: empty(Split::Train),
+        validation: empty(Split::Validation),
+        test: SplitData { labelled: split_is_labelled(source, columns, Split::Test)?, ..empty(Split::Test) },
     };
-    if ds.train.examples.is_empty() {
-        let msg = match source {
-            DataSource::SplitColumn(_) => {
-                format!("the train split is empty (no row has {}=train)", columns.split)
-            }
-            DataSource::Files { .. } => "the train file has no data rows".to_string(),
-        };
-        return Err(Error::data(&ds.train.path, msg));
-    }
-    Ok(ds)
-}
-
-/// All rows of one file as one split.
-pub fn read_file(path: &Path, columns: &Columns) -> Result<SplitData> {
-    let mut examples = Vec::new();
-    for_each_row(path, &wanted(columns, false), |r| {
-        examples.push(example(r, columns, path)?);
-        Ok(())
-    })?;
-    Ok(SplitData { path: path.to_path_buf(), examples })
-}
-
-/// Reads one file whose split column assigns each row to train, validation or test.
-pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset> {
-    let empty = |p: &Path| SplitData { path: p.to_path_buf(), examples: Vec::new() };
-    let mut ds =
-        Dataset { columns: columns.clone(), train: empty(path), validation: empty(path), test: empty(path) };
-    let rows = for_each_row(path, &wanted(columns, true), |r| {
-        let target = match Split::from_cell(&r.split, path, r.row, &columns.split)? {
+    let all = [Split::Train, Split::Validation, Split::Test];
+    for_each_split_row(source, columns, &all, Read::Examples, |split, _, r| {
+        let target = match split {
             Split::Train => &mut ds.train,
             Split::Validation => &mut ds.validation,
             Split::Test => &mut ds.test,
         };
-        target.examples.push(example(r, columns, path)?);
+        target.examples.push(Example { row: r.row, text: r.text, text_pair: r.text_pair, label: r.label });
         Ok(())
     })?;
-    if rows == 0 {
-        return Err(Error::data(path, "no data rows"));
-    }
     if ds.train.examples.is_empty() {
-        return Err(Error::data(
-            path,
-            format!("the train split is empty (no row has {}=train)", columns.split),
-        ));
+        return Err(empty_train_split(source, columns));
     }
     Ok(ds)
+}
+
+/// Reads one file whose split column assigns each row to train, validation or test.
+pub fn read_with_split_column(path: &Path, columns: &Columns) -> Result<Dataset> {
+    read_dataset(&DataSource::SplitColumn(path.to_path_buf()), columns)
 }

@@ -1,27 +1,23 @@
-//! Batches made on a background thread, a bounded number ahead of the training step, so the step
-//! does not wait for tokenization or collation. Tokenization is memoised per example: epoch 1 pays
-//! for it (in the background), later epochs reuse it.
-//!
-//! Nothing here draws random numbers: the example order is decided on the training thread
-//! (`sampler.rs`), so background work cannot move PyTorch's random stream.
-use std::sync::mpsc::{sync_channel, Receiver};
+//! In-memory splits: each example's text, class id and tokens, tokenized once (memoised: epoch 1
+//! pays for it on the loader thread, later epochs reuse it), and batches cut from them in an order
+//! decided on the training thread.
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use tch::Device;
-
-use super::batch::{collate, Batch, Padding};
 use super::dataset::SplitData;
 use super::labels::LabelMap;
+use super::pipeline::{Batches, LoaderSettings};
 use super::tokenize::{BertTokenizer, Encoding};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// A split ready for batching: texts, class ids, and each example's tokens once computed.
+pub use super::pipeline::LoadedBatch;
+
+/// A split ready for batching: texts, class ids (unless the rows are only to be predicted), and
+/// each example's tokens once computed.
 pub struct Prepared {
     texts: Vec<String>,
     pairs: Option<Vec<String>>,
-    pub labels: Vec<i64>,
+    /// Class ids, `None` for an unlabelled split.
+    pub labels: Option<Vec<i64>>,
     /// Data rows (1-based) for metrics and messages.
     pub rows: Vec<usize>,
     encodings: Vec<OnceLock<Encoding>>,
@@ -29,13 +25,24 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(split: &SplitData, labels: &LabelMap, column: &str, max_length: usize) -> Result<Self> {
+    /// `labels` maps the split's label cells to class ids; pass `None` (or an unlabelled split) for
+    /// rows that are only predicted.
+    pub fn new(
+        split: &SplitData,
+        labels: Option<&LabelMap>,
+        column: &str,
+        max_length: usize,
+    ) -> Result<Self> {
         let has_pairs = split.examples.iter().any(|e| e.text_pair.is_some());
+        let labels = match labels {
+            Some(map) if split.labelled => Some(map.encode(split, column)?),
+            _ => None,
+        };
         Ok(Prepared {
             texts: split.examples.iter().map(|e| e.text.clone()).collect(),
             pairs: has_pairs
                 .then(|| split.examples.iter().map(|e| e.text_pair.clone().unwrap_or_default()).collect()),
-            labels: labels.encode(split, column)?,
+            labels,
             rows: split.examples.iter().map(|e| e.row).collect(),
             encodings: (0..split.examples.len()).map(|_| OnceLock::new()).collect(),
             max_length,
@@ -87,98 +94,34 @@ impl Prepared {
     }
 }
 
-/// How batches are padded, and how many are made ahead.
-#[derive(Debug, Clone, Copy)]
-pub struct LoaderSettings {
-    pub padding: Padding,
-    pub max_length: usize,
-    pub pad_id: i64,
-    /// Batches made ahead of the consumer (the bound on memory held by the queue).
-    pub prefetch: usize,
+/// The batches of `order` (indices into `set`, `batch_size` at a time), made on the loader thread.
+pub fn batches_in_order(
+    set: &Arc<Prepared>,
+    order: &[usize],
+    batch_size: usize,
+    tokenizer: &Arc<BertTokenizer>,
+    settings: LoaderSettings,
+) -> Result<Batches> {
+    let chunks = order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect();
+    batches_of(set, chunks, tokenizer, settings)
 }
 
-/// One batch on the CPU, with the data rows (1-based) of its examples.
-pub struct LoadedBatch {
-    pub batch: Batch,
-    pub rows: Vec<usize>,
-}
-
-/// One pass of batches, however they are made (in memory or streamed from the file).
-pub trait EpochBatches: Iterator<Item = Result<LoadedBatch>> {
-    /// Ends the pass and returns the time the consumer waited for batches. An error if the
-    /// producer died before making every batch (stopping early, as --max-steps does, is fine).
-    fn finish(self: Box<Self>, stopped_early: bool) -> Result<Duration>;
-}
-
-/// Yields the given batches in order, made on a background thread.
-pub struct Loader {
-    rx: Option<Receiver<LoadedBatch>>,
-    worker: Option<JoinHandle<()>>,
-    /// Time the consumer spent blocked on the queue.
-    pub waited: Duration,
-    expected: usize,
-    received: usize,
-}
-
-impl Loader {
-    pub fn spawn(
-        set: Arc<Prepared>,
-        tokenizer: Arc<BertTokenizer>,
-        batches: Vec<Vec<usize>>,
-        s: LoaderSettings,
-    ) -> Result<Self> {
-        let expected = batches.len();
-        let (tx, rx) = sync_channel(s.prefetch.max(1));
-        let worker = std::thread::Builder::new()
-            .name("bertfit-loader".into())
-            .spawn(move || {
-                for indices in batches {
-                    let encodings: Vec<&Encoding> =
-                        indices.iter().map(|&i| set.encoding(i, &tokenizer)).collect();
-                    let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i]).collect();
-                    let batch = collate(&encodings, &labels, s.padding, s.max_length, s.pad_id, Device::Cpu);
-                    let rows = indices.iter().map(|&i| set.rows[i]).collect();
-                    if tx.send(LoadedBatch { batch, rows }).is_err() {
-                        return; // the consumer stopped early (an error, or --max-steps)
-                    }
-                }
-            })
-            .map_err(|e| Error::Runtime(format!("cannot start the data loader thread: {e}")))?;
-        Ok(Loader { rx: Some(rx), worker: Some(worker), waited: Duration::ZERO, expected, received: 0 })
-    }
-}
-
-impl EpochBatches for Loader {
-    fn finish(mut self: Box<Self>, stopped_early: bool) -> Result<Duration> {
-        self.rx = None;
-        let panicked = self.worker.take().map(|w| w.join().is_err()).unwrap_or(false);
-        if panicked || (!stopped_early && self.received < self.expected) {
-            return Err(Error::Runtime(format!(
-                "the data loader stopped after {} of {} batches",
-                self.received, self.expected
-            )));
+/// One batch per entry of `chunks` (indices into `set`), made on the loader thread.
+pub fn batches_of(
+    set: &Arc<Prepared>,
+    chunks: Vec<Vec<usize>>,
+    tokenizer: &Arc<BertTokenizer>,
+    settings: LoaderSettings,
+) -> Result<Batches> {
+    let (set, tokenizer) = (set.clone(), tokenizer.clone());
+    Batches::spawn("bertfit-loader", settings, Some(chunks.len()), move |sink| {
+        for indices in chunks {
+            let encodings: Vec<&Encoding> = indices.iter().map(|&i| set.encoding(i, &tokenizer)).collect();
+            let labels: Option<Vec<i64>> =
+                set.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
+            let rows = indices.iter().map(|&i| set.rows[i]).collect();
+            sink.send(&encodings, labels.as_deref(), rows)?;
         }
-        Ok(self.waited)
-    }
-}
-
-impl Iterator for Loader {
-    type Item = Result<LoadedBatch>;
-
-    fn next(&mut self) -> Option<Result<LoadedBatch>> {
-        let started = Instant::now();
-        let item = self.rx.as_ref()?.recv().ok();
-        self.waited += started.elapsed();
-        self.received += item.is_some() as usize;
-        item.map(Ok)
-    }
-}
-
-impl Drop for Loader {
-    fn drop(&mut self) {
-        self.rx = None; // unblocks a worker waiting to send
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
+        Ok(())
+    })
 }

@@ -1,5 +1,5 @@
 //! Data: reading labelled text (CSV, TSV, Parquet), the label map, tokenization, batch order and
-//! collation.
+//! collation, and the one background pipeline that makes batches.
 pub mod batch;
 pub mod check;
 pub mod csv;
@@ -7,7 +7,9 @@ pub mod dataset;
 pub mod labels;
 pub mod loader;
 pub mod parquet;
+pub mod pipeline;
 pub mod sampler;
+pub mod splits;
 pub mod stream;
 pub mod table;
 pub mod token_cache;

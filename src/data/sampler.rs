@@ -7,23 +7,59 @@
 //! takes `torch.randperm(n, generator=g)`. The fresh generator is an mt19937 (`CPUGeneratorImpl`);
 //! tch exposes no separate generator, so it is re-implemented here ([`Mt19937`], [`randperm`]). The
 //! default generator is only ever used through libtorch, so dropout masks stay in step too.
-use tch::{Device, Kind, Tensor};
+use crate::random::RandomStream;
 
-/// One draw of `torch.empty((), dtype=torch.int64).random_()` from libtorch's default CPU generator.
-pub fn draw_int64_seed() -> i64 {
-    let mut t = Tensor::empty([], (Kind::Int64, Device::Cpu));
-    let _ = t.random_();
-    t.int64_value(&[])
+/// Which examples one pass visits, in which order (PyTorch's `Sampler`). A pass first draws the
+/// DataLoader's base seed ([`RandomStream::dataloader_pass`]); a sampler's own draws follow.
+pub trait Sampler: Send + Sync {
+    fn indices(&self, n: usize, epoch: usize, rng: &mut RandomStream) -> Vec<usize>;
 }
 
-/// The order in which one DataLoader pass visits `n` examples.
-pub fn epoch_order(n: usize, shuffle: bool) -> Vec<usize> {
-    let _base_seed = draw_int64_seed(); // DataLoader iterator: drawn even when nothing is shuffled
-    if !shuffle {
-        return (0..n).collect();
+/// `SequentialSampler`: file order, no draw.
+pub struct SequentialSampler;
+
+impl Sampler for SequentialSampler {
+    fn indices(&self, n: usize, _epoch: usize, _rng: &mut RandomStream) -> Vec<usize> {
+        (0..n).collect()
     }
-    let sampler_seed = draw_int64_seed();
-    randperm(n, &mut Mt19937::new(sampler_seed as u64))
+}
+
+/// `RandomSampler` (a DataLoader with `shuffle=True`): draws a seed from the default generator,
+/// seeds a fresh `torch.Generator` with it and takes `torch.randperm(n, generator=g)`.
+pub struct RandomSampler;
+
+impl Sampler for RandomSampler {
+    fn indices(&self, n: usize, _epoch: usize, rng: &mut RandomStream) -> Vec<usize> {
+        let sampler_seed = rng.draw_int64();
+        randperm(n, &mut Mt19937::new(sampler_seed as u64))
+    }
+}
+
+/// `RandomSampler` or `SequentialSampler`, as a DataLoader's `shuffle` flag chooses.
+pub fn sampler(shuffle: bool) -> &'static dyn Sampler {
+    if shuffle {
+        &RandomSampler
+    } else {
+        &SequentialSampler
+    }
+}
+
+/// The part of the data one process sees: rank `rank` of `world_size` (one process: 0 of 1).
+/// Streamed passes keep every `world_size`-th row from `rank` on; in-memory passes leave it to a
+/// sampler (DistributedSampler's assignment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Shard {
+    pub rank: usize,
+    pub world_size: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { rank: 0, world_size: 1 };
+
+    /// Whether the `index`-th row (0-based, in file order within its split) belongs to this shard.
+    pub fn holds(&self, index: usize) -> bool {
+        index % self.world_size == self.rank
+    }
 }
 
 /// HF's length grouping (`group_by_length`, transformers' `get_length_grouped_indices`): the

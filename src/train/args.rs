@@ -21,6 +21,8 @@ pub struct TrainArgs {
     /// there, is reported and validated.
     pub max_steps: Option<usize>,
     pub batch_size: usize,
+    /// Batch size of evaluation and prediction passes (HF's `per_device_eval_batch_size`).
+    pub eval_batch_size: usize,
     pub learning_rate: f64,
     pub max_length: usize,
     pub num_labels: Option<i64>,
@@ -33,6 +35,17 @@ pub struct TrainArgs {
     pub threads: Option<i32>,
     #[serde(serialize_with = "device_name")]
     pub device: Device,
+    /// The device was picked by `--device auto`.
+    pub device_auto: bool,
+    /// HF's `do_train`, `do_eval`, `do_predict`: train; evaluate on the validation rows after each
+    /// epoch (and write eval_results.json); predict the test rows at the end (predict_results.txt).
+    pub do_train: bool,
+    pub do_eval: bool,
+    pub do_predict: bool,
+    /// HF's `max_train_samples`, `max_eval_samples`, `max_predict_samples`.
+    pub max_samples: [Option<usize>; 3],
+    /// HF's `shuffle_train_dataset` (with `shuffle_seed`): one shuffle of the training rows up front.
+    pub shuffle_train_dataset: Option<u64>,
     /// Batch examples of similar length together (HF's `group_by_length`): less padding.
     pub group_by_length: bool,
     /// Batches prepared ahead of the training step on the loader thread.
@@ -77,6 +90,35 @@ impl TrainArgs {
         if self.batch_size == 0 {
             return Err(Error::usage("--batch-size", "must be at least 1"));
         }
+        if self.eval_batch_size == 0 {
+            return Err(Error::usage("--eval-batch-size", "must be at least 1"));
+        }
+        if !(self.do_train || self.do_eval || self.do_predict) {
+            return Err(Error::usage(
+                "--do-train",
+                "nothing to do: give --do-train, --do-eval or --do-predict",
+            ));
+        }
+        for (flag, n) in ["--max-train-samples", "--max-eval-samples", "--max-predict-samples"]
+            .iter()
+            .zip(self.max_samples)
+        {
+            if n == Some(0) {
+                return Err(Error::usage(*flag, "must be at least 1"));
+            }
+            if n.is_some() && self.streaming {
+                return Err(Error::usage(
+                    *flag,
+                    "needs the data in memory; it cannot be combined with --streaming",
+                ));
+            }
+        }
+        if self.shuffle_train_dataset.is_some() && self.streaming {
+            return Err(Error::usage(
+                "--shuffle-train-dataset",
+                "needs the data in memory; it cannot be combined with --streaming",
+            ));
+        }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(Error::usage(
                 "--learning-rate",
@@ -107,6 +149,20 @@ impl TrainArgs {
             return Err(Error::usage(
                 "--reproduce-pytorch",
                 "--group-by-length changes the batch order PyTorch's DataLoader makes; drop one of them",
+            ));
+        }
+        if self.reproduce_pytorch
+            && (self.max_samples.iter().any(Option::is_some) || self.shuffle_train_dataset.is_some())
+        {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "scripts/reference_train.py reads every row in file order; drop --max-*-samples and --shuffle-train-dataset",
+            ));
+        }
+        if self.reproduce_pytorch && !(self.do_train && self.do_eval && !self.do_predict) {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "the seed script trains and validates every epoch: drop --do-* flags or give --do-train --do-eval",
             ));
         }
         if self.reproduce_pytorch && self.streaming {

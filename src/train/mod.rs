@@ -1,8 +1,8 @@
-//! Training: validated settings, the loop, and what it records.
+//! Training: validated settings, the [`Trainer`], and how a run reports.
 pub mod args;
 pub mod interrupt;
-pub mod metrics;
+pub mod report;
 pub mod trainer;
 
 pub use args::TrainArgs;
-pub use trainer::{train, TrainSummary};
+pub use trainer::{train, Evaluation, TrainSummary, Trainer};

@@ -1,37 +1,81 @@
-//! The training run: the seed script's loop, one step per batch, one evaluation per epoch.
+//! The training run: a [`Trainer`] owns the model, the optimizer, the random stream, the data and
+//! the step counter, and `run` is a short loop over its methods: one training step per batch, an
+//! evaluation after each epoch, a save at the end.
 //!
-//! Random draws happen in the reference script's order (`scripts/reference_train.py`): the seed,
-//! the classifier's init inside loading, then per epoch the DataLoader's draws (`data::sampler`) and
-//! the dropout masks of the forward passes, then the validation DataLoader's base seed. Batches are
-//! made ahead on a background thread (`data::loader`), which draws nothing.
+//! Random draws happen in the reference script's order (`scripts/reference_train.py`), each through
+//! the run's [`RandomStream`]: the seed, the classifier's init inside loading, then per epoch the
+//! training DataLoader's draws and the dropout masks of the forward passes, then the validation
+//! DataLoader's base seed. Batches are made ahead on a background thread, which draws nothing.
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use tch::nn::{self, OptimizerConfig};
-use tch::Device;
+use serde_json::json;
+use tch::nn::{self, OptimizerConfig, VarStore};
+use tch::{Device, Reduction};
 
 use super::args::TrainArgs;
 use super::interrupt;
-use super::metrics::{accuracy, EpochRecord, MetricsLog, StepRecord};
+use super::report::{EpochRecord, Reporter, StepRecord};
 use crate::data::batch::Batch;
-use crate::data::dataset::{read_dataset, Columns, DataSource, Split};
-use crate::data::labels::LabelMap;
-use crate::data::loader::{EpochBatches, Loader, LoaderSettings, Prepared};
-use crate::data::sampler::{draw_int64_seed, epoch_order, group_by_length};
-use crate::data::stream::{self, Scan, StreamLoader, StreamSpec};
-use crate::data::token_cache;
+use crate::data::dataset::Split;
+use crate::data::pipeline::LoaderSettings;
+use crate::data::sampler::Shard;
+use crate::data::splits::{DataSettings, TrainingData};
 use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::model::{cross_entropy, BertConfig, BertForSequenceClassification};
+use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_atomic, Pretrained};
 
-/// What `train` returns: one record per epoch.
+/// What `run` returns.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
+    /// One record per trained epoch.
     pub epochs: Vec<EpochRecord>,
     pub newly_initialized: Vec<String>,
+    pub global_step: usize,
+    /// The last evaluation on the validation rows, if any.
+    pub eval: Option<Evaluation>,
+}
+
+/// One pass of the model over a split in eval mode.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub split: Split,
+    /// Mean cross-entropy over the rows (`None` without labels or rows).
+    pub loss: Option<f64>,
+    /// Predicted class ids, in the split's file order.
+    pub predictions: Vec<i64>,
+    /// True class ids, when the split has labels.
+    pub labels: Option<Vec<i64>>,
+    /// Data rows (1-based) of the predictions.
+    pub rows: Vec<usize>,
+    pub seconds: f64,
+}
+
+impl Evaluation {
+    /// Accuracy as a fraction (HF's `eval_accuracy`); `None` without labels or rows.
+    pub fn accuracy(&self) -> Option<f64> {
+        let labels = self.labels.as_ref()?;
+        if labels.is_empty() {
+            return None;
+        }
+        let correct = self.predictions.iter().zip(labels).filter(|(p, l)| p == l).count();
+        Some(correct as f64 / labels.len() as f64)
+    }
+}
+
+/// What one epoch of training did.
+struct EpochOutcome {
+    mean_loss: f64,
+    samples: usize,
+    seconds: f64,
+    data_wait_seconds: f64,
+    /// `--max-steps` was reached.
+    reached_max_steps: bool,
+    /// A stop was requested (signal): the model is saved and the run ends.
+    interrupted: bool,
 }
 
 /// Refuses to write into a folder that already holds a model, unless told to: a finished run
@@ -46,92 +90,184 @@ fn prepare_output(dir: &Path, overwrite: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Fine-tunes `args.model` on `args.data`, printing the seed script's two lines per epoch, and
-/// saves the result as an HF folder in `args.output_dir`.
-pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
-    args.validate()?;
-    interrupt::clear();
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
-    tch::manual_seed(args.seed as i64);
-
-    let files = resolve(&args.model)?;
-    let mut config = BertConfig::from_file(&files.config)?;
-    let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
-    if args.max_length as i64 > config.max_position_embeddings {
-        return Err(Error::usage(
-            "--max-length",
-            format!(
-                "{} exceeds the model's max_position_embeddings ({})",
-                args.max_length, config.max_position_embeddings
-            ),
-        ));
-    }
-
-    let columns = &args.columns;
-    let data = Data::open(args, columns, &tokenizer)?;
-    config.set_labels(&data.labels().names);
-
-    prepare_output(&args.output_dir, args.overwrite)?;
-    let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
-    write_atomic(&args.output_dir.join("training_args.json"), args_json.as_bytes())?;
-
-    let Pretrained { vs, model, report } = from_pretrained(&files, &config, args.device)?;
-    if !report.newly_initialized.is_empty() {
-        eprintln!(
-            "Some weights of BertForSequenceClassification were not initialized from the model checkpoint at {} \
-             and are newly initialized: {:?}",
-            files.dir.display(),
-            report.newly_initialized
-        );
-    }
-
-    let mut opt = nn::Adam::default().build(&vs, args.learning_rate)?;
-    let mut log = MetricsLog::create(&args.output_dir.join("metrics.jsonl"))?;
-    let settings = LoaderSettings {
-        padding: args.padding,
-        max_length: args.max_length,
-        pad_id: tokenizer.pad_token_id(),
-        prefetch: args.prefetch,
+fn describe_device(args: &TrainArgs) -> String {
+    let name = match args.device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}"),
     };
-    let mut summary =
-        TrainSummary { epochs: Vec::new(), newly_initialized: report.newly_initialized.clone() };
-    let mut step = 0usize;
-    let mut interrupted = false;
-    for epoch in 1..=args.epochs {
+    match (args.device_auto, args.device) {
+        (true, Device::Cpu) => format!("device {name} (--device auto: libtorch sees no CUDA device)"),
+        (true, _) => format!("device {name} (--device auto: CUDA is available)"),
+        (false, _) => format!("device {name}"),
+    }
+}
+
+pub struct Trainer<'r> {
+    args: TrainArgs,
+    reporter: &'r mut dyn Reporter,
+    rng: RandomStream,
+    config: BertConfig,
+    tokenizer: Arc<BertTokenizer>,
+    data: TrainingData,
+    vs: VarStore,
+    model: BertForSequenceClassification,
+    optimizer: nn::Optimizer,
+    global_step: usize,
+    newly_initialized: Vec<String>,
+}
+
+impl<'r> Trainer<'r> {
+    /// Seeds the random stream, reads the data, loads the model and prepares the output folder.
+    pub fn new(args: &TrainArgs, reporter: &'r mut dyn Reporter) -> Result<Self> {
+        args.validate()?;
+        reporter.device(&describe_device(args));
+        if let Some(t) = args.threads {
+            tch::set_num_threads(t);
+        }
+        let mut rng = RandomStream::manual_seed(args.seed);
+
+        let files = resolve(&args.model)?;
+        let mut config = BertConfig::from_file(&files.config)?;
+        let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+        if args.max_length as i64 > config.max_position_embeddings {
+            return Err(Error::usage(
+                "--max-length",
+                format!(
+                    "{} exceeds the model's max_position_embeddings ({})",
+                    args.max_length, config.max_position_embeddings
+                ),
+            ));
+        }
+        let data = TrainingData::open(
+            &args.data,
+            &args.columns,
+            tokenizer.clone(),
+            data_settings(args, &tokenizer),
+        )?;
+        config.set_labels(&data.labels().names);
+
+        if args.do_train {
+            prepare_output(&args.output_dir, args.overwrite)?;
+        } else {
+            std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
+        }
+        let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
+        write_atomic(&args.output_dir.join("training_args.json"), args_json.as_bytes())?;
+
+        let Pretrained { vs, model, report } =
+            rng.init_weights(|| from_pretrained(&files, &config, args.device))?;
+        if !report.newly_initialized.is_empty() {
+            reporter.note(&format!(
+                "Some weights of BertForSequenceClassification were not initialized from the model checkpoint at {} \
+                 and are newly initialized: {:?}{}",
+                files.dir.display(),
+                report.newly_initialized,
+                if args.do_train { "" } else { " (nothing is trained: evaluation measures an untrained head)" }
+            ));
+        }
+        let optimizer = nn::Adam::default().build(&vs, args.learning_rate)?;
+        Ok(Trainer {
+            args: args.clone(),
+            reporter,
+            rng,
+            config,
+            tokenizer,
+            data,
+            vs,
+            model,
+            optimizer,
+            global_step: 0,
+            newly_initialized: report.newly_initialized,
+        })
+    }
+
+    /// Trains (`do_train`), validating after each epoch (`do_eval`), saves the model, then
+    /// evaluates and predicts as asked; prints the seed's two lines per epoch through the reporter.
+    pub fn run(mut self) -> Result<TrainSummary> {
+        let mut summary = TrainSummary {
+            epochs: Vec::new(),
+            newly_initialized: self.newly_initialized.clone(),
+            global_step: 0,
+            eval: None,
+        };
+        if self.args.do_train {
+            for epoch in 1..=self.args.epochs {
+                let outcome = self.train_epoch(epoch)?;
+                if outcome.interrupted {
+                    self.save()?;
+                    self.reporter.finish()?;
+                    return Err(Error::Interrupted {
+                        step: self.global_step,
+                        saved: self.args.output_dir.clone(),
+                    });
+                }
+                self.reporter.epoch_loss(epoch, outcome.mean_loss);
+                if self.args.do_eval {
+                    let eval = self.evaluate(Split::Validation)?;
+                    if let Some(acc) = eval.accuracy() {
+                        self.reporter.validation_accuracy(epoch, 100.0 * acc);
+                    }
+                    summary.eval = Some(eval);
+                }
+                let eval = summary.eval.as_ref().filter(|_| self.args.do_eval);
+                let record = EpochRecord {
+                    kind: "epoch",
+                    epoch,
+                    loss: outcome.mean_loss,
+                    val_accuracy: eval.and_then(Evaluation::accuracy).map(|a| 100.0 * a),
+                    val_loss: eval.and_then(|e| e.loss),
+                    train_seconds: outcome.seconds,
+                    train_samples_per_second: outcome.samples as f64 / outcome.seconds.max(1e-9),
+                    data_wait_seconds: outcome.data_wait_seconds,
+                };
+                self.reporter.epoch_finished(&record);
+                summary.epochs.push(record);
+                if outcome.reached_max_steps {
+                    break;
+                }
+            }
+            self.save()?;
+        } else if self.args.do_eval {
+            summary.eval = Some(self.evaluate(Split::Validation)?);
+        }
+        if let Some(eval) = summary.eval.as_ref().filter(|_| self.args.do_eval) {
+            self.write_results("eval_results.json", "eval", eval, summary.epochs.len())?;
+        }
+        if self.args.do_predict {
+            let test = self.evaluate(Split::Test)?;
+            self.write_predictions(&test)?;
+            if test.labels.is_some() {
+                self.write_results("test_results.json", "test", &test, summary.epochs.len())?;
+            }
+        }
+        self.reporter.finish()?;
+        summary.global_step = self.global_step;
+        Ok(summary)
+    }
+
+    /// One epoch over the training rows.
+    fn train_epoch(&mut self, epoch: usize) -> Result<EpochOutcome> {
         let started = Instant::now();
-        let mut batches = data.train_batches(args, &tokenizer, settings)?;
-        let progress = progress_bar(data.train_len().div_ceil(args.batch_size), epoch);
-        let (mut total_loss, mut steps_done, mut samples) = (0.0, 0usize, 0usize);
-        let mut stopped = false;
+        let mut batches = self.data.train_pass(&mut self.rng, epoch)?;
+        self.reporter.epoch_started(epoch, self.data.len(Split::Train).div_ceil(self.args.batch_size));
+        let (mut total_loss, mut steps, mut samples) = (0.0, 0usize, 0usize);
+        let (mut reached_max_steps, mut interrupted) = (false, false);
         for loaded in batches.by_ref() {
             let loaded = loaded?;
-            let batch = loaded.batch.to_device(args.device);
-            let logits =
-                model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true);
-            let loss = cross_entropy(&logits, &batch.labels);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            let loss = loss.double_value(&[]);
-            step += 1;
-            steps_done += 1;
+            let loss = self.training_step(&loaded.batch.to_device(self.args.device))?;
+            steps += 1;
             samples += loaded.rows.len();
-            if !loss.is_finite() {
-                return Err(Error::usage(
-                    "--learning-rate",
-                    format!(
-                        "the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate"
-                    ),
-                ));
-            }
             total_loss += loss;
-            progress.set_message(format!("loss {loss:.4}"));
-            progress.inc(1);
-            log.write(&StepRecord { kind: "step", epoch, step, loss, rows: loaded.rows })?;
-            if args.max_steps.is_some_and(|m| step >= m) {
-                stopped = true;
+            self.reporter.step(&StepRecord {
+                kind: "step",
+                epoch,
+                step: self.global_step,
+                loss,
+                rows: loaded.rows,
+            });
+            if self.args.max_steps.is_some_and(|m| self.global_step >= m) {
+                reached_max_steps = true;
                 break;
             }
             if interrupt::stop_requested() {
@@ -139,222 +275,149 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
                 break;
             }
         }
-        let waited = batches.finish(stopped || interrupted)?.as_secs_f64();
-        progress.finish_and_clear();
-        if interrupted {
-            break;
+        let waited = batches.finish(reached_max_steps || interrupted)?;
+        Ok(EpochOutcome {
+            mean_loss: total_loss / steps.max(1) as f64,
+            samples,
+            seconds: started.elapsed().as_secs_f64(),
+            data_wait_seconds: waited.as_secs_f64(),
+            reached_max_steps,
+            interrupted,
+        })
+    }
+
+    /// Forward in training mode (dropout on), cross-entropy, backward, one optimizer step; returns
+    /// the loss.
+    pub fn training_step(&mut self, batch: &Batch) -> Result<f64> {
+        let labels =
+            batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
+        let model = &self.model;
+        let logits = self.rng.dropout(|| {
+            model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true)
+        });
+        let loss = cross_entropy(&logits, labels);
+        self.optimizer.zero_grad();
+        loss.backward();
+        self.optimizer.step();
+        let loss = loss.double_value(&[]);
+        self.global_step += 1;
+        if !loss.is_finite() {
+            return Err(Error::usage(
+                "--learning-rate",
+                format!("the loss became {loss} at step {}; try a smaller learning rate", self.global_step),
+            ));
         }
-        let train_seconds = started.elapsed().as_secs_f64();
-        let mean_loss = total_loss / steps_done.max(1) as f64;
-        println!("Epoch {epoch}, Loss: {mean_loss:.4}");
-        let val_accuracy = if data.validation_len() == 0 {
-            None
-        } else {
-            let acc = evaluate(
-                &model,
-                data.validation_batches(args, &tokenizer, settings)?,
-                data.validation_len(),
-                args.device,
-            )?;
-            println!("Validation Accuracy: {acc:.2}%");
-            Some(acc)
-        };
-        let record = EpochRecord {
-            kind: "epoch",
-            epoch,
-            loss: mean_loss,
-            val_accuracy,
-            train_seconds,
-            train_samples_per_second: samples as f64 / train_seconds,
-            data_wait_seconds: waited,
-        };
-        log.write(&record)?;
-        summary.epochs.push(record);
-        if stopped {
-            break;
-        }
+        Ok(loss)
     }
 
-    save_config(&args.output_dir, &config)?;
-    save_weights(&args.output_dir.join("model.safetensors"), &config, &vs.variables())?;
-    tokenizer.save_files(&args.output_dir)?;
-    if interrupted {
-        return Err(Error::Interrupted { step, saved: args.output_dir.clone() });
-    }
-    Ok(summary)
-}
-
-/// A step counter on stderr; indicatif draws nothing when stderr is not a terminal (logs, CI).
-fn progress_bar(steps: usize, epoch: usize) -> ProgressBar {
-    let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg} ({eta} left)")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(epoch.to_string());
-    bar
-}
-
-/// Validation accuracy in eval mode (no dropout, no gradients), batches in file order.
-fn evaluate(
-    model: &BertForSequenceClassification,
-    mut batches: Box<dyn EpochBatches>,
-    total: usize,
-    device: Device,
-) -> Result<f64> {
-    let mut correct = 0usize;
-    let mut seen = 0usize;
-    tch::no_grad(|| -> Result<()> {
-        for loaded in batches.by_ref() {
-            let batch: Batch = loaded?.batch.to_device(device);
-            let logits =
-                model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
-            let predictions = logits.argmax(-1, false);
-            correct += predictions.eq_tensor(&batch.labels).sum(tch::Kind::Int64).int64_value(&[]) as usize;
-            seen += batch.size();
-        }
-        Ok(())
-    })?;
-    batches.finish(false)?;
-    if seen != total {
-        return Err(Error::Runtime(format!("validation saw {seen} of {total} rows")));
-    }
-    Ok(accuracy(correct, total))
-}
-
-/// The training data, held in memory (exact PyTorch order) or streamed from the files.
-enum Data {
-    InMemory {
-        labels: LabelMap,
-        train: Arc<Prepared>,
-        validation: Arc<Prepared>,
-        lengths: Option<Vec<usize>>,
-    },
-    Streaming(Streamed),
-}
-
-/// What a streamed pass needs: the first pass's label map and counts, and where the rows are.
-struct Streamed {
-    scan: Scan,
-    labels: Arc<LabelMap>,
-    source: DataSource,
-    columns: Columns,
-}
-
-impl Streamed {
-    fn pass(
-        &self,
-        split: Split,
-        shuffle: Option<(u64, usize)>,
-        batch_size: usize,
-        tokenizer: &Arc<BertTokenizer>,
-        settings: LoaderSettings,
-    ) -> Result<Box<dyn EpochBatches>> {
-        let spec = StreamSpec {
-            source: self.source.clone(),
-            columns: self.columns.clone(),
-            split,
-            batch_size,
-            shuffle,
-        };
-        Ok(Box::new(StreamLoader::spawn(spec, tokenizer.clone(), self.labels.clone(), settings)?))
-    }
-}
-
-impl Data {
-    fn open(args: &TrainArgs, columns: &Columns, tokenizer: &BertTokenizer) -> Result<Data> {
-        if args.streaming {
-            let scan = stream::scan(&args.data, columns, args.num_labels)?;
-            return Ok(Data::Streaming(Streamed {
-                labels: Arc::new(scan.labels.clone()),
-                scan,
-                source: args.data.clone(),
-                columns: columns.clone(),
-            }));
-        }
-        let dataset = read_dataset(&args.data, columns)?;
-        let labels = LabelMap::from_training(&dataset.train, &columns.label, args.num_labels)?;
-        let train = Arc::new(Prepared::new(&dataset.train, &labels, &columns.label, args.max_length)?);
-        let validation =
-            Arc::new(Prepared::new(&dataset.validation, &labels, &columns.label, args.max_length)?);
-        if let Some(dir) = &args.token_cache {
-            token_cache::fill(dir, &args.data, columns, tokenizer, args.max_length, &[&train, &validation])?;
-        }
-        let lengths = args.group_by_length.then(|| train.lengths(tokenizer));
-        Ok(Data::InMemory { labels, train, validation, lengths })
-    }
-
-    fn labels(&self) -> &LabelMap {
-        match self {
-            Data::InMemory { labels, .. } => labels,
-            Data::Streaming(s) => &s.labels,
-        }
-    }
-
-    fn train_len(&self) -> usize {
-        match self {
-            Data::InMemory { train, .. } => train.len(),
-            Data::Streaming(s) => s.scan.train_rows,
-        }
-    }
-
-    fn validation_len(&self) -> usize {
-        match self {
-            Data::InMemory { validation, .. } => validation.len(),
-            Data::Streaming(s) => s.scan.validation_rows,
-        }
-    }
-
-    /// One epoch's training batches. The order is drawn here, on the training thread, so the
-    /// random stream stays PyTorch's.
-    fn train_batches(
-        &self,
-        args: &TrainArgs,
-        tokenizer: &Arc<BertTokenizer>,
-        settings: LoaderSettings,
-    ) -> Result<Box<dyn EpochBatches>> {
-        match self {
-            Data::InMemory { train, lengths, .. } => {
-                let mut order = epoch_order(train.len(), args.shuffle);
-                if let Some(lengths) = lengths {
-                    order = group_by_length(&order, lengths, args.batch_size);
+    /// The model in eval mode (no dropout, no gradients) over `split` in file order.
+    pub fn evaluate(&mut self, split: Split) -> Result<Evaluation> {
+        let started = Instant::now();
+        let mut batches = self.data.eval_pass(split, &mut self.rng)?;
+        let labelled = self.data.labelled(split);
+        let (mut predictions, mut labels, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        let mut loss_sum = 0.0;
+        tch::no_grad(|| -> Result<()> {
+            for loaded in batches.by_ref() {
+                let loaded = loaded?;
+                let batch = loaded.batch.to_device(self.args.device);
+                let logits = self.model.forward_t(
+                    &batch.input_ids,
+                    &batch.attention_mask,
+                    &batch.token_type_ids,
+                    false,
+                );
+                predictions.extend(Vec::<i64>::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?);
+                if let Some(l) = &batch.labels {
+                    loss_sum += logits
+                        .cross_entropy_loss::<tch::Tensor>(l, None, Reduction::Sum, -100, 0.0)
+                        .double_value(&[]);
+                    labels.extend(Vec::<i64>::try_from(l.to_device(Device::Cpu))?);
                 }
-                in_memory(train, &order, args.batch_size, tokenizer, settings)
+                rows.extend(loaded.rows);
             }
-            Data::Streaming(s) => {
-                let shuffle = args.shuffle.then(|| (draw_int64_seed() as u64, args.shuffle_buffer));
-                s.pass(Split::Train, shuffle, args.batch_size, tokenizer, settings)
-            }
+            Ok(())
+        })?;
+        batches.finish(false)?;
+        let expected = self.data.len(split);
+        if rows.len() != expected {
+            return Err(Error::Runtime(format!(
+                "the {} pass saw {} of {expected} rows",
+                split.name(),
+                rows.len()
+            )));
         }
+        let n = labels.len();
+        Ok(Evaluation {
+            split,
+            loss: (labelled && n > 0).then(|| loss_sum / n as f64),
+            predictions,
+            labels: labelled.then_some(labels),
+            rows,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 
-    /// Validation batches in file order (drawn like an unshuffled PyTorch DataLoader, which still
-    /// draws its base seed).
-    fn validation_batches(
-        &self,
-        args: &TrainArgs,
-        tokenizer: &Arc<BertTokenizer>,
-        settings: LoaderSettings,
-    ) -> Result<Box<dyn EpochBatches>> {
-        match self {
-            Data::InMemory { validation, .. } => {
-                let order = epoch_order(validation.len(), false);
-                in_memory(validation, &order, args.batch_size, tokenizer, settings)
-            }
-            Data::Streaming(s) => s.pass(Split::Validation, None, args.batch_size, tokenizer, settings),
+    /// The model as an HF folder in the output folder: config.json, model.safetensors, tokenizer.
+    pub fn save(&self) -> Result<()> {
+        let out = &self.args.output_dir;
+        save_config(out, &self.config)?;
+        save_weights(&out.join("model.safetensors"), &self.config, &self.vs.variables())?;
+        self.tokenizer.save_files(out)
+    }
+
+    /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction).
+    fn write_results(&self, file: &str, prefix: &str, e: &Evaluation, epochs: usize) -> Result<()> {
+        let n = e.rows.len();
+        let mut results = serde_json::Map::new();
+        if self.args.do_train {
+            results.insert("epoch".into(), json!(epochs as f64));
         }
+        results.insert(format!("{prefix}_accuracy"), json!(e.accuracy()));
+        results.insert(format!("{prefix}_loss"), json!(e.loss));
+        results.insert(format!("{prefix}_runtime"), json!(e.seconds));
+        results.insert(format!("{prefix}_samples"), json!(n));
+        results.insert(format!("{prefix}_samples_per_second"), json!(n as f64 / e.seconds.max(1e-9)));
+        let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+        write_atomic(&self.args.output_dir.join(file), text.as_bytes())
+    }
+
+    /// `predict_results.txt` as HF's run_classification.py writes it: `index<TAB>prediction` with
+    /// label names, one line per test row in file order.
+    fn write_predictions(&self, e: &Evaluation) -> Result<()> {
+        let names = &self.data.labels().names;
+        let mut out = String::from("index\tprediction\n");
+        for (i, &p) in e.predictions.iter().enumerate() {
+            out.push_str(&format!("{i}\t{}\n", names.get(p as usize).map_or("?", String::as_str)));
+        }
+        write_atomic(&self.args.output_dir.join("predict_results.txt"), out.as_bytes())
     }
 }
 
-/// Batches of `order` cut from an in-memory split, made on the loader thread.
-fn in_memory(
-    set: &Arc<Prepared>,
-    order: &[usize],
-    batch_size: usize,
-    tokenizer: &Arc<BertTokenizer>,
-    settings: LoaderSettings,
-) -> Result<Box<dyn EpochBatches>> {
-    let batches = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    Ok(Box::new(Loader::spawn(set.clone(), tokenizer.clone(), batches, settings)?))
+fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer) -> DataSettings {
+    DataSettings {
+        batch_size: args.batch_size,
+        eval_batch_size: args.eval_batch_size,
+        loader: LoaderSettings {
+            padding: args.padding,
+            max_length: args.max_length,
+            pad_id: tokenizer.pad_token_id(),
+            prefetch: args.prefetch,
+        },
+        shuffle: args.shuffle,
+        group_by_length: args.group_by_length,
+        streaming: args.streaming,
+        shuffle_buffer: args.shuffle_buffer,
+        token_cache: args.token_cache.clone(),
+        num_labels: args.num_labels,
+        max_samples: args.max_samples,
+        shuffle_train_dataset: args.shuffle_train_dataset,
+        shard: Shard::WHOLE,
+    }
+}
+
+/// Fine-tunes `args.model` on `args.data` as `Trainer::run` does, telling `reporter` everything.
+pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSummary> {
+    interrupt::clear();
+    Trainer::new(args, reporter)?.run()
 }

@@ -1,0 +1,384 @@
+//! Command-line flags (clap derive; the `///` lines are the --help text), converted once into
+//! validated settings.
+use std::path::PathBuf;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use tch::Device;
+
+use crate::data::batch::Padding;
+use crate::data::dataset::{Columns, DataSource};
+use crate::error::{Error, Result};
+use crate::train::TrainArgs;
+
+pub mod hf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bertfit",
+    version,
+    about = "Fine-tune Hugging Face BERT checkpoints for text classification, computing what PyTorch computes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fine-tune a BertForSequenceClassification and save it as an HF model folder.
+    Train(TrainFlags),
+    /// Read a dataset as training would (streaming) and report rows, labels, token lengths and
+    /// truncation, or the first problem training would stop on.
+    CheckData(CheckFlags),
+}
+
+/// Where the data is and which columns hold what (shared by `train` and `check-data`).
+#[derive(Debug, Args)]
+pub struct DataFlags {
+    /// One data file (.csv, .tsv or .parquet) whose --split-column says train, val or test for
+    /// each row (the seed script's data.csv). Or give --train-file and friends instead.
+    #[arg(long, required_unless_present = "train_file", conflicts_with = "train_file")]
+    pub data: Option<PathBuf>,
+    /// Training rows in a file of their own (.csv, .tsv or .parquet), as HF's --train_file.
+    #[arg(long)]
+    pub train_file: Option<PathBuf>,
+    /// Validation rows in a file of their own (with --train-file).
+    #[arg(long, requires = "train_file")]
+    pub validation_file: Option<PathBuf>,
+    /// Test rows in a file of their own (with --train-file).
+    #[arg(long, requires = "train_file")]
+    pub test_file: Option<PathBuf>,
+    /// The text column (HF's text_column_names, with one column).
+    #[arg(long, default_value = "text", visible_aliases = ["text-column-names", "text-column-name"])]
+    pub text_column: String,
+    /// Joins several text columns in HF's run_classification.py; bertfit reads one text column, so
+    /// this changes nothing (accepted so HF command lines run).
+    #[arg(long, hide = true)]
+    pub text_column_delimiter: Option<String>,
+    /// Second text of sentence-pair tasks (gets token type 1).
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    #[arg(long, default_value = "label", visible_alias = "label-column-name")]
+    pub label_column: String,
+    /// Values: train; val, validation or dev; test.
+    #[arg(long, default_value = "split")]
+    pub split_column: String,
+}
+
+impl DataFlags {
+    pub fn source(&self) -> Result<DataSource> {
+        match (&self.data, &self.train_file) {
+            (Some(path), _) => Ok(DataSource::SplitColumn(path.clone())),
+            (None, Some(train)) => Ok(DataSource::Files {
+                train: train.clone(),
+                validation: self.validation_file.clone(),
+                test: self.test_file.clone(),
+            }),
+            (None, None) => Err(Error::usage("--data", "give --data or --train-file")),
+        }
+    }
+
+    pub fn columns(&self) -> Columns {
+        Columns {
+            text: self.text_column.clone(),
+            text_pair: self.text_pair_column.clone(),
+            label: self.label_column.clone(),
+            split: self.split_column.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckFlags {
+    /// HF model folder or cached model name, for its tokenizer (the weights are not read).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub data: DataFlags,
+    /// Report how many rows this many tokens would truncate.
+    #[arg(long, default_value_t = 512)]
+    pub max_length: usize,
+    /// Number of classes, as `train --num-labels` (checks integer labels against it).
+    #[arg(long)]
+    pub num_labels: Option<i64>,
+}
+
+/// `--flag`, `--flag true` or `--flag false` (HF's boolean flags take an optional value).
+const BOOL: &str = "true";
+
+#[derive(Debug, Args)]
+pub struct TrainFlags {
+    /// HF model folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt), or a model
+    /// name such as bert-base-uncased found offline in the Hugging Face cache.
+    #[arg(long, visible_alias = "model-name-or-path")]
+    pub model: String,
+    #[command(flatten)]
+    pub data: DataFlags,
+    /// Where the fine-tuned model (config.json, model.safetensors, tokenizer files),
+    /// training_args.json, metrics.jsonl and the *_results files are written.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Passes over the training rows (HF's num_train_epochs: a whole number, 3 or 3.0).
+    #[arg(long, visible_alias = "num-train-epochs", default_value = "20", allow_negative_numbers = true)]
+    pub epochs: String,
+    /// Stop after this many training steps in all (the epoch in progress is then reported and
+    /// validated), like HF Trainer's max_steps (-1: no limit).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_steps: Option<i64>,
+    #[arg(
+        long,
+        visible_alias = "per-device-train-batch-size",
+        default_value_t = 16,
+        allow_negative_numbers = true
+    )]
+    pub batch_size: i64,
+    /// Batch size of validation and prediction passes. Default: --batch-size.
+    #[arg(long, visible_alias = "per-device-eval-batch-size", allow_negative_numbers = true)]
+    pub eval_batch_size: Option<i64>,
+    /// Adam learning rate (PyTorch's Adam: betas 0.9/0.999, eps 1e-8, no weight decay).
+    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
+    pub learning_rate: f64,
+    /// Tokens per example, [CLS] and [SEP] included; longer texts are truncated.
+    #[arg(long, visible_alias = "max-seq-length", default_value_t = 512, allow_negative_numbers = true)]
+    pub max_length: i64,
+    /// Number of classes. Default: from the training labels (integer labels: largest + 1; names: count).
+    #[arg(long, allow_negative_numbers = true)]
+    pub num_labels: Option<i64>,
+    /// Seeds libtorch's generator (torch.manual_seed): classifier init, shuffling, dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Pad each batch to its longest example, or to --max-length as the seed script does.
+    /// Default: longest; max-length under --reproduce-pytorch (the seed script's padding).
+    #[arg(long, value_enum)]
+    pub padding: Option<Padding>,
+    /// HF's pad_to_max_length: the same as --padding max-length (false: --padding longest).
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new())]
+    pub pad_to_max_length: Option<bool>,
+    /// Keep the training rows in file order instead of reshuffling them every epoch.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Batch examples of similar token length together (HF's group_by_length): less padding,
+    /// the same per-example results; the batch order is then no longer PyTorch's.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new())]
+    pub group_by_length: Option<bool>,
+    /// Batches tokenized and collated ahead of the training step, on a background thread.
+    #[arg(long, default_value_t = 4)]
+    pub prefetch: usize,
+    /// Read the data from its files every epoch instead of holding it in memory (for datasets
+    /// larger than memory); shuffling then goes through a buffer of --shuffle-buffer examples.
+    #[arg(long)]
+    pub streaming: bool,
+    /// Examples held in the streaming shuffle buffer: the larger, the closer to a full shuffle.
+    #[arg(long, default_value_t = 10_000)]
+    pub shuffle_buffer: usize,
+    /// Keep tokenized data in this folder, keyed by the data files' contents, the tokenizer and
+    /// --max-length, and reuse it on the next run.
+    #[arg(long)]
+    pub token_cache: Option<PathBuf>,
+    /// libtorch CPU threads (default: one per core).
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<i32>,
+    /// cpu, cuda, cuda:N, or auto (cuda when available; the run's first line says which).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Replace a model already in --output-dir (HF's overwrite_output_dir).
+    #[arg(long, visible_alias = "overwrite-output-dir", num_args = 0..=1, default_missing_value = BOOL,
+          value_parser = BoolishValueParser::new())]
+    pub overwrite: Option<bool>,
+    /// Make the very run scripts/reference_train.py makes with the same seed and flags: same
+    /// example order, dropout masks, padding and initial classifier (CPU, fp32, one process).
+    /// Settings that would break that are refused.
+    #[arg(long)]
+    pub reproduce_pytorch: bool,
+    /// Train. Without any --do-* flag bertfit trains and validates after every epoch, as the seed
+    /// script does; with them it does exactly what they say (HF's do_train).
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new())]
+    pub do_train: Option<bool>,
+    /// Validate after every epoch (or once, without --do-train) and write eval_results.json.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new())]
+    pub do_eval: Option<bool>,
+    /// Predict the test rows at the end: predict_results.txt (and test_results.json when the test
+    /// rows have labels).
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new())]
+    pub do_predict: Option<bool>,
+    /// Use only the first N training rows (HF's max_train_samples).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_train_samples: Option<i64>,
+    /// Use only the first N validation rows.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_eval_samples: Option<i64>,
+    /// Use only the first N test rows.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_predict_samples: Option<i64>,
+    /// Shuffle the training rows once before training, with --shuffle-seed (HF's
+    /// shuffle_train_dataset); every epoch is reshuffled anyway unless --no-shuffle.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new())]
+    pub shuffle_train_dataset: Option<bool>,
+    #[arg(long, default_value_t = 42)]
+    pub shuffle_seed: u64,
+    /// The metric the run reports (HF's metric_name); bertfit computes accuracy.
+    #[arg(long)]
+    pub metric_name: Option<String>,
+}
+
+pub fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => cuda(i),
+            _ => Err(Error::usage("--device", format!("'{s}' is not cpu, cuda, cuda:N or auto"))),
+        },
+    }
+}
+
+fn cuda(i: usize) -> Result<Device> {
+    if (i as i64) < tch::Cuda::device_count() {
+        Ok(Device::Cuda(i))
+    } else {
+        Err(Error::usage(
+            "--device",
+            format!("cuda:{i} requested but libtorch sees {} CUDA device(s)", tch::Cuda::device_count()),
+        ))
+    }
+}
+
+/// A count from a flag: at least `min`, or an error naming the flag.
+fn count(flag: &str, v: i64, min: i64) -> Result<usize> {
+    if v < min {
+        return Err(Error::usage(flag, format!("must be at least {min}, got {v}")));
+    }
+    usize::try_from(v).map_err(|_| Error::usage(flag, format!("{v} is too large")))
+}
+
+/// HF passes epochs as a float (`3.0`); bertfit trains whole epochs.
+fn whole_epochs(s: &str) -> Result<usize> {
+    let v: f64 = s.trim().parse().map_err(|_| Error::usage("--epochs", format!("'{s}' is not a number")))?;
+    if !(v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v <= 1e6) {
+        return Err(Error::usage(
+            "--epochs",
+            format!(
+                "must be a whole number of epochs, at least 1, got {s} (use --max-steps to stop mid-epoch)"
+            ),
+        ));
+    }
+    Ok(v as usize)
+}
+
+impl TrainFlags {
+    pub fn into_args(self) -> Result<TrainArgs> {
+        if let Some(m) = self.metric_name.as_deref().filter(|m| *m != "accuracy") {
+            return Err(Error::usage(
+                "--metric-name",
+                format!("'{m}' is not supported; bertfit reports accuracy"),
+            ));
+        }
+        if self.data.text_column.contains(',') {
+            return Err(Error::usage(
+                "--text-column",
+                format!(
+                    "'{}' names several columns; bertfit reads one text column (and --text-pair-column for pairs)",
+                    self.data.text_column
+                ),
+            ));
+        }
+        let padding = match (self.padding, self.pad_to_max_length) {
+            (Some(p), None) => p,
+            (None, Some(true)) => Padding::MaxLength,
+            (None, Some(false)) => Padding::Longest,
+            (Some(_), Some(_)) => {
+                return Err(Error::usage(
+                    "--pad-to-max-length",
+                    "give --padding or --pad-to-max-length, not both",
+                ))
+            }
+            // The seed script pads every example to max_length; --reproduce-pytorch makes its run.
+            (None, None) if self.reproduce_pytorch => Padding::MaxLength,
+            (None, None) => Padding::Longest,
+        };
+        let any_do = self.do_train.is_some() || self.do_eval.is_some() || self.do_predict.is_some();
+        let (do_train, do_eval, do_predict) = if any_do {
+            (self.do_train.unwrap_or(false), self.do_eval.unwrap_or(false), self.do_predict.unwrap_or(false))
+        } else {
+            (true, true, false)
+        };
+        let max_samples = [
+            ("--max-train-samples", self.max_train_samples),
+            ("--max-eval-samples", self.max_eval_samples),
+            ("--max-predict-samples", self.max_predict_samples),
+        ]
+        .map(|(flag, v)| v.map(|v| count(flag, v, 1)).transpose());
+        let [train_n, eval_n, predict_n] = max_samples;
+        let batch_size = count("--batch-size", self.batch_size, 1)?;
+        let device = parse_device(&self.device)?;
+        let args = TrainArgs {
+            model: self.model,
+            data: self.data.source()?,
+            columns: self.data.columns(),
+            output_dir: self.output_dir,
+            epochs: whole_epochs(&self.epochs)?,
+            max_steps: match self.max_steps {
+                None | Some(-1) => None,
+                Some(v) => Some(count("--max-steps", v, 1)?),
+            },
+            batch_size,
+            eval_batch_size: self
+                .eval_batch_size
+                .map(|v| count("--eval-batch-size", v, 1))
+                .transpose()?
+                .unwrap_or(batch_size),
+            learning_rate: self.learning_rate,
+            max_length: count("--max-length", self.max_length, 2)?,
+            num_labels: self.num_labels,
+            seed: self.seed,
+            padding,
+            group_by_length: self.group_by_length.unwrap_or(false),
+            prefetch: self.prefetch,
+            streaming: self.streaming,
+            shuffle_buffer: self.shuffle_buffer,
+            token_cache: self.token_cache,
+            shuffle: !self.no_shuffle,
+            threads: self.threads,
+            device,
+            device_auto: self.device == "auto",
+            overwrite: self.overwrite.unwrap_or(false),
+            reproduce_pytorch: self.reproduce_pytorch,
+            do_train,
+            do_eval,
+            do_predict,
+            max_samples: [train_n?, eval_n?, predict_n?],
+            shuffle_train_dataset: self.shuffle_train_dataset.unwrap_or(false).then_some(self.shuffle_seed),
+        };
+        args.validate()?;
+        Ok(args)
+    }
+}
+
+/// Parses the command line, HF's flag names and spellings included (see `hf.rs`).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Cli, ParseFailure> {
+    let mut known = BTreeSet::new();
+    let command = Cli::command();
+    for sub in std::iter::once(&command).chain(command.get_subcommands()) {
+        for arg in sub.get_arguments() {
+            known.extend(arg.get_long().map(str::to_string));
+            known.extend(arg.get_all_aliases().into_iter().flatten().map(str::to_string));
+        }
+    }
+    let args = hf::normalize(args, &known).map_err(ParseFailure::Refused)?;
+    Cli::try_parse_from(args).map_err(ParseFailure::Clap)
+}
+
+/// Why the command line was not accepted.
+pub enum ParseFailure {
+    /// An HF flag bertfit does not implement.
+    Refused(Error),
+    /// clap's own error (or --help / --version, which clap prints and exits 0 for).
+    Clap(clap::Error),
+}

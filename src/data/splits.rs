@@ -1,0 +1,198 @@
+//! The data of a run: the label map and the train / validation / test rows, held in memory (exact
+//! PyTorch order) or streamed from the files each pass. Every pass is opened with the run's
+//! [`RandomStream`], which draws what PyTorch's DataLoader draws for it, so no pass can skip a draw.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::dataset::{read_dataset, Columns, DataSource, Split, SplitData};
+use super::labels::{LabelMap, LabelTally};
+use super::loader::{batches_in_order, Prepared};
+use super::pipeline::{Batches, LoaderSettings};
+use super::sampler::{group_by_length, randperm, sampler, Mt19937, SequentialSampler, Shard};
+use super::stream::{self, Scan, StreamSpec};
+use super::token_cache;
+use super::tokenize::BertTokenizer;
+use crate::error::{Error, Result};
+use crate::random::RandomStream;
+
+/// How the data is read and batched (validated by the caller).
+#[derive(Debug, Clone)]
+pub struct DataSettings {
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub loader: LoaderSettings,
+    /// Reshuffle the training rows every epoch (DataLoader `shuffle=True`).
+    pub shuffle: bool,
+    /// HF's `group_by_length`.
+    pub group_by_length: bool,
+    /// Re-read the files every pass instead of holding the rows.
+    pub streaming: bool,
+    pub shuffle_buffer: usize,
+    pub token_cache: Option<PathBuf>,
+    pub num_labels: Option<i64>,
+    /// HF's `max_train_samples` / `max_eval_samples` / `max_predict_samples`: the first N rows.
+    pub max_samples: [Option<usize>; 3],
+    /// HF's `shuffle_train_dataset` with its `shuffle_seed`: the training rows are shuffled once,
+    /// before anything else, with a generator of their own (the run's random stream is untouched).
+    pub shuffle_train_dataset: Option<u64>,
+    pub shard: Shard,
+}
+
+enum Rows {
+    /// One prepared set per split (train, validation, test); `lengths` for length grouping.
+    InMemory {
+        sets: [Arc<Prepared>; 3],
+        lengths: Option<Vec<usize>>,
+    },
+    Streaming {
+        scan: Scan,
+        source: DataSource,
+        columns: Columns,
+    },
+}
+
+pub struct TrainingData {
+    labels: Arc<LabelMap>,
+    rows: Rows,
+    tokenizer: Arc<BertTokenizer>,
+    settings: DataSettings,
+}
+
+/// The first `n` examples of a split (HF's `select(range(n))`).
+fn first(mut split: SplitData, n: Option<usize>) -> SplitData {
+    if let Some(n) = n {
+        split.examples.truncate(n);
+    }
+    split
+}
+
+impl TrainingData {
+    /// Reads (or, streaming, scans) the data and fixes the label map from the training rows.
+    pub fn open(
+        source: &DataSource,
+        columns: &Columns,
+        tokenizer: Arc<BertTokenizer>,
+        settings: DataSettings,
+    ) -> Result<Self> {
+        if settings.streaming {
+            let scan = stream::scan(source, columns, settings.num_labels)?;
+            return Ok(TrainingData {
+                labels: Arc::new(scan.labels.clone()),
+                rows: Rows::Streaming { scan, source: source.clone(), columns: columns.clone() },
+                tokenizer,
+                settings,
+            });
+        }
+        let ds = read_dataset(source, columns)?;
+        let [n_train, n_val, n_test] = settings.max_samples;
+        let mut train = first(ds.train, n_train);
+        if let Some(seed) = settings.shuffle_train_dataset {
+            let order = randperm(train.examples.len(), &mut Mt19937::new(seed));
+            let mut slots: Vec<_> = train.examples.into_iter().map(Some).collect();
+            train.examples = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        }
+        let (validation, test) = (first(ds.validation, n_val), first(ds.test, n_test));
+        let tally = |s: &SplitData| {
+            if s.labelled {
+                LabelTally::of(s, &columns.label)
+            } else {
+                Ok(LabelTally::default())
+            }
+        };
+        let labels = LabelMap::from_tallies(
+            &tally(&train)?,
+            &[&tally(&validation)?, &tally(&test)?],
+            &columns.label,
+            settings.num_labels,
+        )?;
+        let max_length = settings.loader.max_length;
+        let prepare =
+            |s: &SplitData| Prepared::new(s, Some(&labels), &columns.label, max_length).map(Arc::new);
+        let sets = [prepare(&train)?, prepare(&validation)?, prepare(&test)?];
+        if let Some(dir) = &settings.token_cache {
+            token_cache::fill(dir, source, columns, &tokenizer, max_length, &[&sets[0], &sets[1]])?;
+        }
+        let lengths = settings.group_by_length.then(|| sets[0].lengths(&tokenizer));
+        Ok(TrainingData {
+            labels: Arc::new(labels),
+            rows: Rows::InMemory { sets, lengths },
+            tokenizer,
+            settings,
+        })
+    }
+
+    pub fn labels(&self) -> &LabelMap {
+        &self.labels
+    }
+
+    /// Rows of `split` (this process's share when streaming a shard).
+    pub fn len(&self, split: Split) -> usize {
+        match &self.rows {
+            Rows::InMemory { sets, .. } => sets[split as usize].len(),
+            Rows::Streaming { scan, .. } => {
+                let n = [scan.train_rows, scan.validation_rows, scan.test_rows][split as usize];
+                let s = self.settings.shard;
+                n / s.world_size + usize::from(s.rank < n % s.world_size)
+            }
+        }
+    }
+
+    /// Whether `split`'s rows carry labels (an unlabelled test file is only predicted).
+    pub fn labelled(&self, split: Split) -> bool {
+        match &self.rows {
+            Rows::InMemory { sets, .. } => sets[split as usize].labels.is_some(),
+            Rows::Streaming { .. } => true,
+        }
+    }
+
+    /// One epoch's training batches: the DataLoader's draws happen here, on the training thread.
+    pub fn train_pass(&self, rng: &mut RandomStream, epoch: usize) -> Result<Batches> {
+        let s = &self.settings;
+        match &self.rows {
+            Rows::InMemory { sets, lengths } => {
+                let mut order = rng.dataloader_pass(sets[0].len(), sampler(s.shuffle), epoch);
+                if let Some(lengths) = lengths {
+                    order = group_by_length(&order, lengths, s.batch_size);
+                }
+                batches_in_order(&sets[0], &order, s.batch_size, &self.tokenizer, s.loader)
+            }
+            Rows::Streaming { .. } => {
+                let seed = rng.stream_pass(s.shuffle);
+                self.streamed(Split::Train, seed.map(|x| (x, s.shuffle_buffer)), s.batch_size)
+            }
+        }
+    }
+
+    /// One evaluation pass over `split` in file order (an unshuffled DataLoader: one draw, even
+    /// over no rows).
+    pub fn eval_pass(&self, split: Split, rng: &mut RandomStream) -> Result<Batches> {
+        let s = &self.settings;
+        match &self.rows {
+            Rows::InMemory { sets, .. } => {
+                let set = &sets[split as usize];
+                let order = rng.dataloader_pass(set.len(), &SequentialSampler, 0);
+                batches_in_order(set, &order, s.eval_batch_size, &self.tokenizer, s.loader)
+            }
+            Rows::Streaming { .. } => {
+                rng.stream_pass(false);
+                self.streamed(split, None, s.eval_batch_size)
+            }
+        }
+    }
+
+    fn streamed(&self, split: Split, shuffle: Option<(u64, usize)>, batch_size: usize) -> Result<Batches> {
+        let Rows::Streaming { source, columns, .. } = &self.rows else {
+            return Err(Error::Runtime("a streamed pass over in-memory data".into()));
+        };
+        let spec = StreamSpec {
+            source: source.clone(),
+            columns: columns.clone(),
+            split,
+            batch_size,
+            shuffle,
+            shard: self.settings.shard,
+        };
+        let labels = self.labelled(split).then(|| self.labels.clone());
+        stream::stream(spec, self.tokenizer.clone(), labels, self.settings.loader)
+    }
+}

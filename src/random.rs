@@ -1,0 +1,63 @@
+//! The one owner of libtorch's default CPU generator, the random stream PyTorch's run draws from.
+//!
+//! A run is PyTorch's run only if bertfit makes the same draws in the same order: the seed, the new
+//! classifier's init, then per epoch each DataLoader pass (its base seed, then its sampler's draws)
+//! and the dropout masks of the training forwards, and a base seed for every evaluation pass, even
+//! one over no rows (iterating an empty DataLoader still draws it). Every such draw goes through a
+//! `RandomStream` method, so the order is visible in the code that calls them, and a pass over data
+//! can only be opened by drawing for it.
+//!
+//! Draws made inside libtorch (the classifier's `normal_`, dropout masks) cannot be routed through
+//! Rust; [`RandomStream::init_weights`] and [`RandomStream::dropout`] mark where they happen instead.
+use tch::{Device, Kind, Tensor};
+
+use crate::data::sampler::Sampler;
+
+/// libtorch's default generator, seeded once per run (`torch.manual_seed`).
+#[derive(Debug)]
+pub struct RandomStream {
+    seed: u64,
+}
+
+impl RandomStream {
+    /// `torch.manual_seed(seed)`.
+    pub fn manual_seed(seed: u64) -> Self {
+        tch::manual_seed(seed as i64);
+        RandomStream { seed }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// One draw of `torch.empty((), dtype=torch.int64).random_()`.
+    pub fn draw_int64(&mut self) -> i64 {
+        let mut t = Tensor::empty([], (Kind::Int64, Device::Cpu));
+        let _ = t.random_();
+        t.int64_value(&[])
+    }
+
+    /// One `iter(DataLoader)` over `n` examples: the iterator's base seed (drawn even when nothing is
+    /// shuffled and when `n` is 0), then the sampler's order.
+    pub fn dataloader_pass(&mut self, n: usize, sampler: &dyn Sampler, epoch: usize) -> Vec<usize> {
+        let _base_seed = self.draw_int64();
+        sampler.indices(n, epoch, self)
+    }
+
+    /// One streamed pass (an `IterableDataset` DataLoader): its base seed, then, when shuffling,
+    /// the seed of the pass's shuffle buffer.
+    pub fn stream_pass(&mut self, shuffle: bool) -> Option<u64> {
+        let _base_seed = self.draw_int64();
+        shuffle.then(|| self.draw_int64() as u64)
+    }
+
+    /// Runs `f`, which draws initial weights (the new classifier's `normal_`) from this stream.
+    pub fn init_weights<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+
+    /// Runs `f`, a training-mode forward whose dropout masks are drawn from this stream.
+    pub fn dropout<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+}

@@ -2,6 +2,7 @@
 pub mod args;
 pub mod interrupt;
 pub mod metrics;
+pub mod schedule;
 pub mod trainer;
 
 pub use args::TrainArgs;

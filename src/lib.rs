@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod train;
 pub mod weights;

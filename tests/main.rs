@@ -3,10 +3,12 @@ mod common;
 
 mod cli;
 mod data;
+mod metrics;
 mod parity;
 mod parquet;
 mod pickle;
 mod reproduce;
+mod schedule;
 mod tokenize;
 mod train;
 mod trainer;

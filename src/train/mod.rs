@@ -1,7 +1,8 @@
-//! Training: validated settings, the [`Trainer`], and how a run reports.
+//! Training: validated settings, the [`Trainer`], learning-rate schedules, and how a run reports.
 pub mod args;
 pub mod interrupt;
 pub mod report;
+pub mod schedule;
 pub mod trainer;
 
 pub use args::TrainArgs;

@@ -28,6 +28,7 @@ fn run(cli: Cli) -> bertfit::Result<()> {
                 &flags.data.columns(),
                 &tokenizer,
                 flags.num_labels,
+                &flags.data.label_format()?,
             )?;
             print!("{}", bertfit::data::check::render(&report, flags.max_length));
             Ok(())

@@ -7,6 +7,7 @@ mod metrics;
 mod parity;
 mod parquet;
 mod pickle;
+mod problem_types;
 mod reproduce;
 mod schedule;
 mod tokenize;

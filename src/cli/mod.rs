@@ -11,6 +11,7 @@ use tch::Device;
 
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
+use crate::data::labels::{LabelFormat, ProblemType};
 use crate::error::{Error, Result};
 use crate::train::TrainArgs;
 
@@ -69,6 +70,13 @@ pub struct DataFlags {
     /// Values: train; val, validation or dev; test.
     #[arg(long, default_value = "split")]
     pub split_column: String,
+    /// HF's problem_type: one class per row (cross-entropy), several per row (`a|b` or `[0, 3]`;
+    /// binary cross-entropy per class) or a number per row (regression, mean squared error).
+    #[arg(long, value_enum, default_value_t = ProblemType::SingleLabelClassification)]
+    pub problem_type: ProblemType,
+    /// Separates the label names of a multi-label cell.
+    #[arg(long, default_value = "|")]
+    pub label_separator: String,
 }
 
 impl DataFlags {
@@ -82,6 +90,13 @@ impl DataFlags {
             }),
             (None, None) => Err(Error::usage("--data", "give --data or --train-file")),
         }
+    }
+
+    pub fn label_format(&self) -> Result<LabelFormat> {
+        if self.label_separator.is_empty() {
+            return Err(Error::usage("--label-separator", "must not be empty"));
+        }
+        Ok(LabelFormat { problem: self.problem_type, separator: self.label_separator.clone() })
     }
 
     pub fn columns(&self) -> Columns {
@@ -322,6 +337,7 @@ impl TrainFlags {
             model: self.model,
             data: self.data.source()?,
             columns: self.data.columns(),
+            label_format: self.data.label_format()?,
             output_dir: self.output_dir,
             epochs: whole_epochs(&self.epochs)?,
             max_steps: match self.max_steps {

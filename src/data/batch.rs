@@ -1,6 +1,7 @@
 //! Collating tokenized examples into padded tensors.
 use tch::{Device, Kind, Tensor};
 
+use super::labels::Target;
 use super::tokenize::Encoding;
 
 /// How a batch is padded.
@@ -22,7 +23,8 @@ pub struct Batch {
     pub attention_mask: Tensor,
     /// (B, T)
     pub token_type_ids: Tensor,
-    /// (B,) class ids; `None` for rows to predict.
+    /// Targets: (B,) int64 class ids, (B, C) float multi-hot rows, or (B,) float regression
+    /// values; `None` for rows to predict.
     pub labels: Option<Tensor>,
 }
 
@@ -45,7 +47,7 @@ impl Batch {
 /// Pads `encodings` (right side, `pad_id`, mask 0, token type 0) and stacks them.
 pub fn collate(
     encodings: &[&Encoding],
-    labels: Option<&[i64]>,
+    labels: Option<&[Target]>,
     padding: Padding,
     max_length: usize,
     pad_id: i64,
@@ -72,7 +74,32 @@ pub fn collate(
         input_ids: to(&ids),
         attention_mask: to(&mask),
         token_type_ids: to(&types),
-        labels: labels.map(|l| Tensor::from_slice(l).to_kind(Kind::Int64).to_device(device)),
+        labels: labels.map(|l| targets(l).to_device(device)),
+    }
+}
+
+/// Stacks one batch's targets (one problem type per run, so all are of one kind).
+fn targets(labels: &[Target]) -> Tensor {
+    match labels.first() {
+        Some(Target::MultiHot(first)) => {
+            let width = first.len() as i64;
+            let flat: Vec<f32> = labels
+                .iter()
+                .flat_map(|t| match t {
+                    Target::MultiHot(v) => v.clone(),
+                    _ => vec![0.0; width as usize],
+                })
+                .collect();
+            Tensor::from_slice(&flat).view([labels.len() as i64, width])
+        }
+        Some(Target::Value(_)) => {
+            let v: Vec<f32> = labels.iter().map(|t| if let Target::Value(x) = t { *x } else { 0.0 }).collect();
+            Tensor::from_slice(&v)
+        }
+        _ => {
+            let v: Vec<i64> = labels.iter().map(|t| if let Target::Class(c) = t { *c } else { -100 }).collect();
+            Tensor::from_slice(&v).to_kind(Kind::Int64)
+        }
     }
 }
 
@@ -87,7 +114,7 @@ mod tests {
     #[test]
     fn pads_to_the_longest_or_to_max_length() {
         let (a, b) = (enc(&[101, 7, 102]), enc(&[101, 102]));
-        let batch = collate(&[&a, &b], Some(&[1, 0]), Padding::Longest, 8, 0, Device::Cpu);
+        let batch = collate(&[&a, &b], Some(&[Target::Class(1), Target::Class(0)]), Padding::Longest, 8, 0, Device::Cpu);
         assert_eq!(batch.input_ids.size(), [2, 3]);
         assert_eq!(Vec::<i64>::try_from(batch.attention_mask.flatten(0, -1)).unwrap(), [1, 1, 1, 1, 1, 0]);
         assert_eq!(Vec::<i64>::try_from(batch.input_ids.flatten(0, -1)).unwrap(), [101, 7, 102, 101, 102, 0]);

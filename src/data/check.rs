@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::dataset::{
     empty_train_split, file_of, for_each_split_row, split_is_labelled, Columns, DataSource, Read, Split,
 };
-use super::labels::{LabelMap, LabelTally};
+use super::labels::{LabelFormat, LabelMap, LabelTally};
 use super::table::Row;
 use super::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
@@ -103,6 +103,7 @@ pub fn check(
     columns: &Columns,
     tokenizer: &BertTokenizer,
     num_labels: Option<i64>,
+    format: &LabelFormat,
 ) -> Result<DataReport> {
     let all = [Split::Train, Split::Validation, Split::Test];
     let mut acc = Vec::new();
@@ -111,7 +112,7 @@ pub fn check(
         acc.push(Accumulator {
             tokenizer,
             pending: Vec::new(),
-            stats: SplitStats { labels: LabelTally::new(&path), ..Default::default() },
+            stats: SplitStats { labels: LabelTally::new(&path, format), ..Default::default() },
             labelled: split_is_labelled(source, columns, split)?,
             label_column: &columns.label,
         });

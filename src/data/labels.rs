@@ -1,7 +1,9 @@
 //! The label map: fixed from the training rows, persisted as `id2label` in the saved config.
 //!
 //! Integer labels are class ids themselves (the seed script's `torch.tensor(label)`); any other labels
-//! are names, sorted, and numbered in that order.
+//! are names, sorted, and numbered in that order. HF's three `problem_type`s read the label cell
+//! differently: one class per row; several (`a|b`, `[0, 3]`, or empty for none) for multi-label;
+//! a number for regression.
 //!
 //! Every reader (in memory, streamed, `check-data`) tallies the labels it meets in a [`LabelTally`]
 //! per split, and [`LabelMap::from_tallies`] is the one place a label map is made and checked.
@@ -11,55 +13,139 @@ use std::path::{Path, PathBuf};
 use super::dataset::{Example, SplitData};
 use crate::error::{Error, Result};
 
+/// HF's `problem_type`, which picks the head's loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    /// One class per row; cross-entropy.
+    #[default]
+    #[value(name = "single_label_classification", alias = "single-label")]
+    SingleLabelClassification,
+    /// Any number of classes per row; binary cross-entropy with logits per class.
+    #[value(name = "multi_label_classification", alias = "multi-label")]
+    MultiLabelClassification,
+    /// One number per row; mean squared error, one output.
+    #[value(name = "regression")]
+    Regression,
+}
+
+impl ProblemType {
+    /// The name config.json stores.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            ProblemType::SingleLabelClassification => "single_label_classification",
+            ProblemType::MultiLabelClassification => "multi_label_classification",
+            ProblemType::Regression => "regression",
+        }
+    }
+}
+
+/// How a label cell is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelFormat {
+    pub problem: ProblemType,
+    /// Separates the names of a multi-label cell (`sports|politics`).
+    pub separator: String,
+}
+
+impl Default for LabelFormat {
+    fn default() -> Self {
+        LabelFormat { problem: ProblemType::SingleLabelClassification, separator: "|".into() }
+    }
+}
+
+impl LabelFormat {
+    /// The label names in one multi-label cell: `a|b`, a bracketed list `[0, 3]` / `['a', 'b']`,
+    /// or nothing (an empty cell or `[]`).
+    pub fn names<'a>(&self, cell: &'a str) -> Vec<&'a str> {
+        let v = cell.trim();
+        let list = v.strip_prefix('[').and_then(|x| x.strip_suffix(']'));
+        let parts: Vec<&str> = match list {
+            Some(inner) => inner.split(',').collect(),
+            None => v.split(self.separator.as_str()).collect(),
+        };
+        parts.into_iter().map(|p| p.trim().trim_matches(|c| c == '\'' || c == '"').trim()).filter(|p| !p.is_empty()).collect()
+    }
+
+    /// A regression target; `None` if the cell is not a finite number.
+    pub fn value(cell: &str) -> Option<f32> {
+        cell.trim().parse::<f32>().ok().filter(|v| v.is_finite())
+    }
+}
+
+/// One example's training target, as the head's loss takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A class id (cross-entropy).
+    Class(i64),
+    /// 1.0 for each of the row's classes, 0.0 elsewhere (BCE with logits).
+    MultiHot(Vec<f32>),
+    /// A regression value (MSE).
+    Value(f32),
+}
+
 /// The distinct labels of one split: for each, how many rows carry it and the first of them
 /// (so a message can name a row without keeping every row).
+/// For regression only the rows are counted (every value is checked as it is added).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LabelTally {
     /// The file the split came from, for messages.
     pub path: PathBuf,
+    pub format: LabelFormat,
     pub labels: BTreeMap<String, (u64, usize)>,
+    /// Rows added.
+    pub rows: u64,
 }
 
 impl LabelTally {
-    pub fn new(path: &Path) -> Self {
-        LabelTally { path: path.to_path_buf(), labels: BTreeMap::new() }
+    pub fn new(path: &Path, format: &LabelFormat) -> Self {
+        LabelTally { path: path.to_path_buf(), format: format.clone(), labels: BTreeMap::new(), rows: 0 }
     }
 
-    /// Counts one row's label (trimmed); an empty label is an error naming the row.
+    /// Counts one row's label cell; a label that cannot be read is an error naming the row.
     pub fn add(&mut self, label: &str, row: usize, column: &str) -> Result<()> {
+        let err = |msg: String| Error::DataRow { path: self.path.clone(), row, column: column.into(), msg };
         let v = label.trim();
-        if v.is_empty() {
-            return Err(Error::DataRow {
-                path: self.path.clone(),
-                row,
-                column: column.into(),
-                msg: "empty label".into(),
-            });
+        self.rows += 1;
+        match self.format.problem {
+            ProblemType::SingleLabelClassification => {
+                if v.is_empty() {
+                    return Err(err("empty label".into()));
+                }
+                self.labels.entry(v.to_string()).or_insert((0, row)).0 += 1;
+            }
+            ProblemType::MultiLabelClassification => {
+                for name in self.format.names(v) {
+                    self.labels.entry(name.to_string()).or_insert((0, row)).0 += 1;
+                }
+            }
+            ProblemType::Regression => {
+                if LabelFormat::value(v).is_none() {
+                    return Err(err(format!("'{v}' is not a number (regression labels are numbers)")));
+                }
+            }
         }
-        self.labels.entry(v.to_string()).or_insert((0, row)).0 += 1;
         Ok(())
     }
 
     /// The tally of a split held in memory.
-    pub fn of(split: &SplitData, column: &str) -> Result<Self> {
-        let mut t = LabelTally::new(&split.path);
+    pub fn of(split: &SplitData, column: &str, format: &LabelFormat) -> Result<Self> {
+        let mut t = LabelTally::new(&split.path, format);
         for e in &split.examples {
             t.add(&e.label, e.row, column)?;
         }
         Ok(t)
     }
 
-    pub fn rows(&self) -> u64 {
-        self.labels.values().map(|(n, _)| n).sum()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelMap {
-    /// Label name of each class id.
+    /// Label name of each class id (regression: HF's single `LABEL_0`).
     pub names: Vec<String>,
     /// True when the data's labels are the ids themselves.
     pub integer: bool,
+    pub format: LabelFormat,
 }
 
 impl LabelMap {
@@ -72,6 +158,12 @@ impl LabelMap {
         column: &str,
         num_labels: Option<i64>,
     ) -> Result<Self> {
+        if train.format.problem == ProblemType::Regression {
+            if num_labels.is_some_and(|n| n != 1) {
+                return Err(Error::usage("--num-labels", "regression has one output: drop --num-labels or give 1"));
+            }
+            return Ok(LabelMap { names: vec!["LABEL_0".into()], integer: false, format: train.format.clone() });
+        }
         let map = LabelMap::from_training(train, column, num_labels)?;
         for tally in std::iter::once(train).chain(others.iter().copied()) {
             for (label, &(_, row)) in &tally.labels {
@@ -98,9 +190,10 @@ impl LabelMap {
                 max = max.max(v);
             }
             let n = num_labels.unwrap_or(max + 1);
-            LabelMap { names: (0..n).map(|i| i.to_string()).collect(), integer }
+            LabelMap { names: (0..n).map(|i| i.to_string()).collect(), integer, format: train.format.clone() }
         } else {
-            let map = LabelMap { names: train.labels.keys().cloned().collect(), integer };
+            let map =
+                LabelMap { names: train.labels.keys().cloned().collect(), integer, format: train.format.clone() };
             if let Some(n) = num_labels {
                 if n as usize != map.names.len() {
                     return Err(Error::data(
@@ -115,7 +208,8 @@ impl LabelMap {
             }
             map
         };
-        if map.names.len() < 2 {
+        let multi = train.format.problem == ProblemType::MultiLabelClassification;
+        if map.names.len() < if multi { 1 } else { 2 } {
             return Err(Error::data(
                 &train.path,
                 format!("classification needs at least 2 labels, the train split has {:?}", map.names),
@@ -128,9 +222,29 @@ impl LabelMap {
         self.names.len() as i64
     }
 
-    /// Class ids of a split's examples; an unknown label is an error naming its row.
-    pub fn encode(&self, split: &SplitData, column: &str) -> Result<Vec<i64>> {
-        split.examples.iter().map(|e: &Example| self.id(&e.label, &split.path, e.row, column)).collect()
+    /// Targets of a split's examples; an unknown label is an error naming its row.
+    pub fn encode(&self, split: &SplitData, column: &str) -> Result<Vec<Target>> {
+        split.examples.iter().map(|e: &Example| self.target(&e.label, &split.path, e.row, column)).collect()
+    }
+
+    /// One label cell as the loss takes it; `path`, `row` and `column` name it in the error.
+    pub fn target(&self, label: &str, path: &Path, row: usize, column: &str) -> Result<Target> {
+        match self.format.problem {
+            ProblemType::SingleLabelClassification => self.id(label, path, row, column).map(Target::Class),
+            ProblemType::MultiLabelClassification => {
+                let mut hot = vec![0f32; self.names.len()];
+                for name in self.format.names(label) {
+                    hot[self.id(name, path, row, column)? as usize] = 1.0;
+                }
+                Ok(Target::MultiHot(hot))
+            }
+            ProblemType::Regression => LabelFormat::value(label).map(Target::Value).ok_or_else(|| Error::DataRow {
+                path: path.into(),
+                row,
+                column: column.into(),
+                msg: format!("'{}' is not a number (regression labels are numbers)", label.trim()),
+            }),
+        }
     }
 
     /// The class id of one label; `path`, `row` and `column` name it in the error.
@@ -161,7 +275,11 @@ mod tests {
     use super::*;
 
     fn tally(labels: &[&str]) -> LabelTally {
-        let mut t = LabelTally::new(Path::new("d.csv"));
+        tally_as(labels, ProblemType::SingleLabelClassification)
+    }
+
+    fn tally_as(labels: &[&str], problem: ProblemType) -> LabelTally {
+        let mut t = LabelTally::new(Path::new("d.csv"), &LabelFormat { problem, ..Default::default() });
         for (i, l) in labels.iter().enumerate() {
             t.add(l, i + 1, "label").unwrap();
         }
@@ -194,7 +312,36 @@ mod tests {
     #[test]
     fn one_class_and_empty_labels_are_refused() {
         assert!(LabelMap::from_tallies(&tally(&["a", "a"]), &[], "label", None).is_err());
-        let err = LabelTally::new(Path::new("d.csv")).add(" ", 3, "label").unwrap_err().to_string();
+        let err =
+            LabelTally::new(Path::new("d.csv"), &LabelFormat::default()).add(" ", 3, "label").unwrap_err().to_string();
         assert!(err.contains("row 3") && err.contains("empty label"), "{err}");
+    }
+
+    #[test]
+    fn multi_label_cells_are_lists_of_names_or_ids() {
+        let multi = ProblemType::MultiLabelClassification;
+        let m = LabelMap::from_tallies(&tally_as(&["b|a", "c", "", "a"], multi), &[], "label", None).unwrap();
+        assert_eq!(m.names, ["a", "b", "c"]);
+        let p = Path::new("d.csv");
+        assert_eq!(m.target("a|c", p, 1, "label").unwrap(), Target::MultiHot(vec![1.0, 0.0, 1.0]));
+        assert_eq!(m.target("['b', 'c']", p, 1, "label").unwrap(), Target::MultiHot(vec![0.0, 1.0, 1.0]));
+        assert_eq!(m.target("", p, 1, "label").unwrap(), Target::MultiHot(vec![0.0; 3]));
+        let err = m.target("a|z", p, 7, "label").unwrap_err().to_string();
+        assert!(err.contains("row 7") && err.contains("'z'"), "{err}");
+        let ids = LabelMap::from_tallies(&tally_as(&["[0, 3]", "[1]"], multi), &[], "label", None).unwrap();
+        assert_eq!(ids.names, ["0", "1", "2", "3"]);
+        assert_eq!(ids.target("[0, 3]", p, 1, "label").unwrap(), Target::MultiHot(vec![1.0, 0.0, 0.0, 1.0]));
+    }
+
+    #[test]
+    fn regression_labels_are_numbers() {
+        let reg = ProblemType::Regression;
+        let m = LabelMap::from_tallies(&tally_as(&["0.5", "-2", "3e1"], reg), &[], "label", None).unwrap();
+        assert_eq!(m.names, ["LABEL_0"]);
+        assert_eq!(m.target(" 2.5 ", Path::new("d.csv"), 1, "label").unwrap(), Target::Value(2.5));
+        let mut t = LabelTally::new(Path::new("d.csv"), &LabelFormat { problem: reg, ..Default::default() });
+        let err = t.add("high", 4, "score").unwrap_err().to_string();
+        assert!(err.contains("row 4") && err.contains("column 'score'") && err.contains("not a number"), "{err}");
+        assert!(t.add("nan", 5, "score").is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use super::dataset::SplitData;
-use super::labels::LabelMap;
+use super::labels::{LabelMap, Target};
 use super::pipeline::{Batches, LoaderSettings};
 use super::tokenize::{BertTokenizer, Encoding};
 use crate::error::Result;
@@ -16,8 +16,8 @@ pub use super::pipeline::LoadedBatch;
 pub struct Prepared {
     texts: Vec<String>,
     pairs: Option<Vec<String>>,
-    /// Class ids, `None` for an unlabelled split.
-    pub labels: Option<Vec<i64>>,
+    /// Targets, `None` for an unlabelled split.
+    pub labels: Option<Vec<Target>>,
     /// Data rows (1-based) for metrics and messages.
     pub rows: Vec<usize>,
     encodings: Vec<OnceLock<Encoding>>,
@@ -117,8 +117,8 @@ pub fn batches_of(
     Batches::spawn("bertfit-loader", settings, Some(chunks.len()), move |sink| {
         for indices in chunks {
             let encodings: Vec<&Encoding> = indices.iter().map(|&i| set.encoding(i, &tokenizer)).collect();
-            let labels: Option<Vec<i64>> =
-                set.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
+            let labels: Option<Vec<Target>> =
+                set.labels.as_ref().map(|l| indices.iter().map(|&i| l[i].clone()).collect());
             let rows = indices.iter().map(|&i| set.rows[i]).collect();
             sink.send(&encodings, labels.as_deref(), rows)?;
         }

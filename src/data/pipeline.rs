@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tch::Device;
 
 use super::batch::{collate, Batch, Padding};
+use super::labels::Target;
 use super::tokenize::Encoding;
 use crate::error::{Error, Result};
 
@@ -48,7 +49,7 @@ impl Sink {
 
     /// Collates one batch (`labels` is `None` for rows to predict) and queues it, waiting while
     /// the queue is full.
-    pub fn send(&self, encodings: &[&Encoding], labels: Option<&[i64]>, rows: Vec<usize>) -> Result<()> {
+    pub fn send(&self, encodings: &[&Encoding], labels: Option<&[Target]>, rows: Vec<usize>) -> Result<()> {
         let s = self.settings;
         let batch = collate(encodings, labels, s.padding, s.max_length, s.pad_id, Device::Cpu);
         self.tx.send(Ok(LoadedBatch { batch, rows })).map_err(|_| Error::Runtime(STOPPED.into()))

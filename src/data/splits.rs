@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dataset::{read_dataset, Columns, DataSource, Split, SplitData};
-use super::labels::{LabelMap, LabelTally};
+use super::labels::{LabelFormat, LabelMap, LabelTally};
 use super::loader::{batches_in_order, Prepared};
 use super::pipeline::{Batches, LoaderSettings};
 use super::sampler::{group_by_length, randperm, sampler, Mt19937, SequentialSampler, Shard};
@@ -30,6 +30,8 @@ pub struct DataSettings {
     pub shuffle_buffer: usize,
     pub token_cache: Option<PathBuf>,
     pub num_labels: Option<i64>,
+    /// How label cells are read (problem type, multi-label separator).
+    pub label_format: LabelFormat,
     /// HF's `max_train_samples` / `max_eval_samples` / `max_predict_samples`: the first N rows.
     pub max_samples: [Option<usize>; 3],
     /// HF's `shuffle_train_dataset` with its `shuffle_seed`: the training rows are shuffled once,
@@ -75,7 +77,7 @@ impl TrainingData {
         settings: DataSettings,
     ) -> Result<Self> {
         if settings.streaming {
-            let scan = stream::scan(source, columns, settings.num_labels)?;
+            let scan = stream::scan(source, columns, settings.num_labels, &settings.label_format)?;
             return Ok(TrainingData {
                 labels: Arc::new(scan.labels.clone()),
                 rows: Rows::Streaming { scan, source: source.clone(), columns: columns.clone() },
@@ -94,7 +96,7 @@ impl TrainingData {
         let (validation, test) = (first(ds.validation, n_val), first(ds.test, n_test));
         let tally = |s: &SplitData| {
             if s.labelled {
-                LabelTally::of(s, &columns.label)
+                LabelTally::of(s, &columns.label, &settings.label_format)
             } else {
                 Ok(LabelTally::default())
             }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::dataset::{empty_train_split, for_each_split_row, Columns, DataSource, Read, Split};
-use super::labels::{LabelMap, LabelTally};
+use super::labels::{LabelFormat, LabelMap, LabelTally, Target};
 use super::pipeline::{Batches, LoaderSettings, Sink};
 use super::sampler::{randperm, Mt19937, Shard};
 use super::tokenize::{BertTokenizer, Encoding};
@@ -28,9 +28,9 @@ pub struct Scan {
 
 /// Reads only the label and split columns of every split: the label map and the row counts. A
 /// file with a split column is read once for all splits.
-pub fn scan(source: &DataSource, columns: &Columns, num_labels: Option<i64>) -> Result<Scan> {
+pub fn scan(source: &DataSource, columns: &Columns, num_labels: Option<i64>, format: &LabelFormat) -> Result<Scan> {
     let path = |s| super::dataset::file_of(source, s).map(|(p, _)| p.to_path_buf()).unwrap_or_default();
-    let mut tallies = [Split::Train, Split::Validation, Split::Test].map(|s| LabelTally::new(&path(s)));
+    let mut tallies = [Split::Train, Split::Validation, Split::Test].map(|s| LabelTally::new(&path(s), format));
     let mut counts = [0usize; 3];
     let labelled_test = super::dataset::split_is_labelled(source, columns, Split::Test)?;
     let all = [Split::Train, Split::Validation, Split::Test];
@@ -63,7 +63,7 @@ pub struct StreamSpec {
 }
 
 /// An example on its way into a batch: tokens, class id (if labelled), data row.
-type Item = (Encoding, Option<i64>, usize);
+type Item = (Encoding, Option<Target>, usize);
 
 /// Fills batches of `batch_size` and hands each full one to the sink.
 struct Batcher<'a> {
@@ -87,7 +87,7 @@ impl Batcher<'_> {
         }
         let items = std::mem::take(&mut self.items);
         let encodings: Vec<&Encoding> = items.iter().map(|(e, _, _)| e).collect();
-        let labels: Option<Vec<i64>> = items.iter().map(|(_, l, _)| *l).collect();
+        let labels: Option<Vec<Target>> = items.iter().map(|(_, l, _)| l.clone()).collect();
         self.sink.send(&encodings, labels.as_deref(), items.iter().map(|(_, _, r)| *r).collect())
     }
 }
@@ -122,7 +122,7 @@ fn produce(
         if !spec.shard.holds(index - 1) {
             return Ok(());
         }
-        let label = labels.map(|m| m.id(&r.label, path, r.row, &c.label)).transpose()?;
+        let label = labels.map(|m| m.target(&r.label, path, r.row, &c.label)).transpose()?;
         let item = (tokenizer.encode(&r.text, r.text_pair.as_deref(), max_length), label, r.row);
         match rng.as_mut() {
             None => out.push(item),

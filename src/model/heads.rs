@@ -5,6 +5,7 @@ use tch::{Reduction, Tensor};
 use super::bert::BertModel;
 use super::config::BertConfig;
 use super::layers::Linear;
+use crate::data::labels::ProblemType;
 
 #[derive(Debug)]
 pub struct BertForSequenceClassification {
@@ -41,4 +42,21 @@ impl BertForSequenceClassification {
 /// HF's single-label loss: mean cross-entropy over the batch. logits (B, C), labels (B,) int64.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
+}
+
+/// The loss BertForSequenceClassification computes for its `problem_type`, as a batch mean or
+/// (`Reduction::Sum`) a batch sum: cross-entropy (with HF's label smoothing, which equals
+/// PyTorch's `CrossEntropyLoss(label_smoothing)`), binary cross-entropy with logits over (B, C)
+/// multi-hot labels, or mean squared error of the single output against (B,) values.
+pub fn loss(logits: &Tensor, labels: &Tensor, problem: ProblemType, label_smoothing: f64, reduction: Reduction) -> Tensor {
+    match problem {
+        ProblemType::SingleLabelClassification => {
+            logits.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing)
+        }
+        ProblemType::MultiLabelClassification => {
+            logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, reduction)
+        }
+        // HF: MSELoss()(logits.squeeze(), labels.squeeze()) with num_labels == 1.
+        ProblemType::Regression => logits.squeeze_dim(-1).mse_loss(labels, reduction),
+    }
 }

@@ -10,4 +10,4 @@ pub mod names;
 
 pub use bert::{BertModel, BertModelOutput};
 pub use config::BertConfig;
-pub use heads::{cross_entropy, BertForSequenceClassification};
+pub use heads::{cross_entropy, loss, BertForSequenceClassification};

@@ -7,6 +7,7 @@ use tch::Device;
 
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
+use crate::data::labels::LabelFormat;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +16,9 @@ pub struct TrainArgs {
     pub model: String,
     pub data: DataSource,
     pub columns: Columns,
+    /// HF's problem_type and how label cells are read.
+    #[serde(serialize_with = "label_format")]
+    pub label_format: LabelFormat,
     pub output_dir: PathBuf,
     pub epochs: usize,
     /// Stop after this many optimizer steps (HF Trainer's `max_steps`): the epoch in progress ends
@@ -68,6 +72,14 @@ fn padding_name<S: serde::Serializer>(p: &Padding, s: S) -> std::result::Result<
         Padding::Longest => "longest",
         Padding::MaxLength => "max-length",
     })
+}
+
+fn label_format<S: serde::Serializer>(f: &LabelFormat, s: S) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("LabelFormat", 2)?;
+    st.serialize_field("problem_type", f.problem.hf_name())?;
+    st.serialize_field("label_separator", &f.separator)?;
+    st.end()
 }
 
 fn device_name<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -50,6 +50,8 @@ pub trait Reporter {
     fn epoch_loss(&mut self, _epoch: usize, _loss: f64) {}
     /// The seed's `Validation Accuracy: y%`.
     fn validation_accuracy(&mut self, _epoch: usize, _percent: f64) {}
+    /// Regression's line: `Validation MSE: z`.
+    fn validation_mse(&mut self, _epoch: usize, _mse: f64) {}
     fn epoch_finished(&mut self, _record: &EpochRecord) {}
     /// The run is over: flush, and return any error a record met on its way out.
     fn finish(&mut self) -> Result<()> {
@@ -108,6 +110,10 @@ impl Reporter for Console {
 
     fn validation_accuracy(&mut self, _epoch: usize, percent: f64) {
         println!("Validation Accuracy: {percent:.2}%");
+    }
+
+    fn validation_mse(&mut self, _epoch: usize, mse: f64) {
+        println!("Validation MSE: {mse:.4}");
     }
 }
 
@@ -183,6 +189,9 @@ impl Reporter for Tee {
     }
     fn validation_accuracy(&mut self, e: usize, p: f64) {
         self.0.iter_mut().for_each(|r| r.validation_accuracy(e, p));
+    }
+    fn validation_mse(&mut self, e: usize, m: f64) {
+        self.0.iter_mut().for_each(|r| r.validation_mse(e, m));
     }
     fn epoch_finished(&mut self, rec: &EpochRecord) {
         self.0.iter_mut().for_each(|r| r.epoch_finished(rec));

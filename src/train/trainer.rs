@@ -15,21 +15,23 @@ use tch::nn::{self, OptimizerConfig, VarStore};
 use tch::{Device, Reduction};
 
 use super::args::TrainArgs;
+pub use super::evaluation::Evaluation;
 use super::interrupt;
 use super::report::{EpochRecord, Reporter, StepRecord};
 use crate::data::batch::Batch;
 use crate::data::dataset::Split;
+use crate::data::labels::ProblemType;
 use crate::data::pipeline::LoaderSettings;
 use crate::data::sampler::Shard;
 use crate::data::splits::{DataSettings, TrainingData};
 use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
-use crate::model::{cross_entropy, BertConfig, BertForSequenceClassification};
+use crate::model::{loss, BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_atomic, Pretrained};
 
 /// What `run` returns.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TrainSummary {
     /// One record per trained epoch.
     pub epochs: Vec<EpochRecord>,
@@ -37,33 +39,6 @@ pub struct TrainSummary {
     pub global_step: usize,
     /// The last evaluation on the validation rows, if any.
     pub eval: Option<Evaluation>,
-}
-
-/// One pass of the model over a split in eval mode.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    pub split: Split,
-    /// Mean cross-entropy over the rows (`None` without labels or rows).
-    pub loss: Option<f64>,
-    /// Predicted class ids, in the split's file order.
-    pub predictions: Vec<i64>,
-    /// True class ids, when the split has labels.
-    pub labels: Option<Vec<i64>>,
-    /// Data rows (1-based) of the predictions.
-    pub rows: Vec<usize>,
-    pub seconds: f64,
-}
-
-impl Evaluation {
-    /// Accuracy as a fraction (HF's `eval_accuracy`); `None` without labels or rows.
-    pub fn accuracy(&self) -> Option<f64> {
-        let labels = self.labels.as_ref()?;
-        if labels.is_empty() {
-            return None;
-        }
-        let correct = self.predictions.iter().zip(labels).filter(|(p, l)| p == l).count();
-        Some(correct as f64 / labels.len() as f64)
-    }
 }
 
 /// What one epoch of training did.
@@ -146,6 +121,7 @@ impl<'r> Trainer<'r> {
             data_settings(args, &tokenizer),
         )?;
         config.set_labels(&data.labels().names);
+        config.problem_type = Some(args.label_format.problem.hf_name().into());
 
         if args.do_train {
             prepare_output(&args.output_dir, args.overwrite)?;
@@ -207,6 +183,9 @@ impl<'r> Trainer<'r> {
                     let eval = self.evaluate(Split::Validation)?;
                     if let Some(acc) = eval.accuracy() {
                         self.reporter.validation_accuracy(epoch, 100.0 * acc);
+                    }
+                    if let Some(mse) = eval.mse() {
+                        self.reporter.validation_mse(epoch, mse);
                     }
                     summary.eval = Some(eval);
                 }
@@ -295,7 +274,7 @@ impl<'r> Trainer<'r> {
         let logits = self.rng.dropout(|| {
             model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true)
         });
-        let loss = cross_entropy(&logits, labels);
+        let loss = loss(&logits, labels, self.args.label_format.problem, 0.0, Reduction::Mean);
         self.optimizer.zero_grad();
         loss.backward();
         self.optimizer.step();
@@ -315,25 +294,21 @@ impl<'r> Trainer<'r> {
         let started = Instant::now();
         let mut batches = self.data.eval_pass(split, &mut self.rng)?;
         let labelled = self.data.labelled(split);
-        let (mut predictions, mut labels, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        let problem = self.args.label_format.problem;
+        let (mut logits_all, mut labels_all, mut rows) = (Vec::new(), Vec::new(), Vec::new());
         let mut loss_sum = 0.0;
         tch::no_grad(|| -> Result<()> {
             for loaded in batches.by_ref() {
                 let loaded = loaded?;
                 let batch = loaded.batch.to_device(self.args.device);
-                let logits = self.model.forward_t(
-                    &batch.input_ids,
-                    &batch.attention_mask,
-                    &batch.token_type_ids,
-                    false,
-                );
-                predictions.extend(Vec::<i64>::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?);
+                let logits =
+                    self.model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
                 if let Some(l) = &batch.labels {
-                    loss_sum += logits
-                        .cross_entropy_loss::<tch::Tensor>(l, None, Reduction::Sum, -100, 0.0)
-                        .double_value(&[]);
-                    labels.extend(Vec::<i64>::try_from(l.to_device(Device::Cpu))?);
+                    let mean = loss(&logits, l, problem, 0.0, Reduction::Mean).double_value(&[]);
+                    loss_sum += mean * loaded.rows.len() as f64;
+                    labels_all.push(l.to_device(Device::Cpu));
                 }
+                logits_all.push(logits.to_device(Device::Cpu).to_kind(tch::Kind::Float));
                 rows.extend(loaded.rows);
             }
             Ok(())
@@ -341,18 +316,21 @@ impl<'r> Trainer<'r> {
         batches.finish(false)?;
         let expected = self.data.len(split);
         if rows.len() != expected {
-            return Err(Error::Runtime(format!(
-                "the {} pass saw {} of {expected} rows",
-                split.name(),
-                rows.len()
-            )));
+            return Err(Error::Runtime(format!("the {} pass saw {} of {expected} rows", split.name(), rows.len())));
         }
-        let n = labels.len();
+        let width = self.config.num_labels();
+        let logits = if logits_all.is_empty() {
+            tch::Tensor::zeros([0, width], (tch::Kind::Float, Device::Cpu))
+        } else {
+            tch::Tensor::cat(&logits_all, 0)
+        };
+        let n = rows.len();
         Ok(Evaluation {
             split,
+            problem,
             loss: (labelled && n > 0).then(|| loss_sum / n as f64),
-            predictions,
-            labels: labelled.then_some(labels),
+            logits,
+            labels: (labelled && !labels_all.is_empty()).then(|| tch::Tensor::cat(&labels_all, 0)),
             rows,
             seconds: started.elapsed().as_secs_f64(),
         })
@@ -366,29 +344,58 @@ impl<'r> Trainer<'r> {
         self.tokenizer.save_files(out)
     }
 
-    /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction).
-    fn write_results(&self, file: &str, prefix: &str, e: &Evaluation, epochs: usize) -> Result<()> {
+    /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction,
+    /// `eval_loss`, `eval_runtime`, ...) and every metric of the problem type.
+    fn write_results(&mut self, file: &str, prefix: &str, e: &Evaluation, epochs: usize) -> Result<()> {
         let n = e.rows.len();
         let mut results = serde_json::Map::new();
         if self.args.do_train {
             results.insert("epoch".into(), json!(epochs as f64));
         }
-        results.insert(format!("{prefix}_accuracy"), json!(e.accuracy()));
-        results.insert(format!("{prefix}_loss"), json!(e.loss));
+        if let Some(acc) = e.accuracy() {
+            results.insert(format!("{prefix}_accuracy"), json!(acc));
+        }
+        results.extend(e.metrics(prefix, &self.data.labels().names)?);
         results.insert(format!("{prefix}_runtime"), json!(e.seconds));
         results.insert(format!("{prefix}_samples"), json!(n));
         results.insert(format!("{prefix}_samples_per_second"), json!(n as f64 / e.seconds.max(1e-9)));
         let text = serde_json::to_string_pretty(&results).unwrap_or_default();
-        write_atomic(&self.args.output_dir.join(file), text.as_bytes())
+        write_atomic(&self.args.output_dir.join(file), text.as_bytes())?;
+        let summary = e.summary(&self.data.labels().names)?;
+        if !summary.is_empty() {
+            self.reporter.note(&format!("{} rows ({}):\n{summary}", e.split.name(), file));
+        }
+        Ok(())
     }
 
-    /// `predict_results.txt` as HF's run_classification.py writes it: `index<TAB>prediction` with
-    /// label names, one line per test row in file order.
+    /// `predict_results.txt` as HF's run_classification.py writes it: `index<TAB>prediction`, one
+    /// line per test row in file order: the label name (single-label), the names joined by commas
+    /// (multi-label, as HF does), or the value (regression).
     fn write_predictions(&self, e: &Evaluation) -> Result<()> {
         let names = &self.data.labels().names;
+        let name = |i: usize| names.get(i).map_or("?", String::as_str).to_string();
+        let items: Vec<String> = match e.problem {
+            ProblemType::SingleLabelClassification => {
+                e.predicted_classes().iter().map(|&p| name(p as usize)).collect()
+            }
+            ProblemType::MultiLabelClassification => {
+                let width = names.len().max(1);
+                e.predicted_sets()
+                    .chunks(width)
+                    .map(|row| {
+                        let set: Vec<String> =
+                            row.iter().enumerate().filter(|(_, &v)| v == 1).map(|(i, _)| name(i)).collect();
+                        format!("[{}]", set.join(", "))
+                    })
+                    .collect()
+            }
+            ProblemType::Regression => {
+                Vec::<f32>::try_from(e.logits.flatten(0, -1)).unwrap_or_default().iter().map(|v| format!("{v:.3}")).collect()
+            }
+        };
         let mut out = String::from("index\tprediction\n");
-        for (i, &p) in e.predictions.iter().enumerate() {
-            out.push_str(&format!("{i}\t{}\n", names.get(p as usize).map_or("?", String::as_str)));
+        for (i, item) in items.iter().enumerate() {
+            out.push_str(&format!("{i}\t{item}\n"));
         }
         write_atomic(&self.args.output_dir.join("predict_results.txt"), out.as_bytes())
     }
@@ -410,6 +417,7 @@ fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer) -> DataSettings {
         shuffle_buffer: args.shuffle_buffer,
         token_cache: args.token_cache.clone(),
         num_labels: args.num_labels,
+        label_format: args.label_format.clone(),
         max_samples: args.max_samples,
         shuffle_train_dataset: args.shuffle_train_dataset,
         shard: Shard::WHOLE,

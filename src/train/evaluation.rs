@@ -1,0 +1,134 @@
+//! What an evaluation pass found: the logits and labels of every row, the loss, and the metrics
+//! users report for the run's problem type (computed by `crate::metrics`, equal to scikit-learn's).
+use serde_json::{json, Map, Value};
+use tch::{Kind, Tensor};
+
+use crate::data::dataset::Split;
+use crate::data::labels::ProblemType;
+use crate::error::Result;
+use crate::metrics::{classification_metrics, multilabel_metrics, regression_metrics};
+
+/// One pass of the model over a split in eval mode.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub split: Split,
+    pub problem: ProblemType,
+    /// Mean loss per row (`None` without labels or rows).
+    pub loss: Option<f64>,
+    /// (N, C) float logits on the CPU, rows in file order.
+    pub logits: Tensor,
+    /// (N,) class ids, (N, C) multi-hot rows or (N,) values, when the split has labels.
+    pub labels: Option<Tensor>,
+    /// Data rows (1-based) of the logits.
+    pub rows: Vec<usize>,
+    pub seconds: f64,
+}
+
+fn to_vec<T>(t: &Tensor) -> Vec<T>
+where
+    Vec<T>: TryFrom<Tensor>,
+{
+    Vec::<T>::try_from(t.flatten(0, -1)).unwrap_or_default()
+}
+
+impl Evaluation {
+    /// Predicted class ids (single-label): the argmax of each row.
+    pub fn predicted_classes(&self) -> Vec<i64> {
+        to_vec(&self.logits.argmax(-1, false))
+    }
+
+    /// Predicted label sets (multi-label): 1 where the logit is above 0 (sigmoid above 0.5).
+    pub fn predicted_sets(&self) -> Vec<u8> {
+        to_vec::<u8>(&self.logits.gt(0.0).to_kind(Kind::Uint8))
+    }
+
+    /// Accuracy as a fraction (HF's `eval_accuracy`): exact match of the class, or of the whole
+    /// label set for multi-label (subset accuracy); `None` for regression, without labels or rows.
+    pub fn accuracy(&self) -> Option<f64> {
+        let labels = self.labels.as_ref()?;
+        let n = self.rows.len();
+        if n == 0 {
+            return None;
+        }
+        let correct = match self.problem {
+            ProblemType::SingleLabelClassification => {
+                self.logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64).int64_value(&[])
+            }
+            ProblemType::MultiLabelClassification => {
+                let same = self.logits.gt(0.0).eq_tensor(&labels.gt(0.5));
+                same.all_dim(-1, false).sum(Kind::Int64).int64_value(&[])
+            }
+            ProblemType::Regression => return None,
+        };
+        Some(correct as f64 / n as f64)
+    }
+
+    /// Every metric for the problem type, keyed `<prefix>_<name>` as HF Trainer keys them
+    /// (`eval_accuracy`, `eval_f1_macro`, ...), plus the loss. Empty without labels or rows.
+    pub fn metrics(&self, prefix: &str, names: &[String]) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        out.insert(format!("{prefix}_loss"), json!(self.loss));
+        let Some(labels) = self.labels.as_ref().filter(|_| !self.rows.is_empty()) else { return Ok(out) };
+        let value = match self.problem {
+            ProblemType::SingleLabelClassification => {
+                let p: Vec<usize> = self.predicted_classes().iter().map(|&x| x as usize).collect();
+                let l: Vec<usize> = to_vec::<i64>(labels).iter().map(|&x| x.max(0) as usize).collect();
+                serde_json::to_value(classification_metrics(&p, &l, names.len(), Some(names))?)
+            }
+            ProblemType::MultiLabelClassification => {
+                let t = to_vec::<u8>(&labels.gt(0.5).to_kind(Kind::Uint8));
+                serde_json::to_value(multilabel_metrics(&self.predicted_sets(), &t, names.len(), Some(names))?)
+            }
+            ProblemType::Regression => {
+                let p = to_vec::<f64>(&self.logits.squeeze_dim(-1).to_kind(Kind::Double));
+                let t = to_vec::<f64>(&labels.to_kind(Kind::Double));
+                serde_json::to_value(regression_metrics(&p, &t)?)
+            }
+        };
+        if let Ok(Value::Object(m)) = value {
+            for (k, v) in m {
+                if k != "warnings" {
+                    out.insert(format!("{prefix}_{k}"), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A readable report for the end of a run (sklearn's classification_report for classes).
+    pub fn summary(&self, names: &[String]) -> Result<String> {
+        let Some(labels) = self.labels.as_ref().filter(|_| !self.rows.is_empty()) else {
+            return Ok(String::new());
+        };
+        Ok(match self.problem {
+            ProblemType::SingleLabelClassification => {
+                let p: Vec<usize> = self.predicted_classes().iter().map(|&x| x as usize).collect();
+                let l: Vec<usize> = to_vec::<i64>(labels).iter().map(|&x| x.max(0) as usize).collect();
+                classification_metrics(&p, &l, names.len(), Some(names))?.to_string()
+            }
+            ProblemType::MultiLabelClassification => {
+                let t = to_vec::<u8>(&labels.gt(0.5).to_kind(Kind::Uint8));
+                let m = multilabel_metrics(&self.predicted_sets(), &t, names.len(), Some(names))?;
+                format!(
+                    "subset accuracy {:.4}, micro F1 {:.4}, macro F1 {:.4}, hamming loss {:.4}",
+                    m.subset_accuracy, m.f1_micro, m.f1_macro, m.hamming_loss
+                )
+            }
+            ProblemType::Regression => {
+                let p = to_vec::<f64>(&self.logits.squeeze_dim(-1).to_kind(Kind::Double));
+                let t = to_vec::<f64>(&labels.to_kind(Kind::Double));
+                let m = regression_metrics(&p, &t)?;
+                format!("mse {:.4}, rmse {:.4}, mae {:.4}, pearson {:?}, spearman {:?}", m.mse, m.rmse, m.mae, m.pearson, m.spearman)
+            }
+        })
+    }
+
+    /// Mean squared error (regression's headline figure).
+    pub fn mse(&self) -> Option<f64> {
+        let labels = self.labels.as_ref()?;
+        if self.problem != ProblemType::Regression || self.rows.is_empty() {
+            return None;
+        }
+        Some(self.logits.squeeze_dim(-1).to_kind(Kind::Double).mse_loss(&labels.to_kind(Kind::Double), tch::Reduction::Mean).double_value(&[]))
+    }
+}

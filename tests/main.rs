@@ -3,9 +3,11 @@ mod common;
 
 mod cli;
 mod data;
+mod optim;
 mod parity;
 mod parquet;
 mod pickle;
+mod precision;
 mod reproduce;
 mod tokenize;
 mod train;

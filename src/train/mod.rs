@@ -2,6 +2,8 @@
 pub mod args;
 pub mod interrupt;
 pub mod metrics;
+pub mod optim;
+pub mod precision;
 pub mod trainer;
 
 pub use args::TrainArgs;

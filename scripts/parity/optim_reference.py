@@ -61,8 +61,9 @@ def run_adam(named, decay, grads, lrs, kind, weight_decay, fused):
 def cmd_adam(args):
     model = tiny_bert(args.seed)
     decay = decay_names(model)
-    named = [(n, p.detach().clone()) for n, p in model.named_parameters()]
     gen = torch.Generator().manual_seed(args.seed + 1)
+    # Unit-scale values (not the 0.02 init) so that weight decay moves the parameters visibly.
+    named = [(n, torch.randn(p.shape, generator=gen)) for n, p in model.named_parameters()]
     grads = [{n: torch.randn(p.shape, generator=gen) * 0.1 for n, p in named} for _ in range(args.steps)]
     # A schedule that changes every step (warm-up then decay), so set_lr is exercised.
     lrs = torch.tensor([1e-3 * min(1.0, (t + 1) / 5) * (1 - t / (2 * args.steps)) for t in range(args.steps)],

@@ -47,6 +47,10 @@ pub enum Error {
 
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+
+    /// An exception libtorch threw inside bertfit's C++ shim (`csrc/`), with its message.
+    #[error("libtorch: {0}")]
+    TorchExt(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -4,14 +4,18 @@
 //! - `model`: BERT as in transformers' modeling_bert.py, HF parameter names.
 //! - `weights`: find an HF model folder or cache entry, load it strictly, save in HF layout.
 //! - `data`: read labelled text, tokenize as HF does, collate batches.
-//! - `train`: the Trainer (loop, optimiser, evaluation) and the reporters a run talks through.
+//! - `train`: the Trainer (loop, optimiser, precision, schedules, evaluation) and the reporters a
+//!   run talks through.
+//! - `metrics`: accuracy, precision, recall, F1, multi-label and regression metrics (sklearn's).
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
+//! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP scaling), over `csrc/`.
 pub mod cli;
 pub mod data;
 pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod random;
+pub mod torch_ext;
 pub mod train;
 pub mod weights;
 

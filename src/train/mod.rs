@@ -1,7 +1,10 @@
-//! Training: validated settings, the [`Trainer`], learning-rate schedules, and how a run reports.
+//! Training: validated settings, the [`Trainer`], the optimizer, precision and loss scaling,
+//! learning-rate schedules, evaluation, and how a run reports.
 pub mod args;
 pub mod evaluation;
 pub mod interrupt;
+pub mod optim;
+pub mod precision;
 pub mod report;
 pub mod schedule;
 pub mod trainer;

@@ -1,0 +1,195 @@
+// See torch_ext.h for the contract: NULL on success, a malloc'd message when libtorch threw.
+#include "torch_ext.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <c10/util/Exception.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+char *dup_message(const char *msg) {
+    size_t len = std::strlen(msg);
+    char *out = static_cast<char *>(std::malloc(len + 1));
+    if (out != nullptr) std::memcpy(out, msg, len + 1);
+    return out;
+}
+
+// Runs `f`, turning any exception into a message. A failed malloc cannot be reported as a message:
+// the static fallback is never handed to free (bf_free_error checks for it).
+const char kOutOfMemory[] = "out of memory while reporting a libtorch error";
+
+template <typename F>
+char *guarded(F &&f) {
+    try {
+        f();
+        return nullptr;
+    } catch (const c10::Error &e) {
+        char *m = dup_message(e.what_without_backtrace());
+        return m != nullptr ? m : const_cast<char *>(kOutOfMemory);
+    } catch (const std::exception &e) {
+        char *m = dup_message(e.what());
+        return m != nullptr ? m : const_cast<char *>(kOutOfMemory);
+    } catch (...) {
+        char *m = dup_message("unknown C++ exception");
+        return m != nullptr ? m : const_cast<char *>(kOutOfMemory);
+    }
+}
+
+at::Tensor &tensor(bf_tensor t) {
+    TORCH_CHECK(t != nullptr, "bertfit shim: null tensor");
+    return *static_cast<at::Tensor *>(t);
+}
+
+std::vector<at::Tensor> list(bf_tensor *ts, size_t n) {
+    std::vector<at::Tensor> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) out.push_back(tensor(ts[i]));
+    return out;
+}
+
+std::optional<at::Tensor> optional_tensor(bf_tensor t) {
+    if (t == nullptr) return std::nullopt;
+    return tensor(t);
+}
+
+c10::DeviceType device_type_of(int device_type) {
+    TORCH_CHECK(device_type == static_cast<int>(c10::DeviceType::CPU) ||
+                    device_type == static_cast<int>(c10::DeviceType::CUDA),
+                "autocast: only CPU and CUDA are supported, got device type ", device_type);
+    return static_cast<c10::DeviceType>(device_type);
+}
+
+}  // namespace
+
+extern "C" {
+
+void bf_free_error(char *msg) {
+    if (msg != kOutOfMemory) std::free(msg);
+}
+
+// torch.autocast.__enter__/__exit__ (torch/amp/autocast_mode.py) use exactly these calls.
+char *bf_autocast_get(int device_type, int *enabled, int *dtype, int *cache_enabled) {
+    return guarded([&] {
+        auto d = device_type_of(device_type);
+        *enabled = at::autocast::is_autocast_enabled(d) ? 1 : 0;
+        *dtype = static_cast<int>(at::autocast::get_autocast_dtype(d));
+        *cache_enabled = at::autocast::is_autocast_cache_enabled() ? 1 : 0;
+    });
+}
+
+char *bf_autocast_set(int device_type, int enabled, int dtype) {
+    return guarded([&] {
+        auto d = device_type_of(device_type);
+        at::autocast::set_autocast_enabled(d, enabled != 0);
+        at::autocast::set_autocast_dtype(d, static_cast<at::ScalarType>(dtype));
+    });
+}
+
+char *bf_autocast_set_cache_enabled(int enabled) {
+    return guarded([&] { at::autocast::set_autocast_cache_enabled(enabled != 0); });
+}
+
+char *bf_autocast_increment_nesting(int *nesting) {
+    return guarded([&] { *nesting = at::autocast::increment_nesting(); });
+}
+
+char *bf_autocast_decrement_nesting(int *nesting) {
+    return guarded([&] { *nesting = at::autocast::decrement_nesting(); });
+}
+
+char *bf_autocast_clear_cache(void) {
+    return guarded([&] { at::autocast::clear_cache(); });
+}
+
+char *bf_fused_adam_(int decoupled, bf_tensor *params, size_t n_params, bf_tensor *grads, size_t n_grads,
+                     bf_tensor *exp_avgs, size_t n_exp_avgs, bf_tensor *exp_avg_sqs, size_t n_exp_avg_sqs,
+                     bf_tensor *max_exp_avg_sqs, size_t n_max_exp_avg_sqs, bf_tensor *state_steps,
+                     size_t n_state_steps, double lr, double beta1, double beta2, double weight_decay,
+                     double eps, int amsgrad, int maximize, bf_tensor grad_scale, bf_tensor found_inf) {
+    return guarded([&] {
+        auto p = list(params, n_params);
+        auto g = list(grads, n_grads);
+        auto m = list(exp_avgs, n_exp_avgs);
+        auto v = list(exp_avg_sqs, n_exp_avg_sqs);
+        auto vmax = list(max_exp_avg_sqs, n_max_exp_avg_sqs);
+        auto s = list(state_steps, n_state_steps);
+        auto scale = optional_tensor(grad_scale);
+        auto inf = optional_tensor(found_inf);
+        if (decoupled != 0) {
+            at::_fused_adamw_(p, g, m, v, vmax, s, lr, beta1, beta2, weight_decay, eps, amsgrad != 0,
+                              maximize != 0, scale, inf);
+        } else {
+            at::_fused_adam_(p, g, m, v, vmax, s, lr, beta1, beta2, weight_decay, eps, amsgrad != 0,
+                             maximize != 0, scale, inf);
+        }
+    });
+}
+
+char *bf_amp_foreach_non_finite_check_and_unscale_(bf_tensor *grads, size_t n, bf_tensor found_inf,
+                                                   bf_tensor inv_scale) {
+    return guarded([&] {
+        auto g = list(grads, n);
+        at::_amp_foreach_non_finite_check_and_unscale_(g, tensor(found_inf), tensor(inv_scale));
+    });
+}
+
+char *bf_amp_update_scale_(bf_tensor scale, bf_tensor growth_tracker, bf_tensor found_inf,
+                           double growth_factor, double backoff_factor, int64_t growth_interval) {
+    return guarded([&] {
+        at::_amp_update_scale_(tensor(scale), tensor(growth_tracker), tensor(found_inf), growth_factor,
+                               backoff_factor, growth_interval);
+    });
+}
+
+char *bf_foreach_norm(bf_tensor *tensors, size_t n, double ord, bf_tensor *out) {
+    return guarded([&] {
+        auto norms = at::_foreach_norm(list(tensors, n), ord);
+        TORCH_CHECK(norms.size() == n, "_foreach_norm returned ", norms.size(), " norms for ", n, " tensors");
+        for (size_t i = 0; i < n; ++i) out[i] = new at::Tensor(std::move(norms[i]));
+    });
+}
+
+char *bf_linalg_vector_norm(bf_tensor self, double ord, bf_tensor *out) {
+    return guarded([&] { *out = new at::Tensor(at::linalg_vector_norm(tensor(self), ord)); });
+}
+
+char *bf_foreach_mul_tensor_(bf_tensor *tensors, size_t n, bf_tensor other) {
+    return guarded([&] { at::_foreach_mul_(list(tensors, n), tensor(other)); });
+}
+
+char *bf_foreach_add_scalar_(bf_tensor *tensors, size_t n, double scalar) {
+    return guarded([&] { at::_foreach_add_(list(tensors, n), scalar); });
+}
+
+// torch.optim's fused path: torch._foreach_sub_(steps, [found_inf] * len(steps)).
+char *bf_foreach_sub_same_(bf_tensor *tensors, size_t n, bf_tensor other) {
+    return guarded([&] {
+        std::vector<at::Tensor> others(n, tensor(other));
+        at::_foreach_sub_(list(tensors, n), others);
+    });
+}
+
+char *bf_addcmul_(bf_tensor self, bf_tensor t1, bf_tensor t2, double value) {
+    return guarded([&] { tensor(self).addcmul_(tensor(t1), tensor(t2), value); });
+}
+
+char *bf_addcdiv_(bf_tensor self, bf_tensor t1, bf_tensor t2, double value) {
+    return guarded([&] { tensor(self).addcdiv_(tensor(t1), tensor(t2), value); });
+}
+
+char *bf_add_alpha(bf_tensor self, bf_tensor other, double alpha, bf_tensor *out) {
+    return guarded([&] { *out = new at::Tensor(tensor(self).add(tensor(other), alpha)); });
+}
+
+char *bf_set_grad_none(bf_tensor t) {
+    return guarded([&] { tensor(t).mutable_grad() = at::Tensor(); });
+}
+
+}  // extern "C"

@@ -1,0 +1,66 @@
+// bertfit's C shim over the parts of libtorch that tch 0.24 does not bind.
+//
+// Rules every function follows:
+// - it returns NULL on success, or a malloc'd message (free it with bf_free_error) when libtorch threw:
+//   no C++ exception ever crosses into Rust;
+// - a `tensor` is tch's C_tensor, i.e. an `at::Tensor*`; lists are (pointer array, length) pairs, each
+//   with its own length so that libtorch's own checks see (and report) mismatched lists;
+// - in-place functions (trailing `_`) write through the tensors' shared storage;
+// - a new tensor handed back through an out-pointer is `new at::Tensor`, which tch's Drop deletes.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *bf_tensor;
+
+void bf_free_error(char *msg);
+
+// Autocast (thread-local state, as in PyTorch). device_type is c10::DeviceType (0 CPU, 1 CUDA),
+// dtype is c10::ScalarType (5 Half, 15 BFloat16).
+char *bf_autocast_get(int device_type, int *enabled, int *dtype, int *cache_enabled);
+char *bf_autocast_set(int device_type, int enabled, int dtype);
+char *bf_autocast_set_cache_enabled(int enabled);
+char *bf_autocast_increment_nesting(int *nesting);
+char *bf_autocast_decrement_nesting(int *nesting);
+char *bf_autocast_clear_cache(void);
+
+// at::_fused_adam_ (decoupled == 0) or at::_fused_adamw_ (decoupled != 0). grad_scale and found_inf
+// may be NULL.
+char *bf_fused_adam_(int decoupled, bf_tensor *params, size_t n_params, bf_tensor *grads, size_t n_grads,
+                     bf_tensor *exp_avgs, size_t n_exp_avgs, bf_tensor *exp_avg_sqs, size_t n_exp_avg_sqs,
+                     bf_tensor *max_exp_avg_sqs, size_t n_max_exp_avg_sqs, bf_tensor *state_steps,
+                     size_t n_state_steps, double lr, double beta1, double beta2, double weight_decay,
+                     double eps, int amsgrad, int maximize, bf_tensor grad_scale, bf_tensor found_inf);
+
+// at::_amp_foreach_non_finite_check_and_unscale_ and at::_amp_update_scale_.
+char *bf_amp_foreach_non_finite_check_and_unscale_(bf_tensor *grads, size_t n, bf_tensor found_inf,
+                                                   bf_tensor inv_scale);
+char *bf_amp_update_scale_(bf_tensor scale, bf_tensor growth_tracker, bf_tensor found_inf,
+                           double growth_factor, double backoff_factor, int64_t growth_interval);
+
+// Foreach ops: _foreach_norm (out: n new tensors), _foreach_mul_(list, tensor),
+// _foreach_add_(list, scalar), _foreach_sub_(list, [other] * n).
+char *bf_foreach_norm(bf_tensor *tensors, size_t n, double ord, bf_tensor *out);
+// *out = torch.linalg.vector_norm(self, ord) over all elements.
+char *bf_linalg_vector_norm(bf_tensor self, double ord, bf_tensor *out);
+char *bf_foreach_mul_tensor_(bf_tensor *tensors, size_t n, bf_tensor other);
+char *bf_foreach_add_scalar_(bf_tensor *tensors, size_t n, double scalar);
+char *bf_foreach_sub_same_(bf_tensor *tensors, size_t n, bf_tensor other);
+
+// Scalar-argument forms tch leaves out: self.addcmul_(t1, t2, value=value),
+// self.addcdiv_(t1, t2, value=value), *out = self.add(other, alpha=alpha).
+char *bf_addcmul_(bf_tensor self, bf_tensor t1, bf_tensor t2, double value);
+char *bf_addcdiv_(bf_tensor self, bf_tensor t1, bf_tensor t2, double value);
+char *bf_add_alpha(bf_tensor self, bf_tensor other, double alpha, bf_tensor *out);
+
+// `tensor.grad = None` (PyTorch's zero_grad(set_to_none=True)).
+char *bf_set_grad_none(bf_tensor t);
+
+#ifdef __cplusplus
+}
+#endif

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
@@ -10,6 +12,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -190,6 +193,29 @@ char *bf_add_alpha(bf_tensor self, bf_tensor other, double alpha, bf_tensor *out
 
 char *bf_set_grad_none(bf_tensor t) {
     return guarded([&] { tensor(t).mutable_grad() = at::Tensor(); });
+}
+
+char *bf_cpu_rng_get_state(bf_tensor *out) {
+    return guarded([&] {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        *out = new at::Tensor(gen.get_state());
+    });
+}
+
+char *bf_cpu_rng_set_state(bf_tensor state) {
+    return guarded([&] {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(tensor(state));
+    });
+}
+
+char *bf_set_allow_tf32(int allow) {
+    return guarded([&] {
+        at::globalContext().setAllowTF32CuBLAS(allow != 0);
+        at::globalContext().setAllowTF32CuDNN(allow != 0);
+    });
 }
 
 }  // extern "C"

@@ -61,6 +61,14 @@ char *bf_add_alpha(bf_tensor self, bf_tensor other, double alpha, bf_tensor *out
 // `tensor.grad = None` (PyTorch's zero_grad(set_to_none=True)).
 char *bf_set_grad_none(bf_tensor t);
 
+// `torch.get_rng_state()` / `torch.set_rng_state(state)`: the default CPU generator's state as a
+// uint8 tensor (what a checkpoint stores so dropout continues exactly).
+char *bf_cpu_rng_get_state(bf_tensor *out);
+char *bf_cpu_rng_set_state(bf_tensor state);
+
+// `torch.backends.cuda.matmul.allow_tf32` and `torch.backends.cudnn.allow_tf32`.
+char *bf_set_allow_tf32(int allow);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,8 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::data::sampler::Sampler;
+use crate::error::Result;
+use crate::torch_ext;
 
 /// libtorch's default generator, seeded once per run (`torch.manual_seed`).
 #[derive(Debug)]
@@ -51,6 +53,16 @@ impl RandomStream {
         shuffle.then(|| self.draw_int64() as u64)
     }
 
+    /// The generator's state (`torch.get_rng_state()`), for a checkpoint.
+    pub fn state(&self) -> Result<Tensor> {
+        torch_ext::cpu_rng_state()
+    }
+
+    /// Puts the generator back where `state` was taken: the draws that follow are the same.
+    pub fn set_state(&mut self, state: &Tensor) -> Result<()> {
+        torch_ext::set_cpu_rng_state(state)
+    }
+
     /// Runs `f`, which draws initial weights (the new classifier's `normal_`) from this stream.
     pub fn init_weights<T>(&mut self, f: impl FnOnce() -> T) -> T {
         f()
@@ -59,5 +71,24 @@ impl RandomStream {
     /// Runs `f`, a training-mode forward whose dropout masks are drawn from this stream.
     pub fn dropout<T>(&mut self, f: impl FnOnce() -> T) -> T {
         f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_state_repeats_the_draws_and_the_dropout_masks() {
+        let mut rng = RandomStream::manual_seed(17);
+        let _ = rng.draw_int64();
+        let saved = rng.state().unwrap();
+        let x = Tensor::ones([4, 64], (Kind::Float, Device::Cpu));
+        let (a, mask_a) = (rng.draw_int64(), x.dropout(0.5, true));
+        let _ = rng.draw_int64(); // move on, then go back
+        rng.set_state(&saved).unwrap();
+        let (b, mask_b) = (rng.draw_int64(), x.dropout(0.5, true));
+        assert_eq!(a, b);
+        assert!(mask_a.equal(&mask_b));
     }
 }

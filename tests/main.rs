@@ -10,6 +10,7 @@ mod parquet;
 mod pickle;
 mod precision;
 mod problem_types;
+mod recipe;
 mod reproduce;
 mod schedule;
 mod tokenize;

@@ -21,6 +21,11 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--padding", default="longest", choices=["longest", "max_length"])
+    p.add_argument(
+        "--autocast",
+        action="store_true",
+        help="also write logits_bf16 and logits_fp16: the same forward under torch.autocast('cpu', dtype)",
+    )
     args = p.parse_args()
 
     texts = [json.loads(line) for line in open(args.texts, encoding="utf-8")]
@@ -32,15 +37,17 @@ def main():
     model.eval()
     with torch.no_grad():
         logits = model(**enc).logits
-    save_file(
-        {
-            "input_ids": enc["input_ids"].contiguous(),
-            "attention_mask": enc["attention_mask"].contiguous(),
-            "token_type_ids": enc["token_type_ids"].contiguous(),
-            "logits": logits.float().contiguous(),
-        },
-        args.out,
-    )
+    out = {
+        "input_ids": enc["input_ids"].contiguous(),
+        "attention_mask": enc["attention_mask"].contiguous(),
+        "token_type_ids": enc["token_type_ids"].contiguous(),
+        "logits": logits.float().contiguous(),
+    }
+    if args.autocast:
+        for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
+                out[f"logits_{name}"] = model(**enc).logits.float().contiguous()
+    save_file(out, args.out)
 
 
 if __name__ == "__main__":

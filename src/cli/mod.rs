@@ -13,6 +13,9 @@ use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
 use crate::data::labels::{LabelFormat, ProblemType};
 use crate::error::{Error, Result};
+use crate::train::args::Recipe;
+use crate::train::optim::AdamKind;
+use crate::train::precision::Precision;
 use crate::train::TrainArgs;
 
 pub mod hf;
@@ -240,6 +243,72 @@ pub struct TrainFlags {
     /// The metric the run reports (HF's metric_name); bertfit computes accuracy.
     #[arg(long)]
     pub metric_name: Option<String>,
+
+    /// adam (the seed script's torch.optim.Adam: L2 decay in the gradient) or adamw (HF's:
+    /// decoupled decay on all but biases and LayerNorm weights). HF's adamw_torch and
+    /// adamw_torch_fused are accepted.
+    #[arg(long, default_value = "adam", help_heading = "Recipe")]
+    pub optim: String,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub adam_beta1: f64,
+    #[arg(long, default_value_t = 0.999, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub adam_beta2: f64,
+    #[arg(long, default_value_t = 1e-8, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub adam_epsilon: f64,
+    /// Use the unfused optimizer (a kernel per parameter); the fused one gives equal results.
+    #[arg(long, help_heading = "Recipe")]
+    pub no_fused: bool,
+    /// constant (the seed script's), linear, cosine or constant_with_warmup, as HF names them.
+    #[arg(long, default_value = "constant", help_heading = "Recipe")]
+    pub lr_scheduler_type: String,
+    /// Optimizer steps of linear warmup from 0 to --learning-rate.
+    #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub warmup_steps: Option<i64>,
+    /// Warmup as a fraction of all optimizer steps (rounded up).
+    #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub warmup_ratio: Option<f64>,
+    /// Batches whose gradients are summed (each loss divided by the window) before one optimizer
+    /// step; an epoch's last window may be shorter, as in HF Trainer.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub gradient_accumulation_steps: i64,
+    /// Clip the global gradient norm to this before each step (default: no clipping).
+    #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub max_grad_norm: Option<f64>,
+    /// Cross-entropy label smoothing (HF's label_smoothing_factor).
+    #[arg(long, visible_alias = "label-smoothing-factor", default_value_t = 0.0, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub label_smoothing: f64,
+    /// fp32, bf16 or fp16: autocast for forward and loss (fp32 master weights); fp16 adds a loss
+    /// scaler with torch.amp.GradScaler's rules.
+    #[arg(long, default_value = "fp32", help_heading = "Recipe")]
+    pub precision: String,
+    /// HF's switch: the same as --precision bf16.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
+    pub bf16: Option<bool>,
+    /// HF's switch: the same as --precision fp16.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
+    pub fp16: Option<bool>,
+    /// TF32 tensor-core matmuls on CUDA.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
+    pub tf32: Option<bool>,
+    /// Also evaluate on the validation rows every N optimizer steps.
+    #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub eval_steps: Option<i64>,
+    /// The metric that picks the best model: accuracy, f1_macro, f1_weighted, loss, ... (eval_
+    /// prefix optional). The best model is the one saved.
+    #[arg(long, help_heading = "Recipe")]
+    pub metric_for_best_model: Option<String>,
+    /// Default: true unless the metric is a loss.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
+    pub greater_is_better: Option<bool>,
+    /// Stop after this many evaluations without improvement (HF's EarlyStoppingCallback); the
+    /// best model is saved.
+    #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
+    pub early_stopping_patience: Option<i64>,
+    /// Save the best model seen at an evaluation rather than the last one.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
+    pub load_best_model_at_end: Option<bool>,
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {
@@ -332,6 +401,7 @@ impl TrainFlags {
         .map(|(flag, v)| v.map(|v| count(flag, v, 1)).transpose());
         let [train_n, eval_n, predict_n] = max_samples;
         let batch_size = count("--batch-size", self.batch_size, 1)?;
+        let recipe = self.recipe()?;
         let device = parse_device(&self.device)?;
         let args = TrainArgs {
             model: self.model,
@@ -366,6 +436,7 @@ impl TrainFlags {
             device_auto: self.device == "auto",
             overwrite: self.overwrite.unwrap_or(false),
             reproduce_pytorch: self.reproduce_pytorch,
+            recipe,
             do_train,
             do_eval,
             do_predict,
@@ -374,6 +445,54 @@ impl TrainFlags {
         };
         args.validate()?;
         Ok(args)
+    }
+}
+
+impl TrainFlags {
+    /// The recipe flags, parsed and converted (values are range-checked in `Recipe::validate`).
+    fn recipe(&self) -> Result<Recipe> {
+        let (optim, fused) = match self.optim.as_str() {
+            "adam" => (AdamKind::Adam, !self.no_fused),
+            "adamw" | "adamw_torch" | "adamw-torch" => (AdamKind::AdamW, !self.no_fused),
+            "adamw_torch_fused" | "adamw-torch-fused" if !self.no_fused => (AdamKind::AdamW, true),
+            other => {
+                return Err(Error::usage(
+                    "--optim",
+                    format!("'{other}' is not adam, adamw, adamw_torch or adamw_torch_fused (without --no-fused)"),
+                ))
+            }
+        };
+        let mut precision: Precision = self.precision.parse()?;
+        for (flag, on, p) in [("--bf16", self.bf16, Precision::Bf16), ("--fp16", self.fp16, Precision::Fp16)] {
+            if on == Some(true) {
+                if precision != Precision::Fp32 && precision != p {
+                    return Err(Error::usage(flag, format!("conflicts with --precision {precision}")));
+                }
+                precision = p;
+            }
+        }
+        let opt_count = |flag: &str, v: Option<i64>, min: i64| v.map(|v| count(flag, v, min)).transpose();
+        Ok(Recipe {
+            optim,
+            weight_decay: self.weight_decay,
+            adam_beta1: self.adam_beta1,
+            adam_beta2: self.adam_beta2,
+            adam_epsilon: self.adam_epsilon,
+            fused,
+            lr_scheduler_type: self.lr_scheduler_type.parse()?,
+            warmup_steps: opt_count("--warmup-steps", self.warmup_steps, 0)?,
+            warmup_ratio: self.warmup_ratio,
+            gradient_accumulation_steps: count("--gradient-accumulation-steps", self.gradient_accumulation_steps, 1)?,
+            max_grad_norm: self.max_grad_norm,
+            label_smoothing: self.label_smoothing,
+            precision,
+            tf32: self.tf32.unwrap_or(false),
+            eval_steps: opt_count("--eval-steps", self.eval_steps, 1)?,
+            metric_for_best_model: self.metric_for_best_model.clone(),
+            greater_is_better: self.greater_is_better,
+            early_stopping_patience: opt_count("--early-stopping-patience", self.early_stopping_patience, 1)?,
+            load_best_model_at_end: self.load_best_model_at_end.unwrap_or(false),
+        })
     }
 }
 

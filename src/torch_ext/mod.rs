@@ -88,6 +88,9 @@ mod ffi {
             out: *mut RawTensor,
         ) -> *mut c_char;
         pub fn bf_set_grad_none(t: RawTensor) -> *mut c_char;
+        pub fn bf_cpu_rng_get_state(out: *mut RawTensor) -> *mut c_char;
+        pub fn bf_cpu_rng_set_state(state: RawTensor) -> *mut c_char;
+        pub fn bf_set_allow_tf32(allow: c_int) -> *mut c_char;
     }
 }
 
@@ -356,6 +359,24 @@ pub fn foreach_norm(tensors: &[Tensor], ord: f64) -> Result<Vec<Tensor>> {
     check(unsafe { ffi::bf_foreach_norm(ts.as_ptr(), ts.len(), ord, out.as_mut_ptr()) })?;
     // SAFETY: on success every slot holds a tensor the shim allocated.
     out.into_iter().map(|p| unsafe { adopt(p) }).collect()
+}
+
+/// `torch.get_rng_state()`: libtorch's default CPU generator state (uint8).
+pub fn cpu_rng_state() -> Result<Tensor> {
+    let mut out: RawTensor = std::ptr::null_mut();
+    check(unsafe { ffi::bf_cpu_rng_get_state(&mut out) })?;
+    // SAFETY: set by the shim on success.
+    unsafe { adopt(out) }
+}
+
+/// `torch.set_rng_state(state)`.
+pub fn set_cpu_rng_state(state: &Tensor) -> Result<()> {
+    check(unsafe { ffi::bf_cpu_rng_set_state(raw(state)) })
+}
+
+/// TF32 tensor-core matmuls and convolutions on CUDA (`--tf32`).
+pub fn set_allow_tf32(allow: bool) -> Result<()> {
+    check(unsafe { ffi::bf_set_allow_tf32(allow as c_int) })
 }
 
 /// `torch.linalg.vector_norm(t, ord)` over all elements (not in tch 0.24).

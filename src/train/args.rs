@@ -8,7 +8,141 @@ use tch::Device;
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
 use crate::data::labels::LabelFormat;
+use super::optim::AdamKind;
+use super::precision::Precision;
+use super::schedule::SchedulerType;
 use crate::error::{Error, Result};
+
+/// How the model is updated: optimizer, schedule, accumulation, clipping, precision, evaluation
+/// during the run and early stopping. The defaults are the seed script's (Adam, constant learning
+/// rate, no clipping, fp32).
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipe {
+    #[serde(serialize_with = "adam_kind")]
+    pub optim: AdamKind,
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    /// One fused kernel for all parameters (`_fused_adam(w)_`); equal results to the unfused path.
+    pub fused: bool,
+    #[serde(serialize_with = "scheduler_name")]
+    pub lr_scheduler_type: SchedulerType,
+    pub warmup_steps: Option<usize>,
+    pub warmup_ratio: Option<f64>,
+    pub gradient_accumulation_steps: usize,
+    /// Clip the global gradient norm to this (none: no clipping, as the seed script).
+    pub max_grad_norm: Option<f64>,
+    pub label_smoothing: f64,
+    #[serde(serialize_with = "precision_name")]
+    pub precision: Precision,
+    /// TF32 matmuls on CUDA.
+    pub tf32: bool,
+    /// Also evaluate every N optimizer steps (besides after each epoch).
+    pub eval_steps: Option<usize>,
+    /// The metric that picks the best model (`accuracy`, `f1_macro`, `loss`, ...; `eval_` optional).
+    pub metric_for_best_model: Option<String>,
+    pub greater_is_better: Option<bool>,
+    /// Stop after this many evaluations without improvement of the metric.
+    pub early_stopping_patience: Option<usize>,
+    /// Save the best model seen at an evaluation instead of the last one.
+    pub load_best_model_at_end: bool,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            optim: AdamKind::Adam,
+            weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            fused: true,
+            lr_scheduler_type: SchedulerType::Constant,
+            warmup_steps: None,
+            warmup_ratio: None,
+            gradient_accumulation_steps: 1,
+            max_grad_norm: None,
+            label_smoothing: 0.0,
+            precision: Precision::Fp32,
+            tf32: false,
+            eval_steps: None,
+            metric_for_best_model: None,
+            greater_is_better: None,
+            early_stopping_patience: None,
+            load_best_model_at_end: false,
+        }
+    }
+}
+
+fn adam_kind<S: serde::Serializer>(k: &AdamKind, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(match k {
+        AdamKind::Adam => "adam",
+        AdamKind::AdamW => "adamw",
+    })
+}
+
+fn scheduler_name<S: serde::Serializer>(k: &SchedulerType, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(k.hf_name())
+}
+
+fn precision_name<S: serde::Serializer>(p: &Precision, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
+}
+
+/// A number that must be finite and inside `range`, or an error naming its flag.
+fn check_range(flag: &str, v: f64, ok: bool, what: &str) -> Result<()> {
+    if v.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(Error::usage(flag, format!("must be {what}, got {v}")))
+    }
+}
+
+impl Recipe {
+    /// Checks the values that need no file.
+    pub fn validate(&self) -> Result<()> {
+        check_range("--weight-decay", self.weight_decay, self.weight_decay >= 0.0, "at least 0")?;
+        check_range("--adam-beta1", self.adam_beta1, (0.0..1.0).contains(&self.adam_beta1), "in [0, 1)")?;
+        check_range("--adam-beta2", self.adam_beta2, (0.0..1.0).contains(&self.adam_beta2), "in [0, 1)")?;
+        check_range("--adam-epsilon", self.adam_epsilon, self.adam_epsilon > 0.0, "positive")?;
+        check_range("--label-smoothing", self.label_smoothing, (0.0..1.0).contains(&self.label_smoothing), "in [0, 1)")?;
+        if let Some(m) = self.max_grad_norm {
+            check_range("--max-grad-norm", m, m > 0.0, "positive")?;
+        }
+        if let Some(r) = self.warmup_ratio {
+            check_range("--warmup-ratio", r, (0.0..=1.0).contains(&r), "in [0, 1]")?;
+        }
+        if self.warmup_ratio.is_some() && self.warmup_steps.is_some() {
+            return Err(Error::usage("--warmup-steps", "give --warmup-steps or --warmup-ratio, not both"));
+        }
+        if self.gradient_accumulation_steps == 0 {
+            return Err(Error::usage("--gradient-accumulation-steps", "must be at least 1"));
+        }
+        if self.eval_steps == Some(0) {
+            return Err(Error::usage("--eval-steps", "must be at least 1"));
+        }
+        if self.early_stopping_patience == Some(0) {
+            return Err(Error::usage("--early-stopping-patience", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The metric that picks the best model, as the key `eval_<name>` of an evaluation's metrics,
+    /// and whether larger is better (HF: unless the name ends in `loss`).
+    pub fn best_model_metric(&self) -> Option<(String, bool)> {
+        let tracking = self.metric_for_best_model.is_some()
+            || self.early_stopping_patience.is_some()
+            || self.load_best_model_at_end;
+        if !tracking {
+            return None;
+        }
+        let name = self.metric_for_best_model.clone().unwrap_or_else(|| "loss".into());
+        let key = if name.starts_with("eval_") { name } else { format!("eval_{name}") };
+        let greater = self.greater_is_better.unwrap_or(!key.ends_with("loss"));
+        Some((key, greater))
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainArgs {
@@ -62,6 +196,8 @@ pub struct TrainArgs {
     pub token_cache: Option<PathBuf>,
     /// Replace an output folder that already holds a model.
     pub overwrite: bool,
+    /// The training recipe (HF TrainingArguments' names and meanings).
+    pub recipe: Recipe,
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
     /// which bertfit's random draws or arithmetic could part from the reference script's.
     pub reproduce_pytorch: bool,
@@ -175,6 +311,36 @@ impl TrainArgs {
             return Err(Error::usage(
                 "--reproduce-pytorch",
                 "the seed script trains and validates every epoch: drop --do-* flags or give --do-train --do-eval",
+            ));
+        }
+        self.recipe.validate()?;
+        if self.recipe.tf32 && !matches!(self.device, Device::Cuda(_)) {
+            return Err(Error::usage("--tf32", "TF32 applies to CUDA matmuls; the device is not CUDA"));
+        }
+        if self.recipe.label_smoothing > 0.0
+            && self.label_format.problem != crate::data::labels::ProblemType::SingleLabelClassification
+        {
+            return Err(Error::usage("--label-smoothing", "applies to single-label classification only"));
+        }
+        if self.recipe.best_model_metric().is_some() && !self.do_eval {
+            return Err(Error::usage(
+                "--metric-for-best-model",
+                "choosing the best model (or stopping early) needs evaluations: add --do-eval",
+            ));
+        }
+        if self.reproduce_pytorch && self.recipe.precision != Precision::Fp32 {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "the identical run is guaranteed in fp32 only (low-precision kernels round differently); drop --precision",
+            ));
+        }
+        if self.reproduce_pytorch
+            && (self.recipe.eval_steps.is_some() || self.recipe.best_model_metric().is_some())
+        {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "scripts/reference_train.py evaluates once per epoch and keeps the last model; drop --eval-steps, \
+                 --metric-for-best-model, --early-stopping-patience and --load-best-model-at-end",
             ));
         }
         if self.reproduce_pytorch && self.streaming {

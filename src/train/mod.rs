@@ -8,6 +8,7 @@ pub mod precision;
 pub mod report;
 pub mod schedule;
 pub mod trainer;
+pub mod update;
 
 pub use args::TrainArgs;
 pub use trainer::{train, Evaluation, TrainSummary, Trainer};

@@ -17,7 +17,16 @@ pub struct StepRecord {
     pub epoch: usize,
     pub step: usize,
     pub loss: f64,
-    /// Data rows (1-based, as in error messages) of the batch's examples, in batch order.
+    /// The learning rate the step used.
+    pub lr: f64,
+    /// fp16: whether the loss scaler skipped the step (an inf or NaN gradient).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<bool>,
+    /// fp16: the loss scale after the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// Data rows (1-based, as in error messages) of the step's examples (every micro-batch of an
+    /// accumulation window), in order.
     pub rows: Vec<usize>,
 }
 
@@ -53,6 +62,8 @@ pub trait Reporter {
     /// Regression's line: `Validation MSE: z`.
     fn validation_mse(&mut self, _epoch: usize, _mse: f64) {}
     fn epoch_finished(&mut self, _record: &EpochRecord) {}
+    /// An evaluation's metrics (`kind: "eval"`, epoch, step, `eval_*` keys).
+    fn evaluated(&mut self, _record: &serde_json::Value) {}
     /// The run is over: flush, and return any error a record met on its way out.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -159,6 +170,10 @@ impl Reporter for JsonLines {
         self.write(record);
     }
 
+    fn evaluated(&mut self, record: &serde_json::Value) {
+        self.write(record);
+    }
+
     fn finish(&mut self) -> Result<()> {
         let flushed = self.file.as_mut().map_or(Ok(()), |f| f.flush());
         match self.error.take().map_or(flushed, Err) {
@@ -195,6 +210,9 @@ impl Reporter for Tee {
     }
     fn epoch_finished(&mut self, rec: &EpochRecord) {
         self.0.iter_mut().for_each(|r| r.epoch_finished(rec));
+    }
+    fn evaluated(&mut self, rec: &serde_json::Value) {
+        self.0.iter_mut().for_each(|r| r.evaluated(rec));
     }
     fn finish(&mut self) -> Result<()> {
         self.0.iter_mut().try_for_each(|r| r.finish())

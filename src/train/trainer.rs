@@ -11,13 +11,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use tch::nn::{self, OptimizerConfig, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Reduction};
 
 use super::args::TrainArgs;
 pub use super::evaluation::Evaluation;
 use super::interrupt;
+use super::optim::{named_trainable, Optimizer, OptimizerSettings};
+use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
 use super::report::{EpochRecord, Reporter, StepRecord};
+use super::schedule::{warmup_steps, Schedule};
+use super::update::Updater;
 use crate::data::batch::Batch;
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
@@ -26,7 +30,7 @@ use crate::data::sampler::Shard;
 use crate::data::splits::{DataSettings, TrainingData};
 use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
-use crate::model::{loss, BertConfig, BertForSequenceClassification};
+use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_atomic, Pretrained};
 
@@ -49,20 +53,22 @@ struct EpochOutcome {
     data_wait_seconds: f64,
     /// `--max-steps` was reached.
     reached_max_steps: bool,
+    /// Early stopping's patience ran out.
+    stop_early: bool,
     /// A stop was requested (signal): the model is saved and the run ends.
     interrupted: bool,
 }
 
 /// Refuses to write into a folder that already holds a model, unless told to: a finished run
-/// must not be lost to a typo.
-fn prepare_output(dir: &Path, overwrite: bool) -> Result<()> {
+/// must not be lost to a typo. Checked before anything is read, so the refusal comes at once.
+fn check_output(dir: &Path, overwrite: bool) -> Result<()> {
     if dir.join("config.json").exists() && !overwrite {
         return Err(Error::usage(
             "--output-dir",
             format!("{} already holds a model; pass --overwrite to replace it", dir.display()),
         ));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+    Ok(())
 }
 
 fn describe_device(args: &TrainArgs) -> String {
@@ -87,8 +93,12 @@ pub struct Trainer<'r> {
     data: TrainingData,
     vs: VarStore,
     model: BertForSequenceClassification,
-    optimizer: nn::Optimizer,
+    updater: Updater,
     global_step: usize,
+    /// The best evaluation so far by the recipe's metric: (value, step, weights).
+    best: Option<Best>,
+    /// Evaluations since the metric last improved (early stopping).
+    evals_without_improvement: usize,
     newly_initialized: Vec<String>,
 }
 
@@ -96,6 +106,9 @@ impl<'r> Trainer<'r> {
     /// Seeds the random stream, reads the data, loads the model and prepares the output folder.
     pub fn new(args: &TrainArgs, reporter: &'r mut dyn Reporter) -> Result<Self> {
         args.validate()?;
+        if args.do_train {
+            check_output(&args.output_dir, args.overwrite)?;
+        }
         reporter.device(&describe_device(args));
         if let Some(t) = args.threads {
             tch::set_num_threads(t);
@@ -123,14 +136,6 @@ impl<'r> Trainer<'r> {
         config.set_labels(&data.labels().names);
         config.problem_type = Some(args.label_format.problem.hf_name().into());
 
-        if args.do_train {
-            prepare_output(&args.output_dir, args.overwrite)?;
-        } else {
-            std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
-        }
-        let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
-        write_atomic(&args.output_dir.join("training_args.json"), args_json.as_bytes())?;
-
         let Pretrained { vs, model, report } =
             rng.init_weights(|| from_pretrained(&files, &config, args.device))?;
         if !report.newly_initialized.is_empty() {
@@ -142,7 +147,15 @@ impl<'r> Trainer<'r> {
                 if args.do_train { "" } else { " (nothing is trained: evaluation measures an untrained head)" }
             ));
         }
-        let optimizer = nn::Adam::default().build(&vs, args.learning_rate)?;
+        if args.recipe.tf32 {
+            crate::torch_ext::set_allow_tf32(true)?;
+        }
+        let updater = build_updater(args, &config, &vs, &data)?;
+        // Only now, with every input checked, is anything written.
+        std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
+        let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
+        write_atomic(&args.output_dir.join("training_args.json"), args_json.as_bytes())?;
+
         Ok(Trainer {
             args: args.clone(),
             reporter,
@@ -152,8 +165,10 @@ impl<'r> Trainer<'r> {
             data,
             vs,
             model,
-            optimizer,
+            updater,
             global_step: 0,
+            best: None,
+            evals_without_improvement: 0,
             newly_initialized: report.newly_initialized,
         })
     }
@@ -173,12 +188,10 @@ impl<'r> Trainer<'r> {
                 if outcome.interrupted {
                     self.save()?;
                     self.reporter.finish()?;
-                    return Err(Error::Interrupted {
-                        step: self.global_step,
-                        saved: self.args.output_dir.clone(),
-                    });
+                    return Err(Error::Interrupted { step: self.global_step, saved: self.args.output_dir.clone() });
                 }
                 self.reporter.epoch_loss(epoch, outcome.mean_loss);
+                let mut stop_early = outcome.stop_early;
                 if self.args.do_eval {
                     let eval = self.evaluate(Split::Validation)?;
                     if let Some(acc) = eval.accuracy() {
@@ -187,6 +200,7 @@ impl<'r> Trainer<'r> {
                     if let Some(mse) = eval.mse() {
                         self.reporter.validation_mse(epoch, mse);
                     }
+                    stop_early |= self.track_best(&eval, epoch)?;
                     summary.eval = Some(eval);
                 }
                 let eval = summary.eval.as_ref().filter(|_| self.args.do_eval);
@@ -202,9 +216,21 @@ impl<'r> Trainer<'r> {
                 };
                 self.reporter.epoch_finished(&record);
                 summary.epochs.push(record);
-                if outcome.reached_max_steps {
+                if outcome.reached_max_steps || stop_early {
                     break;
                 }
+            }
+            if let Some(best) = self.best.take() {
+                self.reporter.note(&format!(
+                    "keeping the best model: {} = {} at step {}",
+                    best.metric, best.value, best.step
+                ));
+                tch::no_grad(|| {
+                    for (var, saved) in self.trainable().iter().zip(&best.weights) {
+                        var.shallow_clone().copy_(saved);
+                    }
+                });
+                summary.eval = Some(self.evaluate(Split::Validation)?);
             }
             self.save()?;
         } else if self.args.do_eval {
@@ -225,26 +251,55 @@ impl<'r> Trainer<'r> {
         Ok(summary)
     }
 
-    /// One epoch over the training rows.
+    /// One epoch over the training rows: micro-batches accumulate gradients in windows of
+    /// `gradient_accumulation_steps` (the epoch's last window may be shorter), one update each.
     fn train_epoch(&mut self, epoch: usize) -> Result<EpochOutcome> {
         let started = Instant::now();
         let mut batches = self.data.train_pass(&mut self.rng, epoch)?;
-        self.reporter.epoch_started(epoch, self.data.len(Split::Train).div_ceil(self.args.batch_size));
-        let (mut total_loss, mut steps, mut samples) = (0.0, 0usize, 0usize);
-        let (mut reached_max_steps, mut interrupted) = (false, false);
+        let total_batches = self.data.len(Split::Train).div_ceil(self.args.batch_size);
+        let accumulation = self.args.recipe.gradient_accumulation_steps;
+        self.reporter.epoch_started(epoch, total_batches.div_ceil(accumulation));
+        let (mut total_loss, mut steps, mut samples, mut consumed) = (0.0, 0usize, 0usize, 0usize);
+        let (mut reached_max_steps, mut interrupted, mut stop_early) = (false, false, false);
+        let mut window = Window::default();
         for loaded in batches.by_ref() {
             let loaded = loaded?;
-            let loss = self.training_step(&loaded.batch.to_device(self.args.device))?;
-            steps += 1;
+            if window.micro_batches == 0 {
+                window.size = accumulation.min(total_batches.saturating_sub(consumed)).max(1);
+            }
+            consumed += 1;
             samples += loaded.rows.len();
-            total_loss += loss;
+            window.loss += self.micro_step(&loaded.batch.to_device(self.args.device), window.size)? / window.size as f64;
+            window.rows.extend(loaded.rows);
+            window.micro_batches += 1;
+            if window.micro_batches < window.size {
+                continue;
+            }
+            let done = std::mem::take(&mut window);
+            let update = self.updater.apply()?;
+            self.global_step += 1;
+            steps += 1;
+            total_loss += done.loss;
+            if !done.loss.is_finite() && self.args.recipe.precision != Precision::Fp16 {
+                return Err(Error::usage(
+                    "--learning-rate",
+                    format!("the loss became {} at step {}; try a smaller learning rate", done.loss, self.global_step),
+                ));
+            }
             self.reporter.step(&StepRecord {
                 kind: "step",
                 epoch,
                 step: self.global_step,
-                loss,
-                rows: loaded.rows,
+                loss: done.loss,
+                lr: update.lr,
+                skipped: update.scale.map(|_| update.skipped),
+                scale: update.scale,
+                rows: done.rows,
             });
+            if self.args.recipe.eval_steps.is_some_and(|n| self.global_step % n == 0) && self.args.do_eval {
+                let eval = self.evaluate(Split::Validation)?;
+                stop_early |= self.track_best(&eval, epoch)?;
+            }
             if self.args.max_steps.is_some_and(|m| self.global_step >= m) {
                 reached_max_steps = true;
                 break;
@@ -253,8 +308,11 @@ impl<'r> Trainer<'r> {
                 interrupted = true;
                 break;
             }
+            if stop_early {
+                break;
+            }
         }
-        let waited = batches.finish(reached_max_steps || interrupted)?;
+        let waited = batches.finish(reached_max_steps || interrupted || stop_early)?;
         Ok(EpochOutcome {
             mean_loss: total_loss / steps.max(1) as f64,
             samples,
@@ -262,31 +320,75 @@ impl<'r> Trainer<'r> {
             data_wait_seconds: waited.as_secs_f64(),
             reached_max_steps,
             interrupted,
+            stop_early,
         })
     }
 
-    /// Forward in training mode (dropout on), cross-entropy, backward, one optimizer step; returns
-    /// the loss.
-    pub fn training_step(&mut self, batch: &Batch) -> Result<f64> {
+    /// Forward in training mode (dropout on) under the run's autocast, the loss, and backward of
+    /// the loss divided by the accumulation window (scaled under fp16); returns the batch's loss.
+    pub fn micro_step(&mut self, batch: &Batch, window: usize) -> Result<f64> {
         let labels =
             batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
-        let model = &self.model;
-        let logits = self.rng.dropout(|| {
-            model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true)
-        });
-        let loss = loss(&logits, labels, self.args.label_format.problem, 0.0, Reduction::Mean);
-        self.optimizer.zero_grad();
-        loss.backward();
-        self.optimizer.step();
-        let loss = loss.double_value(&[]);
-        self.global_step += 1;
-        if !loss.is_finite() {
+        let (model, recipe) = (&self.model, &self.args.recipe);
+        let problem = self.args.label_format.problem;
+        let loss = {
+            let _autocast = autocast(self.args.device, recipe.precision)?;
+            let logits = self.rng.dropout(|| {
+                model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true)
+            });
+            loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
+        };
+        let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
+        self.updater.backward_loss(&scaled)?.backward();
+        Ok(loss.double_value(&[]))
+    }
+
+    /// The model's trainable tensors in state-dict order.
+    fn trainable(&self) -> Vec<tch::Tensor> {
+        self.updater.optimizer.params().into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Keeps the best model by the recipe's metric and counts evaluations without improvement;
+    /// returns whether early stopping's patience ran out.
+    fn track_best(&mut self, eval: &Evaluation, epoch: usize) -> Result<bool> {
+        let metrics = eval.metrics("eval", &self.data.labels().names)?;
+        let mut record = serde_json::Map::new();
+        record.insert("kind".into(), json!("eval"));
+        record.insert("epoch".into(), json!(epoch));
+        record.insert("step".into(), json!(self.global_step));
+        if let Some(acc) = eval.accuracy() {
+            record.insert("eval_accuracy".into(), json!(acc));
+        }
+        record.extend(metrics.clone());
+        self.reporter.evaluated(&serde_json::Value::Object(record));
+        let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(false) };
+        let value = if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
+        let Some(value) = value else {
             return Err(Error::usage(
-                "--learning-rate",
-                format!("the loss became {loss} at step {}; try a smaller learning rate", self.global_step),
+                "--metric-for-best-model",
+                format!("the evaluation has no '{key}' (it has {:?})", metrics.keys().collect::<Vec<_>>()),
+            ));
+        };
+        let improved = match &self.best {
+            None => true,
+            Some(b) => if greater { value > b.value } else { value < b.value },
+        };
+        if improved {
+            let weights = tch::no_grad(|| self.trainable().iter().map(|t| t.detach().copy()).collect());
+            self.best = Some(Best { metric: key.clone(), value, step: self.global_step, weights });
+            self.evals_without_improvement = 0;
+        } else {
+            self.evals_without_improvement += 1;
+        }
+        let patience = self.args.recipe.early_stopping_patience;
+        let stop = patience.is_some_and(|p| self.evals_without_improvement >= p);
+        if stop {
+            self.reporter.note(&format!(
+                "early stopping at step {}: no improvement of {key} in {} evaluations",
+                self.global_step, self.evals_without_improvement
             ));
         }
-        Ok(loss)
+        Ok(stop)
     }
 
     /// The model in eval mode (no dropout, no gradients) over `split` in file order.
@@ -301,10 +403,14 @@ impl<'r> Trainer<'r> {
             for loaded in batches.by_ref() {
                 let loaded = loaded?;
                 let batch = loaded.batch.to_device(self.args.device);
+                // HF evaluates under the same autocast as it trains.
+                let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
                 let logits =
                     self.model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
                 if let Some(l) = &batch.labels {
-                    let mean = loss(&logits, l, problem, 0.0, Reduction::Mean).double_value(&[]);
+                    // HF evaluates with the training loss, label smoothing included.
+                    let smoothing = self.args.recipe.label_smoothing;
+                    let mean = loss(&logits, l, problem, smoothing, Reduction::Mean).double_value(&[]);
                     loss_sum += mean * loaded.rows.len() as f64;
                     labels_all.push(l.to_device(Device::Cpu));
                 }
@@ -399,6 +505,52 @@ impl<'r> Trainer<'r> {
         }
         write_atomic(&self.args.output_dir.join("predict_results.txt"), out.as_bytes())
     }
+}
+
+/// The micro-batches of one accumulation window.
+#[derive(Default)]
+struct Window {
+    /// Micro-batches this window takes (fixed at its first).
+    size: usize,
+    micro_batches: usize,
+    /// Mean of the micro-batch losses (each divided by `size` as it arrives).
+    loss: f64,
+    rows: Vec<usize>,
+}
+
+/// The best model so far.
+struct Best {
+    metric: String,
+    value: f64,
+    step: usize,
+    weights: Vec<tch::Tensor>,
+}
+
+/// Optimizer (with HF's decay groups), schedule over the run's optimizer steps, loss scaler.
+fn build_updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &TrainingData) -> Result<Updater> {
+    let r = &args.recipe;
+    let order: Vec<String> = names::parameters(config).into_iter().map(|(n, _)| n).collect();
+    let optimizer = Optimizer::new(
+        named_trainable(vs, &order)?,
+        OptimizerSettings {
+            kind: r.optim,
+            lr: args.learning_rate,
+            betas: (r.adam_beta1, r.adam_beta2),
+            eps: r.adam_epsilon,
+            weight_decay: r.weight_decay,
+            fused: r.fused,
+        },
+    )?;
+    let per_epoch = data.len(Split::Train).div_ceil(args.batch_size).div_ceil(r.gradient_accumulation_steps);
+    let total = args.max_steps.unwrap_or(per_epoch * args.epochs);
+    let warmup = warmup_steps(r.warmup_steps, r.warmup_ratio, total)?;
+    let schedule = Schedule::new(r.lr_scheduler_type, args.learning_rate, warmup, total)?;
+    let scaler = r
+        .precision
+        .needs_loss_scaling()
+        .then(|| LossScaler::new(ScalerSettings::default(), args.device))
+        .transpose()?;
+    Ok(Updater { optimizer, schedule, scaler, max_grad_norm: r.max_grad_norm, scheduled_steps: 0 })
 }
 
 fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer) -> DataSettings {

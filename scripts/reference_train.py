@@ -34,7 +34,8 @@ The Hugging Face Trainer recipe (transformers 5.24), each off by default:
   --fused                      fused=True (the fused CPU kernel); otherwise the single-tensor loop
   --lr-scheduler-type [constant]  constant, constant_with_warmup, linear, cosine (transformers.get_scheduler)
   --warmup-steps N / --warmup-ratio R   warmup of N, or ceil(total_steps * R), optimizer steps [0]
-  --gradient-accumulation-steps [1]     optimizer step after every N micro-batches (fewer at epoch end)
+  --gradient-accumulation-steps [1]     optimizer step after every N micro-batches (fewer at epoch end);
+                               each micro-batch loss is divided by the window's micro-batch count
   --max-grad-norm X            clip_grad_norm_(model.parameters(), X) before each step [no clipping]
   --label-smoothing [0]        CrossEntropyLoss(label_smoothing=F) (single-label only)
   --precision [fp32]           bf16 / fp16: forward and loss under torch.autocast("cpu", dtype);
@@ -51,6 +52,15 @@ Records (--metrics-out), one JSON object a line:
          for multi-label; null for regression or no validation rows), val_loss (per-example mean of
          the training loss function over the validation rows), val_mse (regression only),
          train_seconds, train_samples_per_second
+
+Two choices, read from transformers 5.24's trainer.py:
+- val_loss keeps label smoothing: Trainer.prediction_step calls compute_loss, which applies the
+  label smoother in evaluation too; each batch's mean is weighted by its rows (losses.repeat(bs)).
+- Accumulation divides by the window's micro-batch count (Trainer.training_step's
+  current_gradient_accumulation_steps). Trainer 5.24 itself skips that division for
+  BertForSequenceClassification: its forward takes **kwargs, so model_accepts_loss_kwargs is true,
+  num_items_in_batch is counted from the labels, and the loss counts as already scaled although
+  the model ignores that count (with label smoothing the label smoother divides by it instead).
 """
 import argparse
 import contextlib

@@ -25,7 +25,7 @@ use crate::data::token_cache;
 use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::model::{cross_entropy, BertConfig, BertForSequenceClassification};
-use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_atomic, Pretrained};
+use crate::weights::{from_pretrained, resolve, write_atomic, Pretrained};
 
 /// What `train` returns: one record per epoch.
 #[derive(Debug, Clone)]
@@ -59,6 +59,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let files = resolve(&args.model)?;
     let mut config = BertConfig::from_file(&files.config)?;
     let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+    crate::data::tokenize::check_vocab(&tokenizer, &config, &files.config)?;
     if args.max_length as i64 > config.max_position_embeddings {
         return Err(Error::usage(
             "--max-length",
@@ -175,9 +176,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         }
     }
 
-    save_config(&args.output_dir, &config)?;
-    save_weights(&args.output_dir.join("model.safetensors"), &config, &vs.variables())?;
-    tokenizer.save_files(&args.output_dir)?;
+    crate::weights::save_pretrained(&args.output_dir, &config, &vs.variables(), &tokenizer, &[])?;
     if interrupted {
         return Err(Error::Interrupted { step, saved: args.output_dir.clone() });
     }

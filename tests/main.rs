@@ -3,6 +3,7 @@ mod common;
 
 mod cli;
 mod data;
+mod hardening;
 mod parity;
 mod parquet;
 mod pickle;

@@ -9,12 +9,14 @@
 //! - `metrics`: accuracy, precision, recall, F1, multi-label and regression metrics (sklearn's).
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
 //! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP scaling), over `csrc/`.
+//! - `output`: atomic files and folders, crash recovery, the previous-run check.
 pub mod cli;
 pub mod data;
 pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod random;
+pub mod output;
 pub mod torch_ext;
 pub mod train;
 pub mod weights;

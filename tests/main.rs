@@ -4,6 +4,7 @@ mod common;
 mod cli;
 mod data;
 mod metrics;
+mod hardening;
 mod optim;
 mod parity;
 mod parquet;

@@ -36,6 +36,8 @@ use serde_json::Value;
 use rayon::prelude::*;
 
 use super::wordpiece_ascii::AsciiWordPiece;
+use crate::model::BertConfig;
+use crate::output::{hooks, write_atomic};
 use crate::{Error, Result};
 
 /// One encoded text (or pair): `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. The attention mask is
@@ -333,9 +335,6 @@ impl BertTokenizer {
         self.strip_accents
     }
 
-    /// Copies the tokenizer files (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`
-    /// when present) into `out`, so the saved model folder loads in transformers. A folder that had
-    /// no `tokenizer_config.json` gets one with the settings used here.
     /// The tokenizer files of the model folder (those that exist): what tokenization depends on.
     pub fn files(&self) -> Vec<PathBuf> {
         [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE]
@@ -345,6 +344,9 @@ impl BertTokenizer {
             .collect()
     }
 
+    /// Copies the tokenizer files (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`
+    /// when present) into `out`, so the saved model folder loads in transformers. A folder that had
+    /// no `tokenizer_config.json` gets one with the settings used here.
     pub fn save_files(&self, out: &Path) -> Result<()> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         for name in [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE] {
@@ -353,9 +355,13 @@ impl BertTokenizer {
                 continue;
             }
             if same_file(&src, &dst) {
-                continue; // saving into the folder it was read from: copying onto itself truncates
+                continue; // saving into the folder it was read from: the file is already there
             }
-            std::fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+            // Read whole and written atomically (the files are small): a full disk leaves no
+            // half-copied vocabulary.
+            let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+            write_atomic(&dst, &bytes)?;
+            hooks::save_point(name);
         }
         let config = out.join(CONFIG_FILE);
         if !self.dir.join(CONFIG_FILE).exists() {
@@ -368,10 +374,16 @@ impl BertTokenizer {
             if let Some(n) = self.model_max_length {
                 json["model_max_length"] = n.into();
             }
-            let text = serde_json::to_string_pretty(&json).expect("a JSON value serialises");
-            std::fs::write(&config, text + "\n").map_err(|e| Error::io(&config, e))?;
+            let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+            write_atomic(&config, (text + "\n").as_bytes())?;
+            hooks::save_point(CONFIG_FILE);
         }
         Ok(())
+    }
+
+    /// The `vocab.txt` this tokenizer was read from.
+    pub fn vocab_path(&self) -> PathBuf {
+        self.dir.join(VOCAB_FILE)
     }
 
     /// Rewrites the few characters that `rust_tokenizers` handles unlike HF (see [`Fix`]).
@@ -424,6 +436,27 @@ impl BertTokenizer {
         token_type_ids.resize(input_ids.len(), 1);
         Encoding { input_ids, token_type_ids }
     }
+}
+
+/// Refuses a tokenizer whose ids do not all have a row in the model's embedding: a `vocab.txt`
+/// with more lines than `config_file`'s `vocab_size` would give ids the embedding lookup cannot
+/// take (libtorch aborts on an out-of-range index). Call it wherever a tokenizer and a config
+/// meet (train, predict). Fewer lines than `vocab_size` are fine (HF pads vocabularies).
+pub fn check_vocab(tokenizer: &BertTokenizer, config: &BertConfig, config_file: &Path) -> Result<()> {
+    let ids = tokenizer.vocab_size() as u64;
+    if config.vocab_size < 0 || ids > config.vocab_size as u64 {
+        return Err(tokenizer_error(
+            tokenizer.vocab_path(),
+            format!(
+                "the vocabulary has {ids} entries but {} says 'vocab_size' is {}: token ids from \
+                 {} up would have no embedding row; the two files belong to different models",
+                config_file.display(),
+                config.vocab_size,
+                config.vocab_size.max(0)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a `max_length` before encoding: `[CLS] [SEP]` need 2 positions, a pair 3.

@@ -76,6 +76,73 @@ impl Default for BertConfig {
     }
 }
 
+/// Upper bounds on config.json's sizes. Each is well above any published BERT (bert-large: hidden
+/// 1024, 24 layers, 16 heads, intermediate 4096; multilingual vocabularies up to ~250k; long-context
+/// variants up to 8192 positions) and low enough that a typo or a corrupt file is refused before it
+/// sizes a tensor.
+pub const LIMITS: &[(&str, i64)] = &[
+    ("vocab_size", 1 << 20),
+    ("hidden_size", 1 << 14),
+    ("num_hidden_layers", 256),
+    ("num_attention_heads", 1 << 10),
+    ("intermediate_size", 1 << 16),
+    ("max_position_embeddings", 1 << 17),
+    ("type_vocab_size", 1 << 10),
+];
+
+/// The integer keys of config.json that size tensors.
+const SIZE_KEYS: &[&str] = &[
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "pad_token_id",
+];
+
+/// The largest model bertfit builds: 10 billion parameters (40 GB in fp32 before optimizer state,
+/// 30 times bert-large). Each size can be within [`LIMITS`] while their product is absurd.
+pub const MAX_PARAMETERS: f64 = 1e10;
+
+/// The most classes a classifier may have (`--num-labels`, integer labels, `id2label`): far above
+/// any real label set, and it keeps a typo such as label `1000000000` from sizing the classifier.
+pub const MAX_LABELS: i64 = 100_000;
+
+/// Where a class count came from, for the error message.
+#[derive(Debug, Clone, Copy)]
+pub enum LabelSource<'a> {
+    /// A command-line flag such as `--num-labels`.
+    Flag(&'a str),
+    /// A key of a config file (`id2label`, `num_labels`).
+    Config { path: &'a Path, key: &'a str },
+    /// An integer label in a data file: the count it implies is label + 1.
+    Row { path: &'a Path, row: usize, column: &'a str },
+}
+
+/// Refuses a class count below 1 or above [`MAX_LABELS`], before anything is sized by it.
+pub fn check_label_count(n: i64, source: LabelSource) -> Result<()> {
+    if (1..=MAX_LABELS).contains(&n) {
+        return Ok(());
+    }
+    let why = if n < 1 {
+        format!("{n} classes: a classifier needs at least one")
+    } else {
+        format!("{n} classes is more than bertfit's limit of {MAX_LABELS}")
+    };
+    Err(match source {
+        LabelSource::Flag(flag) => Error::usage(flag, why),
+        LabelSource::Config { path, key } => Error::config(path, format!("key '{key}': {why}")),
+        LabelSource::Row { path, row, column } => Error::DataRow {
+            path: path.to_path_buf(),
+            row,
+            column: column.to_string(),
+            msg: format!("integer label {} means {why}", n.saturating_sub(1)),
+        },
+    })
+}
+
 /// Activations HF's ACT2FN offers that a BERT checkpoint uses.
 pub const SUPPORTED_ACTIVATIONS: &[&str] =
     &["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"];
@@ -83,37 +150,34 @@ pub const SUPPORTED_ACTIVATIONS: &[&str] =
 impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates config.json's text; `path` names the file in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::config(path, format!("invalid config: {e}")))?;
+        let Value::Object(map) = &value else {
+            return Err(Error::config(path, "expected a JSON object"));
+        };
+        // serde's own message for a wrong type names a line and column, not the key: check the
+        // sizes first so the error says which key is wrong.
+        for key in SIZE_KEYS {
+            if let Some(v) = map.get(*key) {
+                if !v.is_i64() {
+                    return Err(Error::config(path, format!("key '{key}' must be an integer, found {v}")));
+                }
+            }
+        }
         let cfg: BertConfig =
-            serde_json::from_str(&text).map_err(|e| Error::config(path, format!("invalid config: {e}")))?;
+            serde_json::from_value(value).map_err(|e| Error::config(path, format!("invalid config: {e}")))?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
     /// Checks what would otherwise fail deep inside a forward pass.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let positive = [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ];
-        for (key, v) in positive {
-            if v <= 0 {
-                return Err(Error::config(path, format!("key '{key}' must be positive, got {v}")));
-            }
-        }
-        if self.hidden_size % self.num_attention_heads != 0 {
-            return Err(Error::config(
-                path,
-                format!(
-                    "key 'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({})",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
+        self.check_sizes().map_err(|msg| Error::config(path, msg))?;
         if !SUPPORTED_ACTIVATIONS.contains(&self.hidden_act.as_str()) {
             return Err(Error::config(
                 path,
@@ -146,8 +210,83 @@ impl BertConfig {
                 format!("key 'pad_token_id' {} is outside the vocabulary", self.pad_token_id),
             ));
         }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            let eps = self.layer_norm_eps;
+            return Err(Error::config(path, format!("key 'layer_norm_eps' must be positive, got {eps}")));
+        }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            let r = self.initializer_range;
+            return Err(Error::config(path, format!("key 'initializer_range' must be >= 0, got {r}")));
+        }
+        if let Some(map) = &self.id2label {
+            check_label_count(map.len() as i64, LabelSource::Config { path, key: "id2label" })?;
+        }
+        if let Some(v) = self.extra.get("num_labels") {
+            let n = v.as_i64().ok_or_else(|| {
+                Error::config(path, format!("key 'num_labels' must be an integer, found {v}"))
+            })?;
+            check_label_count(n, LabelSource::Config { path, key: "num_labels" })?;
+        }
         self.labels().map_err(|msg| Error::config(path, msg))?;
         Ok(())
+    }
+
+    /// Each size within [`LIMITS`], `hidden_size` a multiple of `num_attention_heads`, and the
+    /// parameter count under [`MAX_PARAMETERS`]: every tensor the model allocates is sized by these.
+    fn check_sizes(&self) -> std::result::Result<(), String> {
+        for &(key, max) in LIMITS {
+            let v = self.size(key);
+            if v <= 0 || v > max {
+                return Err(format!("key '{key}' must be in 1..={max}, got {v}"));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(format!(
+                "key 'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({})",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        let params = self.parameter_estimate();
+        if params > MAX_PARAMETERS {
+            return Err(format!(
+                "the sizes (vocab_size {}, hidden_size {}, num_hidden_layers {}, intermediate_size {}, \
+                 max_position_embeddings {}) make a model of about {:.1e} parameters, over bertfit's \
+                 limit of {MAX_PARAMETERS:.0e}",
+                self.vocab_size,
+                self.hidden_size,
+                self.num_hidden_layers,
+                self.intermediate_size,
+                self.max_position_embeddings,
+                params
+            ));
+        }
+        Ok(())
+    }
+
+    fn size(&self, key: &str) -> i64 {
+        match key {
+            "vocab_size" => self.vocab_size,
+            "hidden_size" => self.hidden_size,
+            "num_hidden_layers" => self.num_hidden_layers,
+            "num_attention_heads" => self.num_attention_heads,
+            "intermediate_size" => self.intermediate_size,
+            "max_position_embeddings" => self.max_position_embeddings,
+            "type_vocab_size" => self.type_vocab_size,
+            _ => 0,
+        }
+    }
+
+    /// BertForSequenceClassification's parameter count for these sizes (classifier left out), in
+    /// f64 so no product of bounded sizes can overflow.
+    pub fn parameter_estimate(&self) -> f64 {
+        let h = self.hidden_size as f64;
+        let i = self.intermediate_size as f64;
+        let embeddings =
+            (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) as f64 * h + 2.0 * h;
+        // q, k, v, attention output; FFN in and out; two LayerNorms.
+        let layer = 4.0 * (h * h + h) + (h * i + i) + (i * h + h) + 4.0 * h;
+        let pooler = h * h + h;
+        embeddings + self.num_hidden_layers as f64 * layer + pooler
     }
 
     pub fn head_dim(&self) -> i64 {
@@ -167,7 +306,9 @@ impl BertConfig {
             if id >= labels.len() {
                 return Err(format!("key 'id2label': ids must be 0..{}, found {id}", map.len()));
             }
-            labels[id] = Some(v.clone());
+            if labels[id].replace(v.clone()).is_some() {
+                return Err(format!("key 'id2label': id {id} is given twice"));
+            }
         }
         Ok(Some(labels.into_iter().map(|l| l.unwrap_or_default()).collect()))
     }
@@ -217,5 +358,41 @@ mod tests {
         let cfg = BertConfig { hidden_size: 100, num_attention_heads: 12, ..Default::default() };
         let err = cfg.validate(Path::new("x/config.json")).unwrap_err().to_string();
         assert!(err.contains("x/config.json") && err.contains("hidden_size"), "{err}");
+    }
+
+    fn refused(json: &str) -> String {
+        BertConfig::from_json(json, Path::new("m/config.json")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sizes_are_bounded_before_use() {
+        for (json, key) in [
+            (r#"{"vocab_size": 0}"#, "vocab_size"),
+            (r#"{"num_hidden_layers": -3}"#, "num_hidden_layers"),
+            (r#"{"intermediate_size": 1e30}"#, "intermediate_size"),
+            (r#"{"hidden_size": "768"}"#, "hidden_size"),
+            (r#"{"max_position_embeddings": 9223372036854775807}"#, "max_position_embeddings"),
+            (r#"{"type_vocab_size": 100000}"#, "type_vocab_size"),
+            (r#"{"layer_norm_eps": 0}"#, "layer_norm_eps"),
+            (r#"{"num_labels": 1000000}"#, "num_labels"),
+            (r#"{"id2label": {"0": "a", "00": "b"}}"#, "id2label"),
+        ] {
+            let err = refused(json);
+            assert!(err.contains("m/config.json") && err.contains(key), "{json}: {err}");
+        }
+        // Each size under its limit, the product over the parameter cap.
+        let err = refused(r#"{"vocab_size": 1000000, "hidden_size": 16384, "num_attention_heads": 16}"#);
+        assert!(err.contains("parameters"), "{err}");
+        assert!(BertConfig::from_json("{}", Path::new("c.json")).is_ok());
+    }
+
+    #[test]
+    fn label_counts_name_their_source() {
+        let flag = check_label_count(0, LabelSource::Flag("--num-labels")).unwrap_err().to_string();
+        assert!(flag.starts_with("--num-labels"), "{flag}");
+        let row = LabelSource::Row { path: Path::new("d.csv"), row: 7, column: "label" };
+        let err = check_label_count(2_000_000_000, row).unwrap_err().to_string();
+        assert!(err.contains("d.csv") && err.contains("row 7") && err.contains("1999999999"), "{err}");
+        assert!(check_label_count(MAX_LABELS, LabelSource::Flag("--num-labels")).is_ok());
     }
 }

@@ -128,11 +128,12 @@ impl Reporter for Console {
     }
 }
 
-/// `metrics.jsonl`: one JSON line per step and per epoch, written as they happen, so a crash keeps
-/// everything up to the last step. The file is opened at the first record, so a run that fails
-/// before its first step leaves an existing log alone.
+/// `metrics.jsonl`: one JSON line per step, evaluation and epoch, written as they happen to
+/// `metrics.jsonl.partial` beside it (a crash keeps everything up to the last step there) and renamed
+/// to `metrics.jsonl` when the run ends, so a run that fails leaves a previous run's log alone.
 pub struct JsonLines {
     path: PathBuf,
+    partial: PathBuf,
     file: Option<File>,
     /// The first write error; returned by `finish`, since reporting a step cannot fail it.
     error: Option<std::io::Error>,
@@ -140,7 +141,9 @@ pub struct JsonLines {
 
 impl JsonLines {
     pub fn new(path: &Path) -> Self {
-        JsonLines { path: path.to_path_buf(), file: None, error: None }
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        JsonLines { path: path.to_path_buf(), partial: PathBuf::from(partial), file: None, error: None }
     }
 
     fn write<T: Serialize>(&mut self, record: &T) {
@@ -148,7 +151,7 @@ impl JsonLines {
             return;
         }
         if self.file.is_none() {
-            let opened = OpenOptions::new().create(true).write(true).truncate(true).open(&self.path);
+            let opened = OpenOptions::new().create(true).write(true).truncate(true).open(&self.partial);
             match opened {
                 Ok(f) => self.file = Some(f),
                 Err(e) => return self.error = Some(e),
@@ -175,11 +178,12 @@ impl Reporter for JsonLines {
     }
 
     fn finish(&mut self) -> Result<()> {
-        let flushed = self.file.as_mut().map_or(Ok(()), |f| f.flush());
-        match self.error.take().map_or(flushed, Err) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(Error::io(&self.path, e)),
+        let Some(mut file) = self.file.take() else { return Ok(()) };
+        let done = file.flush().and_then(|_| file.sync_all());
+        if let Some(e) = self.error.take().or(done.err()) {
+            return Err(Error::io(&self.partial, e));
         }
+        std::fs::rename(&self.partial, &self.path).map_err(|e| Error::io(&self.path, e))
     }
 }
 

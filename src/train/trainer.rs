@@ -32,7 +32,8 @@ use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
-use crate::weights::{from_pretrained, resolve, save_config, save_weights, write_atomic, Pretrained};
+use crate::data::tokenize::check_vocab;
+use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
 /// What `run` returns.
 #[derive(Debug)]
@@ -59,13 +60,22 @@ struct EpochOutcome {
     interrupted: bool,
 }
 
-/// Refuses to write into a folder that already holds a model, unless told to: a finished run
-/// must not be lost to a typo. Checked before anything is read, so the refusal comes at once.
+/// Refuses to write into a folder that holds anything of a previous run, unless told to: a
+/// finished run must not be lost to a typo. Checked before anything is read, so the refusal comes
+/// at once; leftovers of a save that crashed are put right first.
 fn check_output(dir: &Path, overwrite: bool) -> Result<()> {
-    if dir.join("config.json").exists() && !overwrite {
+    crate::output::recover(dir)?;
+    let previous = crate::output::previous_run_files(dir);
+    if !previous.is_empty() && !overwrite {
+        let names: Vec<String> =
+            previous.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
         return Err(Error::usage(
             "--output-dir",
-            format!("{} already holds a model; pass --overwrite to replace it", dir.display()),
+            format!(
+                "{} holds a previous run ({}); pass --overwrite to replace it",
+                dir.display(),
+                names.join(", ")
+            ),
         ));
     }
     Ok(())
@@ -118,6 +128,7 @@ impl<'r> Trainer<'r> {
         let files = resolve(&args.model)?;
         let mut config = BertConfig::from_file(&files.config)?;
         let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+        check_vocab(&tokenizer, &config, &files.config)?;
         if args.max_length as i64 > config.max_position_embeddings {
             return Err(Error::usage(
                 "--max-length",
@@ -152,9 +163,10 @@ impl<'r> Trainer<'r> {
         }
         let updater = build_updater(args, &config, &vs, &data)?;
         // Only now, with every input checked, is anything written.
+        // Only the output folder itself is made now; everything in it is written by the final
+        // save in one swap (training_args.json included), so a run that fails earlier changes
+        // nothing a previous run left there.
         std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
-        let args_json = serde_json::to_string_pretty(args).unwrap_or_default();
-        write_atomic(&args.output_dir.join("training_args.json"), args_json.as_bytes())?;
 
         Ok(Trainer {
             args: args.clone(),
@@ -442,12 +454,18 @@ impl<'r> Trainer<'r> {
         })
     }
 
-    /// The model as an HF folder in the output folder: config.json, model.safetensors, tokenizer.
+    /// The model as an HF folder (config.json, model.safetensors, tokenizer files) with
+    /// training_args.json, written beside the output folder and swapped in at once: the folder is
+    /// at every instant the complete previous one or the complete new one.
     pub fn save(&self) -> Result<()> {
-        let out = &self.args.output_dir;
-        save_config(out, &self.config)?;
-        save_weights(&out.join("model.safetensors"), &self.config, &self.vs.variables())?;
-        self.tokenizer.save_files(out)
+        let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
+        save_pretrained(
+            &self.args.output_dir,
+            &self.config,
+            &self.vs.variables(),
+            &self.tokenizer,
+            &[("training_args.json", args_json.as_bytes())],
+        )
     }
 
     /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction,

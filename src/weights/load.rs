@@ -89,6 +89,19 @@ pub fn load_pretrained(
                 format!("tensor '{key}' is {:?}, expected floating point", src.kind()),
             ));
         }
+        // A diverged run saves NaN weights; loading them would show up much later as a NaN loss,
+        // blamed on the learning rate.
+        let bad = src.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        if bad > 0 {
+            return Err(Error::weights(
+                path,
+                format!(
+                    "tensor '{key}' holds {bad} NaN or infinite value(s) of {}: the checkpoint is damaged \
+                     (a run that diverged saves such weights)",
+                    src.numel()
+                ),
+            ));
+        }
         report.checkpoint_dtype.get_or_insert(src.kind());
         // copy_ casts to the variable's fp32: an fp16 checkpoint still trains with fp32 master weights.
         tch::no_grad(|| dst.shallow_clone().copy_(src));

@@ -9,4 +9,4 @@ pub mod save;
 pub use load::{load_pretrained, read_checkpoint, LoadReport};
 pub use pretrained::{from_pretrained, Pretrained};
 pub use resolve::{resolve, ModelFiles, WeightsFile};
-pub use save::{save_config, save_weights, write_atomic};
+pub use save::{save_config, save_pretrained, save_weights, write_atomic};

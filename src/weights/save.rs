@@ -1,21 +1,64 @@
 //! Saving a fine-tuned model as an HF folder that `from_pretrained` loads: config.json with the label
-//! maps, model.safetensors in state-dict order, and the tokenizer files.
+//! maps, model.safetensors in state-dict order, and the tokenizer files. [`save_pretrained`] writes
+//! them all into a staged folder and swaps it in whole ([`crate::output::StagedDir`]).
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 use tch::{Kind, Tensor};
 
+use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
 use crate::model::names::parameters;
+use crate::output::{hooks, StagedDir};
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
-/// half-written file where a good one was.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp-bertfit");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+/// Moved to [`crate::output`]; kept here so existing callers compile.
+pub use crate::output::write_atomic;
+
+/// The whole HF folder `dir` (config.json, model.safetensors, tokenizer files, and each
+/// `(file name, bytes)` of `extra`, e.g. training_args.json), written beside it and swapped in at
+/// once: `dir` is at every instant the complete previous folder or the complete new one. Other
+/// files already in `dir` (metrics.jsonl, checkpoint-* folders) are kept.
+pub fn save_pretrained(
+    dir: &Path,
+    config: &BertConfig,
+    variables: &HashMap<String, Tensor>,
+    tokenizer: &BertTokenizer,
+    extra: &[(&str, &[u8])],
+) -> Result<()> {
+    let staged = StagedDir::new(dir)?;
+    let at = staged.path().to_path_buf();
+    let named = |e: Error| name_target(e, &at, staged.target());
+    save_config(&at, config).map_err(named)?;
+    hooks::save_point("config.json");
+    save_weights(&at.join("model.safetensors"), config, variables).map_err(named)?;
+    hooks::save_point("model.safetensors");
+    tokenizer.save_files(&at).map_err(named)?;
+    for (name, bytes) in extra {
+        if Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)) {
+            return Err(Error::io(at.join(name), std::io::Error::other("not a plain file name")));
+        }
+        write_atomic(&at.join(name), bytes).map_err(named)?;
+        hooks::save_point(name);
+    }
+    staged.commit()
+}
+
+/// An error about a staged file, told as the file it stands for (`out/model.safetensors`, not
+/// `.out.bertfit-tmp-123/model.safetensors`), so the message names what the user knows.
+fn name_target(err: Error, staged: &Path, target: &Path) -> Error {
+    let rename = |p: PathBuf| match p.strip_prefix(staged) {
+        Ok(rest) => target.join(rest),
+        Err(_) => p,
+    };
+    match err {
+        Error::Io { path, source } => Error::Io { path: rename(path), source },
+        Error::Weights { path, msg } => Error::Weights { path: rename(path), msg },
+        Error::Config { path, msg } => Error::Config { path: rename(path), msg },
+        Error::Tokenizer { path, msg } => Error::Tokenizer { path: rename(path), msg },
+        other => other,
+    }
 }
 
 /// config.json as HF's `save_pretrained` writes it for BertForSequenceClassification.

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets (fuzz/seeds/<target>/) from the test suite's own
+inputs: the parity scripts' Parquet and torch.save fixtures, small slices of the datasets and of
+MiniLM's files, and a token-cache entry in bertfit's format. Every seed is kept under 64 KB so
+libFuzzer mutates whole files.
+
+Usage: make_fuzz_seeds.py OUT_DIR ASSETS_DIR   (scripts/fuzz.sh --seeds runs it)
+"""
+import csv
+import glob
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import torch
+from safetensors.torch import save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIMIT = 64 * 1024
+
+
+def put(out, target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    if len(data) <= LIMIT:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+
+def csv_seeds(out, assets, tmp):
+    """The first rows of each dataset, and the edge cases tests/cli.rs and tests/data.rs write."""
+    small = []
+    for name in ["movies", "sms", "trec"]:
+        with open(os.path.join(assets, "data", f"{name}.csv"), newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        header, body = rows[0], rows[1:]
+        picked = body[:6] + [r for r in body if "val" in r][:3]
+        path = os.path.join(tmp, f"{name}.csv")
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([header] + picked)
+        small.append(path)
+        put(out, "csv", f"{name}.csv", open(path, "rb").read())
+    put(out, "csv", "quoted.csv", 'text,label,split\n"a ""quoted"", multi\nline text",1,train\n"b",0,val\n')
+    put(out, "csv", "no_label.csv", "text,split\nhello,train\n")
+    put(out, "csv", "bad_split.csv", "text,label,split\nx,1,trian\n")
+    put(out, "csv", "empty_cells.csv", "text,label,split\n,,\n\"\",0,train\n")
+    return small
+
+
+def parquet_seeds(out, csvs, tmp):
+    """make_parquet.py's variants (compressions, label types, string kinds, small row groups)."""
+    variants = [
+        ["--compression", "none"],
+        ["--compression", "snappy", "--row-group-size", "2"],
+        ["--compression", "zstd", "--label-type", "category"],
+        ["--compression", "gzip", "--large-string"],
+        ["--compression", "none", "--string-view"],
+    ]
+    for i, flags in enumerate(variants):
+        src = csvs[i % len(csvs)]
+        dst = os.path.join(tmp, f"v{i}.parquet")
+        subprocess.run([sys.executable, os.path.join(HERE, "make_parquet.py"), "--csv", src, "--out", dst, *flags],
+                       check=True, stdout=subprocess.DEVNULL)
+        put(out, "parquet", f"v{i}.parquet", open(dst, "rb").read())
+    intlabels = os.path.join(tmp, "int.csv")
+    with open(intlabels, "w") as f:
+        f.write("text,label,split\nalpha,0,train\nbeta,1,train\ngamma,1,val\n")
+    dst = os.path.join(tmp, "int.parquet")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_parquet.py"), "--csv", intlabels, "--out", dst,
+                    "--label-type", "int"], check=True, stdout=subprocess.DEVNULL)
+    put(out, "parquet", "int_labels.parquet", open(dst, "rb").read())
+
+
+def pickle_seeds(out, tmp):
+    """make_pickles.py's torch.save files (zip, legacy, big-endian, nested, malicious, not a state dict)."""
+    d = os.path.join(tmp, "pickles")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_pickles.py"), d], check=True, stdout=subprocess.DEVNULL)
+    for path in sorted(glob.glob(os.path.join(d, "**", "*"), recursive=True)):
+        if path.endswith((".pt", ".bin", ".zip")) and os.path.getsize(path) <= LIMIT:
+            name = os.path.relpath(path, d).replace(os.sep, "_")
+            put(out, "pickle", name, open(path, "rb").read())
+
+
+def safetensors_seeds(out, tmp):
+    g = torch.Generator().manual_seed(0)
+    sets = {
+        "small": {"w": torch.randn(3, 4, generator=g), "b": torch.zeros(4)},
+        "dtypes": {"f16": torch.randn(2, 3, generator=g).half(), "bf16": torch.randn(3, generator=g).bfloat16(),
+                   "i64": torch.arange(5), "f64": torch.randn(2, generator=g, dtype=torch.float64)},
+        "nan": {"bert.encoder.layer.0.output.dense.weight": torch.tensor([[1.0, float("nan")], [0.0, 2.0]])},
+        "scalar_empty": {"s": torch.tensor(3.0), "e": torch.zeros(0, 4)},
+    }
+    for name, tensors in sets.items():
+        path = os.path.join(tmp, f"{name}.safetensors")
+        save_file(tensors, path, metadata={"format": "pt"})
+        put(out, "safetensors", f"{name}.safetensors", open(path, "rb").read())
+
+
+def config_seeds(out, assets):
+    minilm = os.path.join(assets, "all-MiniLM-L6-v2")
+    put(out, "config", "minilm.json", open(os.path.join(minilm, "config.json"), "rb").read())
+    tiny = json.load(open(os.path.join(minilm, "config.json")))
+    tiny.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
+                id2label={"0": "neg", "1": "pos"}, label2id={"neg": 0, "pos": 1}, classifier_dropout=None)
+    put(out, "config", "tiny_labels.json", json.dumps(tiny, indent=2))
+    put(out, "config", "defaults.json", "{}")
+
+
+def tokenizer_seeds(out, assets):
+    minilm = os.path.join(assets, "all-MiniLM-L6-v2")
+    vocab = open(os.path.join(minilm, "vocab.txt"), "rb").read().split(b"\n")
+    # [PAD] is line 0, [UNK] [CLS] [SEP] [MASK] are 100..103: keep them and a slice of real words.
+    head = b"\n".join(vocab[:110] + vocab[1996:2400]) + b"\n"
+    config = open(os.path.join(minilm, "tokenizer_config.json"), "rb").read()
+    put(out, "tokenizer", "vocab_only", head)
+    put(out, "tokenizer", "vocab_and_config", head + b"\xff" + config)
+    cased = json.dumps({"do_lower_case": False, "strip_accents": None, "model_max_length": 512,
+                        "additional_special_tokens": ["[unused1]"]}).encode()
+    put(out, "tokenizer", "cased_extra_special", head + b"\xff" + cased)
+
+
+def token_cache_seed(out):
+    """An entry as src/data/token_cache.rs writes it: splits of 3 and 2 rows (mode byte 0x21)."""
+    splits = [[[101, 7, 102], [101, 102], [101, 9, 9, 102]], [[101, 5, 102], [101, 8, 6, 102]]]
+    body = bytearray(b"BFTOK002") + struct.pack("<Q", len(splits))
+    for split in splits:
+        tokens = sum(len(e) for e in split)
+        body += struct.pack("<QQ", len(split), tokens)
+        offset = 0
+        body += struct.pack("<Q", offset)
+        for e in split:
+            offset += len(e)
+            body += struct.pack("<Q", offset)
+        for e in split:
+            body += b"".join(struct.pack("<I", i) for i in e)
+        for e in split:
+            body += bytes(len(e))
+    entry = bytes(body) + hashlib.sha256(body).digest()
+    put(out, "token_cache", "entry_3_2", bytes([0x21]) + entry)
+    put(out, "token_cache", "entry_3_2_checked", bytes([0x20]) + entry)
+
+
+def main():
+    out, assets = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        csvs = csv_seeds(out, assets, tmp)
+        parquet_seeds(out, csvs, tmp)
+        pickle_seeds(out, tmp)
+        safetensors_seeds(out, tmp)
+    config_seeds(out, assets)
+    tokenizer_seeds(out, assets)
+    token_cache_seed(out)
+    for target in sorted(os.listdir(out)):
+        files = os.listdir(os.path.join(out, target))
+        print(f"{target}: {len(files)} seeds")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+//! Fault-injection hooks for the crash and full-disk tests (tests/hardening.rs). They are read
+//! from the environment at the few points they act on and do nothing when unset.
+//!
+//! - `BERTFIT_TEST_SAVE_PAUSE_MS=<ms>`: [`crate::weights::save_pretrained`] and
+//!   [`super::StagedDir::commit`] print `bertfit-test: save point <name>` to stderr and sleep this
+//!   long at each point (after each file, before the swap, after the swap), so a test can kill the
+//!   process at a known point of a save.
+//! - `BERTFIT_TEST_FAIL_WRITE=<file name>`: [`super::write_atomic`] writes half of a file with that
+//!   name, then fails with ENOSPC ("No space left on device"), as a full disk would.
+use std::time::Duration;
+
+pub const SAVE_PAUSE_MS: &str = "BERTFIT_TEST_SAVE_PAUSE_MS";
+pub const FAIL_WRITE: &str = "BERTFIT_TEST_FAIL_WRITE";
+
+/// A named point of a save: announced and paused at when `BERTFIT_TEST_SAVE_PAUSE_MS` is set.
+pub fn save_point(name: &str) {
+    let Some(ms) = std::env::var(SAVE_PAUSE_MS).ok().and_then(|v| v.parse::<u64>().ok()) else {
+        return;
+    };
+    eprintln!("bertfit-test: save point {name}");
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Whether the test asked writes of `file_name` to fail.
+pub fn fail_write(file_name: &str) -> bool {
+    std::env::var_os(FAIL_WRITE).is_some_and(|v| v == file_name)
+}

@@ -1,0 +1,77 @@
+//! The overwrite guard's question: does this folder hold a previous run? Yes if it has anything
+//! bertfit writes, not only config.json: a run that failed before its final save still left
+//! training_args.json and metrics.jsonl, and checkpoints or results may be all that is there.
+use std::path::{Path, PathBuf};
+
+use super::{OLD_MARKER, TEMP_MARKER};
+
+/// File names bertfit (or HF's Trainer, whose folders look the same) writes into an output folder.
+pub const WRITTEN_FILES: &[&str] = &[
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "training_args.json",
+    "training_args.bin",
+    "metrics.jsonl",
+    "metrics.jsonl.partial",
+    "predict_results.txt",
+    "trainer_state.json",
+];
+
+fn written_by_bertfit(name: &str) -> bool {
+    WRITTEN_FILES.contains(&name)
+        || name.ends_with("_results.json")
+        || name.starts_with("checkpoint-")
+        || name.starts_with("predictions")
+        || name.contains(TEMP_MARKER)
+        || name.contains(OLD_MARKER)
+}
+
+/// The entries of `dir` that a previous run wrote, sorted. A folder that exists but cannot be
+/// read counts as holding one (`[dir]`): what cannot be seen must not be overwritten.
+pub fn previous_run_files(dir: &Path) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Vec::new(),
+        Err(_) => return vec![dir.to_path_buf()],
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| written_by_bertfit(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// True if `dir` has any file or folder bertfit writes (see [`previous_run_files`]).
+pub fn holds_previous_run(dir: &Path) -> bool {
+    !previous_run_files(dir).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_bertfit_file_counts() {
+        let root = std::env::temp_dir().join(format!("bertfit-previous-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(!holds_previous_run(&root), "a missing folder holds nothing");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("notes.txt"), "").unwrap();
+        assert!(!holds_previous_run(&root));
+        for name in ["metrics.jsonl", "eval_results.json", "checkpoint-500", "training_args.json"] {
+            let p = root.join(name);
+            std::fs::write(&p, "").unwrap();
+            assert_eq!(previous_run_files(&root), vec![p.clone()]);
+            std::fs::remove_file(&p).unwrap();
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

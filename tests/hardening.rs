@@ -1,0 +1,460 @@
+//! Issue 10: no panic, no abort, nothing lost. Bad files are refused with the file and key (or
+//! row) named, a non-zero exit and no panic, and the previous run in the output folder is left as
+//! it was (hashed before and after). A final save killed at any point, or failing on a full disk,
+//! leaves the complete old model or the complete new one, and transformers loads it.
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+use super::common::{
+    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, tiny_model, write_csv,
+};
+
+/// The files of a saved model: what must be wholly old or wholly new after a save.
+const MODEL_FILES: &[&str] =
+    &["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+/// Files today's trainer rewrites at the start of a run, before it can fail (issue 10, the lead's
+/// part: a run failing before its first save must change nothing). Left out of the "unchanged"
+/// checks until that lands; then this list becomes empty.
+const LEAD_PENDING: &[&str] = &[];
+
+/// Every file under `dir` (relative path -> sha256), leftovers of saves included.
+fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let digest = Sha256::digest(std::fs::read(&path).unwrap());
+                let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+                out.insert(path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), hex);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn model_hashes(dir: &Path) -> BTreeMap<String, String> {
+    hash_tree(dir).into_iter().filter(|(k, _)| MODEL_FILES.contains(&k.as_str())).collect()
+}
+
+fn without_pending(mut h: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    h.retain(|k, _| !LEAD_PENDING.contains(&k.as_str()));
+    h
+}
+
+/// Names in `dir` that a save leaves only when it did not clean up.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".bertfit-"))
+        .collect()
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let to = dst.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &to);
+        } else {
+            std::fs::copy(&path, &to).unwrap();
+        }
+    }
+}
+
+/// A tiny model folder, a small CSV and a finished run of it, made once and shared (read only).
+struct Fixture {
+    model: PathBuf,
+    data: PathBuf,
+    previous: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = temp_dir("hardening_fixture");
+        let model = tiny_model(&dir, 2, None, &[]);
+        let data = dir.join("data.csv");
+        let mut rows: Vec<(String, String, &str)> =
+            (0..8).map(|i| (format!("a short review number {i}"), (i % 2).to_string(), "train")).collect();
+        rows.extend((0..4).map(|i| (format!("held out text {i}"), (i % 2).to_string(), "val")));
+        write_csv(&data, &rows);
+        let previous = dir.join("previous");
+        let out = bertfit().args(train(&model, &data, &previous, &[])).output().unwrap();
+        check(&out, "bertfit train (previous run)");
+        Fixture { model, data, previous }
+    })
+}
+
+/// `train` arguments for one short CPU run.
+fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "16",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--overwrite",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// A copy of the shared previous run in `dir/out`, for a test to run into.
+fn previous_run_in(dir: &Path) -> PathBuf {
+    let out = dir.join("out");
+    copy_tree(&fixture().previous, &out);
+    out
+}
+
+/// A copy of the tiny model in `dir/model` whose config.json has `key` set to `value`.
+fn model_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> PathBuf {
+    let model = dir.join("model");
+    let _ = std::fs::remove_dir_all(&model);
+    copy_tree(&fixture().model, &model);
+    let path = model.join("config.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(json.as_object_mut().unwrap());
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    model
+}
+
+/// Runs `train` into a copy of a previous run and asserts: refused, every needle in stderr, no
+/// panic, the previous run's files unchanged.
+fn refused_into_previous(dir: &Path, model: &Path, extra: &[&str], needles: &[&str]) -> String {
+    let out = previous_run_in(dir);
+    let before = hash_tree(&out);
+    let args = train(model, &fixture().data, &out, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = assert_refused(&args, needles);
+    assert_eq!(without_pending(hash_tree(&out)), without_pending(before), "previous run changed:\n{err}");
+    assert!(leftovers(dir).is_empty() && leftovers(&out).is_empty(), "temporary files left");
+    std::fs::remove_dir_all(&out).unwrap();
+    err
+}
+
+#[test]
+fn config_sizes_are_bounded_and_named() {
+    let dir = temp_dir("hardening_config");
+    use serde_json::json;
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("vocab_size", json!(0), "must be in 1..="),
+        ("vocab_size", json!(-30522), "must be in 1..="),
+        ("vocab_size", json!(1_000_000_000_000i64), "must be in 1..="),
+        ("hidden_size", json!(1_000_000_000), "must be in 1..="),
+        ("num_hidden_layers", json!(0), "must be in 1..="),
+        ("num_attention_heads", json!(3), "not a multiple"),
+        ("intermediate_size", json!("3072"), "must be an integer"),
+        ("max_position_embeddings", json!(1e30), "must be an integer"),
+        ("type_vocab_size", json!(-1), "must be in 1..="),
+        ("num_labels", json!(1_000_000_000), "more than bertfit's limit"),
+        ("layer_norm_eps", json!(-1.0), "must be positive"),
+    ];
+    for (key, value, why) in cases {
+        let model = model_with(&dir, |c| {
+            c.insert(key.into(), value.clone());
+        });
+        let config = model.join("config.json");
+        let err = refused_into_previous(&dir, &model, &[], &[config.to_str().unwrap(), key, why]);
+        println!("{key} = {value}: {}", err.lines().last().unwrap_or_default());
+    }
+    // Every size within its limit, their product far over the parameter cap.
+    let model = model_with(&dir, |c| {
+        c.insert("intermediate_size".into(), json!(65536));
+        c.insert("num_hidden_layers".into(), json!(256));
+        c.insert("hidden_size".into(), json!(16384));
+        c.insert("num_attention_heads".into(), json!(16));
+    });
+    refused_into_previous(&dir, &model, &[], &["config.json", "parameters"]);
+    // 200,001 classes in id2label.
+    let model = model_with(&dir, |c| {
+        let labels: serde_json::Map<String, serde_json::Value> =
+            (0..200_001).map(|i| (i.to_string(), json!(format!("l{i}")))).collect();
+        c.insert("id2label".into(), labels.into());
+    });
+    refused_into_previous(&dir, &model, &[], &["config.json", "id2label", "limit of 100000"]);
+}
+
+#[test]
+fn vocab_larger_than_the_embedding_is_refused() {
+    let dir = temp_dir("hardening_vocab");
+    let model = model_with(&dir, |_| {});
+    let vocab = model.join("vocab.txt");
+    let mut text = std::fs::read_to_string(&vocab).unwrap();
+    for i in 0..10 {
+        text.push_str(&format!("[unused_extra_{i}]\n"));
+    }
+    std::fs::write(&vocab, text).unwrap();
+    let err = refused_into_previous(
+        &dir,
+        &model,
+        &[],
+        &[
+            vocab.to_str().unwrap(),
+            "30532 entries",
+            model.join("config.json").to_str().unwrap(),
+            "'vocab_size' is 30522",
+        ],
+    );
+    println!("{}", err.lines().last().unwrap_or_default());
+}
+
+#[test]
+fn nan_weights_are_named_by_key() {
+    let dir = temp_dir("hardening_nan");
+    let model = model_with(&dir, |_| {});
+    let weights = model.join("model.safetensors");
+    let key = "bert.encoder.layer.1.output.dense.weight";
+    let mut tensors = tch::Tensor::read_safetensors(&weights).unwrap();
+    let (_, t) = tensors.iter_mut().find(|(k, _)| k == key).expect("tiny model has the key");
+    let _ = t.get(3).get(5).fill_(f64::NAN);
+    tch::Tensor::write_safetensors(&tensors, &weights).unwrap();
+    let err =
+        refused_into_previous(&dir, &model, &[], &[weights.to_str().unwrap(), key, "1 NaN or infinite"]);
+    assert!(!err.contains("learning rate"), "{err}");
+    println!("{}", err.lines().last().unwrap_or_default());
+}
+
+/// The one cache entry in `cache`.
+fn cache_entry(cache: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].clone()
+}
+
+fn run_with_cache(dir: &Path, cache: &Path) -> String {
+    let f = fixture();
+    let out = dir.join("out");
+    let args = train(&f.model, &f.data, &out, &["--token-cache", cache.to_str().unwrap()]);
+    let (code, _, err) = run_bertfit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn bad_token_cache_entries_are_rebuilt_not_used() {
+    use bertfit::data::token_cache::{parse, write_entry, Expect};
+    let dir = temp_dir("hardening_token_cache");
+    let cache = dir.join("cache");
+    assert!(run_with_cache(&dir, &cache).contains("token cache: wrote"));
+    let entry = cache_entry(&cache);
+    let good = std::fs::read(&entry).unwrap();
+    assert!(run_with_cache(&dir, &cache).contains("token cache: reused"));
+
+    let expect = Expect { rows: vec![8, 4], vocab_size: 30522, max_length: 16 };
+    let splits = parse(&good, &expect).expect("the entry bertfit wrote is valid");
+    let mut bad_id = splits.clone();
+    bad_id[0][2].input_ids[1] = 999_999;
+    let mut too_long = splits.clone();
+    too_long[1][0].input_ids = vec![101; 40];
+    too_long[1][0].token_type_ids = vec![0; 40];
+    let mut too_few = splits.clone();
+    too_few[0].pop();
+    fn refs(s: &[Vec<bertfit::data::tokenize::Encoding>]) -> Vec<Vec<&bertfit::data::tokenize::Encoding>> {
+        s.iter().map(|split| split.iter().collect()).collect()
+    }
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 1;
+    // (what, how the entry is spoiled, what the warning says)
+    type Spoil<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Spoil, &str)> = vec![
+        ("truncated", Box::new(|| std::fs::write(&entry, &good[..good.len() / 2]).unwrap()), "checksum"),
+        ("one bit flipped", Box::new(|| std::fs::write(&entry, &flipped).unwrap()), "checksum"),
+        ("empty", Box::new(|| std::fs::write(&entry, b"").unwrap()), "not a bertfit token cache"),
+        ("id outside vocab", Box::new(|| write_entry(&entry, &refs(&bad_id)).unwrap()), "token id 999999"),
+        ("over max length", Box::new(|| write_entry(&entry, &refs(&too_long)).unwrap()), "40 tokens"),
+        ("a row missing", Box::new(|| write_entry(&entry, &refs(&too_few)).unwrap()), "7 rows"),
+    ];
+    for (what, spoil, why) in cases {
+        spoil();
+        let err = run_with_cache(&dir, &cache);
+        assert!(
+            err.contains(entry.to_str().unwrap()) && err.contains(why) && err.contains("rebuilding"),
+            "{what}: {err}"
+        );
+        println!("{what}: {}", err.lines().find(|l| l.contains("rebuilding")).unwrap_or_default());
+        assert_eq!(std::fs::read(&entry).unwrap(), good, "{what}: the rebuilt entry differs");
+    }
+}
+
+/// Spawns a training run into `out` with the save pause hook on; kills it (SIGKILL) when the save
+/// reaches `kill_at`, or lets it finish when `None`. Returns the save points it announced.
+fn run_until(out: &Path, extra: &[&str], kill_at: Option<&str>) -> Vec<String> {
+    let f = fixture();
+    let mut child = bertfit()
+        .args(train(&f.model, &f.data, out, extra))
+        .env("BERTFIT_TEST_SAVE_PAUSE_MS", if kill_at.is_some() { "1500" } else { "0" })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut points = Vec::new();
+    let mut log = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
+            points.push(point.to_string());
+            if Some(point) == kill_at {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    if kill_at.is_none() {
+        assert!(status.success(), "{log}");
+    } else {
+        assert!(points.last().map(String::as_str) == kill_at, "never reached {kill_at:?}:\n{log}");
+    }
+    points
+}
+
+#[test]
+fn kill_during_final_save_leaves_old_or_new_model() {
+    let dir = temp_dir("hardening_kill");
+    // A new model that differs from the previous one in every weight file.
+    let new_flags = ["--learning-rate", "0.001", "--seed", "7"];
+    let reference = dir.join("reference");
+    let points = run_until(&reference, &new_flags, None);
+    println!("save points: {points:?}");
+    assert!(points.len() >= 5 && points.contains(&"before-swap".to_string()), "{points:?}");
+    let new = model_hashes(&reference);
+    let old = model_hashes(&fixture().previous);
+    assert_eq!(new.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>());
+    assert_ne!(new["model.safetensors"], old["model.safetensors"], "the new run must change the weights");
+
+    let mut folders = Vec::new();
+    let swap_at = points.iter().position(|p| p == "after-swap").expect("after-swap point");
+    for (i, point) in points.iter().enumerate() {
+        let case = dir.join(format!("kill_{i}"));
+        std::fs::create_dir_all(&case).unwrap();
+        let out = previous_run_in(&case);
+        let carried = out.join("checkpoint-3");
+        std::fs::create_dir_all(&carried).unwrap();
+        std::fs::write(carried.join("notes.txt"), "kept").unwrap();
+        run_until(&out, &new_flags, Some(point));
+        let got = model_hashes(&out);
+        let expected = if i >= swap_at { &new } else { &old };
+        assert_eq!(
+            &got,
+            expected,
+            "killed at {point}: not the complete {} model",
+            if i >= swap_at { "new" } else { "old" }
+        );
+        assert_eq!(std::fs::read_to_string(carried.join("notes.txt")).unwrap(), "kept", "killed at {point}");
+        // The crash left its staging folder; the next save's recovery clears it.
+        let left = leftovers(&case);
+        let done = bertfit::output::recover(&out).unwrap();
+        assert!(leftovers(&case).is_empty() && leftovers(&out).is_empty(), "killed at {point}: {done:?}");
+        assert_eq!(model_hashes(&out), got, "recovery changed the model");
+        println!(
+            "killed at {point:<24} -> {} model, left {left:?}, recovery removed {}",
+            if i >= swap_at { "new" } else { "old" },
+            done.removed.len()
+        );
+        folders.push(out.to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = folders.iter().map(String::as_str).collect();
+    let loaded = run_python("parity/load_saved.py", &args);
+    assert_eq!(loaded.lines().filter(|l| l.starts_with("ok ")).count(), folders.len(), "{loaded}");
+    print!("{loaded}");
+}
+
+#[test]
+fn injected_write_failure_keeps_previous_model() {
+    let dir = temp_dir("hardening_fail_write");
+    let f = fixture();
+    for file in ["model.safetensors", "vocab.txt", "config.json"] {
+        let out = previous_run_in(&dir);
+        let before = model_hashes(&out);
+        let args = train(&f.model, &f.data, &out, &[]);
+        let output = bertfit().args(&args).env("BERTFIT_TEST_FAIL_WRITE", file).output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && !err.contains("panicked"), "{err}");
+        let named = out.join(file);
+        assert!(err.contains(named.to_str().unwrap()) && err.contains("No space left on device"), "{err}");
+        assert_eq!(model_hashes(&out), before, "{file}: previous model changed");
+        assert!(leftovers(&dir).is_empty() && leftovers(&out).is_empty(), "{file}: temporary files left");
+        println!("{file}: {}", err.lines().last().unwrap_or_default());
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+/// A real full disk: a 5 MB tmpfs (in a user and mount namespace) holding the previous model
+/// (about 4 MB), so the new model.safetensors cannot fit.
+#[test]
+fn full_tmpfs_keeps_previous_model() {
+    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
+        return;
+    }
+    let dir = temp_dir("hardening_tmpfs");
+    let f = fixture();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let args = train(&f.model, &f.data, &mnt.join("out"), &[]);
+    let script = r#"
+        set -e
+        mnt="$1"; prev="$2"; shift 2
+        mount -t tmpfs -o size=5m tmpfs "$mnt"
+        cp -a "$prev" "$mnt/out"
+        ( cd "$mnt/out" && sha256sum config.json model.safetensors vocab.txt tokenizer_config.json ) > "$mnt/../before"
+        set +e
+        "$@" 2> "$mnt/../stderr"
+        echo "exit $?" > "$mnt/../exit"
+        set -e
+        ( cd "$mnt/out" && sha256sum config.json model.safetensors vocab.txt tokenizer_config.json ) > "$mnt/../after"
+        ls -A "$mnt" "$mnt/out" > "$mnt/../listing"
+        df -k "$mnt" | tail -1 > "$mnt/../df"
+    "#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(&f.previous)
+        .arg(env!("CARGO_BIN_EXE_bertfit"))
+        .args(&args)
+        .output()
+        .unwrap();
+    check(&out, "tmpfs script");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let (stderr, exit) = (read("stderr"), read("exit"));
+    println!("{exit}{}\n{}", stderr.lines().last().unwrap_or_default(), read("df"));
+    assert_ne!(exit.trim(), "exit 0", "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains("model.safetensors"), "{stderr}");
+    assert_eq!(read("before"), read("after"), "previous model changed");
+    assert!(!read("listing").contains(".bertfit-"), "temporary files left:\n{}", read("listing"));
+}

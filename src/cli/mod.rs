@@ -13,7 +13,7 @@ use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
 use crate::data::labels::{LabelFormat, ProblemType};
 use crate::error::{Error, Result};
-use crate::train::args::Recipe;
+use crate::train::args::{Recipe, SaveStrategy};
 use crate::train::optim::AdamKind;
 use crate::train::precision::Precision;
 use crate::train::TrainArgs;
@@ -306,6 +306,19 @@ pub struct TrainFlags {
     /// best model is saved.
     #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
     pub early_stopping_patience: Option<i64>,
+    /// When checkpoints (output_dir/checkpoint-<step>/) are written: steps, epoch or no.
+    #[arg(long, value_enum, default_value_t = SaveStrategy::Steps, help_heading = "Checkpoints")]
+    pub save_strategy: SaveStrategy,
+    /// Every this many optimizer steps (with --save-strategy steps).
+    #[arg(long, default_value_t = 500, allow_negative_numbers = true, help_heading = "Checkpoints")]
+    pub save_steps: i64,
+    /// Keep only the newest N checkpoints (never deleting the best one).
+    #[arg(long, allow_negative_numbers = true, help_heading = "Checkpoints")]
+    pub save_total_limit: Option<i64>,
+    /// Continue the run saved in a checkpoint folder, or `latest` in --output-dir: the same
+    /// remaining steps, order and final weights as the uninterrupted run.
+    #[arg(long, help_heading = "Checkpoints")]
+    pub resume_from_checkpoint: Option<String>,
     /// Save the best model seen at an evaluation rather than the last one.
     #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
     pub load_best_model_at_end: Option<bool>,
@@ -437,6 +450,10 @@ impl TrainFlags {
             overwrite: self.overwrite.unwrap_or(false),
             reproduce_pytorch: self.reproduce_pytorch,
             recipe,
+            save_strategy: self.save_strategy,
+            save_steps: count("--save-steps", self.save_steps, 1)?,
+            save_total_limit: self.save_total_limit.map(|v| count("--save-total-limit", v, 1)).transpose()?,
+            resume_from_checkpoint: self.resume_from_checkpoint.clone(),
             do_train,
             do_eval,
             do_predict,

@@ -53,6 +53,13 @@ enum Rows {
     },
 }
 
+/// The order of one training epoch: the in-memory row order, or a stream's shuffle seed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PassPlan {
+    Order(Vec<usize>),
+    Stream(Option<u64>),
+}
+
 pub struct TrainingData {
     labels: Arc<LabelMap>,
     rows: Rows,
@@ -147,8 +154,9 @@ impl TrainingData {
         }
     }
 
-    /// One epoch's training batches: the DataLoader's draws happen here, on the training thread.
-    pub fn train_pass(&self, rng: &mut RandomStream, epoch: usize) -> Result<Batches> {
+    /// One epoch's order of the training rows: the DataLoader's draws happen here, on the
+    /// training thread. A checkpoint keeps the plan, so a resumed epoch visits the same batches.
+    pub fn plan_train_pass(&self, rng: &mut RandomStream, epoch: usize) -> PassPlan {
         let s = &self.settings;
         match &self.rows {
             Rows::InMemory { sets, lengths } => {
@@ -156,13 +164,38 @@ impl TrainingData {
                 if let Some(lengths) = lengths {
                     order = group_by_length(&order, lengths, s.batch_size);
                 }
-                batches_in_order(&sets[0], &order, s.batch_size, &self.tokenizer, s.loader)
+                PassPlan::Order(order)
             }
-            Rows::Streaming { .. } => {
-                let seed = rng.stream_pass(s.shuffle);
-                self.streamed(Split::Train, seed.map(|x| (x, s.shuffle_buffer)), s.batch_size)
-            }
+            Rows::Streaming { .. } => PassPlan::Stream(rng.stream_pass(s.shuffle)),
         }
+    }
+
+    /// The training batches of `plan`, without the first `skip` (already trained on before a
+    /// checkpoint). Skipped batches are not computed in memory; a stream reads past them.
+    pub fn train_batches(&self, plan: &PassPlan, skip: usize) -> Result<Batches> {
+        let s = &self.settings;
+        match (&self.rows, plan) {
+            (Rows::InMemory { sets, .. }, PassPlan::Order(order)) => {
+                let rest = order.get((skip * s.batch_size).min(order.len())..).unwrap_or_default();
+                batches_in_order(&sets[0], rest, s.batch_size, &self.tokenizer, s.loader)
+            }
+            (Rows::Streaming { .. }, PassPlan::Stream(seed)) => {
+                let mut batches = self.streamed(Split::Train, seed.map(|x| (x, s.shuffle_buffer)), s.batch_size)?;
+                for _ in 0..skip {
+                    if let Some(Err(e)) = batches.next() {
+                        return Err(e);
+                    }
+                }
+                Ok(batches)
+            }
+            _ => Err(Error::Runtime("a checkpoint's data position does not fit this data (in memory vs --streaming)".into())),
+        }
+    }
+
+    /// One epoch's training batches (plan and batches at once).
+    pub fn train_pass(&self, rng: &mut RandomStream, epoch: usize) -> Result<Batches> {
+        let plan = self.plan_train_pass(rng, epoch);
+        self.train_batches(&plan, 0)
     }
 
     /// One evaluation pass over `split` in file order (an unshuffled DataLoader: one draw, even

@@ -13,6 +13,18 @@ use super::precision::Precision;
 use super::schedule::SchedulerType;
 use crate::error::{Error, Result};
 
+/// HF's save_strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SaveStrategy {
+    /// Every --save-steps optimizer steps.
+    Steps,
+    /// At the end of every epoch (after its evaluation).
+    Epoch,
+    /// No checkpoints (a stop signal still writes one).
+    No,
+}
+
 /// How the model is updated: optimizer, schedule, accumulation, clipping, precision, evaluation
 /// during the run and early stopping. The defaults are the seed script's (Adam, constant learning
 /// rate, no clipping, fp32).
@@ -198,6 +210,13 @@ pub struct TrainArgs {
     pub overwrite: bool,
     /// The training recipe (HF TrainingArguments' names and meanings).
     pub recipe: Recipe,
+    /// When checkpoints are written (HF's save_strategy) and every how many steps.
+    pub save_strategy: SaveStrategy,
+    pub save_steps: usize,
+    /// Keep at most this many checkpoints (the best one is never deleted).
+    pub save_total_limit: Option<usize>,
+    /// A checkpoint folder or `latest` (the newest complete one in --output-dir).
+    pub resume_from_checkpoint: Option<String>,
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
     /// which bertfit's random draws or arithmetic could part from the reference script's.
     pub reproduce_pytorch: bool,
@@ -314,6 +333,12 @@ impl TrainArgs {
             ));
         }
         self.recipe.validate()?;
+        if self.save_steps == 0 {
+            return Err(Error::usage("--save-steps", "must be at least 1"));
+        }
+        if self.save_total_limit == Some(0) {
+            return Err(Error::usage("--save-total-limit", "must be at least 1"));
+        }
         if self.recipe.tf32 && !matches!(self.device, Device::Cuda(_)) {
             return Err(Error::usage("--tf32", "TF32 applies to CUDA matmuls; the device is not CUDA"));
         }

@@ -1,6 +1,7 @@
 //! Training: validated settings, the [`Trainer`], the optimizer, precision and loss scaling,
 //! learning-rate schedules, evaluation, and how a run reports.
 pub mod args;
+pub mod checkpoint;
 pub mod evaluation;
 pub mod interrupt;
 pub mod optim;

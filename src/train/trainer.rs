@@ -22,6 +22,9 @@ use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
 use super::report::{EpochRecord, Reporter, StepRecord};
 use super::schedule::{warmup_steps, Schedule};
 use super::update::Updater;
+use super::args::SaveStrategy;
+use super::checkpoint::{self, Fingerprint, Position, TrainerState};
+use crate::data::splits::PassPlan;
 use crate::data::batch::Batch;
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
@@ -109,6 +112,12 @@ pub struct Trainer<'r> {
     best: Option<Best>,
     /// Evaluations since the metric last improved (early stopping).
     evals_without_improvement: usize,
+    /// HF's log_history: one entry per step and evaluation (trainer_state.json).
+    log_history: Vec<serde_json::Value>,
+    /// When the run started (train_runtime).
+    started: Instant,
+    /// Everything written to the *_results.json files, for all_results.json.
+    results: serde_json::Map<String, serde_json::Value>,
     newly_initialized: Vec<String>,
 }
 
@@ -116,7 +125,7 @@ impl<'r> Trainer<'r> {
     /// Seeds the random stream, reads the data, loads the model and prepares the output folder.
     pub fn new(args: &TrainArgs, reporter: &'r mut dyn Reporter) -> Result<Self> {
         args.validate()?;
-        if args.do_train {
+        if args.do_train && args.resume_from_checkpoint.is_none() {
             check_output(&args.output_dir, args.overwrite)?;
         }
         reporter.device(&describe_device(args));
@@ -181,6 +190,9 @@ impl<'r> Trainer<'r> {
             global_step: 0,
             best: None,
             evals_without_improvement: 0,
+            log_history: Vec::new(),
+            started: Instant::now(),
+            results: serde_json::Map::new(),
             newly_initialized: report.newly_initialized,
         })
     }
@@ -195,8 +207,17 @@ impl<'r> Trainer<'r> {
             eval: None,
         };
         if self.args.do_train {
-            for epoch in 1..=self.args.epochs {
-                let outcome = self.train_epoch(epoch)?;
+            let mut resume = None;
+            let mut first_epoch = 1;
+            if let Some(spec) = self.args.resume_from_checkpoint.clone() {
+                let dir = checkpoint::resolve(&spec, &self.args.output_dir)?;
+                let (plan, position) = self.restore(&dir)?;
+                self.reporter.note(&format!("resuming from {} (step {})", dir.display(), self.global_step));
+                first_epoch = position.epoch;
+                resume = Some((plan, position));
+            }
+            for epoch in first_epoch..=self.args.epochs {
+                let outcome = self.train_epoch(epoch, resume.take())?;
                 if outcome.interrupted {
                     self.save()?;
                     self.reporter.finish()?;
@@ -231,6 +252,10 @@ impl<'r> Trainer<'r> {
                 if outcome.reached_max_steps || stop_early {
                     break;
                 }
+                if self.args.save_strategy == SaveStrategy::Epoch {
+                    let next = Position { epoch: epoch + 1, scheduled_steps: self.updater.scheduled_steps, ..Default::default() };
+                    self.save_checkpoint(None, &next)?;
+                }
             }
             if let Some(best) = self.best.take() {
                 self.reporter.note(&format!(
@@ -245,6 +270,7 @@ impl<'r> Trainer<'r> {
                 summary.eval = Some(self.evaluate(Split::Validation)?);
             }
             self.save()?;
+            self.write_train_results(&summary)?;
         } else if self.args.do_eval {
             summary.eval = Some(self.evaluate(Split::Validation)?);
         }
@@ -258,6 +284,10 @@ impl<'r> Trainer<'r> {
                 self.write_results("test_results.json", "test", &test, summary.epochs.len())?;
             }
         }
+        if !self.results.is_empty() {
+            let text = serde_json::to_string_pretty(&self.results).unwrap_or_default();
+            write_atomic(&self.args.output_dir.join("all_results.json"), text.as_bytes())?;
+        }
         self.reporter.finish()?;
         summary.global_step = self.global_step;
         Ok(summary)
@@ -265,13 +295,19 @@ impl<'r> Trainer<'r> {
 
     /// One epoch over the training rows: micro-batches accumulate gradients in windows of
     /// `gradient_accumulation_steps` (the epoch's last window may be shorter), one update each.
-    fn train_epoch(&mut self, epoch: usize) -> Result<EpochOutcome> {
+    fn train_epoch(&mut self, epoch: usize, resume: Option<(Option<PassPlan>, Position)>) -> Result<EpochOutcome> {
         let started = Instant::now();
-        let mut batches = self.data.train_pass(&mut self.rng, epoch)?;
+        let (plan, pos) = match resume {
+            Some((Some(plan), pos)) => (plan, pos),
+            Some((None, pos)) => (self.data.plan_train_pass(&mut self.rng, epoch), pos),
+            None => (self.data.plan_train_pass(&mut self.rng, epoch), Position { epoch, ..Default::default() }),
+        };
+        let mut batches = self.data.train_batches(&plan, pos.batches_done)?;
         let total_batches = self.data.len(Split::Train).div_ceil(self.args.batch_size);
         let accumulation = self.args.recipe.gradient_accumulation_steps;
         self.reporter.epoch_started(epoch, total_batches.div_ceil(accumulation));
-        let (mut total_loss, mut steps, mut samples, mut consumed) = (0.0, 0usize, 0usize, 0usize);
+        let (mut total_loss, mut steps, mut samples, mut consumed) =
+            (pos.epoch_loss_sum, pos.epoch_steps, pos.epoch_samples, pos.batches_done);
         let (mut reached_max_steps, mut interrupted, mut stop_early) = (false, false, false);
         let mut window = Window::default();
         for loaded in batches.by_ref() {
@@ -298,6 +334,12 @@ impl<'r> Trainer<'r> {
                     format!("the loss became {} at step {}; try a smaller learning rate", done.loss, self.global_step),
                 ));
             }
+            self.log_history.push(json!({
+                "epoch": (epoch - 1) as f64 + consumed as f64 / total_batches.max(1) as f64,
+                "step": self.global_step,
+                "loss": done.loss,
+                "learning_rate": update.lr,
+            }));
             self.reporter.step(&StepRecord {
                 kind: "step",
                 epoch,
@@ -312,12 +354,29 @@ impl<'r> Trainer<'r> {
                 let eval = self.evaluate(Split::Validation)?;
                 stop_early |= self.track_best(&eval, epoch)?;
             }
+            interrupted = interrupt::stop_requested();
+            let due = self.args.save_strategy == SaveStrategy::Steps && self.global_step % self.args.save_steps == 0;
+            if due || interrupted {
+                let here = Position {
+                    epoch,
+                    batches_done: consumed,
+                    epoch_loss_sum: total_loss,
+                    epoch_steps: steps,
+                    epoch_samples: samples,
+                    scheduled_steps: self.updater.scheduled_steps,
+                    stream_seed: match &plan {
+                        PassPlan::Stream(seed) => *seed,
+                        PassPlan::Order(_) => None,
+                    },
+                    evals_without_improvement: self.evals_without_improvement,
+                };
+                self.save_checkpoint(Some(&plan), &here)?;
+            }
             if self.args.max_steps.is_some_and(|m| self.global_step >= m) {
                 reached_max_steps = true;
                 break;
             }
-            if interrupt::stop_requested() {
-                interrupted = true;
+            if interrupted {
                 break;
             }
             if stop_early {
@@ -372,7 +431,9 @@ impl<'r> Trainer<'r> {
             record.insert("eval_accuracy".into(), json!(acc));
         }
         record.extend(metrics.clone());
-        self.reporter.evaluated(&serde_json::Value::Object(record));
+        let record = serde_json::Value::Object(record);
+        self.log_history.push(record.clone());
+        self.reporter.evaluated(&record);
         let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(false) };
         let value = if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
         let Some(value) = value else {
@@ -454,6 +515,154 @@ impl<'r> Trainer<'r> {
         })
     }
 
+    /// What a checkpoint must share with this run to continue it.
+    fn fingerprint(&self) -> Fingerprint {
+        let c = &self.config;
+        Fingerprint {
+            model_shape: format!(
+                "vocab {} hidden {} layers {} heads {} intermediate {}",
+                c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size
+            ),
+            labels: self.data.labels().names.clone(),
+            problem_type: self.args.label_format.problem.hf_name().into(),
+            batch_size: self.args.batch_size,
+            gradient_accumulation_steps: self.args.recipe.gradient_accumulation_steps,
+            max_length: self.args.max_length,
+            padding: format!("{:?}", self.args.padding),
+            shuffle: self.args.shuffle,
+            streaming: self.args.streaming,
+            train_rows: self.data.len(Split::Train),
+            optim: format!("{:?} fused={}", self.args.recipe.optim, self.args.recipe.fused),
+            precision: self.args.recipe.precision.as_str().into(),
+        }
+    }
+
+    /// Writes `checkpoint-<step>/`: the model, trainer_state.json and the exact training state,
+    /// then drops the oldest checkpoints beyond --save-total-limit (never the best one).
+    fn save_checkpoint(&mut self, plan: Option<&PassPlan>, position: &Position) -> Result<()> {
+        let dir = checkpoint::folder(&self.args.output_dir, self.global_step);
+        let mut tensors = vec![("rng.cpu".to_string(), self.rng.state()?)];
+        for (name, t) in self.updater.optimizer.state()? {
+            tensors.push((format!("optimizer.{name}"), t));
+        }
+        if let Some(scaler) = &self.updater.scaler {
+            for (name, t) in scaler.state()? {
+                tensors.push((format!("scaler.{name}"), t));
+            }
+        }
+        if let Some(PassPlan::Order(order)) = plan {
+            let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+            tensors.push(("data.order".into(), tch::Tensor::from_slice(&order)));
+        }
+        let best_dir = self.best.as_ref().map(|b| checkpoint::folder(&self.args.output_dir, b.step));
+        let state = TrainerState {
+            global_step: self.global_step,
+            epoch: (position.epoch - 1) as f64
+                + position.batches_done as f64
+                    / self.data.len(Split::Train).div_ceil(self.args.batch_size).max(1) as f64,
+            log_history: self.log_history.clone(),
+            best_metric: self.best.as_ref().map(|b| b.value),
+            best_global_step: self.best.as_ref().map(|b| b.step),
+            best_model_checkpoint: best_dir.as_ref().filter(|d| d.exists() || *d == &dir).map(|d| d.display().to_string()),
+            bertfit_position: position.clone(),
+            bertfit_run: self.fingerprint(),
+        };
+        let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
+        let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
+        let training_state = checkpoint::tensors_to_bytes(&tensors)?;
+        save_pretrained(
+            &dir,
+            &self.config,
+            &self.vs.variables(),
+            &self.tokenizer,
+            &[
+                ("training_args.json", args_json.as_bytes()),
+                (checkpoint::TRAINER_STATE, state_json.as_bytes()),
+                (checkpoint::TRAINING_STATE, &training_state),
+            ],
+        )?;
+        self.reporter.note(&format!("saved {}", dir.display()));
+        if let Some(limit) = self.args.save_total_limit {
+            checkpoint::prune(&self.args.output_dir, limit, best_dir.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Puts the run back where the checkpoint in `dir` was taken: weights, optimizer, scaler,
+    /// generator state, counters, and the epoch's order. Refuses a checkpoint of another run.
+    fn restore(&mut self, dir: &Path) -> Result<(Option<PassPlan>, Position)> {
+        let state = checkpoint::read_state(dir)?;
+        let differences = state.bertfit_run.differences(&self.fingerprint());
+        if !differences.is_empty() {
+            return Err(Error::usage(
+                "--resume-from-checkpoint",
+                format!("{} is from another run; it differs in {}", dir.display(), differences.join("; ")),
+            ));
+        }
+        let files = resolve(dir.to_str().unwrap_or_default())?;
+        let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
+        if !report.newly_initialized.is_empty() {
+            return Err(Error::weights(files.weights.path(), format!("the checkpoint lacks {:?}", report.newly_initialized)));
+        }
+        let tensors = checkpoint::read_tensors(dir)?;
+        let path = dir.join(checkpoint::TRAINING_STATE);
+        let take = |prefix: &str| -> Vec<(String, tch::Tensor)> {
+            tensors
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.shallow_clone())))
+                .collect()
+        };
+        self.updater.optimizer.load_state(&take("optimizer."))?;
+        if let Some(scaler) = self.updater.scaler.as_mut() {
+            scaler.load_state(&take("scaler."))?;
+        }
+        let rng = tensors.get("rng.cpu").ok_or_else(|| Error::weights(&path, "no 'rng.cpu' tensor"))?;
+        self.rng.set_state(rng)?;
+        let position = state.bertfit_position;
+        self.updater.scheduled_steps = position.scheduled_steps;
+        self.global_step = state.global_step;
+        self.evals_without_improvement = position.evals_without_improvement;
+        self.log_history = state.log_history;
+        if let (Some(step), Some(value), Some(best_dir)) = (state.best_global_step, state.best_metric, state.best_model_checkpoint) {
+            // The best model's weights come back from its own checkpoint.
+            let best_files = resolve(&best_dir)?;
+            let copy: std::collections::HashMap<String, tch::Tensor> =
+                self.vs.variables().iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
+            crate::weights::load_pretrained(&copy, &self.config, &best_files.weights)?;
+            let weights = self.updater.optimizer.params().iter().filter_map(|(n, _)| copy.get(n).map(|t| t.shallow_clone())).collect();
+            let metric = self.args.recipe.best_model_metric().map(|m| m.0).unwrap_or_default();
+            self.best = Some(Best { metric, value, step, weights });
+        }
+        let plan = match (tensors.get("data.order"), position.batches_done) {
+            (_, 0) => None,
+            (Some(order), _) => Some(PassPlan::Order(Vec::<i64>::try_from(order)?.into_iter().map(|i| i as usize).collect())),
+            (None, _) => Some(PassPlan::Stream(position.stream_seed)),
+        };
+        Ok((plan, position))
+    }
+
+    /// train_results.json with HF's keys and units.
+    fn write_train_results(&mut self, summary: &TrainSummary) -> Result<()> {
+        let runtime = self.started.elapsed().as_secs_f64();
+        let samples: f64 = summary.epochs.iter().map(|e| e.train_samples_per_second * e.train_seconds).sum();
+        let loss = if summary.epochs.is_empty() {
+            None
+        } else {
+            Some(summary.epochs.iter().map(|e| e.loss).sum::<f64>() / summary.epochs.len() as f64)
+        };
+        let results = json!({
+            "epoch": summary.epochs.len() as f64,
+            "train_loss": loss,
+            "train_runtime": runtime,
+            "train_samples_per_second": samples / runtime.max(1e-9),
+            "train_steps_per_second": self.global_step as f64 / runtime.max(1e-9),
+            "total_steps": self.global_step,
+        });
+        self.results.extend(results.as_object().cloned().unwrap_or_default());
+        let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+        write_atomic(&self.args.output_dir.join("train_results.json"), text.as_bytes())
+    }
+
     /// The model as an HF folder (config.json, model.safetensors, tokenizer files) with
     /// training_args.json, written beside the output folder and swapped in at once: the folder is
     /// at every instant the complete previous one or the complete new one.
@@ -485,6 +694,7 @@ impl<'r> Trainer<'r> {
         results.insert(format!("{prefix}_samples_per_second"), json!(n as f64 / e.seconds.max(1e-9)));
         let text = serde_json::to_string_pretty(&results).unwrap_or_default();
         write_atomic(&self.args.output_dir.join(file), text.as_bytes())?;
+        self.results.extend(results);
         let summary = e.summary(&self.data.labels().names)?;
         if !summary.is_empty() {
             self.reporter.note(&format!("{} rows ({}):\n{summary}", e.split.name(), file));

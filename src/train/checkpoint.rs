@@ -1,0 +1,174 @@
+//! Checkpoints as HF Trainer lays them out: `output_dir/checkpoint-<step>/` holds the model in HF
+//! layout, `trainer_state.json` (HF's fields: global_step, epoch, log_history, best_metric,
+//! best_model_checkpoint) and, for an exact resume, `training_state.safetensors`: the optimizer's
+//! and the loss scaler's state, libtorch's generator state (so dropout continues draw for draw)
+//! and the epoch's example order. Each checkpoint is written beside its place and swapped in whole
+//! (`output::StagedDir`), so a crash at any moment leaves every earlier checkpoint complete.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+pub const TRAINER_STATE: &str = "trainer_state.json";
+pub const TRAINING_STATE: &str = "training_state.safetensors";
+const PREFIX: &str = "checkpoint-";
+
+/// Where in the run a checkpoint was taken (bertfit's part of trainer_state.json).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Position {
+    /// The epoch in progress (1-based) and the micro-batches of it already trained on.
+    pub epoch: usize,
+    pub batches_done: usize,
+    /// The epoch's running figures, so its `Epoch N, Loss` line is the uninterrupted run's.
+    pub epoch_loss_sum: f64,
+    pub epoch_steps: usize,
+    pub epoch_samples: usize,
+    /// Optimizer updates the schedule has counted (skipped fp16 steps not included).
+    pub scheduled_steps: usize,
+    /// A streamed epoch's shuffle seed (an in-memory epoch's order is in the tensors).
+    pub stream_seed: Option<u64>,
+    pub evals_without_improvement: usize,
+}
+
+/// What must match for a checkpoint to continue this run; each difference is reported by name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fingerprint {
+    pub model_shape: String,
+    pub labels: Vec<String>,
+    pub problem_type: String,
+    pub batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub max_length: usize,
+    pub padding: String,
+    pub shuffle: bool,
+    pub streaming: bool,
+    pub train_rows: usize,
+    pub optim: String,
+    pub precision: String,
+}
+
+impl Fingerprint {
+    /// The fields that differ, as `name: checkpoint value vs this run's`.
+    pub fn differences(&self, now: &Fingerprint) -> Vec<String> {
+        let (a, b) = (serde_json::to_value(self).unwrap_or_default(), serde_json::to_value(now).unwrap_or_default());
+        let (Value::Object(a), Value::Object(b)) = (a, b) else { return vec!["fingerprint".into()] };
+        a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| format!("{k}: {v} vs {}", b[k])).collect()
+    }
+}
+
+/// trainer_state.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub global_step: usize,
+    /// Fractional epochs done, as HF counts them.
+    pub epoch: f64,
+    pub log_history: Vec<Value>,
+    pub best_metric: Option<f64>,
+    pub best_global_step: Option<usize>,
+    pub best_model_checkpoint: Option<String>,
+    pub bertfit_position: Position,
+    pub bertfit_run: Fingerprint,
+}
+
+/// The folder of the checkpoint at `step`.
+pub fn folder(output_dir: &Path, step: usize) -> PathBuf {
+    output_dir.join(format!("{PREFIX}{step}"))
+}
+
+/// Checkpoint folders in `output_dir` by step, oldest first (complete ones only: a checkpoint is
+/// swapped in whole, so one with trainer_state.json is complete).
+pub fn list(output_dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(output_dir) else { return Vec::new() };
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let step = name.strip_prefix(PREFIX)?.parse().ok()?;
+            e.path().join(TRAINER_STATE).is_file().then(|| (step, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// `--resume-from-checkpoint PATH|latest`: the folder to continue from.
+pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
+    if spec == "latest" {
+        return list(output_dir).pop().map(|(_, p)| p).ok_or_else(|| {
+            Error::usage("--resume-from-checkpoint", format!("latest: {} holds no complete checkpoint", output_dir.display()))
+        });
+    }
+    let dir = PathBuf::from(spec);
+    for file in [TRAINER_STATE, TRAINING_STATE, "config.json", "model.safetensors"] {
+        if !dir.join(file).is_file() {
+            return Err(Error::usage(
+                "--resume-from-checkpoint",
+                format!("{} is not a bertfit checkpoint: it has no {file}", dir.display()),
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+pub fn read_state(dir: &Path) -> Result<TrainerState> {
+    let path = dir.join(TRAINER_STATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("not a bertfit trainer state: {e}")))
+}
+
+/// The tensors of training_state.safetensors by name (on the CPU).
+pub fn read_tensors(dir: &Path) -> Result<HashMap<String, Tensor>> {
+    let path = dir.join(TRAINING_STATE);
+    let named = Tensor::read_safetensors(&path).map_err(|e| Error::weights(&path, format!("cannot read: {e}")))?;
+    Ok(named.into_iter().collect())
+}
+
+/// Serialises named tensors (any of the kinds a training state holds) as safetensors bytes.
+pub fn tensors_to_bytes(named: &[(String, Tensor)]) -> Result<Vec<u8>> {
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in named {
+        let t = t.detach().to_device(Device::Cpu).contiguous();
+        let (dtype, size) = match t.kind() {
+            Kind::Float => (Dtype::F32, 4),
+            Kind::Double => (Dtype::F64, 8),
+            Kind::Int64 => (Dtype::I64, 8),
+            Kind::Int => (Dtype::I32, 4),
+            Kind::Uint8 => (Dtype::U8, 1),
+            other => return Err(Error::Runtime(format!("training state '{name}': cannot store {other:?}"))),
+        };
+        let mut bytes = vec![0u8; t.numel() * size];
+        t.f_copy_data_u8(&mut bytes, t.numel())?;
+        owned.push((name.clone(), dtype, t.size().iter().map(|&d| d as usize).collect(), bytes));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.as_str(), v))
+                .map_err(|e| Error::Runtime(format!("training state '{name}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::tensor::serialize(views, &None).map_err(|e| Error::Runtime(format!("training state: {e}")))
+}
+
+/// Deletes the oldest checkpoints beyond `limit`, never the one named `keep` (the best).
+pub fn prune(output_dir: &Path, limit: usize, keep: Option<&Path>) -> Result<()> {
+    let all = list(output_dir);
+    let mut excess = all.len().saturating_sub(limit);
+    for (_, dir) in all {
+        if excess == 0 {
+            break;
+        }
+        if Some(dir.as_path()) == keep {
+            continue;
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        excess -= 1;
+    }
+    Ok(())
+}

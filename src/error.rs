@@ -38,7 +38,7 @@ pub enum Error {
     Usage { flag: String, msg: String },
 
     /// The run was stopped by a signal; what was trained so far is saved in `saved`.
-    #[error("interrupted after step {step}: the model trained so far is saved in {}", saved.display())]
+    #[error("interrupted after step {step}: a checkpoint and the model trained so far are saved in {}; continue with --resume-from-checkpoint latest", saved.display())]
     Interrupted { step: usize, saved: PathBuf },
 
     /// A failure of bertfit's own machinery (a thread that could not start or died).

@@ -36,12 +36,21 @@ fn run(cli: Cli) -> bertfit::Result<()> {
     }
 }
 
+/// Exit status after a stop signal: the step finished, a checkpoint and the model were saved.
+const STOPPED: u8 = 130;
+/// Exit status after a second stop signal: quit at once, nothing more written (every earlier save
+/// is complete: saves are swapped in whole).
+const QUIT_AT_ONCE: i32 = 131;
+
 /// The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second
 /// one ends the process at once.
 fn stop_on_signal() {
     let handler = || {
         if bertfit::train::interrupt::stop_requested() {
-            std::process::exit(130);
+            eprintln!("\nsecond stop signal: quitting at once (exit {QUIT_AT_ONCE})");
+            // _exit: no destructors or atexit handlers run on this thread while the main thread
+            // may be inside libtorch; nothing half-written can be left (saves are atomic).
+            unsafe { libc::_exit(QUIT_AT_ONCE) };
         }
         eprintln!("\nstopping after the current step (press Ctrl-C again to quit at once)");
         bertfit::train::interrupt::request_stop();
@@ -72,7 +81,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ bertfit::Error::Interrupted { .. }) => {
             eprintln!("{e}");
-            ExitCode::from(130)
+            ExitCode::from(STOPPED)
         }
         Err(e) => report(&e),
     }

@@ -1,6 +1,7 @@
 //! The one integration-test binary (every test binary links libtorch; one keeps linking cheap).
 mod common;
 
+mod checkpoint;
 mod cli;
 mod data;
 mod metrics;

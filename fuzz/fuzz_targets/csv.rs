@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     let path = input_file("data.csv", data);
     let columns = Columns::default();
     let _ = read_with_split_column(&path, &columns);
-    let _ = bertfit::data::stream::scan(&DataSource::SplitColumn(path), &columns, None);
+    let _ = bertfit::data::stream::scan(&DataSource::SplitColumn(path), &columns, None, &Default::default());
 });

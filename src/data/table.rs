@@ -154,7 +154,9 @@ pub fn for_each_row(path: &Path, wanted: &Wanted, mut f: impl FnMut(Row) -> Resu
                 row,
                 text: cell(&text, null_text_is_empty)?.unwrap_or_default(),
                 text_pair: cell(&pair, null_text_is_empty)?,
-                label: cell(&label, false)?.unwrap_or_default(),
+                // An empty CSV label cell reaches the label reader, which knows whether the
+                // problem type allows it (a multi-label row may have no label).
+                label: cell(&label, null_text_is_empty)?.unwrap_or_default(),
                 split: cell(&split, false)?.unwrap_or_default(),
             })?;
         }

@@ -7,10 +7,20 @@
 //!   process at a known point of a save.
 //! - `BERTFIT_TEST_FAIL_WRITE=<file name>`: [`super::write_atomic`] writes half of a file with that
 //!   name, then fails with ENOSPC ("No space left on device"), as a full disk would.
+//! - `BERTFIT_TEST_STEP_PAUSE_MS=<ms>`: the trainer sleeps this long after each optimizer step, so
+//!   a signal test can stop a tiny run mid-epoch.
 use std::time::Duration;
 
 pub const SAVE_PAUSE_MS: &str = "BERTFIT_TEST_SAVE_PAUSE_MS";
 pub const FAIL_WRITE: &str = "BERTFIT_TEST_FAIL_WRITE";
+pub const STEP_PAUSE_MS: &str = "BERTFIT_TEST_STEP_PAUSE_MS";
+
+/// After an optimizer step: pauses when `BERTFIT_TEST_STEP_PAUSE_MS` is set.
+pub fn step_pause() {
+    if let Some(ms) = std::env::var(STEP_PAUSE_MS).ok().and_then(|v| v.parse::<u64>().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
 
 /// A named point of a save: announced and paused at when `BERTFIT_TEST_SAVE_PAUSE_MS` is set.
 pub fn save_point(name: &str) {

@@ -45,6 +45,17 @@ impl Evaluation {
     /// Accuracy as a fraction (HF's `eval_accuracy`): exact match of the class, or of the whole
     /// label set for multi-label (subset accuracy); `None` for regression, without labels or rows.
     pub fn accuracy(&self) -> Option<f64> {
+        self.correct().map(|(c, n)| c as f64 / n as f64)
+    }
+
+    /// Accuracy in percent as the seed script computes it (`100 * correct / total`, in that order:
+    /// `100 * (correct / total)` can differ in the last bit).
+    pub fn accuracy_percent(&self) -> Option<f64> {
+        self.correct().map(|(c, n)| 100.0 * c as f64 / n as f64)
+    }
+
+    /// Rows predicted right, and rows.
+    fn correct(&self) -> Option<(i64, usize)> {
         let labels = self.labels.as_ref()?;
         let n = self.rows.len();
         if n == 0 {
@@ -60,7 +71,7 @@ impl Evaluation {
             }
             ProblemType::Regression => return None,
         };
-        Some(correct as f64 / n as f64)
+        Some((correct, n))
     }
 
     /// Every metric for the problem type, keyed `<prefix>_<name>` as HF Trainer keys them

@@ -227,13 +227,16 @@ impl<'r> Trainer<'r> {
                 let mut stop_early = outcome.stop_early;
                 if self.args.do_eval {
                     let eval = self.evaluate(Split::Validation)?;
-                    if let Some(acc) = eval.accuracy() {
-                        self.reporter.validation_accuracy(epoch, 100.0 * acc);
+                    if let Some(percent) = eval.accuracy_percent() {
+                        self.reporter.validation_accuracy(epoch, percent);
                     }
                     if let Some(mse) = eval.mse() {
                         self.reporter.validation_mse(epoch, mse);
                     }
-                    stop_early |= self.track_best(&eval, epoch)?;
+                    if !stop_early {
+                        // (An early stop already counted this step's evaluation.)
+                        stop_early |= self.track_best(&eval, epoch)?;
+                    }
                     summary.eval = Some(eval);
                 }
                 let eval = summary.eval.as_ref().filter(|_| self.args.do_eval);
@@ -241,7 +244,7 @@ impl<'r> Trainer<'r> {
                     kind: "epoch",
                     epoch,
                     loss: outcome.mean_loss,
-                    val_accuracy: eval.and_then(Evaluation::accuracy).map(|a| 100.0 * a),
+                    val_accuracy: eval.and_then(Evaluation::accuracy_percent),
                     val_loss: eval.and_then(|e| e.loss),
                     train_seconds: outcome.seconds,
                     train_samples_per_second: outcome.samples as f64 / outcome.seconds.max(1e-9),
@@ -354,6 +357,7 @@ impl<'r> Trainer<'r> {
                 let eval = self.evaluate(Split::Validation)?;
                 stop_early |= self.track_best(&eval, epoch)?;
             }
+            crate::output::hooks::step_pause();
             interrupted = interrupt::stop_requested();
             let due = self.args.save_strategy == SaveStrategy::Steps && self.global_step % self.args.save_steps == 0;
             if due || interrupted {

@@ -161,3 +161,8 @@ pub fn assert_refused(args: &[&str], needles: &[&str]) -> String {
     }
     err
 }
+
+/// The newest complete checkpoint folder in `dir`, if any.
+pub fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
+    bertfit::train::checkpoint::list(dir).pop().map(|(_, p)| p)
+}

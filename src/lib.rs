@@ -4,12 +4,16 @@
 //! - `model`: BERT as in transformers' modeling_bert.py, HF parameter names.
 //! - `weights`: find an HF model folder or cache entry, load it strictly, save in HF layout.
 //! - `data`: read labelled text, tokenize as HF does, collate batches.
+//! - `predict`: a fine-tuned model over a data file (`predict`) or labelled rows (`evaluate`).
+//! - `plot`: a run's metrics.jsonl as a PNG.
 //! - `train`: the Trainer (loop, optimiser, evaluation) and the reporters a run talks through.
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
 pub mod cli;
 pub mod data;
 pub mod error;
 pub mod model;
+pub mod plot;
+pub mod predict;
 pub mod random;
 pub mod train;
 pub mod weights;

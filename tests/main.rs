@@ -6,6 +6,8 @@ mod data;
 mod parity;
 mod parquet;
 mod pickle;
+mod plot;
+mod predict;
 mod reproduce;
 mod tokenize;
 mod train;

@@ -205,7 +205,9 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_area_size(80)
         .build_cartesian_2d(x0..x1, y0..y1)?;
     let y_format = |v: &f64| {
-        if *v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e4) {
+        if *v == 0.0 {
+            "0".to_string()
+        } else if v.abs() < 1e-2 || v.abs() >= 1e4 {
             format!("{v:.1e}")
         } else {
             format!("{v:.decimals$}")

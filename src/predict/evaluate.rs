@@ -8,8 +8,10 @@
 //! integer-labelled models with names "0", "1", ... or "LABEL_0", ...); anything else is an error
 //! naming file, row and column. Rows stream through a loader thread as in `predict`.
 //
-// TODO(lead): precision / recall / F1 once src/metrics (`classification_metrics`) lands on main:
-// add them to `metrics()` from `Evaluation::predictions` and `labels`.
+// TODO(lead): precision / recall / F1. src/metrics landed on main after this branch was cut:
+// in `metrics()`, call `crate::metrics::classification_metrics(&predictions, &labels, num_labels,
+// Some(&names))` on `Evaluation::predictions` / `labels` (as usize) and add its macro and weighted
+// precision / recall / F1 under eval_* keys, as the Trainer does for eval_results.json.
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,8 @@
 //! - `train`: the Trainer (loop, optimiser, precision, schedules, evaluation) and the reporters a
 //!   run talks through.
 //! - `metrics`: accuracy, precision, recall, F1, multi-label and regression metrics (sklearn's).
+//! - `predict`: a fine-tuned model over a data file (`predict`) or labelled rows (`evaluate`).
+//! - `plot`: a run's metrics.jsonl as a PNG.
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
 //! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP scaling), over `csrc/`.
 //! - `output`: atomic files and folders, crash recovery, the previous-run check.
@@ -15,8 +17,10 @@ pub mod data;
 pub mod error;
 pub mod metrics;
 pub mod model;
-pub mod random;
 pub mod output;
+pub mod plot;
+pub mod predict;
+pub mod random;
 pub mod torch_ext;
 pub mod train;
 pub mod weights;

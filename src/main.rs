@@ -33,6 +33,36 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             print!("{}", bertfit::data::check::render(&report, flags.max_length));
             Ok(())
         }
+        Command::Predict(flags) => {
+            let args = flags.into_args()?;
+            let s = bertfit::predict::predict(&args, &mut Console::default())?;
+            println!(
+                "predicted {} rows in {:.1} s ({:.1} rows/s): {}",
+                s.rows,
+                s.seconds,
+                s.rows_per_second(),
+                s.output.display()
+            );
+            Ok(())
+        }
+        Command::Evaluate(flags) => {
+            let json = flags.json;
+            let args = flags.into_args()?;
+            let (_, metrics) = bertfit::predict::evaluate(&args, &mut Console::default())?;
+            if json {
+                println!("{}", serde_json::Value::Object(metrics));
+            } else {
+                print!("{}", bertfit::predict::evaluate::render(&metrics));
+            }
+            Ok(())
+        }
+        Command::Plot(flags) => {
+            let output = flags.output.unwrap_or_else(|| bertfit::plot::default_output(&flags.dir));
+            let metrics = bertfit::plot::read_metrics(&flags.dir.join("metrics.jsonl"))?;
+            bertfit::plot::plot(&metrics, &output)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
     }
 }
 

@@ -40,6 +40,13 @@ pub enum Command {
     /// Read a dataset as training would (streaming) and report rows, labels, token lengths and
     /// truncation, or the first problem training would stop on.
     CheckData(CheckFlags),
+    /// Predict every row of a data file with a fine-tuned model: the rows are written out with
+    /// all their columns plus the model's label and class probabilities.
+    Predict(PredictFlags),
+    /// Loss and accuracy of a fine-tuned model on labelled rows (HF's eval_* metrics).
+    Evaluate(EvaluateFlags),
+    /// Draw a training run's metrics.jsonl (loss, learning rate, validation) as a PNG.
+    Plot(PlotFlags),
 }
 
 /// Where the data is and which columns hold what (shared by `train` and `check-data`).
@@ -533,4 +540,138 @@ pub enum ParseFailure {
     Refused(Error),
     /// clap's own error (or --help / --version, which clap prints and exits 0 for).
     Clap(clap::Error),
+}
+
+/// The model and how it runs, shared by `predict` and `evaluate`.
+#[derive(Debug, Args)]
+pub struct InferenceFlags {
+    /// A fine-tuned model folder (bertfit train's --output-dir, or an HF save_pretrained folder of
+    /// BertForSequenceClassification), or a model name in the Hugging Face cache.
+    #[arg(long, visible_alias = "model-name-or-path")]
+    pub model: String,
+    /// Tokens per example, [CLS] and [SEP] included; longer texts are truncated.
+    #[arg(long, visible_alias = "max-seq-length", default_value_t = 512, allow_negative_numbers = true)]
+    pub max_length: i64,
+    /// Rows per forward pass.
+    #[arg(
+        long,
+        visible_alias = "per-device-eval-batch-size",
+        default_value_t = 64,
+        allow_negative_numbers = true
+    )]
+    pub batch_size: i64,
+    /// Batches tokenized ahead of the forward pass, on a background thread.
+    #[arg(long, default_value_t = 4)]
+    pub prefetch: usize,
+    /// cpu, cuda, cuda:N, or auto (cuda when available).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// libtorch CPU threads (default: one per core).
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictFlags {
+    #[command(flatten)]
+    pub run: InferenceFlags,
+    /// The rows to predict (.csv, .tsv or .parquet), read in batches: any size works.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where to write the rows with their predictions (.csv, .tsv or .parquet): every input column,
+    /// then predicted_label and prob_<label> per class (multi-label models: predicted_labels and
+    /// score_<label>; regression: predicted_value). Written whole or not at all.
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long, default_value = "text", visible_aliases = ["text-column-names", "text-column-name"])]
+    pub text_column: String,
+    /// Second text of sentence-pair models (gets token type 1).
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    /// Replace --output if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl PredictFlags {
+    pub fn into_args(self) -> Result<crate::predict::PredictArgs> {
+        Ok(crate::predict::PredictArgs {
+            model: self.run.model,
+            data: self.data,
+            output: self.output,
+            text_column: self.text_column,
+            text_pair_column: self.text_pair_column,
+            max_length: count("--max-length", self.run.max_length, 2)?,
+            batch_size: count("--batch-size", self.run.batch_size, 1)?,
+            prefetch: self.run.prefetch,
+            device: parse_device(&self.run.device)?,
+            device_auto: self.run.device == "auto",
+            threads: self.run.threads,
+            overwrite: self.overwrite,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateFlags {
+    #[command(flatten)]
+    pub run: InferenceFlags,
+    /// A data file with a --split-column: its validation rows (val, validation, dev) are evaluated.
+    #[arg(long, required_unless_present = "validation_file", conflicts_with = "validation_file")]
+    pub data: Option<PathBuf>,
+    /// A file whose every row is evaluated (HF's --validation_file).
+    #[arg(long)]
+    pub validation_file: Option<PathBuf>,
+    #[arg(long, default_value = "text", visible_aliases = ["text-column-names", "text-column-name"])]
+    pub text_column: String,
+    #[arg(long)]
+    pub text_pair_column: Option<String>,
+    /// Labels: names from the model's id2label, or class ids.
+    #[arg(long, default_value = "label", visible_alias = "label-column-name")]
+    pub label_column: String,
+    #[arg(long, default_value = "split")]
+    pub split_column: String,
+    /// Also write the metrics to DIR/eval_results.json (the metrics are always printed on stdout).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Print the metrics on stdout as JSON instead of HF's text table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EvaluateFlags {
+    pub fn into_args(self) -> Result<crate::predict::EvaluateArgs> {
+        use crate::predict::EvalData;
+        let data = match (self.data, self.validation_file) {
+            (Some(p), None) => EvalData::SplitColumn(p),
+            (None, Some(p)) => EvalData::File(p),
+            _ => return Err(Error::usage("--data", "give --data or --validation-file")),
+        };
+        Ok(crate::predict::EvaluateArgs {
+            model: self.run.model,
+            data,
+            columns: Columns {
+                text: self.text_column,
+                text_pair: self.text_pair_column,
+                label: self.label_column,
+                split: self.split_column,
+            },
+            max_length: count("--max-length", self.run.max_length, 2)?,
+            batch_size: count("--batch-size", self.run.batch_size, 1)?,
+            prefetch: self.run.prefetch,
+            device: parse_device(&self.run.device)?,
+            device_auto: self.run.device == "auto",
+            threads: self.run.threads,
+            output_dir: self.output_dir,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlotFlags {
+    /// A training output folder (bertfit train's --output-dir) holding metrics.jsonl.
+    pub dir: PathBuf,
+    /// The PNG to write. Default: DIR/training.png.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }

@@ -1,0 +1,90 @@
+//! A fine-tuned BertForSequenceClassification folder (bertfit's or transformers' `save_pretrained`)
+//! loaded for inference: config, tokenizer, weights, and what its outputs mean.
+//!
+//! Unlike training, the classifier must come from the checkpoint: a head HF would newly initialise
+//! is random, and its predictions would be noise that looks like an answer.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind};
+
+use super::head::Head;
+use crate::data::batch::Batch;
+use crate::data::tokenize::{validate_max_length, BertTokenizer};
+use crate::error::{Error, Result};
+use crate::model::{BertConfig, BertForSequenceClassification};
+use crate::weights::{from_pretrained, resolve, Pretrained};
+
+pub struct SavedModel {
+    pub dir: PathBuf,
+    pub config: BertConfig,
+    pub tokenizer: Arc<BertTokenizer>,
+    pub head: Head,
+    pub device: Device,
+    model: BertForSequenceClassification,
+    /// Owns the weights the model's tensors point into.
+    _vs: VarStore,
+}
+
+impl SavedModel {
+    /// `spec`: a model folder or a name in the Hugging Face cache (as `train --model`).
+    pub fn load(spec: &str, device: Device) -> Result<SavedModel> {
+        let files = resolve(spec)?;
+        let config = BertConfig::from_file(&files.config)?;
+        let head = Head::from_config(&config, &files.config)?;
+        let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+        let Pretrained { vs, model, report } = from_pretrained(&files, &config, device)?;
+        if !report.newly_initialized.is_empty() {
+            return Err(Error::weights(
+                &files.dir,
+                format!(
+                    "this checkpoint has no trained classifier ({} missing): it is a base model, and \
+                     its predictions would come from a random head; fine-tune it first (bertfit train) \
+                     and pass the folder that writes",
+                    report.newly_initialized.join(", ")
+                ),
+            ));
+        }
+        Ok(SavedModel { dir: files.dir, config, tokenizer, head, device, model, _vs: vs })
+    }
+
+    /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings.
+    pub fn check_max_length(&self, max_length: usize, pairs: bool) -> Result<()> {
+        validate_max_length(max_length, pairs).map_err(|e| Error::usage("--max-length", e.to_string()))?;
+        if max_length as i64 > self.config.max_position_embeddings {
+            return Err(Error::usage(
+                "--max-length",
+                format!(
+                    "{max_length} exceeds the model's max_position_embeddings ({})",
+                    self.config.max_position_embeddings
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The model in eval mode (no dropout) without gradients: logits (B, C), row by row, as f32
+    /// on the CPU.
+    pub fn logits(&self, batch: &Batch) -> Result<Vec<f32>> {
+        let b = batch.to_device(self.device);
+        let logits =
+            tch::no_grad(|| self.model.forward_t(&b.input_ids, &b.attention_mask, &b.token_type_ids, false));
+        let flat = logits.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1);
+        Ok(Vec::<f32>::try_from(&flat)?)
+    }
+}
+
+/// `cpu`, `cuda:N`, and why, for the first line a command reports.
+pub fn describe_device(device: Device, auto: bool) -> String {
+    let name = match device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}"),
+    };
+    match (auto, device) {
+        (true, Device::Cpu) => format!("device {name} (--device auto: libtorch sees no CUDA device)"),
+        (true, _) => format!("device {name} (--device auto: CUDA is available)"),
+        (false, _) => format!("device {name}"),
+    }
+}

@@ -1,0 +1,318 @@
+//! `bertfit predict` and `bertfit evaluate` against transformers on the same saved folder
+//! (`scripts/parity/predict_reference.py`): the same probabilities and accuracy, every input column
+//! and the row order kept, CSV and Parquet alike, and bad inputs refused with nothing written.
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, StringArray};
+use arrow_schema::DataType;
+
+use super::common::{
+    assert_refused, dataset, minilm_str, minilm_with_head, read_json, run_bertfit, run_python, temp_dir,
+};
+use bertfit::data::dataset::{read_with_split_column, Columns};
+
+/// Columns of a CSV or Parquet file, every value as text (floats as arrow prints them).
+fn read_table(path: &Path) -> Vec<(String, Vec<String>)> {
+    let batches: Vec<arrow_array::RecordBatch> = if path.extension().unwrap() == "parquet" {
+        let schema = bertfit::data::parquet::schema(path).unwrap();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        bertfit::data::parquet::batches(path, &names, 1000).unwrap().map(Result::unwrap).collect()
+    } else {
+        bertfit::data::csv::batches(path).unwrap().map(Result::unwrap).collect()
+    };
+    let schema = batches[0].schema();
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let mut values = Vec::new();
+            for b in &batches {
+                let col = arrow_cast::cast(b.column(j), &DataType::Utf8).unwrap();
+                let s = col.as_any().downcast_ref::<StringArray>().unwrap();
+                values.extend((0..s.len()).map(|i| {
+                    if s.is_null(i) {
+                        String::new()
+                    } else {
+                        s.value(i).to_string()
+                    }
+                }));
+            }
+            (f.name().clone(), values)
+        })
+        .collect()
+}
+
+fn column<'a>(table: &'a [(String, Vec<String>)], name: &str) -> &'a [String] {
+    &table.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no column {name}")).1
+}
+
+/// `n` movie snippets with an `id` column first, texts with commas, quotes and newlines, an empty
+/// text (if `empty`), and `long` texts far over 64 tokens (several snippets joined).
+fn write_rows(path: &Path, n: usize, long: usize, empty: bool) -> Vec<String> {
+    let ds = read_with_split_column(&dataset("movies"), &Columns::default()).unwrap();
+    let stride = ds.train.examples.len() / n;
+    let mut texts: Vec<String> =
+        ds.train.examples.iter().step_by(stride).take(n).map(|e| e.text.clone()).collect();
+    for i in 0..long {
+        let joined: Vec<&str> =
+            ds.validation.examples[i * 6..i * 6 + 6].iter().map(|e| e.text.as_str()).collect();
+        texts.insert(3 + 5 * i, joined.join(" "));
+    }
+    texts.push("a \"quoted\", comma text\nover two lines".into());
+    if empty {
+        texts.push(String::new());
+    }
+    let mut s = String::from("id,text,source\n");
+    for (i, t) in texts.iter().enumerate() {
+        s.push_str(&format!("{},\"{}\",movies-{}\n", 1000 + i, t.replace('"', "\"\""), i % 3));
+    }
+    std::fs::write(path, s).unwrap();
+    texts
+}
+
+/// bertfit's probabilities against the reference's: the largest absolute difference.
+fn compare_probs(table: &[(String, Vec<String>)], reference: &serde_json::Value) -> f64 {
+    let labels: Vec<String> =
+        reference["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+    let probs = reference["probs"].as_array().unwrap();
+    let mut worst = 0f64;
+    for (j, label) in labels.iter().enumerate() {
+        let ours = column(table, &format!("prob_{label}"));
+        assert_eq!(ours.len(), probs.len(), "rows");
+        for (i, v) in ours.iter().enumerate() {
+            let d = (v.parse::<f64>().unwrap() - probs[i][j].as_f64().unwrap()).abs();
+            worst = worst.max(d);
+        }
+    }
+    worst
+}
+
+fn predict(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+    ];
+    args.extend(extra);
+    let (code, stdout, stderr) = run_bertfit(&args);
+    assert_eq!(code, 0, "bertfit predict failed:\n{stderr}");
+    stdout
+}
+
+fn reference(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    run_python("parity/predict_reference.py", &args);
+    read_json(out)
+}
+
+#[test]
+fn predict_probabilities_equal_transformers_and_rows_keep_their_columns_and_order() {
+    let dir = temp_dir("predict_parity");
+    let model = minilm_with_head(&dir, 3, 7, None);
+    let data = dir.join("rows.csv");
+    let texts = write_rows(&data, 40, 4, true);
+    let out = dir.join("predicted.csv");
+    let stdout = predict(&model, &data, &out, &["--max-length", "64", "--batch-size", "8"]);
+    assert!(stdout.starts_with(&format!("predicted {} rows", texts.len())), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "stdout is the summary line only: {stdout}");
+
+    let table = read_table(&out);
+    let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["id", "text", "source", "predicted_label", "prob_class_0", "prob_class_1", "prob_class_2"]
+    );
+    let ids: Vec<String> = (0..texts.len()).map(|i| (1000 + i).to_string()).collect();
+    assert_eq!(column(&table, "id"), ids, "row order");
+    assert_eq!(column(&table, "text"), texts, "texts written back unchanged");
+    assert_eq!(column(&table, "source")[4], "movies-1");
+
+    let expected = reference(&model, &data, &dir.join("reference.json"), &["--max-length", "64"]);
+    let worst = compare_probs(&table, &expected);
+    println!(
+        "predict vs transformers softmax(logits), {} rows (4 truncated at 64 tokens): max |diff| {worst:e}",
+        texts.len()
+    );
+    assert!(worst <= 1e-5, "probabilities differ by {worst}");
+    let predicted: Vec<String> =
+        expected["predicted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(column(&table, "predicted_label"), predicted);
+
+    // The long texts really were truncated: at 512 tokens the reference's answer for them moves.
+    let full = reference(&model, &data, &dir.join("reference_512.json"), &["--max-length", "512"]);
+    let moved = compare_probs(&table, &full);
+    assert!(moved > 1e-3, "the long texts give the same probabilities untruncated ({moved})");
+}
+
+#[test]
+fn csv_and_parquet_inputs_give_the_same_predictions() {
+    let dir = temp_dir("predict_formats");
+    let model = minilm_with_head(&dir, 2, 3, None);
+    let csv = dir.join("rows.csv");
+    let parquet = dir.join("rows.parquet");
+    // Row groups of 7 rows: record batches smaller than a model batch, crossing its boundaries.
+    let to_parquet = |csv: &Path| {
+        run_python(
+            "parity/make_parquet.py",
+            &["--csv", csv.to_str().unwrap(), "--out", parquet.to_str().unwrap(), "--row-group-size", "7"],
+        )
+    };
+    let flags = ["--max-length", "48", "--batch-size", "4"];
+    // In Parquet an empty CSV cell becomes a null, which is a missing text, not an empty one.
+    let texts = write_rows(&csv, 30, 2, true);
+    to_parquet(&csv);
+    let out = dir.join("refused.csv");
+    let (m, p, o) = (model.to_str().unwrap(), parquet.to_str().unwrap(), out.to_str().unwrap());
+    let row = format!("row {}", texts.len());
+    assert_refused(&["predict", "--model", m, "--data", p, "--output", o], &[p, &row, "'text'", "null"]);
+    assert!(!out.exists());
+    write_rows(&csv, 30, 2, false);
+    to_parquet(&csv);
+    let from_csv = dir.join("from_csv.tsv");
+    let from_parquet = dir.join("from_parquet.parquet");
+    predict(&model, &csv, &from_csv, &flags);
+    predict(&model, &parquet, &from_parquet, &flags);
+    let (a, b) = (read_table(&from_csv), read_table(&from_parquet));
+    let names = |t: &[(String, Vec<String>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b));
+    // Record batches of 7 rows batch the examples differently from the CSV's one record batch, so
+    // the padding differs: equal up to float rounding, not bit for bit.
+    assert_eq!(column(&a, "predicted_label"), column(&b, "predicted_label"));
+    let mut worst = 0f64;
+    for (name, x) in a.iter().filter(|(n, _)| n.starts_with("prob_")) {
+        for (u, v) in x.iter().zip(column(&b, name)) {
+            worst = worst.max((u.parse::<f64>().unwrap() - v.parse::<f64>().unwrap()).abs());
+        }
+    }
+    println!("predict from CSV vs Parquet (7-row groups): max |diff| of probabilities {worst:e}");
+    assert!(worst <= 1e-6, "{worst}");
+    assert_eq!(column(&a, "id"), column(&b, "id"));
+}
+
+#[test]
+fn a_file_without_the_text_column_or_a_base_model_is_refused_and_nothing_is_written() {
+    let dir = temp_dir("predict_refused");
+    let data = dir.join("rows.csv");
+    std::fs::write(&data, "sentence,label\nhello,1\n").unwrap();
+    let out = dir.join("out.csv");
+    let args = |model: &str, data: &Path| {
+        vec![
+            "predict".to_string(),
+            "--model".into(),
+            model.into(),
+            "--data".into(),
+            data.to_str().unwrap().into(),
+            "--output".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    let refuse = |a: Vec<String>, needles: &[&str]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        assert_refused(&a, needles);
+    };
+    refuse(args(minilm_str(), &data), &[data.to_str().unwrap(), "no column 'text'", "sentence"]);
+    // MiniLM is a BertModel: its classifier would be newly initialised.
+    let good = dir.join("good.csv");
+    std::fs::write(&good, "text\nhello there\n").unwrap();
+    refuse(args(minilm_str(), &good), &[minilm_str(), "classifier"]);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(leftovers.len(), 2, "only the inputs remain: {leftovers:?}");
+
+    // An existing output is kept unless --overwrite.
+    std::fs::write(&out, "precious\n").unwrap();
+    let model = minilm_with_head(&dir, 2, 1, None);
+    refuse(args(model.to_str().unwrap(), &good), &["--output", "--overwrite"]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "precious\n");
+    let mut a = args(model.to_str().unwrap(), &good);
+    a.push("--overwrite".into());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, _, err) = run_bertfit(&a);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("text,predicted_label,prob_class_0"));
+}
+
+#[test]
+fn evaluate_accuracy_and_loss_equal_the_reference() {
+    let dir = temp_dir("predict_evaluate");
+    let model = minilm_with_head(&dir, 2, 11, None);
+    let ds = read_with_split_column(&dataset("movies"), &Columns::default()).unwrap();
+    // Labels as the model names them (class_0 / class_1) and, for some rows, as class ids.
+    let mut s = String::from("text,label,split\n");
+    let val = ds.validation.examples.iter().step_by(ds.validation.examples.len() / 60).take(60);
+    for (i, e) in ds.train.examples.iter().take(5).chain(val).enumerate() {
+        let id = usize::from(e.label == "positive");
+        let label = if i % 4 == 0 { id.to_string() } else { format!("class_{id}") };
+        let split = if i < 5 { "train" } else { "val" };
+        s.push_str(&format!("\"{}\",{label},{split}\n", e.text.replace('"', "\"\"")));
+    }
+    let data = dir.join("data.csv");
+    std::fs::write(&data, s).unwrap();
+    let results = dir.join("results");
+    let (code, stdout, stderr) = run_bertfit(&[
+        "evaluate",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--max-length",
+        "64",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--output-dir",
+        results.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let ours: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(ours, read_json(&results.join("eval_results.json")));
+    let expected = reference(
+        &model,
+        &data,
+        &dir.join("reference.json"),
+        &["--max-length", "64", "--label-column", "label", "--split-column", "split"],
+    );
+    println!(
+        "evaluate: accuracy {} (reference {}), loss {} (reference {}) on {} rows",
+        ours["eval_accuracy"],
+        expected["accuracy"],
+        ours["eval_loss"],
+        expected["loss"],
+        ours["eval_samples"]
+    );
+    assert_eq!(ours["eval_samples"], 60);
+    assert_eq!(expected["rows"], 60);
+    let (acc, ref_acc) = (ours["eval_accuracy"].as_f64().unwrap(), expected["accuracy"].as_f64().unwrap());
+    assert_eq!(acc, ref_acc, "accuracy");
+    let (loss, ref_loss) = (ours["eval_loss"].as_f64().unwrap(), expected["loss"].as_f64().unwrap());
+    assert!((loss - ref_loss).abs() < 1e-5, "loss {loss} vs {ref_loss}");
+    for key in ["eval_runtime", "eval_samples_per_second"] {
+        assert!(ours[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+
+    // A label the model does not know names file, row and column.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "text,label\nfine,class_1\nodd,class_9\n").unwrap();
+    assert_refused(
+        &["evaluate", "--model", model.to_str().unwrap(), "--validation-file", bad.to_str().unwrap()],
+        &[bad.to_str().unwrap(), "row 2", "'label'", "class_9"],
+    );
+}

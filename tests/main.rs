@@ -10,4 +10,5 @@ mod reproduce;
 mod tokenize;
 mod train;
 mod trainer;
+mod unpadded;
 mod weights;

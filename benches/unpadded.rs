@@ -145,16 +145,42 @@ fn main() {
             .collect()
     };
 
+    let case = std::env::var("BENCH_CASE").unwrap_or_default(); // "short", "long" or both
+    if case != "long" {
+        run_short(&pre, &texts, &make, repeats);
+    }
+    if case != "short" {
+        run_long(&pre, &texts, &tokenizer, &make, repeats);
+    }
+}
+
+fn run_short(
+    pre: &Pretrained,
+    texts: &[&str],
+    make: &dyn Fn(&[String], usize) -> Vec<Batch>,
+    repeats: usize,
+) {
+    let n_batches = env_usize("BENCH_BATCHES", 6);
     let short: Vec<String> =
         shuffled(&texts, 42).into_iter().take(BATCH * n_batches).map(String::from).collect();
     let short_batches = make(&short, 128);
-    report("movie snippets, max length 128", &short_batches, &time_case(&pre, &short_batches, repeats));
+    report("movie snippets, max length 128", &short_batches, &time_case(pre, &short_batches, repeats));
+}
+
+fn run_long(
+    pre: &Pretrained,
+    texts: &[&str],
+    tokenizer: &BertTokenizer,
+    make: &dyn Fn(&[String], usize) -> Vec<Batch>,
+    repeats: usize,
+) {
+    let n_batches = env_usize("BENCH_BATCHES", 6);
 
     // Long texts: join consecutive snippets until a random target of 300-500 tokens (~words * 1.3).
     let mut long = Vec::new();
     let mut cur = String::new();
     let mut target = 300;
-    for (i, t) in shuffled(&texts, 7).into_iter().enumerate() {
+    for (i, t) in shuffled(texts, 7).into_iter().enumerate() {
         cur.push_str(t);
         cur.push(' ');
         if tokenizer.encode(&cur, None, 512).input_ids.len() >= target {

@@ -94,7 +94,9 @@ fn per_sequence(
 }
 
 impl AttentionCore {
-    /// The faster core measured on this device kind (scripts/bench_unpadded.sh).
+    /// `Padded` everywhere: on 2 CPU cores (MiniLM, batch 32, movie snippets) the per-sequence
+    /// core took 2x the padded forward's time (B small SDPA calls per layer, forward and backward),
+    /// the padded core 0.76x (scripts/bench_unpadded.sh). Not measured on CUDA.
     pub fn for_device(_device: tch::Device) -> AttentionCore {
         AttentionCore::Padded
     }

@@ -20,4 +20,5 @@ mod schedule;
 mod tokenize;
 mod train;
 mod trainer;
+mod unpadded;
 mod weights;

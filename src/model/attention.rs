@@ -5,6 +5,8 @@ use tch::Tensor;
 
 use super::config::BertConfig;
 use super::layers::{LayerNorm, Linear};
+use super::packing::Packing;
+use super::varlen::{self, AttentionCore};
 
 #[derive(Debug)]
 pub struct BertSelfAttention {
@@ -51,6 +53,24 @@ impl BertSelfAttention {
         ); // (B, nh, T, hs)
         attn_output.transpose(1, 2).reshape([b, t, -1])
     }
+
+    /// The same on packed tokens: hidden_states (N, H) -> (N, H). Only the attention core sees the
+    /// sequences (`varlen::attention`); the projections run on the N real tokens.
+    pub fn forward_packed_t(
+        &self,
+        hidden_states: &Tensor,
+        packing: &Packing,
+        core: AttentionCore,
+        train: bool,
+    ) -> Tensor {
+        let hidden_shape = [-1, self.num_attention_heads, self.attention_head_size];
+        let query_layer = self.query.forward(hidden_states).view(hidden_shape); // (N, nh, hs)
+        let key_layer = self.key.forward(hidden_states).view(hidden_shape);
+        let value_layer = self.value.forward(hidden_states).view(hidden_shape);
+        let scaling = (self.attention_head_size as f64).powf(-0.5);
+        let dropout = if train { self.dropout } else { 0.0 };
+        varlen::attention(core, packing, &query_layer, &key_layer, &value_layer, dropout, scaling)
+    }
 }
 
 /// Projection, dropout, residual and LayerNorm after self-attention.
@@ -92,6 +112,18 @@ impl BertAttention {
 
     pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
         let self_output = self.self_attention.forward_t(hidden_states, attention_mask, train);
+        self.output.forward_t(&self_output, hidden_states, train)
+    }
+
+    /// hidden_states: packed (N, H); BertSelfOutput is per token, so it runs unchanged.
+    pub fn forward_packed_t(
+        &self,
+        hidden_states: &Tensor,
+        packing: &Packing,
+        core: AttentionCore,
+        train: bool,
+    ) -> Tensor {
+        let self_output = self.self_attention.forward_packed_t(hidden_states, packing, core, train);
         self.output.forward_t(&self_output, hidden_states, train)
     }
 }

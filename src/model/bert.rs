@@ -6,6 +6,8 @@ use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
 use super::encoder::BertEncoder;
 use super::layers::Linear;
+use super::packing::Packing;
+use super::varlen::AttentionCore;
 
 /// Dense + tanh over the first ([CLS]) token.
 #[derive(Debug)]
@@ -21,6 +23,12 @@ impl BertPooler {
     /// (B, T, H) -> (B, H)
     pub fn forward(&self, hidden_states: &Tensor) -> Tensor {
         let first_token_tensor = hidden_states.select(1, 0);
+        self.dense.forward(&first_token_tensor).tanh()
+    }
+
+    /// Packed (N, H) -> (B, H): each sequence's position 0, which the packing always keeps.
+    pub fn forward_packed(&self, hidden_states: &Tensor, packing: &Packing) -> Tensor {
+        let first_token_tensor = hidden_states.index_select(0, &packing.first_tokens);
         self.dense.forward(&first_token_tensor).tanh()
     }
 }
@@ -62,6 +70,22 @@ impl BertModel {
         let mask = bidirectional_mask(attention_mask);
         let last_hidden_state = self.encoder.forward_t(&embedding_output, mask.as_ref(), train);
         let pooler_output = self.pooler.forward(&last_hidden_state);
+        BertModelOutput { last_hidden_state, pooler_output }
+    }
+
+    /// `forward_t` on the tokens `packing` keeps: last_hidden_state is packed (N, H) (put it back
+    /// in (B, T, H) with `packing.unpack`), pooler_output is (B, H) as in `forward_t`.
+    pub fn forward_packed_t(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        packing: &Packing,
+        core: AttentionCore,
+        train: bool,
+    ) -> BertModelOutput {
+        let embedding_output = self.embeddings.forward_packed_t(input_ids, token_type_ids, packing, train);
+        let last_hidden_state = self.encoder.forward_packed_t(&embedding_output, packing, core, train);
+        let pooler_output = self.pooler.forward_packed(&last_hidden_state, packing);
         BertModelOutput { last_hidden_state, pooler_output }
     }
 }

@@ -5,6 +5,7 @@ use tch::{Kind, Tensor};
 
 use super::config::BertConfig;
 use super::layers::{Embedding, LayerNorm};
+use super::packing::Packing;
 
 #[derive(Debug)]
 pub struct BertEmbeddings {
@@ -50,6 +51,24 @@ impl BertEmbeddings {
         // Same summation order as HF, so results agree to the last bit where the kernels do.
         let embeddings = inputs_embeds + token_type_embeddings;
         let position_embeddings = self.position_embeddings.forward(&position_ids);
+        let embeddings = embeddings + position_embeddings;
+        let embeddings = self.layer_norm.forward(&embeddings);
+        embeddings.dropout(self.dropout, train)
+    }
+
+    /// The kept tokens only: input_ids, token_type_ids (B, T) int64 -> packed (N, H). Position ids
+    /// are each token's place in its padded row, as in `forward_t`.
+    pub fn forward_packed_t(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        packing: &Packing,
+        train: bool,
+    ) -> Tensor {
+        let inputs_embeds = self.word_embeddings.forward(&packing.pack(input_ids));
+        let token_type_embeddings = self.token_type_embeddings.forward(&packing.pack(token_type_ids));
+        let embeddings = inputs_embeds + token_type_embeddings;
+        let position_embeddings = self.position_embeddings.forward(&packing.position_ids);
         let embeddings = embeddings + position_embeddings;
         let embeddings = self.layer_norm.forward(&embeddings);
         embeddings.dropout(self.dropout, train)

@@ -5,6 +5,8 @@ use tch::Tensor;
 use super::attention::BertAttention;
 use super::config::BertConfig;
 use super::layers::{activation, LayerNorm, Linear};
+use super::packing::Packing;
+use super::varlen::AttentionCore;
 
 #[derive(Debug)]
 pub struct BertIntermediate {
@@ -68,6 +70,19 @@ impl BertLayer {
         let intermediate_output = self.intermediate.forward(&attention_output);
         self.output.forward_t(&intermediate_output, &attention_output, train)
     }
+
+    /// hidden_states: packed (N, H) -> (N, H); the feed-forward part is per token and runs as is.
+    pub fn forward_packed_t(
+        &self,
+        hidden_states: &Tensor,
+        packing: &Packing,
+        core: AttentionCore,
+        train: bool,
+    ) -> Tensor {
+        let attention_output = self.attention.forward_packed_t(hidden_states, packing, core, train);
+        let intermediate_output = self.intermediate.forward(&attention_output);
+        self.output.forward_t(&intermediate_output, &attention_output, train)
+    }
 }
 
 #[derive(Debug)]
@@ -85,6 +100,20 @@ impl BertEncoder {
         let mut hidden_states = hidden_states.shallow_clone();
         for layer_module in &self.layer {
             hidden_states = layer_module.forward_t(&hidden_states, attention_mask, train);
+        }
+        hidden_states
+    }
+
+    pub fn forward_packed_t(
+        &self,
+        hidden_states: &Tensor,
+        packing: &Packing,
+        core: AttentionCore,
+        train: bool,
+    ) -> Tensor {
+        let mut hidden_states = hidden_states.shallow_clone();
+        for layer_module in &self.layer {
+            hidden_states = layer_module.forward_packed_t(&hidden_states, packing, core, train);
         }
         hidden_states
     }

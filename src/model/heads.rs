@@ -5,7 +5,12 @@ use tch::{Reduction, Tensor};
 use super::bert::BertModel;
 use super::config::BertConfig;
 use super::layers::Linear;
+<<<<<<< HEAD
 use crate::data::labels::ProblemType;
+=======
+use super::packing::Packing;
+use super::varlen::AttentionCore;
+>>>>>>> unpad
 
 #[derive(Debug)]
 pub struct BertForSequenceClassification {
@@ -34,6 +39,36 @@ impl BertForSequenceClassification {
         train: bool,
     ) -> Tensor {
         let outputs = self.bert.forward_t(input_ids, attention_mask, token_type_ids, train);
+        let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
+        self.classifier.forward(&pooled_output)
+    }
+
+    /// `forward_t` without computing padding: same arguments, same logits (B, num_labels) up to
+    /// float rounding, same parameters. The real tokens are packed once per batch and every
+    /// per-token layer runs on them only; the attention core is picked for the device.
+    pub fn forward_unpadded_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        train: bool,
+    ) -> Tensor {
+        let packing = Packing::from_mask(attention_mask);
+        let core = AttentionCore::for_device(input_ids.device());
+        self.forward_packed_t(input_ids, token_type_ids, &packing, core, train)
+    }
+
+    /// `forward_unpadded_t` with the packing and attention core given (to reuse a packing, or to
+    /// compare cores).
+    pub fn forward_packed_t(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        packing: &Packing,
+        core: AttentionCore,
+        train: bool,
+    ) -> Tensor {
+        let outputs = self.bert.forward_packed_t(input_ids, token_type_ids, packing, core, train);
         let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
         self.classifier.forward(&pooled_output)
     }

@@ -7,7 +7,11 @@ pub mod encoder;
 pub mod heads;
 pub mod layers;
 pub mod names;
+pub mod packing;
+pub mod varlen;
 
 pub use bert::{BertModel, BertModelOutput};
 pub use config::BertConfig;
 pub use heads::{cross_entropy, loss, BertForSequenceClassification};
+pub use packing::Packing;
+pub use varlen::AttentionCore;

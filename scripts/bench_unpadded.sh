@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Forward + backward time per batch, padded against unpadded, on the CPU: `cargo bench --bench
+# unpadded` (benches/unpadded.rs), MiniLM, batch 32, movie snippets at max length 128 and long
+# joined snippets at max length 512. A figure, not a test. Needs scripts/setup.sh to have run.
+# Environment: BENCH_THREADS (2), BENCH_BATCHES (6 per case), BENCH_REPEATS (5), BENCH_CASE (short,
+# long, or unset for both). Run it on an idle machine: under load the 2 libtorch threads contend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+echo "load before: $(uptime)"
+cargo bench --locked --bench unpadded
+echo "load after: $(uptime)"

@@ -1,0 +1,85 @@
+//! Where a padded batch's real tokens are, worked out once per batch, so that the unpadded forward
+//! can run every per-token layer on the real tokens only (a packed (N, H) tensor, N = real tokens).
+//!
+//! The kept tokens are those with a non-zero attention mask, plus position 0 of every row whatever
+//! its mask: the pooler reads position 0 in the padded forward, masked or not (left padding), so
+//! keeping it makes the two forwards compute the same logits for any mask, not only right padding.
+use tch::{Kind, Tensor};
+
+#[derive(Debug)]
+pub struct Packing {
+    /// (N,) int64: flat index b * seq_len + t of each kept token, row by row, in position order.
+    pub indices: Tensor,
+    /// (N,) int64: t of each kept token, its position id as in the padded forward.
+    pub position_ids: Tensor,
+    /// (B,) int64: the packed row of each sequence's position 0 ([CLS]).
+    pub first_tokens: Tensor,
+    pub batch_size: i64,
+    /// Length of the padded layout the attention core uses: the last kept position + 1, which is
+    /// the batch's T when it is padded to its longest row, and less when it is padded further.
+    pub seq_len: i64,
+    /// (B, 1, 1, seq_len) bool, true = attend; `None` when no key up to seq_len is masked.
+    pub key_mask: Option<Tensor>,
+    /// The kept tokens' count per row when every row is right-padded (ones then zeros, at least
+    /// one one): then sequence b is the packed rows offsets[b] .. offsets[b] + lengths[b].
+    pub lengths: Option<Vec<i64>>,
+}
+
+impl Packing {
+    /// attention_mask: (B, T) integer, 1 = real token. Reads a few values back to the host (one
+    /// sync per batch): the layout's length and the per-row lengths.
+    pub fn from_mask(attention_mask: &Tensor) -> Packing {
+        let (batch_size, t) = attention_mask.size2().unwrap_or((0, 0));
+        let device = attention_mask.device();
+        let real = attention_mask.ne(0); // (B, T) bool
+        let kept = real.copy();
+        if t > 0 {
+            let _ = kept.select(1, 0).fill_(1);
+        }
+        let coords = kept.nonzero(); // (N, 2): (b, t), row-major, so row by row in position order
+        let rows = coords.select(1, 0);
+        let position_ids = coords.select(1, 1).contiguous();
+        let seq_len = if coords.size()[0] == 0 { 0 } else { position_ids.max().int64_value(&[]) + 1 };
+        let indices = rows * seq_len + &position_ids;
+        let counts = kept.sum_dim_intlist(1, false, Kind::Int64); // (B,)
+        let first_tokens = counts.cumsum(0, Kind::Int64) - &counts;
+
+        let real = real.narrow(1, 0, seq_len);
+        let all_attend = seq_len == 0 || real.all().int64_value(&[]) != 0;
+        let key_mask = (!all_attend).then(|| real.view([batch_size, 1, 1, seq_len]));
+
+        let real_counts = real.sum_dim_intlist(1, false, Kind::Int64);
+        let positions = Tensor::arange(seq_len, (Kind::Int64, device)).unsqueeze(0);
+        let prefix = real.eq_tensor(&positions.lt_tensor(&real_counts.unsqueeze(1)));
+        let right_padded =
+            seq_len > 0 && prefix.all().int64_value(&[]) != 0 && real_counts.min().int64_value(&[]) > 0;
+        let lengths = if right_padded { Vec::<i64>::try_from(&real_counts).ok() } else { None };
+
+        Packing { indices, position_ids, first_tokens, batch_size, seq_len, key_mask, lengths }
+    }
+
+    /// Number of kept tokens.
+    pub fn num_tokens(&self) -> i64 {
+        self.indices.size()[0]
+    }
+
+    /// (B, T, ...) with T >= seq_len -> (N, ...): the kept tokens.
+    pub fn pack(&self, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let mut flat = vec![self.batch_size * self.seq_len];
+        flat.extend_from_slice(&size[2..]);
+        xs.narrow(1, 0, self.seq_len).reshape(flat.as_slice()).index_select(0, &self.indices)
+    }
+
+    /// (N, ...) -> (B, seq_len, ...), zeros where no token was kept.
+    pub fn unpack(&self, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let mut flat = vec![self.batch_size * self.seq_len];
+        flat.extend_from_slice(&size[1..]);
+        let mut padded = vec![self.batch_size, self.seq_len];
+        padded.extend_from_slice(&size[1..]);
+        xs.new_zeros(flat.as_slice(), (xs.kind(), xs.device()))
+            .index_copy(0, &self.indices, xs)
+            .view(padded.as_slice())
+    }
+}

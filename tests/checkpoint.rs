@@ -10,7 +10,16 @@ use super::train::{compare_weights, records, subset};
 
 fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend(["--output-dir", out.to_str().unwrap(), "--device", "cpu", "--epochs", "2", "--batch-size", "16"]);
+    args.extend([
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+    ]);
     args.extend(["--max-length", "48", "--learning-rate", "2e-3", "--seed", "9", "--threads", "2"]);
     args.extend(extra);
     let (code, _, err) = run_bertfit(&args);
@@ -37,7 +46,10 @@ fn losses_from(path: &Path, first_step: u64) -> Vec<(u64, f64)> {
 fn a_resumed_run_is_the_uninterrupted_run_bitwise() {
     for (name, extra) in [
         ("ckpt_resume_memory", &["--gradient-accumulation-steps", "1"][..]),
-        ("ckpt_resume_accumulation", &["--gradient-accumulation-steps", "2", "--optim", "adamw", "--lr-scheduler-type", "linear"][..]),
+        (
+            "ckpt_resume_accumulation",
+            &["--gradient-accumulation-steps", "2", "--optim", "adamw", "--lr-scheduler-type", "linear"][..],
+        ),
         ("ckpt_resume_streaming", &["--streaming", "--shuffle-buffer", "64"][..]),
     ] {
         let (dir, model, data) = setup(name);
@@ -72,14 +84,39 @@ fn sigterm_writes_a_checkpoint_and_latest_resumes_to_the_same_end() {
     assert_eq!(code, 0, "{err}");
 
     let cut = dir.join("cut");
-    let mut args: Vec<String> = ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for a in ["--output-dir", cut.to_str().unwrap(), "--device", "cpu", "--epochs", "2", "--batch-size", "16", "--max-length", "48", "--learning-rate", "2e-3", "--seed", "9", "--threads", "2", "--prefetch", "1"] {
+    let mut args: Vec<String> =
+        ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    for a in [
+        "--output-dir",
+        cut.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "48",
+        "--learning-rate",
+        "2e-3",
+        "--seed",
+        "9",
+        "--threads",
+        "2",
+        "--prefetch",
+        "1",
+    ] {
         args.push(a.to_string());
     }
-    let child = bertfit().args(&args).env("BERTFIT_TEST_STEP_PAUSE_MS", "150").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = bertfit()
+        .args(&args)
+        .env("BERTFIT_TEST_STEP_PAUSE_MS", "150")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
@@ -109,10 +146,13 @@ fn a_checkpoint_of_another_run_is_refused_by_what_differs() {
     assert_eq!(kept.len(), 2, "--save-total-limit 2 kept {kept:?}");
     let ckpt = super::common::latest_checkpoint(&full).unwrap();
     let other = dir.join("other");
-    let resume = ["--resume-from-checkpoint", ckpt.to_str().unwrap(), "--batch-size", "8"];
+    let resume = ["--resume-from-checkpoint", ckpt.to_str().unwrap(), "--gradient-accumulation-steps", "2"];
     let (code, err) = train(&model, &data, &other, &resume);
     assert_ne!(code, 0);
-    assert!(err.contains("--resume-from-checkpoint") && err.contains("batch_size: 16 vs 8"), "{err}");
+    assert!(
+        err.contains("--resume-from-checkpoint") && err.contains("gradient_accumulation_steps: 1 vs 2"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     let missing = dir.join("not_a_checkpoint");
     std::fs::create_dir_all(&missing).unwrap();

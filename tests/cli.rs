@@ -171,9 +171,11 @@ fn ctrl_c_saves_the_model_trained_so_far() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // The log grows as metrics.jsonl.partial and becomes metrics.jsonl when the run ends.
     let metrics = out.join("metrics.jsonl");
+    let growing = out.join("metrics.jsonl.partial");
     let started = std::time::Instant::now();
-    while std::fs::read_to_string(&metrics).map(|m| m.lines().count() < 3).unwrap_or(true) {
+    while std::fs::read_to_string(&growing).map(|m| m.lines().count() < 3).unwrap_or(true) {
         assert!(started.elapsed().as_secs() < 120, "no training steps within 120 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -37,7 +37,8 @@ fn settings(padding: Padding, max_length: usize) -> LoaderSettings {
 }
 
 fn label_map(split: &bertfit::data::dataset::SplitData) -> LabelMap {
-    LabelMap::from_tallies(&LabelTally::of(split, "label", &Default::default()).unwrap(), &[], "label", None).unwrap()
+    LabelMap::from_tallies(&LabelTally::of(split, "label", &Default::default()).unwrap(), &[], "label", None)
+        .unwrap()
 }
 
 fn all_batches(mut b: Batches) -> Vec<LoadedBatch> {

@@ -13,7 +13,9 @@ use super::train::{compare_steps, compare_weights, records, run_both};
 fn derived_csv(path: &Path, n_train: usize, n_val: usize, multi: bool) {
     let ds = read_with_split_column(&dataset("movies"), &Columns::default()).unwrap();
     let mut out = String::from("text,label,split\n");
-    for (examples, n, split) in [(&ds.train.examples, n_train, "train"), (&ds.validation.examples, n_val, "val")] {
+    for (examples, n, split) in
+        [(&ds.train.examples, n_train, "train"), (&ds.validation.examples, n_val, "val")]
+    {
         for e in examples.iter().step_by(examples.len() / n).take(n) {
             let len = e.text.chars().count();
             let label = if multi {
@@ -44,8 +46,23 @@ fn same_as_hf(name: &str, problem: &str, multi: bool, num_labels: usize) {
     let data = dir.join("data.csv");
     derived_csv(&data, 160, 32, multi);
     let flags = [
-        "--epochs", "2", "--batch-size", "16", "--max-length", "48", "--padding", "longest", "--no-shuffle",
-        "--seed", "3", "--learning-rate", "1e-3", "--threads", "2", "--problem-type", problem,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "48",
+        "--padding",
+        "longest",
+        "--no-shuffle",
+        "--seed",
+        "3",
+        "--learning-rate",
+        "1e-3",
+        "--threads",
+        "2",
+        "--problem-type",
+        problem,
     ];
     let (reference, out, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     assert_eq!(records(&reference, "step").len(), 20);
@@ -62,7 +79,8 @@ fn same_as_hf(name: &str, problem: &str, multi: bool, num_labels: usize) {
     assert_eq!(cfg["problem_type"], problem);
     assert_eq!(cfg["id2label"].as_object().unwrap().len(), num_labels);
     // transformers loads the folder with that head and computes the same loss on a batch.
-    let reload = run_python("parity/reload_head.py", &[out.to_str().unwrap(), data.to_str().unwrap(), problem]);
+    let reload =
+        run_python("parity/reload_head.py", &[out.to_str().unwrap(), data.to_str().unwrap(), problem]);
     assert!(reload.contains(&format!("problem_type {problem}")), "{reload}");
 }
 

@@ -8,13 +8,25 @@ use std::path::Path;
 use bertfit::train::precision::{autocast, Precision};
 use tch::{Device, Tensor};
 
-use super::common::{assert_refused, minilm_with_head, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv};
+use super::common::{
+    assert_refused, minilm_with_head, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv,
+};
 use super::parity::{parity_texts, write_texts};
 use super::train::{compare_steps, compare_weights, records, run_both, subset};
 
 const RECIPE: &[&str] = &[
-    "--optim", "adamw", "--weight-decay", "0.01", "--lr-scheduler-type", "linear", "--warmup-steps", "4",
-    "--gradient-accumulation-steps", "2", "--max-grad-norm", "1.0",
+    "--optim",
+    "adamw",
+    "--weight-decay",
+    "0.01",
+    "--lr-scheduler-type",
+    "linear",
+    "--warmup-steps",
+    "4",
+    "--gradient-accumulation-steps",
+    "2",
+    "--max-grad-norm",
+    "1.0",
 ];
 
 /// Every step's rows and loss agree; returns the worst relative loss difference.
@@ -36,8 +48,22 @@ fn reproduce_pytorch_with_the_full_recipe_dropout_and_shuffling() {
     let data = dir.join("data.csv");
     subset("movies", &data, 320, 48);
     let mut flags = vec![
-        "--epochs", "2", "--batch-size", "16", "--max-length", "48", "--padding", "longest", "--seed", "21",
-        "--learning-rate", "2e-3", "--threads", "2", "--label-smoothing", "0.1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "48",
+        "--padding",
+        "longest",
+        "--seed",
+        "21",
+        "--learning-rate",
+        "2e-3",
+        "--threads",
+        "2",
+        "--label-smoothing",
+        "0.1",
     ];
     flags.extend(RECIPE);
     let (reference, out, ref_weights) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
@@ -58,8 +84,21 @@ fn thirty_steps(name: &str, schedule: &str) {
     let data = dir.join("data.csv");
     subset("movies", &data, 960, 16);
     let mut flags = vec![
-        "--epochs", "1", "--batch-size", "16", "--max-length", "48", "--padding", "longest", "--no-shuffle",
-        "--seed", "4", "--learning-rate", "1e-3", "--threads", "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "48",
+        "--padding",
+        "longest",
+        "--no-shuffle",
+        "--seed",
+        "4",
+        "--learning-rate",
+        "1e-3",
+        "--threads",
+        "2",
     ];
     flags.extend(RECIPE);
     let i = flags.iter().position(|f| *f == "linear").unwrap();
@@ -98,8 +137,25 @@ fn low_precision_steps(name: &str, precision: &str) {
     let data = dir.join("data.csv");
     subset("movies", &data, 320, 32);
     let flags = [
-        "--epochs", "1", "--batch-size", "16", "--max-length", "48", "--padding", "longest", "--no-shuffle",
-        "--seed", "8", "--learning-rate", "1e-3", "--threads", "2", "--optim", "adamw", "--precision", precision,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "48",
+        "--padding",
+        "longest",
+        "--no-shuffle",
+        "--seed",
+        "8",
+        "--learning-rate",
+        "1e-3",
+        "--threads",
+        "2",
+        "--optim",
+        "adamw",
+        "--precision",
+        precision,
     ];
     let (reference, out, _) = run_both(&dir, &model, &data, &flags, &[]);
     let worst = same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-2);
@@ -130,13 +186,25 @@ fn autocast_logits_are_within_pytorchs_own_low_precision_error() {
     let model = minilm_with_head(&dir, 2, 1, Some(0.0));
     let texts = write_texts(&dir, &parity_texts(12));
     let out = dir.join("hf.safetensors");
-    let args = ["--model", model.to_str().unwrap(), "--texts", texts.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let args = [
+        "--model",
+        model.to_str().unwrap(),
+        "--texts",
+        texts.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     run_python("parity/forward.py", &[&args[..], &["--max-length", "128", "--autocast"]].concat());
     let hf: HashMap<String, Tensor> = Tensor::read_safetensors(&out).unwrap().into_iter().collect();
     for (name, precision) in [("bf16", Precision::Bf16), ("fp16", Precision::Fp16)] {
         let ours = {
             let _guard = autocast(Device::Cpu, precision).unwrap();
-            super::parity::bertfit_logits(&model, &hf["input_ids"], &hf["attention_mask"], &hf["token_type_ids"])
+            super::parity::bertfit_logits(
+                &model,
+                &hf["input_ids"],
+                &hf["attention_mask"],
+                &hf["token_type_ids"],
+            )
         }
         .to_kind(tch::Kind::Float);
         let theirs = &hf[&format!("logits_{name}")];
@@ -160,15 +228,34 @@ fn early_stopping_ends_after_the_patience_and_keeps_the_best_model() {
     let run = |name: &str, extra: &[&str]| {
         let out = dir.join(name);
         let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-        args.extend(["--output-dir", out.to_str().unwrap(), "--device", "cpu", "--no-shuffle", "--epochs", "3"]);
-        args.extend(["--max-length", "48", "--learning-rate", "3e-3", "--threads", "2", "--batch-size", "16"]);
+        args.extend([
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--no-shuffle",
+            "--epochs",
+            "3",
+        ]);
+        args.extend([
+            "--max-length",
+            "48",
+            "--learning-rate",
+            "3e-3",
+            "--threads",
+            "2",
+            "--batch-size",
+            "16",
+        ]);
         args.extend(extra);
         let (code, _, err) = run_bertfit(&args);
         assert_eq!(code, 0, "{err}");
         (out, err)
     };
-    let (stopped, log) =
-        run("stopped", &["--eval-steps", "3", "--metric-for-best-model", "loss", "--early-stopping-patience", "2"]);
+    let (stopped, log) = run(
+        "stopped",
+        &["--eval-steps", "3", "--metric-for-best-model", "loss", "--early-stopping-patience", "2"],
+    );
     let steps = records(&stopped.join("metrics.jsonl"), "step");
     let evals = records(&stopped.join("metrics.jsonl"), "eval");
     // Replay the rule over the logged evaluations.
@@ -189,7 +276,10 @@ fn early_stopping_ends_after_the_patience_and_keeps_the_best_model() {
     assert!(stop_at < 60, "the run should stop before its 60 steps");
     assert_eq!(steps.len() as u64, stop_at, "stopped at the wrong step: {log}");
     assert!(log.contains(&format!("early stopping at step {stop_at}")), "{log}");
-    assert!(log.contains(&format!("keeping the best model: eval_loss = {best} at step {best_step}")), "{log}");
+    assert!(
+        log.contains(&format!("keeping the best model: eval_loss = {best} at step {best_step}")),
+        "{log}"
+    );
     // The saved model is the best step's: the same as a run stopped there.
     let (at_best, _) = run("at_best", &["--max-steps", &best_step.to_string()]);
     let diff = compare_weights(&at_best.join("model.safetensors"), &stopped.join("model.safetensors"));
@@ -207,7 +297,19 @@ fn bad_recipe_values_are_refused_by_flag_and_nothing_is_written() {
     let rows: Vec<_> = (0..32).map(|i| (format!("text {i}"), (i % 2).to_string(), "train")).collect();
     write_csv(&data, &rows);
     let out = dir.join("out");
-    let base = ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap(), "--max-length", "16", "--epochs", "1"];
+    let base = [
+        "train",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--max-length",
+        "16",
+        "--epochs",
+        "1",
+    ];
     for (extra, needles) in [
         (&["--precision", "fp8"][..], &["--precision", "fp8"][..]),
         (&["--optim", "sgd"], &["--optim", "sgd"]),
@@ -228,14 +330,23 @@ fn bad_recipe_values_are_refused_by_flag_and_nothing_is_written() {
     }
     // Data the problem type cannot read: the file, row and column are named.
     let multi = dir.join("multi.csv");
-    write_csv(&multi, &[("a".into(), "x|y".into(), "train"), ("b".into(), "y".into(), "train"), ("c".into(), "x|z".into(), "val")]);
+    write_csv(
+        &multi,
+        &[
+            ("a".into(), "x|y".into(), "train"),
+            ("b".into(), "y".into(), "train"),
+            ("c".into(), "x|z".into(), "val"),
+        ],
+    );
     let args = [&base[..], &["--problem-type", "multi_label_classification"]].concat();
-    let args: Vec<&str> = args.iter().map(|a| if *a == data.to_str().unwrap() { multi.to_str().unwrap() } else { a }).collect();
+    let args: Vec<&str> =
+        args.iter().map(|a| if *a == data.to_str().unwrap() { multi.to_str().unwrap() } else { a }).collect();
     assert_refused(&args, &["multi.csv", "row 3", "column 'label'", "'z'"]);
     let reg = dir.join("reg.csv");
     write_csv(&reg, &[("a".into(), "0.5".into(), "train"), ("b".into(), "high".into(), "train")]);
     let args = [&base[..], &["--problem-type", "regression"]].concat();
-    let args: Vec<&str> = args.iter().map(|a| if *a == data.to_str().unwrap() { reg.to_str().unwrap() } else { a }).collect();
+    let args: Vec<&str> =
+        args.iter().map(|a| if *a == data.to_str().unwrap() { reg.to_str().unwrap() } else { a }).collect();
     assert_refused(&args, &["reg.csv", "row 2", "column 'label'", "not a number"]);
     assert!(!out.exists());
 }

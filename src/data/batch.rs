@@ -93,11 +93,13 @@ fn targets(labels: &[Target]) -> Tensor {
             Tensor::from_slice(&flat).view([labels.len() as i64, width])
         }
         Some(Target::Value(_)) => {
-            let v: Vec<f32> = labels.iter().map(|t| if let Target::Value(x) = t { *x } else { 0.0 }).collect();
+            let v: Vec<f32> =
+                labels.iter().map(|t| if let Target::Value(x) = t { *x } else { 0.0 }).collect();
             Tensor::from_slice(&v)
         }
         _ => {
-            let v: Vec<i64> = labels.iter().map(|t| if let Target::Class(c) = t { *c } else { -100 }).collect();
+            let v: Vec<i64> =
+                labels.iter().map(|t| if let Target::Class(c) = t { *c } else { -100 }).collect();
             Tensor::from_slice(&v).to_kind(Kind::Int64)
         }
     }
@@ -114,7 +116,14 @@ mod tests {
     #[test]
     fn pads_to_the_longest_or_to_max_length() {
         let (a, b) = (enc(&[101, 7, 102]), enc(&[101, 102]));
-        let batch = collate(&[&a, &b], Some(&[Target::Class(1), Target::Class(0)]), Padding::Longest, 8, 0, Device::Cpu);
+        let batch = collate(
+            &[&a, &b],
+            Some(&[Target::Class(1), Target::Class(0)]),
+            Padding::Longest,
+            8,
+            0,
+            Device::Cpu,
+        );
         assert_eq!(batch.input_ids.size(), [2, 3]);
         assert_eq!(Vec::<i64>::try_from(batch.attention_mask.flatten(0, -1)).unwrap(), [1, 1, 1, 1, 1, 0]);
         assert_eq!(Vec::<i64>::try_from(batch.input_ids.flatten(0, -1)).unwrap(), [101, 7, 102, 101, 102, 0]);

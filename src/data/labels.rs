@@ -64,7 +64,11 @@ impl LabelFormat {
             Some(inner) => inner.split(',').collect(),
             None => v.split(self.separator.as_str()).collect(),
         };
-        parts.into_iter().map(|p| p.trim().trim_matches(|c| c == '\'' || c == '"').trim()).filter(|p| !p.is_empty()).collect()
+        parts
+            .into_iter()
+            .map(|p| p.trim().trim_matches(|c| c == '\'' || c == '"').trim())
+            .filter(|p| !p.is_empty())
+            .collect()
     }
 
     /// A regression target; `None` if the cell is not a finite number.
@@ -136,7 +140,6 @@ impl LabelTally {
         }
         Ok(t)
     }
-
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,9 +163,16 @@ impl LabelMap {
     ) -> Result<Self> {
         if train.format.problem == ProblemType::Regression {
             if num_labels.is_some_and(|n| n != 1) {
-                return Err(Error::usage("--num-labels", "regression has one output: drop --num-labels or give 1"));
+                return Err(Error::usage(
+                    "--num-labels",
+                    "regression has one output: drop --num-labels or give 1",
+                ));
             }
-            return Ok(LabelMap { names: vec!["LABEL_0".into()], integer: false, format: train.format.clone() });
+            return Ok(LabelMap {
+                names: vec!["LABEL_0".into()],
+                integer: false,
+                format: train.format.clone(),
+            });
         }
         let map = LabelMap::from_training(train, column, num_labels)?;
         for tally in std::iter::once(train).chain(others.iter().copied()) {
@@ -192,8 +202,11 @@ impl LabelMap {
             let n = num_labels.unwrap_or(max + 1);
             LabelMap { names: (0..n).map(|i| i.to_string()).collect(), integer, format: train.format.clone() }
         } else {
-            let map =
-                LabelMap { names: train.labels.keys().cloned().collect(), integer, format: train.format.clone() };
+            let map = LabelMap {
+                names: train.labels.keys().cloned().collect(),
+                integer,
+                format: train.format.clone(),
+            };
             if let Some(n) = num_labels {
                 if n as usize != map.names.len() {
                     return Err(Error::data(
@@ -238,12 +251,14 @@ impl LabelMap {
                 }
                 Ok(Target::MultiHot(hot))
             }
-            ProblemType::Regression => LabelFormat::value(label).map(Target::Value).ok_or_else(|| Error::DataRow {
-                path: path.into(),
-                row,
-                column: column.into(),
-                msg: format!("'{}' is not a number (regression labels are numbers)", label.trim()),
-            }),
+            ProblemType::Regression => {
+                LabelFormat::value(label).map(Target::Value).ok_or_else(|| Error::DataRow {
+                    path: path.into(),
+                    row,
+                    column: column.into(),
+                    msg: format!("'{}' is not a number (regression labels are numbers)", label.trim()),
+                })
+            }
         }
     }
 
@@ -312,8 +327,10 @@ mod tests {
     #[test]
     fn one_class_and_empty_labels_are_refused() {
         assert!(LabelMap::from_tallies(&tally(&["a", "a"]), &[], "label", None).is_err());
-        let err =
-            LabelTally::new(Path::new("d.csv"), &LabelFormat::default()).add(" ", 3, "label").unwrap_err().to_string();
+        let err = LabelTally::new(Path::new("d.csv"), &LabelFormat::default())
+            .add(" ", 3, "label")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("row 3") && err.contains("empty label"), "{err}");
     }
 
@@ -341,7 +358,10 @@ mod tests {
         assert_eq!(m.target(" 2.5 ", Path::new("d.csv"), 1, "label").unwrap(), Target::Value(2.5));
         let mut t = LabelTally::new(Path::new("d.csv"), &LabelFormat { problem: reg, ..Default::default() });
         let err = t.add("high", 4, "score").unwrap_err().to_string();
-        assert!(err.contains("row 4") && err.contains("column 'score'") && err.contains("not a number"), "{err}");
+        assert!(
+            err.contains("row 4") && err.contains("column 'score'") && err.contains("not a number"),
+            "{err}"
+        );
         assert!(t.add("nan", 5, "score").is_err());
     }
 }

@@ -180,7 +180,8 @@ impl TrainingData {
                 batches_in_order(&sets[0], rest, s.batch_size, &self.tokenizer, s.loader)
             }
             (Rows::Streaming { .. }, PassPlan::Stream(seed)) => {
-                let mut batches = self.streamed(Split::Train, seed.map(|x| (x, s.shuffle_buffer)), s.batch_size)?;
+                let mut batches =
+                    self.streamed(Split::Train, seed.map(|x| (x, s.shuffle_buffer)), s.batch_size)?;
                 for _ in 0..skip {
                     if let Some(Err(e)) = batches.next() {
                         return Err(e);
@@ -188,7 +189,9 @@ impl TrainingData {
                 }
                 Ok(batches)
             }
-            _ => Err(Error::Runtime("a checkpoint's data position does not fit this data (in memory vs --streaming)".into())),
+            _ => Err(Error::Runtime(
+                "a checkpoint's data position does not fit this data (in memory vs --streaming)".into(),
+            )),
         }
     }
 

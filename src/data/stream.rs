@@ -28,9 +28,15 @@ pub struct Scan {
 
 /// Reads only the label and split columns of every split: the label map and the row counts. A
 /// file with a split column is read once for all splits.
-pub fn scan(source: &DataSource, columns: &Columns, num_labels: Option<i64>, format: &LabelFormat) -> Result<Scan> {
+pub fn scan(
+    source: &DataSource,
+    columns: &Columns,
+    num_labels: Option<i64>,
+    format: &LabelFormat,
+) -> Result<Scan> {
     let path = |s| super::dataset::file_of(source, s).map(|(p, _)| p.to_path_buf()).unwrap_or_default();
-    let mut tallies = [Split::Train, Split::Validation, Split::Test].map(|s| LabelTally::new(&path(s), format));
+    let mut tallies =
+        [Split::Train, Split::Validation, Split::Test].map(|s| LabelTally::new(&path(s), format));
     let mut counts = [0usize; 3];
     let labelled_test = super::dataset::split_is_labelled(source, columns, Split::Test)?;
     let all = [Split::Train, Split::Validation, Split::Test];

@@ -5,12 +5,9 @@ use tch::{Reduction, Tensor};
 use super::bert::BertModel;
 use super::config::BertConfig;
 use super::layers::Linear;
-<<<<<<< HEAD
-use crate::data::labels::ProblemType;
-=======
 use super::packing::Packing;
 use super::varlen::AttentionCore;
->>>>>>> unpad
+use crate::data::labels::ProblemType;
 
 #[derive(Debug)]
 pub struct BertForSequenceClassification {
@@ -83,7 +80,13 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// (`Reduction::Sum`) a batch sum: cross-entropy (with HF's label smoothing, which equals
 /// PyTorch's `CrossEntropyLoss(label_smoothing)`), binary cross-entropy with logits over (B, C)
 /// multi-hot labels, or mean squared error of the single output against (B,) values.
-pub fn loss(logits: &Tensor, labels: &Tensor, problem: ProblemType, label_smoothing: f64, reduction: Reduction) -> Tensor {
+pub fn loss(
+    logits: &Tensor,
+    labels: &Tensor,
+    problem: ProblemType,
+    label_smoothing: f64,
+    reduction: Reduction,
+) -> Tensor {
     match problem {
         ProblemType::SingleLabelClassification => {
             logits.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing)

@@ -20,12 +20,12 @@ use super::head::ProblemType;
 use super::saved::{describe_device, SavedModel};
 use crate::data::batch::Padding;
 use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split};
+use crate::data::labels::Target;
 use crate::data::pipeline::{Batches, LoaderSettings, Sink};
 use crate::data::table::{for_each_row, Row, Wanted};
 use crate::data::tokenize::{BertTokenizer, Encoding};
 use crate::error::{Error, Result};
 use crate::train::report::Reporter;
-use crate::data::labels::Target;
 use crate::train::Evaluation;
 use crate::weights::write_atomic;
 

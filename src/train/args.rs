@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tch::Device;
 
-use crate::data::batch::Padding;
-use crate::data::dataset::{Columns, DataSource};
-use crate::data::labels::LabelFormat;
 use super::optim::AdamKind;
 use super::precision::Precision;
 use super::schedule::SchedulerType;
+use crate::data::batch::Padding;
+use crate::data::dataset::{Columns, DataSource};
+use crate::data::labels::LabelFormat;
 use crate::error::{Error, Result};
 
 /// HF's save_strategy.
@@ -118,7 +118,12 @@ impl Recipe {
         check_range("--adam-beta1", self.adam_beta1, (0.0..1.0).contains(&self.adam_beta1), "in [0, 1)")?;
         check_range("--adam-beta2", self.adam_beta2, (0.0..1.0).contains(&self.adam_beta2), "in [0, 1)")?;
         check_range("--adam-epsilon", self.adam_epsilon, self.adam_epsilon > 0.0, "positive")?;
-        check_range("--label-smoothing", self.label_smoothing, (0.0..1.0).contains(&self.label_smoothing), "in [0, 1)")?;
+        check_range(
+            "--label-smoothing",
+            self.label_smoothing,
+            (0.0..1.0).contains(&self.label_smoothing),
+            "in [0, 1)",
+        )?;
         if let Some(m) = self.max_grad_norm {
             check_range("--max-grad-norm", m, m > 0.0, "positive")?;
         }
@@ -210,6 +215,10 @@ pub struct TrainArgs {
     pub overwrite: bool,
     /// The training recipe (HF TrainingArguments' names and meanings).
     pub recipe: Recipe,
+    /// Run every per-token layer on the real tokens only (packed), padding only for the attention
+    /// core: the same per-example results, less compute (the padded layout stays for
+    /// `--reproduce-pytorch`, whose dropout masks are drawn over the padded shapes).
+    pub unpadded: bool,
     /// When checkpoints are written (HF's save_strategy) and every how many steps.
     pub save_strategy: SaveStrategy,
     pub save_steps: usize,
@@ -366,6 +375,12 @@ impl TrainArgs {
                 "--reproduce-pytorch",
                 "scripts/reference_train.py evaluates once per epoch and keeps the last model; drop --eval-steps, \
                  --metric-for-best-model, --early-stopping-patience and --load-best-model-at-end",
+            ));
+        }
+        if self.reproduce_pytorch && self.unpadded {
+            return Err(Error::usage(
+                "--reproduce-pytorch",
+                "--unpadded draws dropout masks over the packed tokens, not PyTorch's padded shapes; drop one of them",
             ));
         }
         if self.reproduce_pytorch && self.streaming {

@@ -55,7 +55,8 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fields that differ, as `name: checkpoint value vs this run's`.
     pub fn differences(&self, now: &Fingerprint) -> Vec<String> {
-        let (a, b) = (serde_json::to_value(self).unwrap_or_default(), serde_json::to_value(now).unwrap_or_default());
+        let (a, b) =
+            (serde_json::to_value(self).unwrap_or_default(), serde_json::to_value(now).unwrap_or_default());
         let (Value::Object(a), Value::Object(b)) = (a, b) else { return vec!["fingerprint".into()] };
         a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| format!("{k}: {v} vs {}", b[k])).collect()
     }
@@ -100,7 +101,10 @@ pub fn list(output_dir: &Path) -> Vec<(usize, PathBuf)> {
 pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
     if spec == "latest" {
         return list(output_dir).pop().map(|(_, p)| p).ok_or_else(|| {
-            Error::usage("--resume-from-checkpoint", format!("latest: {} holds no complete checkpoint", output_dir.display()))
+            Error::usage(
+                "--resume-from-checkpoint",
+                format!("latest: {} holds no complete checkpoint", output_dir.display()),
+            )
         });
     }
     let dir = PathBuf::from(spec);
@@ -124,7 +128,8 @@ pub fn read_state(dir: &Path) -> Result<TrainerState> {
 /// The tensors of training_state.safetensors by name (on the CPU).
 pub fn read_tensors(dir: &Path) -> Result<HashMap<String, Tensor>> {
     let path = dir.join(TRAINING_STATE);
-    let named = Tensor::read_safetensors(&path).map_err(|e| Error::weights(&path, format!("cannot read: {e}")))?;
+    let named =
+        Tensor::read_safetensors(&path).map_err(|e| Error::weights(&path, format!("cannot read: {e}")))?;
     Ok(named.into_iter().collect())
 }
 

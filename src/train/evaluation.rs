@@ -88,7 +88,12 @@ impl Evaluation {
             }
             ProblemType::MultiLabelClassification => {
                 let t = to_vec::<u8>(&labels.gt(0.5).to_kind(Kind::Uint8));
-                serde_json::to_value(multilabel_metrics(&self.predicted_sets(), &t, names.len(), Some(names))?)
+                serde_json::to_value(multilabel_metrics(
+                    &self.predicted_sets(),
+                    &t,
+                    names.len(),
+                    Some(names),
+                )?)
             }
             ProblemType::Regression => {
                 let p = to_vec::<f64>(&self.logits.squeeze_dim(-1).to_kind(Kind::Double));
@@ -129,7 +134,10 @@ impl Evaluation {
                 let p = to_vec::<f64>(&self.logits.squeeze_dim(-1).to_kind(Kind::Double));
                 let t = to_vec::<f64>(&labels.to_kind(Kind::Double));
                 let m = regression_metrics(&p, &t)?;
-                format!("mse {:.4}, rmse {:.4}, mae {:.4}, pearson {:?}, spearman {:?}", m.mse, m.rmse, m.mae, m.pearson, m.spearman)
+                format!(
+                    "mse {:.4}, rmse {:.4}, mae {:.4}, pearson {:?}, spearman {:?}",
+                    m.mse, m.rmse, m.mae, m.pearson, m.spearman
+                )
             }
         })
     }
@@ -140,6 +148,12 @@ impl Evaluation {
         if self.problem != ProblemType::Regression || self.rows.is_empty() {
             return None;
         }
-        Some(self.logits.squeeze_dim(-1).to_kind(Kind::Double).mse_loss(&labels.to_kind(Kind::Double), tch::Reduction::Mean).double_value(&[]))
+        Some(
+            self.logits
+                .squeeze_dim(-1)
+                .to_kind(Kind::Double)
+                .mse_loss(&labels.to_kind(Kind::Double), tch::Reduction::Mean)
+                .double_value(&[]),
+        )
     }
 }

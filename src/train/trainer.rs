@@ -14,7 +14,9 @@ use serde_json::json;
 use tch::nn::VarStore;
 use tch::{Device, Reduction};
 
+use super::args::SaveStrategy;
 use super::args::TrainArgs;
+use super::checkpoint::{self, Fingerprint, Position, TrainerState};
 pub use super::evaluation::Evaluation;
 use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
@@ -22,20 +24,18 @@ use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
 use super::report::{EpochRecord, Reporter, StepRecord};
 use super::schedule::{warmup_steps, Schedule};
 use super::update::Updater;
-use super::args::SaveStrategy;
-use super::checkpoint::{self, Fingerprint, Position, TrainerState};
-use crate::data::splits::PassPlan;
 use crate::data::batch::Batch;
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
 use crate::data::pipeline::LoaderSettings;
 use crate::data::sampler::Shard;
+use crate::data::splits::PassPlan;
 use crate::data::splits::{DataSettings, TrainingData};
+use crate::data::tokenize::check_vocab;
 use crate::data::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
-use crate::data::tokenize::check_vocab;
 use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
 /// What `run` returns.
@@ -221,7 +221,10 @@ impl<'r> Trainer<'r> {
                 if outcome.interrupted {
                     self.save()?;
                     self.reporter.finish()?;
-                    return Err(Error::Interrupted { step: self.global_step, saved: self.args.output_dir.clone() });
+                    return Err(Error::Interrupted {
+                        step: self.global_step,
+                        saved: self.args.output_dir.clone(),
+                    });
                 }
                 self.reporter.epoch_loss(epoch, outcome.mean_loss);
                 let mut stop_early = outcome.stop_early;
@@ -256,7 +259,11 @@ impl<'r> Trainer<'r> {
                     break;
                 }
                 if self.args.save_strategy == SaveStrategy::Epoch {
-                    let next = Position { epoch: epoch + 1, scheduled_steps: self.updater.scheduled_steps, ..Default::default() };
+                    let next = Position {
+                        epoch: epoch + 1,
+                        scheduled_steps: self.updater.scheduled_steps,
+                        ..Default::default()
+                    };
                     self.save_checkpoint(None, &next)?;
                 }
             }
@@ -298,12 +305,18 @@ impl<'r> Trainer<'r> {
 
     /// One epoch over the training rows: micro-batches accumulate gradients in windows of
     /// `gradient_accumulation_steps` (the epoch's last window may be shorter), one update each.
-    fn train_epoch(&mut self, epoch: usize, resume: Option<(Option<PassPlan>, Position)>) -> Result<EpochOutcome> {
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        resume: Option<(Option<PassPlan>, Position)>,
+    ) -> Result<EpochOutcome> {
         let started = Instant::now();
         let (plan, pos) = match resume {
             Some((Some(plan), pos)) => (plan, pos),
             Some((None, pos)) => (self.data.plan_train_pass(&mut self.rng, epoch), pos),
-            None => (self.data.plan_train_pass(&mut self.rng, epoch), Position { epoch, ..Default::default() }),
+            None => {
+                (self.data.plan_train_pass(&mut self.rng, epoch), Position { epoch, ..Default::default() })
+            }
         };
         let mut batches = self.data.train_batches(&plan, pos.batches_done)?;
         let total_batches = self.data.len(Split::Train).div_ceil(self.args.batch_size);
@@ -320,7 +333,8 @@ impl<'r> Trainer<'r> {
             }
             consumed += 1;
             samples += loaded.rows.len();
-            window.loss += self.micro_step(&loaded.batch.to_device(self.args.device), window.size)? / window.size as f64;
+            window.loss +=
+                self.micro_step(&loaded.batch.to_device(self.args.device), window.size)? / window.size as f64;
             window.rows.extend(loaded.rows);
             window.micro_batches += 1;
             if window.micro_batches < window.size {
@@ -334,7 +348,10 @@ impl<'r> Trainer<'r> {
             if !done.loss.is_finite() && self.args.recipe.precision != Precision::Fp16 {
                 return Err(Error::usage(
                     "--learning-rate",
-                    format!("the loss became {} at step {}; try a smaller learning rate", done.loss, self.global_step),
+                    format!(
+                        "the loss became {} at step {}; try a smaller learning rate",
+                        done.loss, self.global_step
+                    ),
                 ));
             }
             self.log_history.push(json!({
@@ -359,7 +376,8 @@ impl<'r> Trainer<'r> {
             }
             crate::output::hooks::step_pause();
             interrupted = interrupt::stop_requested();
-            let due = self.args.save_strategy == SaveStrategy::Steps && self.global_step % self.args.save_steps == 0;
+            let due = self.args.save_strategy == SaveStrategy::Steps
+                && self.global_step % self.args.save_steps == 0;
             if due || interrupted {
                 let here = Position {
                     epoch,
@@ -408,9 +426,8 @@ impl<'r> Trainer<'r> {
         let problem = self.args.label_format.problem;
         let loss = {
             let _autocast = autocast(self.args.device, recipe.precision)?;
-            let logits = self.rng.dropout(|| {
-                model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true)
-            });
+            let unpadded = self.args.unpadded;
+            let logits = self.rng.dropout(|| forward(model, batch, unpadded, true));
             loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
         };
         let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
@@ -439,7 +456,8 @@ impl<'r> Trainer<'r> {
         self.log_history.push(record.clone());
         self.reporter.evaluated(&record);
         let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(false) };
-        let value = if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
+        let value =
+            if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
         let Some(value) = value else {
             return Err(Error::usage(
                 "--metric-for-best-model",
@@ -448,7 +466,13 @@ impl<'r> Trainer<'r> {
         };
         let improved = match &self.best {
             None => true,
-            Some(b) => if greater { value > b.value } else { value < b.value },
+            Some(b) => {
+                if greater {
+                    value > b.value
+                } else {
+                    value < b.value
+                }
+            }
         };
         if improved {
             let weights = tch::no_grad(|| self.trainable().iter().map(|t| t.detach().copy()).collect());
@@ -482,8 +506,7 @@ impl<'r> Trainer<'r> {
                 let batch = loaded.batch.to_device(self.args.device);
                 // HF evaluates under the same autocast as it trains.
                 let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
-                let logits =
-                    self.model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, false);
+                let logits = forward(&self.model, &batch, self.args.unpadded, false);
                 if let Some(l) = &batch.labels {
                     // HF evaluates with the training loss, label smoothing included.
                     let smoothing = self.args.recipe.label_smoothing;
@@ -499,7 +522,11 @@ impl<'r> Trainer<'r> {
         batches.finish(false)?;
         let expected = self.data.len(split);
         if rows.len() != expected {
-            return Err(Error::Runtime(format!("the {} pass saw {} of {expected} rows", split.name(), rows.len())));
+            return Err(Error::Runtime(format!(
+                "the {} pass saw {} of {expected} rows",
+                split.name(),
+                rows.len()
+            )));
         }
         let width = self.config.num_labels();
         let logits = if logits_all.is_empty() {
@@ -567,7 +594,10 @@ impl<'r> Trainer<'r> {
             log_history: self.log_history.clone(),
             best_metric: self.best.as_ref().map(|b| b.value),
             best_global_step: self.best.as_ref().map(|b| b.step),
-            best_model_checkpoint: best_dir.as_ref().filter(|d| d.exists() || *d == &dir).map(|d| d.display().to_string()),
+            best_model_checkpoint: best_dir
+                .as_ref()
+                .filter(|d| d.exists() || *d == &dir)
+                .map(|d| d.display().to_string()),
             bertfit_position: position.clone(),
             bertfit_run: self.fingerprint(),
         };
@@ -606,7 +636,10 @@ impl<'r> Trainer<'r> {
         let files = resolve(dir.to_str().unwrap_or_default())?;
         let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
         if !report.newly_initialized.is_empty() {
-            return Err(Error::weights(files.weights.path(), format!("the checkpoint lacks {:?}", report.newly_initialized)));
+            return Err(Error::weights(
+                files.weights.path(),
+                format!("the checkpoint lacks {:?}", report.newly_initialized),
+            ));
         }
         let tensors = checkpoint::read_tensors(dir)?;
         let path = dir.join(checkpoint::TRAINING_STATE);
@@ -627,19 +660,29 @@ impl<'r> Trainer<'r> {
         self.global_step = state.global_step;
         self.evals_without_improvement = position.evals_without_improvement;
         self.log_history = state.log_history;
-        if let (Some(step), Some(value), Some(best_dir)) = (state.best_global_step, state.best_metric, state.best_model_checkpoint) {
+        if let (Some(step), Some(value), Some(best_dir)) =
+            (state.best_global_step, state.best_metric, state.best_model_checkpoint)
+        {
             // The best model's weights come back from its own checkpoint.
             let best_files = resolve(&best_dir)?;
             let copy: std::collections::HashMap<String, tch::Tensor> =
                 self.vs.variables().iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
             crate::weights::load_pretrained(&copy, &self.config, &best_files.weights)?;
-            let weights = self.updater.optimizer.params().iter().filter_map(|(n, _)| copy.get(n).map(|t| t.shallow_clone())).collect();
+            let weights = self
+                .updater
+                .optimizer
+                .params()
+                .iter()
+                .filter_map(|(n, _)| copy.get(n).map(|t| t.shallow_clone()))
+                .collect();
             let metric = self.args.recipe.best_model_metric().map(|m| m.0).unwrap_or_default();
             self.best = Some(Best { metric, value, step, weights });
         }
         let plan = match (tensors.get("data.order"), position.batches_done) {
             (_, 0) => None,
-            (Some(order), _) => Some(PassPlan::Order(Vec::<i64>::try_from(order)?.into_iter().map(|i| i as usize).collect())),
+            (Some(order), _) => {
+                Some(PassPlan::Order(Vec::<i64>::try_from(order)?.into_iter().map(|i| i as usize).collect()))
+            }
             (None, _) => Some(PassPlan::Stream(position.stream_seed)),
         };
         Ok((plan, position))
@@ -727,15 +770,27 @@ impl<'r> Trainer<'r> {
                     })
                     .collect()
             }
-            ProblemType::Regression => {
-                Vec::<f32>::try_from(e.logits.flatten(0, -1)).unwrap_or_default().iter().map(|v| format!("{v:.3}")).collect()
-            }
+            ProblemType::Regression => Vec::<f32>::try_from(e.logits.flatten(0, -1))
+                .unwrap_or_default()
+                .iter()
+                .map(|v| format!("{v:.3}"))
+                .collect(),
         };
         let mut out = String::from("index\tprediction\n");
         for (i, item) in items.iter().enumerate() {
             out.push_str(&format!("{i}\t{item}\n"));
         }
         write_atomic(&self.args.output_dir.join("predict_results.txt"), out.as_bytes())
+    }
+}
+
+/// The model's logits for a batch, padded or on the packed real tokens (`--unpadded`).
+fn forward(model: &BertForSequenceClassification, batch: &Batch, unpadded: bool, train: bool) -> tch::Tensor {
+    let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, &batch.token_type_ids);
+    if unpadded {
+        model.forward_unpadded_t(ids, mask, types, train)
+    } else {
+        model.forward_t(ids, mask, types, train)
     }
 }
 
@@ -759,7 +814,12 @@ struct Best {
 }
 
 /// Optimizer (with HF's decay groups), schedule over the run's optimizer steps, loss scaler.
-fn build_updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &TrainingData) -> Result<Updater> {
+fn build_updater(
+    args: &TrainArgs,
+    config: &BertConfig,
+    vs: &VarStore,
+    data: &TrainingData,
+) -> Result<Updater> {
     let r = &args.recipe;
     let order: Vec<String> = names::parameters(config).into_iter().map(|(n, _)| n).collect();
     let optimizer = Optimizer::new(

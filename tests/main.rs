@@ -2,6 +2,7 @@
 mod common;
 
 mod cli;
+mod config_file;
 mod data;
 mod metrics;
 mod hardening;

@@ -7,11 +7,13 @@ use bertfit::train::report::{Console, JsonLines, Tee};
 fn run(cli: Cli) -> bertfit::Result<()> {
     match cli.command {
         Command::Train(flags) => {
+            // Not a training setting (nothing saved depends on it): the console's alone.
+            let logging_steps = usize::try_from(flags.logging_steps).unwrap_or(usize::MAX);
             let args = flags.into_args()?;
             stop_on_signal();
             // The terminal gets the seed's lines and progress; metrics.jsonl gets every record.
             let mut reporter = Tee(vec![
-                Box::new(Console::default()),
+                Box::new(Console::new(logging_steps).with_run_length(args.epochs, args.max_steps)),
                 Box::new(JsonLines::new(&args.output_dir.join("metrics.jsonl"))),
             ]);
             bertfit::train::train(&args, &mut reporter)?;

@@ -3,6 +3,7 @@ mod common;
 
 mod checkpoint;
 mod cli;
+mod config_file;
 mod data;
 mod hardening;
 mod metrics;

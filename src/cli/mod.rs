@@ -18,6 +18,7 @@ use crate::train::optim::AdamKind;
 use crate::train::precision::Precision;
 use crate::train::TrainArgs;
 
+pub mod config_file;
 pub mod hf;
 
 #[derive(Debug, Parser)]
@@ -340,6 +341,15 @@ pub struct TrainFlags {
     /// Save the best model seen at an evaluation rather than the last one.
     #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
     pub load_best_model_at_end: Option<bool>,
+
+    /// When stderr is not a terminal (a batch job, CI): a progress line every N optimizer steps
+    /// (and at least every 30 s) instead of the progress bar.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub logging_steps: u64,
+    /// A TOML file of these flags by their long names (`learning_rate = 2e-5`, `do_train = true`,
+    /// `data = "x.csv"`); flags given on the command line win over it.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {
@@ -538,10 +548,12 @@ impl TrainFlags {
     }
 }
 
-/// Parses the command line, HF's flag names and spellings included (see `hf.rs`).
+/// Parses the command line, HF's flag names and spellings included (see `hf.rs`), with the
+/// settings of a `--config` file (see `config_file.rs`).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Cli, ParseFailure> {
     let mut known = BTreeSet::new();
-    let command = Cli::command();
+    let mut command = Cli::command();
+    command.build(); // each argument's action and value count, for config_file
     for sub in std::iter::once(&command).chain(command.get_subcommands()) {
         for arg in sub.get_arguments() {
             known.extend(arg.get_long().map(str::to_string));
@@ -549,7 +561,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Cl
         }
     }
     let args = hf::normalize(args, &known).map_err(ParseFailure::Refused)?;
-    Cli::try_parse_from(args).map_err(ParseFailure::Clap)
+    let expanded = config_file::expand(args, &command).map_err(ParseFailure::Refused)?;
+    Cli::try_parse_from(&expanded.args).map_err(|e| match expanded.blame(&e) {
+        Some(named) => ParseFailure::Refused(named),
+        None => ParseFailure::Clap(e),
+    })
 }
 
 /// Why the command line was not accepted.

@@ -33,6 +33,9 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             print!("{}", bertfit::data::check::render(&report, flags.max_length));
             Ok(())
         }
+        Command::DistSelftest(flags) => {
+            bertfit::dist::selftest::run(flags.options(), |line| println!("{line}"))
+        }
     }
 }
 

@@ -3,6 +3,7 @@ mod common;
 
 mod cli;
 mod data;
+mod dist;
 mod metrics;
 mod hardening;
 mod optim;

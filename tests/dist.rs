@@ -337,3 +337,17 @@ fn launch_local_runs_every_rank_and_fails_when_one_fails() {
     let out = launch(&["2", "--", "dist-selftest", "--backend", "nccl", "--ddp-timeout", "20"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn ddp_gradients_equal_one_process_on_the_whole_batch() {
+    let port = free_port();
+    let ranks: Vec<Child> =
+        (0..2).map(|r| spawn(rank_cmd(r, 2, port, &["--ddp-timeout", "60", "--ddp-check"]))).collect();
+    for (r, f) in finish(ranks).iter().enumerate() {
+        assert_eq!(f.code, 0, "rank {r} failed:\n{}\n{}", f.stdout, f.stderr);
+        let line =
+            f.stdout.lines().find(|l| l.contains("ddp gradients")).unwrap_or_else(|| panic!("{}", f.stdout));
+        let diff: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(diff <= 1e-6, "rank {r}: {line}");
+    }
+}

@@ -82,6 +82,7 @@ impl ProcessGroup {
         }
         group.store_set(&format!("bertfit/world/{rank}"), ours.as_bytes()).map_err(store_err)?;
         let peers: Vec<usize> = if rank == 0 { (1..world).collect() } else { vec![0] };
+        let mut mismatch = None;
         for peer in peers {
             let theirs = group.store_get(&format!("bertfit/world/{peer}")).map_err(|e| {
                 dist_error(format!(
@@ -91,10 +92,21 @@ impl ProcessGroup {
             })?;
             let theirs = String::from_utf8_lossy(&theirs).into_owned();
             if theirs != ours {
-                return Err(dist_error(format!(
-                    "mismatched world sizes: rank {rank} has WORLD_SIZE={ours} but rank {peer} has {theirs}"
-                )));
+                mismatch = Some((peer, theirs));
+                break;
             }
+        }
+        // Each rank says it has compared; rank 0 (whose exit takes the store down) waits for a
+        // mismatched rank's word first, so that rank reports the mismatch too, not a lost store.
+        group.store_set(&format!("bertfit/checked/{rank}"), b"1").map_err(store_err)?;
+        if let Some((peer, theirs)) = mismatch {
+            if rank == 0 {
+                let _ = group.set_store_timeout(Duration::from_secs(5));
+                let _ = group.store_get(&format!("bertfit/checked/{peer}"));
+            }
+            return Err(dist_error(format!(
+                "mismatched world sizes: rank {rank} has WORLD_SIZE={ours} but rank {peer} has {theirs}"
+            )));
         }
         group.init_backend(opts.backend, opts.timeout).map_err(|e| {
             dist_error(format!("rank {rank}: cannot start the {:?} backend: {e}", opts.backend))

@@ -22,7 +22,7 @@ impl DistributedSampler {
     /// `num_samples`: how many indices each rank gets for a dataset of `n`.
     pub fn num_samples(&self, n: usize) -> usize {
         let w = self.shard.world_size;
-        if self.drop_last && n % w != 0 {
+        if self.drop_last && !n.is_multiple_of(w) {
             // math.ceil((n - w) / w), which is n / w rounded down here; 0 when n < w.
             n.saturating_sub(w).div_ceil(w)
         } else {

@@ -176,8 +176,7 @@ char *bf_c10d_backend_init(bf_group g, int backend_kind, int64_t timeout_ms) {
 #else
             TORCH_CHECK(false,
                         "this build has no NCCL; rebuild bertfit with the CUDA headers installed "
-                        "(pip packages nvidia-cuda-crt and nvidia-cuda-cccl, see vendor-notes.md) or use "
-                        "--ddp-backend gloo");
+                        "(pip packages nvidia-cuda-crt and nvidia-cuda-cccl) or use the gloo backend");
 #endif
         } else {
             TORCH_CHECK(false, "unknown backend ", backend_kind);

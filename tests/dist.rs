@@ -351,3 +351,32 @@ fn ddp_gradients_equal_one_process_on_the_whole_batch() {
         assert!(diff <= 1e-6, "rank {r}: {line}");
     }
 }
+
+#[test]
+fn launch_local_forwards_sigterm_to_every_rank() {
+    let mut launcher = Command::new("bash")
+        .arg(script("launch-local.sh"))
+        .args(["2", "--", "dist-selftest", "--ddp-timeout", "60", "--loops", "0"])
+        .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+        .env_remove("MASTER_PORT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = launcher.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines().map_while(|l| l.ok());
+    let mut looping = [false, false];
+    while !(looping[0] && looping[1]) {
+        let line = lines.next().expect("the ranks stopped before looping");
+        for (r, seen) in looping.iter_mut().enumerate() {
+            *seen |= line.starts_with(&format!("rank {r}: loop 1"));
+        }
+    }
+    let pid = launcher.id().to_string();
+    let sent = Instant::now();
+    common::check(&Command::new("kill").args(["-TERM", &pid]).output().unwrap(), "kill -TERM");
+    let status = launcher.wait().unwrap();
+    // The ranks do not handle SIGTERM (dist-selftest has no handler): they die of it, 128 + 15.
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(sent.elapsed() < Duration::from_secs(20), "took {:?}", sent.elapsed());
+}

@@ -94,6 +94,20 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string &master
     return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// While a rank waits for the master's store, TCPStore logs every failed connect attempt with a full
+// C++ stack trace (dozens of lines a second or two). The outcome is reported as one error, so these
+// logs are muted for the duration, unless TORCH_CPP_LOG_LEVEL asks for c10's logs explicitly.
+struct QuietConnect {
+    int saved = FLAGS_caffe2_log_level;
+    bool active = std::getenv("TORCH_CPP_LOG_LEVEL") == nullptr;
+    QuietConnect() {
+        if (active) FLAGS_caffe2_log_level = std::max(saved, 3);  // 3: FATAL only
+    }
+    ~QuietConnect() {
+        if (active) FLAGS_caffe2_log_level = saved;
+    }
+};
+
 void wait(const c10::intrusive_ptr<c10d::Work> &work, int64_t timeout_ms) {
     work->wait(std::chrono::milliseconds(timeout_ms));
 }
@@ -127,7 +141,10 @@ char *bf_c10d_store_new(const char *master_addr, int port, int rank, int world_s
         opts.waitWorkers = false;
         opts.timeout = std::chrono::milliseconds(store_timeout_ms);
         auto g = std::make_unique<Group>();
-        g->store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), opts);
+        {
+            QuietConnect quiet;
+            g->store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), opts);
+        }
         g->master_addr = master_addr;
         g->rank = rank;
         g->world_size = world_size;

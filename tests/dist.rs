@@ -380,3 +380,17 @@ fn launch_local_forwards_sigterm_to_every_rank() {
     assert_eq!(status.code(), Some(143), "{status:?}");
     assert!(sent.elapsed() < Duration::from_secs(20), "took {:?}", sent.elapsed());
 }
+
+#[test]
+fn a_worker_waits_quietly_for_a_late_master() {
+    let port = free_port();
+    let worker = spawn(rank_cmd(1, 2, port, &["--ddp-timeout", "60"]));
+    std::thread::sleep(Duration::from_secs(4));
+    let master = spawn(rank_cmd(0, 2, port, &["--ddp-timeout", "60"]));
+    let done = finish(vec![master, worker]);
+    for f in &done {
+        assert_eq!(f.code, 0, "{}\n{}", f.stdout, f.stderr);
+    }
+    // TCPStore's retries log a stack trace each; they are muted while connecting.
+    assert!(!done[1].stderr.contains("Exception raised from"), "{}", done[1].stderr);
+}

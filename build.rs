@@ -57,22 +57,27 @@ fn build_shim(torch_root: &Path) {
 /// beside torch; `None` otherwise, and the shim is built without NCCL. `BERTFIT_NCCL=0` forces it off.
 fn nccl_includes(torch_root: &Path) -> Option<Vec<PathBuf>> {
     println!("cargo:rerun-if-env-changed=BERTFIT_NCCL");
+    println!("cargo:rerun-if-env-changed=BERTFIT_CUDA_HEADERS");
     if std::env::var("BERTFIT_NCCL").is_ok_and(|v| v == "0") {
         return None;
     }
-    let nvidia = torch_root.parent()?.join("nvidia");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&nvidia)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("include")))
-        .filter(|d| d.is_dir())
-        .collect();
+    // The pip `nvidia/` folder beside torch, and one under BERTFIT_CUDA_HEADERS (a `pip install
+    // --target` folder holding the header packages without touching the venv).
+    let mut roots = vec![torch_root.parent()?.join("nvidia")];
+    if let Ok(extra) = std::env::var("BERTFIT_CUDA_HEADERS") {
+        roots.push(PathBuf::from(extra).join("nvidia"));
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for nvidia in &roots {
+        println!("cargo:rerun-if-changed={}", nvidia.display());
+        let Ok(entries) = std::fs::read_dir(nvidia) else { continue };
+        dirs.extend(entries.filter_map(|e| e.ok().map(|e| e.path().join("include"))).filter(|d| d.is_dir()));
+    }
     // CCCL's wheel nests its headers one level down (`include/cccl/cuda/std/...`).
     let nested: Vec<PathBuf> = dirs.iter().map(|d| d.join("cccl")).filter(|d| d.is_dir()).collect();
     dirs.extend(nested);
-    dirs.sort();
     let found = |rel: &str| dirs.iter().any(|d| d.join(rel).is_file());
     let needed = ["nccl.h", "cuda_runtime_api.h", "crt/host_defines.h", "cuda/std/cstdint"];
-    println!("cargo:rerun-if-changed={}", nvidia.display());
     needed.iter().all(|rel| found(rel)).then_some(dirs)
 }
 

@@ -394,3 +394,18 @@ fn a_worker_waits_quietly_for_a_late_master() {
     // TCPStore's retries log a stack trace each; they are muted while connecting.
     assert!(!done[1].stderr.contains("Exception raised from"), "{}", done[1].stderr);
 }
+
+#[test]
+fn nccl_without_nccl_says_so() {
+    if bertfit::torch_ext::c10d::has_nccl() {
+        return; // a build with the CUDA headers: the message below is not reachable
+    }
+    let f = finish(vec![spawn(rank_cmd(0, 2, free_port(), &["--backend", "nccl", "--ddp-timeout", "5"]))])
+        .remove(0);
+    assert_ne!(f.code, 0);
+    assert!(
+        f.stderr.contains("error: this build has no NCCL; rebuild bertfit with the CUDA headers"),
+        "{}",
+        f.stderr
+    );
+}

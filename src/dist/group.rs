@@ -54,8 +54,9 @@ impl ProcessGroup {
         let (rank, world) = (env.rank, env.world_size);
         if opts.backend == BackendKind::Nccl && !c10d::has_nccl() {
             return Err(dist_error(
-                "this build has no NCCL; rebuild bertfit where the CUDA headers are installed (pip \
-                 packages nvidia-cuda-crt and nvidia-cuda-cccl) or use the gloo backend"
+                "this build has no NCCL; rebuild bertfit with the CUDA headers (pip packages \
+                 nvidia-cuda-crt==13.0.88 and nvidia-cuda-cccl==13.0.85, in the venv or in a \
+                 `pip install --target` folder named by BERTFIT_CUDA_HEADERS) or use the gloo backend"
                     .into(),
             ));
         }

@@ -8,6 +8,8 @@
 //! It also compiles the C++ shim in `csrc/` (what tch 0.24 does not bind: autocast with a dtype, fused
 //! Adam/AdamW, AMP unscaling over a list) against the very same libtorch headers, with libtorch's ABI.
 //!
+//! And `csrc/c10d.cpp`: PyTorch's c10d process groups (Gloo; NCCL when its headers are installed).
+//!
 //! libtorch is found as torch-sys finds it: `LIBTORCH`, else the python on PATH (`LIBTORCH_USE_PYTORCH=1`).
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +52,63 @@ fn build_shim(torch_root: &Path) {
     println!("cargo:rustc-link-lib=dylib=c10");
 }
 
+/// The include folders ProcessGroupNCCL.hpp needs beyond libtorch's own (nccl.h, the CUDA runtime
+/// headers with `crt/`, and CCCL's `cuda/std`), when all are present in the pip `nvidia/` folder
+/// beside torch; `None` otherwise, and the shim is built without NCCL. `BERTFIT_NCCL=0` forces it off.
+fn nccl_includes(torch_root: &Path) -> Option<Vec<PathBuf>> {
+    println!("cargo:rerun-if-env-changed=BERTFIT_NCCL");
+    println!("cargo:rerun-if-env-changed=BERTFIT_CUDA_HEADERS");
+    if std::env::var("BERTFIT_NCCL").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    // The pip `nvidia/` folder beside torch, and one under BERTFIT_CUDA_HEADERS (a `pip install
+    // --target` folder holding the header packages without touching the venv).
+    let mut roots = vec![torch_root.parent()?.join("nvidia")];
+    if let Ok(extra) = std::env::var("BERTFIT_CUDA_HEADERS") {
+        roots.push(PathBuf::from(extra).join("nvidia"));
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for nvidia in &roots {
+        println!("cargo:rerun-if-changed={}", nvidia.display());
+        let Ok(entries) = std::fs::read_dir(nvidia) else { continue };
+        dirs.extend(entries.filter_map(|e| e.ok().map(|e| e.path().join("include"))).filter(|d| d.is_dir()));
+    }
+    // CCCL's wheel nests its headers one level down (`include/cccl/cuda/std/...`).
+    let nested: Vec<PathBuf> = dirs.iter().map(|d| d.join("cccl")).filter(|d| d.is_dir()).collect();
+    dirs.extend(nested);
+    let found = |rel: &str| dirs.iter().any(|d| d.join(rel).is_file());
+    let needed = ["nccl.h", "cuda_runtime_api.h", "crt/host_defines.h", "cuda/std/cstdint"];
+    needed.iter().all(|rel| found(rel)).then_some(dirs)
+}
+
+/// Compiles `csrc/c10d.cpp` (process groups: TCPStore, Gloo, NCCL when its headers are present).
+/// gloo's own headers are not in the wheel: `csrc/gloo_stubs/` declares what ProcessGroupGloo.hpp
+/// names (libtorch_cpu.so holds the real gloo).
+fn build_c10d(torch_root: &Path) {
+    let include = torch_root.join("include");
+    let api_include = include.join("torch/csrc/api/include");
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("csrc/c10d.cpp")
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("USE_C10D_GLOO", None)
+        .include("csrc/gloo_stubs")
+        .flag("-isystem")
+        .flag(include.to_string_lossy().as_ref())
+        .flag("-isystem")
+        .flag(api_include.to_string_lossy().as_ref());
+    if let Some(dirs) = nccl_includes(torch_root) {
+        build.define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("BERTFIT_HAVE_NCCL", None);
+        for d in dirs {
+            build.flag("-isystem").flag(d.to_string_lossy().as_ref());
+        }
+        println!("cargo:rustc-link-lib=dylib=torch_cuda");
+    }
+    build.compile("bertfit_c10d");
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
@@ -64,7 +123,10 @@ fn main() {
     println!("cargo:rustc-link-arg=-ltorch");
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
     match lib.parent() {
-        Some(root) => build_shim(root),
+        Some(root) => {
+            build_shim(root);
+            build_c10d(root);
+        }
         None => panic!("bertfit build: {} has no parent folder", lib.display()),
     }
 }

@@ -11,9 +11,11 @@
 //! - `plot`: a run's metrics.jsonl as a PNG.
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
 //! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP scaling), over `csrc/`.
+//! - `dist`: data-parallel training over c10d (process group, DistributedSampler, launch variables).
 //! - `output`: atomic files and folders, crash recovery, the previous-run check.
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -65,6 +65,9 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             println!("wrote {}", output.display());
             Ok(())
         }
+        Command::DistSelftest(flags) => {
+            bertfit::dist::selftest::run(flags.options(), |line| println!("{line}"))
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod checkpoint;
 mod cli;
 mod config_file;
 mod data;
+mod dist;
 mod hardening;
 mod metrics;
 mod optim;

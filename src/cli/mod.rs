@@ -48,6 +48,9 @@ pub enum Command {
     Evaluate(EvaluateFlags),
     /// Draw a training run's metrics.jsonl (loss, learning rate, validation) as a PNG.
     Plot(PlotFlags),
+    /// Join the process group from torchrun's or SLURM's variables and check every collective.
+    #[command(hide = true)]
+    DistSelftest(DistSelftestFlags),
 }
 
 /// Where the data is and which columns hold what (shared by `train` and `check-data`).
@@ -708,4 +711,36 @@ pub struct PlotFlags {
     /// The PNG to write. Default: DIR/training.png.
     #[arg(long)]
     pub output: Option<PathBuf>,
+}
+/// `bertfit dist-selftest` (hidden): a launch check and the distributed tests' probe.
+#[derive(Debug, Args)]
+pub struct DistSelftestFlags {
+    /// gloo (CPU) or nccl (GPU).
+    #[arg(long, default_value = "gloo", value_parser = ["gloo", "nccl"])]
+    pub backend: String,
+    /// Seconds a rendezvous or collective may take (HF's --ddp_timeout).
+    #[arg(long, default_value_t = 1800)]
+    pub ddp_timeout: u64,
+    /// After the checks, all-reduce this many times (0: until a rank fails).
+    #[arg(long)]
+    pub loops: Option<usize>,
+    /// After the checks, time this many all-reduces of MiniLM-sized gradients.
+    #[arg(long, default_value_t = 0)]
+    pub bench: usize,
+    /// After the checks, compare data-parallel gradients with one process on the whole batch.
+    #[arg(long)]
+    pub ddp_check: bool,
+}
+
+impl DistSelftestFlags {
+    pub fn options(&self) -> crate::dist::selftest::SelftestOptions {
+        use crate::torch_ext::c10d::BackendKind;
+        crate::dist::selftest::SelftestOptions {
+            backend: if self.backend == "nccl" { BackendKind::Nccl } else { BackendKind::Gloo },
+            timeout: std::time::Duration::from_secs(self.ddp_timeout),
+            loops: self.loops.map(|n| if n == 0 { None } else { Some(n) }).unwrap_or(Some(0)),
+            bench: self.bench,
+            ddp_check: self.ddp_check,
+        }
+    }
 }

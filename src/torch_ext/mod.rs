@@ -5,6 +5,8 @@
 //! `C_tensor` pointers, which are `at::Tensor*` (torch-sys `torch_api.h`: `typedef torch::Tensor *tensor`).
 //! In-place functions take `&Tensor`: they write through the storage the tch handles share, as tch's
 //! shallow clones (e.g. VarStore variables) do.
+pub mod c10d;
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::marker::PhantomData;
 

@@ -1,0 +1,411 @@
+//! Data-parallel pieces: the process group across real processes (`bertfit dist-selftest` launched
+//! as torchrun would), its failures, and DistributedSampler against PyTorch's own.
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bertfit::data::sampler::Shard;
+use bertfit::dist::DistributedSampler;
+
+use crate::common;
+
+/// A port nobody listens on right now (the OS picks it; released before use).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `bertfit dist-selftest` as rank `rank` of `world`, with torchrun's variables only.
+fn rank_cmd(rank: usize, world: usize, port: u16, extra: &[&str]) -> Command {
+    let mut cmd = common::bertfit();
+    cmd.arg("dist-selftest").args(extra);
+    for k in ["SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_NODELIST", "SLURM_NODELIST"] {
+        cmd.env_remove(k);
+    }
+    cmd.env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string());
+    cmd
+}
+
+struct Finished {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn finish(children: Vec<Child>) -> Vec<Finished> {
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            Finished {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        })
+        .collect()
+}
+
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+#[test]
+fn two_ranks_all_reduce_broadcast_and_barrier() {
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2).map(|r| spawn(rank_cmd(r, 2, port, &["--ddp-timeout", "60"]))).collect();
+    for (r, f) in finish(ranks).iter().enumerate() {
+        assert_eq!(f.code, 0, "rank {r} failed:\n{}\n{}", f.stdout, f.stderr);
+        // (1 + 2) * [1, 2, 3]; rank 0's 7s broadcast; max of ranks 0 and 1.
+        assert!(
+            f.stdout.contains("all-reduce sum [3.0, 6.0, 9.0] broadcast [7.0, 7.0, 7.0, 7.0, 7.0] max 1: ok"),
+            "rank {r}:\n{}",
+            f.stdout
+        );
+    }
+}
+
+#[test]
+fn three_ranks_agree() {
+    let port = free_port();
+    let ranks: Vec<Child> = (0..3).map(|r| spawn(rank_cmd(r, 3, port, &["--ddp-timeout", "60"]))).collect();
+    for (r, f) in finish(ranks).iter().enumerate() {
+        assert_eq!(f.code, 0, "rank {r} failed:\n{}\n{}", f.stdout, f.stderr);
+        assert!(f.stdout.contains("all-reduce sum [6.0, 12.0, 18.0]"), "rank {r}:\n{}", f.stdout);
+    }
+}
+
+#[test]
+fn an_unreachable_master_is_named() {
+    let port = free_port();
+    let start = Instant::now();
+    let f = finish(vec![spawn(rank_cmd(1, 2, port, &["--ddp-timeout", "3"]))]).remove(0);
+    assert_ne!(f.code, 0);
+    assert!(
+        f.stderr.contains(&format!("rank 1 cannot reach the master (rank 0) at 127.0.0.1:{port} within 3s")),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let f = finish(vec![spawn(rank_cmd(0, 2, port, &["--ddp-timeout", "5"]))]).remove(0);
+    assert_ne!(f.code, 0);
+    assert!(
+        f.stderr.contains(&format!("rank 0 cannot serve the rendezvous store on 127.0.0.1:{port}")),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+}
+
+#[test]
+fn mismatched_world_sizes_are_named() {
+    let port = free_port();
+    let ranks = vec![
+        spawn(rank_cmd(0, 2, port, &["--ddp-timeout", "20"])),
+        spawn(rank_cmd(1, 3, port, &["--ddp-timeout", "20"])),
+    ];
+    let done = finish(ranks);
+    assert_ne!(done[0].code, 0);
+    assert_ne!(done[1].code, 0);
+    assert!(
+        done[0].stderr.contains("mismatched world sizes: rank 0 has WORLD_SIZE=2 but rank 1 has 3"),
+        "{}",
+        done[0].stderr
+    );
+    assert!(
+        done[1].stderr.contains("mismatched world sizes: rank 1 has WORLD_SIZE=3 but rank 0 has 2"),
+        "{}",
+        done[1].stderr
+    );
+}
+
+/// Starts 2 ranks all-reducing in a loop, kills `victim` once both are looping, and checks that
+/// the survivor exits non-zero within 60 s naming the lost rank.
+fn kill_one(victim: usize) {
+    let port = free_port();
+    let mut ranks: Vec<Child> =
+        (0..2).map(|r| spawn(rank_cmd(r, 2, port, &["--ddp-timeout", "30", "--loops", "0"]))).collect();
+    let (tx, rx) = mpsc::channel();
+    for (r, child) in ranks.iter_mut().enumerate() {
+        let out = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                let _ = tx.send((r, line));
+            }
+        });
+    }
+    let mut looping = [false, false];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(looping[0] && looping[1]) {
+        let (r, line) =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("ranks never looped");
+        if line.contains("loop 2") {
+            looping[r] = true;
+        }
+    }
+    ranks[victim].kill().unwrap();
+    let killed_at = Instant::now();
+    let survivor = ranks.remove(1 - victim);
+    let f = finish(vec![survivor]).remove(0);
+    let took = killed_at.elapsed();
+    let _ = ranks[0].wait();
+    assert_ne!(f.code, 0, "the survivor exited 0:\n{}", f.stderr);
+    assert!(took < Duration::from_secs(60), "the survivor took {took:?}");
+    assert!(f.stderr.contains(&format!("lost rank {victim}")), "{}", f.stderr);
+    assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+    eprintln!("rank {} noticed in {took:?}: {}", 1 - victim, f.stderr.trim());
+}
+
+#[test]
+fn a_killed_worker_is_named_by_the_master() {
+    kill_one(1);
+}
+
+#[test]
+fn a_killed_master_is_named_by_the_worker() {
+    kill_one(0);
+}
+
+#[test]
+fn distributed_sampler_matches_pytorch() {
+    let mut cases = Vec::new();
+    for (n, world) in [(10, 4), (103, 4), (7, 3), (2, 3), (1, 2), (0, 2), (1000, 8), (64, 2)] {
+        for (seed, epoch) in [(0, 0), (42, 3)] {
+            for shuffle in [false, true] {
+                for drop_last in [false, true] {
+                    cases.push(serde_json::json!({
+                        "n": n, "world": world, "seed": seed, "epoch": epoch,
+                        "shuffle": shuffle, "drop_last": drop_last,
+                    }));
+                }
+            }
+        }
+    }
+    let out = common::run_python(
+        "parity/distributed_sampler.py",
+        &[&serde_json::Value::Array(cases.clone()).to_string()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), cases.len());
+    for line in lines {
+        let c: serde_json::Value = serde_json::from_str(line).unwrap();
+        let world = c["world"].as_u64().unwrap() as usize;
+        let n = c["n"].as_u64().unwrap() as usize;
+        for rank in 0..world {
+            let s = DistributedSampler {
+                shard: Shard { rank, world_size: world },
+                shuffle: c["shuffle"].as_bool().unwrap(),
+                seed: c["seed"].as_u64().unwrap(),
+                drop_last: c["drop_last"].as_bool().unwrap(),
+            };
+            let ours = s.epoch_indices(n, c["epoch"].as_u64().unwrap() as usize);
+            let theirs: Vec<usize> =
+                c["ranks"][rank].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            assert_eq!(ours, theirs, "rank {rank} of case {c}");
+            assert_eq!(s.num_samples(n), theirs.len(), "num_samples of case {c}");
+        }
+    }
+}
+
+fn script(path: &str) -> std::path::PathBuf {
+    common::repo().join("scripts").join(path)
+}
+
+#[test]
+fn job_scripts_parse() {
+    for s in ["launch-local.sh", "slurm/train.sbatch", "slurm/sweep.sbatch", "slurm/common.sh"] {
+        let out = Command::new("bash").arg("-n").arg(script(s)).output().unwrap();
+        common::check(&out, s);
+    }
+}
+
+#[test]
+fn train_sbatch_dry_run_for_two_nodes_of_four_gpus() {
+    let out = Command::new("bash")
+        .arg(script("slurm/train.sbatch"))
+        .args(["--model", "m", "--data", "d.csv", "--output-dir", "runs/x"])
+        .env("BERTFIT_DRY_RUN", "1")
+        .env("SLURM_JOB_NODELIST", "node[07-08]")
+        .env("SLURM_NTASKS", "8")
+        .env("SLURM_NTASKS_PER_NODE", "4(x2)")
+        .env("SLURM_JOB_ID", "4242")
+        .env_remove("MASTER_ADDR")
+        .env_remove("MASTER_PORT")
+        .env_remove("SLURM_RESTART_COUNT")
+        .output()
+        .unwrap();
+    common::check(&out, "train.sbatch dry run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8, "{text}");
+    for (rank, line) in lines.iter().enumerate() {
+        let (node, local) = (if rank < 4 { "node07" } else { "node08" }, rank % 4);
+        let want = format!(
+            "task {rank} on {node}: RANK={rank} LOCAL_RANK={local} WORLD_SIZE=8 LOCAL_WORLD_SIZE=4 \
+             MASTER_ADDR=node07 MASTER_PORT=24242 bertfit train --model m --data d.csv --output-dir runs/x \
+             --device cuda:{local}"
+        );
+        assert_eq!(*line, want);
+    }
+    // A requeued job resumes.
+    let out = Command::new("bash")
+        .arg(script("slurm/train.sbatch"))
+        .args(["--output-dir", "runs/x"])
+        .env("BERTFIT_DRY_RUN", "1")
+        .env("SLURM_JOB_NODELIST", "a1,b1")
+        .env("SLURM_NTASKS", "2")
+        .env("SLURM_NNODES", "2")
+        .env_remove("SLURM_NTASKS_PER_NODE")
+        .env("SLURM_JOB_ID", "7")
+        .env("SLURM_RESTART_COUNT", "1")
+        .output()
+        .unwrap();
+    common::check(&out, "train.sbatch dry run, requeued");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("task 1 on b1: RANK=1 LOCAL_RANK=0 WORLD_SIZE=2"), "{text}");
+    assert!(text.contains("--resume-from-checkpoint latest --device cuda:0"), "{text}");
+}
+
+#[test]
+fn sweep_sbatch_dry_run_and_summary() {
+    let dir = common::temp_dir("dist_sweep");
+    let grid = dir.join("grid.txt");
+    std::fs::write(&grid, "--learning-rate 1e-5\n# a comment\n\n--learning-rate 2e-5 --seed 3\n").unwrap();
+    let out_dir = dir.join("out");
+    let run = |id: Option<&str>, extra: &[&str]| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script("slurm/sweep.sbatch")).args(extra).arg(&grid).arg(&out_dir).args(["--model", "m"]);
+        cmd.env("BERTFIT_DRY_RUN", "1");
+        match id {
+            Some(id) => cmd.env("SLURM_ARRAY_TASK_ID", id),
+            None => cmd.env_remove("SLURM_ARRAY_TASK_ID"),
+        };
+        let out = cmd.output().unwrap();
+        common::check(&out, "sweep.sbatch");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let o = out_dir.display();
+    assert_eq!(
+        run(Some("1"), &[]),
+        format!("task 1: bertfit train --model m --learning-rate 2e-5 --seed 3 --output-dir {o}/task-1\n")
+    );
+    assert_eq!(run(None, &[]).lines().count(), 2);
+    // The summary from status files and metrics.
+    std::fs::create_dir_all(out_dir.join("task-0")).unwrap();
+    std::fs::write(out_dir.join("task-0.status"), "0\n").unwrap();
+    std::fs::write(out_dir.join("task-0/metrics.jsonl"), "{\"a\":1}\n{\"eval_accuracy\":0.9}\n").unwrap();
+    std::fs::write(out_dir.join("task-1.status"), "1\n").unwrap();
+    run(None, &["--summary"]);
+    let table = std::fs::read_to_string(out_dir.join("summary.tsv")).unwrap();
+    assert_eq!(
+        table,
+        "task\tstatus\tflags\tlast_metrics\n0\t0\t--learning-rate 1e-5\t{\"eval_accuracy\":0.9}\n\
+         1\t1\t--learning-rate 2e-5 --seed 3\t\n"
+    );
+}
+
+#[test]
+fn launch_local_runs_every_rank_and_fails_when_one_fails() {
+    let launch = |args: &[&str]| {
+        Command::new("bash")
+            .arg(script("launch-local.sh"))
+            .args(args)
+            .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+            .env_remove("MASTER_PORT")
+            .env("BERTFIT_KILL_GRACE", "5")
+            .output()
+            .unwrap()
+    };
+    let out = launch(&["2", "--", "dist-selftest", "--ddp-timeout", "60"]);
+    common::check(&out, "launch-local.sh 2 -- dist-selftest");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(": ok").count(), 2, "{text}");
+    // No NCCL here (or no GPU): every rank fails, and so does the launcher.
+    let out = launch(&["2", "--", "dist-selftest", "--backend", "nccl", "--ddp-timeout", "20"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn ddp_gradients_equal_one_process_on_the_whole_batch() {
+    let port = free_port();
+    let ranks: Vec<Child> =
+        (0..2).map(|r| spawn(rank_cmd(r, 2, port, &["--ddp-timeout", "60", "--ddp-check"]))).collect();
+    for (r, f) in finish(ranks).iter().enumerate() {
+        assert_eq!(f.code, 0, "rank {r} failed:\n{}\n{}", f.stdout, f.stderr);
+        let line =
+            f.stdout.lines().find(|l| l.contains("ddp gradients")).unwrap_or_else(|| panic!("{}", f.stdout));
+        let diff: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(diff <= 1e-6, "rank {r}: {line}");
+    }
+}
+
+#[test]
+fn launch_local_forwards_sigterm_to_every_rank() {
+    let mut launcher = Command::new("bash")
+        .arg(script("launch-local.sh"))
+        .args(["2", "--", "dist-selftest", "--ddp-timeout", "60", "--loops", "0"])
+        .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+        .env_remove("MASTER_PORT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = launcher.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines().map_while(|l| l.ok());
+    let mut looping = [false, false];
+    while !(looping[0] && looping[1]) {
+        let line = lines.next().expect("the ranks stopped before looping");
+        for (r, seen) in looping.iter_mut().enumerate() {
+            *seen |= line.starts_with(&format!("rank {r}: loop 1"));
+        }
+    }
+    let pid = launcher.id().to_string();
+    let sent = Instant::now();
+    common::check(&Command::new("kill").args(["-TERM", &pid]).output().unwrap(), "kill -TERM");
+    let status = launcher.wait().unwrap();
+    // The ranks do not handle SIGTERM (dist-selftest has no handler): they die of it, 128 + 15.
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(sent.elapsed() < Duration::from_secs(20), "took {:?}", sent.elapsed());
+}
+
+#[test]
+fn a_worker_waits_quietly_for_a_late_master() {
+    let port = free_port();
+    let worker = spawn(rank_cmd(1, 2, port, &["--ddp-timeout", "60"]));
+    std::thread::sleep(Duration::from_secs(4));
+    let master = spawn(rank_cmd(0, 2, port, &["--ddp-timeout", "60"]));
+    let done = finish(vec![master, worker]);
+    for f in &done {
+        assert_eq!(f.code, 0, "{}\n{}", f.stdout, f.stderr);
+    }
+    // TCPStore's retries log a stack trace each; they are muted while connecting.
+    assert!(!done[1].stderr.contains("Exception raised from"), "{}", done[1].stderr);
+}
+
+#[test]
+fn nccl_without_nccl_says_so() {
+    if bertfit::torch_ext::c10d::has_nccl() {
+        return; // a build with the CUDA headers: the message below is not reachable
+    }
+    let f = finish(vec![spawn(rank_cmd(0, 2, free_port(), &["--backend", "nccl", "--ddp-timeout", "5"]))])
+        .remove(0);
+    assert_ne!(f.code, 0);
+    assert!(
+        f.stderr.contains("error: this build has no NCCL; rebuild bertfit with the CUDA headers"),
+        "{}",
+        f.stderr
+    );
+}

@@ -12,12 +12,18 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             let args = flags.into_args()?;
             stop_on_signal();
             // The terminal gets the seed's lines and progress; metrics.jsonl gets every record.
-            let mut reporter = Tee(vec![
-                Box::new(Console::new(logging_steps).with_run_length(args.epochs, args.max_steps)),
-                Box::new(JsonLines::new(&args.output_dir.join("metrics.jsonl"))),
-            ]);
-            bertfit::train::train(&args, &mut reporter)?;
-            if args.do_train {
+            // In a multi-process run only rank 0 reports (the others compute the same numbers).
+            let rank = bertfit::dist::env::DistEnv::from_env()?.map_or(0, |e| e.rank);
+            let mut reporter: Box<dyn bertfit::train::report::Reporter> = if rank == 0 {
+                Box::new(Tee(vec![
+                    Box::new(Console::new(logging_steps).with_run_length(args.epochs, args.max_steps)),
+                    Box::new(JsonLines::new(&args.output_dir.join("metrics.jsonl"))),
+                ]))
+            } else {
+                Box::new(bertfit::train::report::Silent)
+            };
+            bertfit::train::train(&args, reporter.as_mut())?;
+            if args.do_train && rank == 0 {
                 eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
             }
             Ok(())

@@ -409,3 +409,78 @@ fn nccl_without_nccl_says_so() {
         f.stderr
     );
 }
+
+/// Data-parallel training: 2 processes with batch B each (Gloo, 127.0.0.1) make the run of 1
+/// process with batch 2B over the same examples: DistributedSampler without shuffling gives rank r
+/// the examples r, r+2, ...; the 2B batch's mean loss is the mean of the ranks' losses, its
+/// gradient the average of theirs. Dropout off, so only the arithmetic differs.
+#[test]
+fn two_processes_train_as_one_process_with_the_combined_batch() {
+    let dir = common::temp_dir("dist_train");
+    let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
+    let data = dir.join("data.csv");
+    crate::train::subset("movies", &data, 256, 32);
+    let flags = |out: &std::path::Path, batch: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+            "--batch-size",
+            batch,
+            "--max-length",
+            "48",
+            "--padding",
+            "longest",
+            "--no-shuffle",
+            "--learning-rate",
+            "1e-3",
+            "--optim",
+            "adamw",
+            "--threads",
+            "1",
+            "--ddp-timeout",
+            "120",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let one = dir.join("one");
+    let out = Command::new(env!("CARGO_BIN_EXE_bertfit")).args(flags(&one, "16")).output().unwrap();
+    common::check(&out, "one process, batch 16");
+    let two = dir.join("two");
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(script("launch-local.sh"))
+        .arg("2")
+        .arg("--")
+        .args(&flags(&two, "8")[1..])
+        .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+        .env_remove("MASTER_PORT")
+        .output()
+        .unwrap();
+    common::check(&out, "launch-local.sh 2, batch 8 each");
+    println!("2 processes took {:.1} s", started.elapsed().as_secs_f64());
+    let (a, b) = (one.join("metrics.jsonl"), two.join("metrics.jsonl"));
+    let (ra, rb) = (crate::train::records(&a, "step"), crate::train::records(&b, "step"));
+    assert_eq!(ra.len(), 32);
+    assert_eq!(ra.len(), rb.len());
+    let mut worst: f64 = 0.0;
+    for (x, y) in ra.iter().zip(&rb) {
+        let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+        worst = worst.max((lx - ly).abs() / lx.abs());
+    }
+    let weights =
+        crate::train::compare_weights(&one.join("model.safetensors"), &two.join("model.safetensors"));
+    println!("2 x batch 8 vs 1 x batch 16: max relative loss difference {worst:e}, weights {weights:e}");
+    assert!(worst <= 1e-5, "losses differ by {worst}");
+    assert!(weights <= 1e-5, "weights differ by {weights}");
+}

@@ -328,6 +328,10 @@ pub struct TrainFlags {
     /// CPU). Not with --reproduce-pytorch.
     #[arg(long, help_heading = "Recipe")]
     pub unpadded: bool,
+    /// Seconds a collective may wait for the other ranks before the run fails naming the lost
+    /// rank (multi-process runs: scripts/launch-local.sh, torchrun, srun).
+    #[arg(long, default_value_t = 1800, help_heading = "Distributed")]
+    pub ddp_timeout: u64,
     /// When checkpoints (output_dir/checkpoint-<step>/) are written: steps, epoch or no.
     #[arg(long, value_enum, default_value_t = SaveStrategy::Steps, help_heading = "Checkpoints")]
     pub save_strategy: SaveStrategy,
@@ -482,6 +486,7 @@ impl TrainFlags {
             reproduce_pytorch: self.reproduce_pytorch,
             recipe,
             unpadded: self.unpadded,
+            ddp_timeout: self.ddp_timeout,
             save_strategy: self.save_strategy,
             save_steps: count("--save-steps", self.save_steps, 1)?,
             save_total_limit: self.save_total_limit.map(|v| count("--save-total-limit", v, 1)).transpose()?,
@@ -500,18 +505,19 @@ impl TrainFlags {
 impl TrainFlags {
     /// The recipe flags, parsed and converted (values are range-checked in `Recipe::validate`).
     fn recipe(&self) -> Result<Recipe> {
-        let (optim, fused) =
-            match self.optim.as_str() {
-                "adam" => (AdamKind::Adam, !self.no_fused),
-                "adamw" | "adamw_torch" | "adamw-torch" => (AdamKind::AdamW, !self.no_fused),
-                "adamw_torch_fused" | "adamw-torch-fused" if !self.no_fused => (AdamKind::AdamW, true),
-                other => return Err(Error::usage(
+        let (optim, fused) = match self.optim.as_str() {
+            "adam" => (AdamKind::Adam, !self.no_fused),
+            "adamw" | "adamw_torch" | "adamw-torch" => (AdamKind::AdamW, !self.no_fused),
+            "adamw_torch_fused" | "adamw-torch-fused" if !self.no_fused => (AdamKind::AdamW, true),
+            other => {
+                return Err(Error::usage(
                     "--optim",
                     format!(
                         "'{other}' is not adam, adamw, adamw_torch or adamw_torch_fused (without --no-fused)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let mut precision: Precision = self.precision.parse()?;
         for (flag, on, p) in [("--bf16", self.bf16, Precision::Bf16), ("--fp16", self.fp16, Precision::Fp16)]
         {

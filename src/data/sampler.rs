@@ -12,7 +12,13 @@ use crate::random::RandomStream;
 /// Which examples one pass visits, in which order (PyTorch's `Sampler`). A pass first draws the
 /// DataLoader's base seed ([`RandomStream::dataloader_pass`]); a sampler's own draws follow.
 pub trait Sampler: Send + Sync {
+    /// The pass's indices; `epoch` is PyTorch's `set_epoch` value (0 for the first epoch).
     fn indices(&self, n: usize, epoch: usize, rng: &mut RandomStream) -> Vec<usize>;
+
+    /// How many indices a pass over `n` examples yields (a shard's share for DistributedSampler).
+    fn len(&self, n: usize) -> usize {
+        n
+    }
 }
 
 /// `SequentialSampler`: file order, no draw.

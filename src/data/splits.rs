@@ -8,7 +8,7 @@ use super::dataset::{read_dataset, Columns, DataSource, Split, SplitData};
 use super::labels::{LabelFormat, LabelMap, LabelTally};
 use super::loader::{batches_in_order, Prepared};
 use super::pipeline::{Batches, LoaderSettings};
-use super::sampler::{group_by_length, randperm, sampler, Mt19937, SequentialSampler, Shard};
+use super::sampler::{group_by_length, randperm, sampler, Mt19937, Sampler, SequentialSampler, Shard};
 use super::stream::{self, Scan, StreamSpec};
 use super::token_cache;
 use super::tokenize::BertTokenizer;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::random::RandomStream;
 
 /// How the data is read and batched (validated by the caller).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DataSettings {
     pub batch_size: usize,
     pub eval_batch_size: usize,
@@ -38,6 +38,8 @@ pub struct DataSettings {
     /// before anything else, with a generator of their own (the run's random stream is untouched).
     pub shuffle_train_dataset: Option<u64>,
     pub shard: Shard,
+    /// The training sampler when not the DataLoader's own (DistributedSampler across ranks).
+    pub train_sampler: Option<Arc<dyn Sampler>>,
 }
 
 enum Rows {
@@ -130,6 +132,13 @@ impl TrainingData {
         })
     }
 
+    fn train_sampler(&self) -> &dyn Sampler {
+        match &self.settings.train_sampler {
+            Some(s) => s.as_ref(),
+            None => sampler(self.settings.shuffle),
+        }
+    }
+
     pub fn labels(&self) -> &LabelMap {
         &self.labels
     }
@@ -137,6 +146,7 @@ impl TrainingData {
     /// Rows of `split` (this process's share when streaming a shard).
     pub fn len(&self, split: Split) -> usize {
         match &self.rows {
+            Rows::InMemory { sets, .. } if split == Split::Train => self.train_sampler().len(sets[0].len()),
             Rows::InMemory { sets, .. } => sets[split as usize].len(),
             Rows::Streaming { scan, .. } => {
                 let n = [scan.train_rows, scan.validation_rows, scan.test_rows][split as usize];
@@ -160,7 +170,9 @@ impl TrainingData {
         let s = &self.settings;
         match &self.rows {
             Rows::InMemory { sets, lengths } => {
-                let mut order = rng.dataloader_pass(sets[0].len(), sampler(s.shuffle), epoch);
+                // Samplers count epochs from 0, as PyTorch's set_epoch does.
+                let mut order =
+                    rng.dataloader_pass(sets[0].len(), self.train_sampler(), epoch.saturating_sub(1));
                 if let Some(lengths) = lengths {
                     order = group_by_length(&order, lengths, s.batch_size);
                 }

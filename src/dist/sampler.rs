@@ -58,6 +58,10 @@ impl Sampler for DistributedSampler {
     fn indices(&self, n: usize, epoch: usize, _rng: &mut RandomStream) -> Vec<usize> {
         self.epoch_indices(n, epoch)
     }
+
+    fn len(&self, n: usize) -> usize {
+        self.num_samples(n)
+    }
 }
 
 #[cfg(test)]

@@ -226,6 +226,8 @@ pub struct TrainArgs {
     pub save_total_limit: Option<usize>,
     /// A checkpoint folder or `latest` (the newest complete one in --output-dir).
     pub resume_from_checkpoint: Option<String>,
+    /// Seconds every collective may take across ranks (HF's ddp_timeout).
+    pub ddp_timeout: u64,
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
     /// which bertfit's random draws or arithmetic could part from the reference script's.
     pub reproduce_pytorch: bool,

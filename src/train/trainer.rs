@@ -33,6 +33,8 @@ use crate::data::splits::PassPlan;
 use crate::data::splits::{DataSettings, TrainingData};
 use crate::data::tokenize::check_vocab;
 use crate::data::tokenize::BertTokenizer;
+use crate::dist::ddp::Ddp;
+use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
 use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
@@ -107,6 +109,8 @@ pub struct Trainer<'r> {
     vs: VarStore,
     model: BertForSequenceClassification,
     updater: Updater,
+    /// The process group of a multi-process run (torchrun / SLURM variables), rank 0 writing.
+    ddp: Option<Ddp>,
     global_step: usize,
     /// The best evaluation so far by the recipe's metric: (value, step, weights).
     best: Option<Best>,
@@ -133,6 +137,20 @@ impl<'r> Trainer<'r> {
             tch::set_num_threads(t);
         }
         let mut rng = RandomStream::manual_seed(args.seed);
+        let ddp = Ddp::from_env(std::time::Duration::from_secs(args.ddp_timeout))?;
+        let mut args = args.clone();
+        if let Some(d) = &ddp {
+            if args.reproduce_pytorch {
+                return Err(Error::usage(
+                    "--reproduce-pytorch",
+                    "scripts/reference_train.py runs one process; run one",
+                ));
+            }
+            if let Device::Cuda(_) = args.device {
+                args.device = Device::Cuda(d.local_rank());
+            }
+        }
+        let args = &args;
 
         let files = resolve(&args.model)?;
         let mut config = BertConfig::from_file(&files.config)?;
@@ -151,7 +169,7 @@ impl<'r> Trainer<'r> {
             &args.data,
             &args.columns,
             tokenizer.clone(),
-            data_settings(args, &tokenizer),
+            data_settings(args, &tokenizer, ddp.as_ref()),
         )?;
         config.set_labels(&data.labels().names);
         config.problem_type = Some(args.label_format.problem.hf_name().into());
@@ -171,6 +189,12 @@ impl<'r> Trainer<'r> {
             crate::torch_ext::set_allow_tf32(true)?;
         }
         let updater = build_updater(args, &config, &vs, &data)?;
+        let mut ddp = ddp;
+        if let Some(d) = ddp.as_mut() {
+            // DDP's first step: every rank starts from rank 0's weights.
+            let params: Vec<tch::Tensor> = updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
+            tch::no_grad(|| d.broadcast_parameters(&params))?;
+        }
         // Only now, with every input checked, is anything written.
         // Only the output folder itself is made now; everything in it is written by the final
         // save in one swap (training_args.json included), so a run that fails earlier changes
@@ -187,6 +211,7 @@ impl<'r> Trainer<'r> {
             vs,
             model,
             updater,
+            ddp,
             global_step: 0,
             best: None,
             evals_without_improvement: 0,
@@ -294,7 +319,7 @@ impl<'r> Trainer<'r> {
                 self.write_results("test_results.json", "test", &test, summary.epochs.len())?;
             }
         }
-        if !self.results.is_empty() {
+        if !self.results.is_empty() && self.is_main() {
             let text = serde_json::to_string_pretty(&self.results).unwrap_or_default();
             write_atomic(&self.args.output_dir.join("all_results.json"), text.as_bytes())?;
         }
@@ -340,7 +365,15 @@ impl<'r> Trainer<'r> {
             if window.micro_batches < window.size {
                 continue;
             }
-            let done = std::mem::take(&mut window);
+            let mut done = std::mem::take(&mut window);
+            if let Some(d) = self.ddp.as_mut() {
+                // After the window's last backward (no all-reduce on earlier micro-steps, as DDP's
+                // no_sync): gradients averaged over ranks, and the step's loss over all examples.
+                let params: Vec<tch::Tensor> =
+                    self.updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
+                d.all_reduce_gradients(&params)?;
+                done.loss = d.sum(&[done.loss])?[0] / d.world_size() as f64;
+            }
             let update = self.updater.apply()?;
             self.global_step += 1;
             steps += 1;
@@ -546,6 +579,11 @@ impl<'r> Trainer<'r> {
         })
     }
 
+    /// Whether this process writes the run's files (rank 0, or the only process).
+    fn is_main(&self) -> bool {
+        self.ddp.as_ref().is_none_or(Ddp::is_main)
+    }
+
     /// What a checkpoint must share with this run to continue it.
     fn fingerprint(&self) -> Fingerprint {
         let c = &self.config;
@@ -571,6 +609,9 @@ impl<'r> Trainer<'r> {
     /// Writes `checkpoint-<step>/`: the model, trainer_state.json and the exact training state,
     /// then drops the oldest checkpoints beyond --save-total-limit (never the best one).
     fn save_checkpoint(&mut self, plan: Option<&PassPlan>, position: &Position) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let dir = checkpoint::folder(&self.args.output_dir, self.global_step);
         let mut tensors = vec![("rng.cpu".to_string(), self.rng.state()?)];
         for (name, t) in self.updater.optimizer.state()? {
@@ -690,6 +731,9 @@ impl<'r> Trainer<'r> {
 
     /// train_results.json with HF's keys and units.
     fn write_train_results(&mut self, summary: &TrainSummary) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let runtime = self.started.elapsed().as_secs_f64();
         let samples: f64 = summary.epochs.iter().map(|e| e.train_samples_per_second * e.train_seconds).sum();
         let loss = if summary.epochs.is_empty() {
@@ -714,6 +758,9 @@ impl<'r> Trainer<'r> {
     /// training_args.json, written beside the output folder and swapped in at once: the folder is
     /// at every instant the complete previous one or the complete new one.
     pub fn save(&self) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
         save_pretrained(
             &self.args.output_dir,
@@ -727,6 +774,9 @@ impl<'r> Trainer<'r> {
     /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction,
     /// `eval_loss`, `eval_runtime`, ...) and every metric of the problem type.
     fn write_results(&mut self, file: &str, prefix: &str, e: &Evaluation, epochs: usize) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let n = e.rows.len();
         let mut results = serde_json::Map::new();
         if self.args.do_train {
@@ -753,6 +803,9 @@ impl<'r> Trainer<'r> {
     /// line per test row in file order: the label name (single-label), the names joined by commas
     /// (multi-label, as HF does), or the value (regression).
     fn write_predictions(&self, e: &Evaluation) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let names = &self.data.labels().names;
         let name = |i: usize| names.get(i).map_or("?", String::as_str).to_string();
         let items: Vec<String> = match e.problem {
@@ -845,7 +898,11 @@ fn build_updater(
     Ok(Updater { optimizer, schedule, scaler, max_grad_norm: r.max_grad_norm, scheduled_steps: 0 })
 }
 
-fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer) -> DataSettings {
+fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer, ddp: Option<&Ddp>) -> DataSettings {
+    let shard = ddp.map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world_size: d.world_size() });
+    let train_sampler: Option<Arc<dyn crate::data::sampler::Sampler>> = ddp.map(|_| {
+        Arc::new(DistributedSampler { shard, shuffle: args.shuffle, seed: args.seed, drop_last: false }) as _
+    });
     DataSettings {
         batch_size: args.batch_size,
         eval_batch_size: args.eval_batch_size,
@@ -864,7 +921,8 @@ fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer) -> DataSettings {
         label_format: args.label_format.clone(),
         max_samples: args.max_samples,
         shuffle_train_dataset: args.shuffle_train_dataset,
-        shard: Shard::WHOLE,
+        shard,
+        train_sampler,
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::{Example, SplitData};
 use crate::error::{Error, Result};
+use crate::model::config::{check_label_count, LabelSource};
 
 /// HF's `problem_type`, which picks the head's loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -184,7 +185,26 @@ impl LabelMap {
     }
 
     fn from_training(train: &LabelTally, column: &str, num_labels: Option<i64>) -> Result<Self> {
+        if let Some(n) = num_labels {
+            check_label_count(n, LabelSource::Flag("--num-labels"))?;
+        }
         let integer = train.labels.keys().all(|v| v.parse::<i64>().is_ok());
+        // A `1.0` among integer labels would silently become a class of its own.
+        if !integer {
+            if let (Some(int), Some((odd, &(_, row)))) = (
+                train.labels.keys().find(|v| v.parse::<i64>().is_ok()),
+                train.labels.iter().find(|(v, _)| v.parse::<i64>().is_err() && v.parse::<f64>().is_ok()),
+            ) {
+                return Err(Error::DataRow {
+                    path: train.path.clone(),
+                    row,
+                    column: column.into(),
+                    msg: format!(
+                        "label '{odd}' is a number but not an integer class id like '{int}'; write it as an integer"
+                    ),
+                });
+            }
+        }
         let map = if integer {
             let mut max = -1i64;
             for (label, &(_, row)) in &train.labels {
@@ -197,7 +217,11 @@ impl LabelMap {
                         msg: format!("label {v} is negative; class ids start at 0"),
                     });
                 }
-                max = max.max(v);
+                if v >= max {
+                    // Bounded before `0..=v` names are allocated: one stray huge id is an error.
+                    check_label_count(v.saturating_add(1), LabelSource::Row { path: &train.path, row, column })?;
+                    max = v;
+                }
             }
             let n = num_labels.unwrap_or(max + 1);
             LabelMap { names: (0..n).map(|i| i.to_string()).collect(), integer, format: train.format.clone() }
@@ -322,6 +346,14 @@ mod tests {
             .to_string();
         assert!(err.contains("row 2") && err.contains("label 4"), "{err}");
         assert!(LabelMap::from_tallies(&tally(&["0", "5"]), &[], "label", Some(3)).is_err());
+    }
+
+    #[test]
+    fn a_float_among_integer_labels_and_a_huge_id_are_refused_by_row() {
+        let err = LabelMap::from_tallies(&tally(&["0", "1", "1.0"]), &[], "label", None).unwrap_err().to_string();
+        assert!(err.contains("row 3") && err.contains("'1.0'") && err.contains("integer"), "{err}");
+        let err = LabelMap::from_tallies(&tally(&["0", "99999999999"]), &[], "label", None).unwrap_err().to_string();
+        assert!(err.contains("row 2") && err.contains("limit"), "{err}");
     }
 
     #[test]

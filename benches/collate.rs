@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use bertfit::data::batch::{collate, Padding};
 use bertfit::data::dataset::{read_with_split_column, Columns};
+use bertfit::data::labels::Target;
 use bertfit::data::tokenize::BertTokenizer;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tch::Device;
@@ -33,7 +34,7 @@ fn bench_collate(c: &mut Criterion) {
     let texts: Vec<&str> = ds.train.examples.iter().take(BATCH).map(|e| e.text.as_str()).collect();
     let encodings = tokenizer.encode_batch(&texts, None, MAX_LENGTH);
     let refs: Vec<_> = encodings.iter().collect();
-    let labels: Vec<i64> = (0..refs.len() as i64).map(|i| i % 2).collect();
+    let labels: Vec<Target> = (0..refs.len() as i64).map(|i| Target::Class(i % 2)).collect();
     let pad = tokenizer.pad_token_id();
     let longest = refs.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
     eprintln!("collate: batch {}, longest {longest} tokens, max_length {MAX_LENGTH}", refs.len());

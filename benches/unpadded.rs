@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bertfit::data::batch::{collate, Batch, Padding};
 use bertfit::data::dataset::{read_with_split_column, Columns};
+use bertfit::data::labels::Target;
 use bertfit::data::tokenize::BertTokenizer;
 use bertfit::model::{cross_entropy, AttentionCore, BertConfig, Packing};
 use bertfit::weights::{from_pretrained, resolve, Pretrained};
@@ -139,7 +140,7 @@ fn main() {
             .take(n_batches)
             .map(|c| {
                 let refs: Vec<_> = c.iter().collect();
-                let labels: Vec<i64> = (0..refs.len() as i64).map(|i| i % 2).collect();
+                let labels: Vec<Target> = (0..refs.len() as i64).map(|i| Target::Class(i % 2)).collect();
                 collate(&refs, Some(&labels), Padding::Longest, max_length, pad, Device::Cpu)
             })
             .collect()

@@ -113,7 +113,7 @@ pub fn predict(args: &PredictArgs, reporter: &mut dyn Reporter) -> Result<Predic
         let logits = model.logits(&loaded.batch)?;
         for (k, &row) in loaded.rows.iter().enumerate() {
             // The loader queues a record batch before any of its model batches: it is there.
-            while !pending.back().is_some_and(|p| p.first_row + p.batch.num_rows() > row) {
+            while pending.back().is_none_or(|p| p.first_row + p.batch.num_rows() <= row) {
                 let next =
                     pass.records.recv().map_err(|_| Error::Runtime("the loader stopped early".into()))?;
                 pending.push_back(next);

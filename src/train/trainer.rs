@@ -403,14 +403,14 @@ impl<'r> Trainer<'r> {
                 scale: update.scale,
                 rows: done.rows,
             });
-            if self.args.recipe.eval_steps.is_some_and(|n| self.global_step % n == 0) && self.args.do_eval {
+            if self.args.recipe.eval_steps.is_some_and(|n| self.global_step.is_multiple_of(n)) && self.args.do_eval {
                 let eval = self.evaluate(Split::Validation)?;
                 stop_early |= self.track_best(&eval, epoch)?;
             }
             crate::output::hooks::step_pause();
             interrupted = interrupt::stop_requested();
             let due = self.args.save_strategy == SaveStrategy::Steps
-                && self.global_step % self.args.save_steps == 0;
+                && self.global_step.is_multiple_of(self.args.save_steps);
             if due || interrupted {
                 let here = Position {
                     epoch,

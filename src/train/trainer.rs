@@ -303,6 +303,7 @@ impl<'r> Trainer<'r> {
                     }
                 });
                 summary.eval = Some(self.evaluate(Split::Validation)?);
+                self.best = Some(best);
             }
             self.save()?;
             self.write_train_results(&summary)?;
@@ -382,8 +383,13 @@ impl<'r> Trainer<'r> {
                 return Err(Error::usage(
                     "--learning-rate",
                     format!(
-                        "the loss became {} at step {}; try a smaller learning rate",
-                        done.loss, self.global_step
+                        "the loss became {} at step {}; try a smaller learning rate{}",
+                        done.loss,
+                        self.global_step,
+                        checkpoint::list(&self.args.output_dir).pop().map_or(String::new(), |(_, p)| format!(
+                            " (the last good checkpoint is {}: --resume-from-checkpoint latest)",
+                            p.display()
+                        ))
                     ),
                 ));
             }
@@ -762,12 +768,20 @@ impl<'r> Trainer<'r> {
             return Ok(());
         }
         let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
+        // HF Trainer leaves its trainer_state.json beside the final model too.
+        let state = serde_json::json!({
+            "global_step": self.global_step,
+            "log_history": self.log_history,
+            "best_metric": self.best.as_ref().map(|b| b.value),
+            "best_global_step": self.best.as_ref().map(|b| b.step),
+        });
+        let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
         save_pretrained(
             &self.args.output_dir,
             &self.config,
             &self.vs.variables(),
             &self.tokenizer,
-            &[("training_args.json", args_json.as_bytes())],
+            &[("training_args.json", args_json.as_bytes()), (checkpoint::TRAINER_STATE, state_json.as_bytes())],
         )
     }
 

@@ -129,9 +129,6 @@ impl<'r> Trainer<'r> {
     /// Seeds the random stream, reads the data, loads the model and prepares the output folder.
     pub fn new(args: &TrainArgs, reporter: &'r mut dyn Reporter) -> Result<Self> {
         args.validate()?;
-        if args.do_train && args.resume_from_checkpoint.is_none() {
-            check_output(&args.output_dir, args.overwrite)?;
-        }
         reporter.device(&describe_device(args));
         if let Some(t) = args.threads {
             tch::set_num_threads(t);
@@ -156,6 +153,10 @@ impl<'r> Trainer<'r> {
         let mut config = BertConfig::from_file(&files.config)?;
         let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
         check_vocab(&tokenizer, &config, &files.config)?;
+        // Before the data is read: a folder holding a previous run is refused at once.
+        if args.do_train && args.resume_from_checkpoint.is_none() {
+            check_output(&args.output_dir, args.overwrite)?;
+        }
         if args.max_length as i64 > config.max_position_embeddings {
             return Err(Error::usage(
                 "--max-length",

@@ -219,7 +219,10 @@ impl LabelMap {
                 }
                 if v >= max {
                     // Bounded before `0..=v` names are allocated: one stray huge id is an error.
-                    check_label_count(v.saturating_add(1), LabelSource::Row { path: &train.path, row, column })?;
+                    check_label_count(
+                        v.saturating_add(1),
+                        LabelSource::Row { path: &train.path, row, column },
+                    )?;
                     max = v;
                 }
             }
@@ -350,9 +353,12 @@ mod tests {
 
     #[test]
     fn a_float_among_integer_labels_and_a_huge_id_are_refused_by_row() {
-        let err = LabelMap::from_tallies(&tally(&["0", "1", "1.0"]), &[], "label", None).unwrap_err().to_string();
+        let err =
+            LabelMap::from_tallies(&tally(&["0", "1", "1.0"]), &[], "label", None).unwrap_err().to_string();
         assert!(err.contains("row 3") && err.contains("'1.0'") && err.contains("integer"), "{err}");
-        let err = LabelMap::from_tallies(&tally(&["0", "99999999999"]), &[], "label", None).unwrap_err().to_string();
+        let err = LabelMap::from_tallies(&tally(&["0", "99999999999"]), &[], "label", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("row 2") && err.contains("limit"), "{err}");
     }
 

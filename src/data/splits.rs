@@ -207,12 +207,6 @@ impl TrainingData {
         }
     }
 
-    /// One epoch's training batches (plan and batches at once).
-    pub fn train_pass(&self, rng: &mut RandomStream, epoch: usize) -> Result<Batches> {
-        let plan = self.plan_train_pass(rng, epoch);
-        self.train_batches(&plan, 0)
-    }
-
     /// One evaluation pass over `split` in file order (an unshuffled DataLoader: one draw, even
     /// over no rows).
     pub fn eval_pass(&self, split: Split, rng: &mut RandomStream) -> Result<Batches> {

@@ -75,16 +75,4 @@ impl SavedModel {
     }
 }
 
-/// `cpu`, `cuda:N`, and why, for the first line a command reports.
-pub fn describe_device(device: Device, auto: bool) -> String {
-    let name = match device {
-        Device::Cpu => "cpu".to_string(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    };
-    match (auto, device) {
-        (true, Device::Cpu) => format!("device {name} (--device auto: libtorch sees no CUDA device)"),
-        (true, _) => format!("device {name} (--device auto: CUDA is available)"),
-        (false, _) => format!("device {name}"),
-    }
-}
+pub use crate::train::report::describe_device;

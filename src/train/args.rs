@@ -249,11 +249,7 @@ fn label_format<S: serde::Serializer>(f: &LabelFormat, s: S) -> std::result::Res
 }
 
 fn device_name<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&match d {
-        Device::Cpu => "cpu".to_string(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    })
+    s.serialize_str(&super::report::device_name(*d))
 }
 
 impl TrainArgs {

@@ -11,6 +11,25 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// `cpu` or `cuda:N`, as the flags and training_args.json spell a device.
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cpu => "cpu".to_string(),
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The device and why, for the first line a command reports (`auto` chose it, or a flag did).
+pub fn describe_device(device: tch::Device, auto: bool) -> String {
+    let name = device_name(device);
+    match (auto, device) {
+        (true, tch::Device::Cpu) => format!("device {name} (--device auto: libtorch sees no CUDA device)"),
+        (true, _) => format!("device {name} (--device auto: CUDA is available)"),
+        (false, _) => format!("device {name}"),
+    }
+}
+
 /// One training step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {

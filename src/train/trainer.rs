@@ -21,7 +21,7 @@ pub use super::evaluation::Evaluation;
 use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
 use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
-use super::report::{EpochRecord, Reporter, StepRecord};
+use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
 use super::schedule::{warmup_steps, Schedule};
 use super::update::Updater;
 use crate::data::batch::Batch;
@@ -86,19 +86,6 @@ fn check_output(dir: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
-fn describe_device(args: &TrainArgs) -> String {
-    let name = match args.device {
-        Device::Cpu => "cpu".to_string(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    };
-    match (args.device_auto, args.device) {
-        (true, Device::Cpu) => format!("device {name} (--device auto: libtorch sees no CUDA device)"),
-        (true, _) => format!("device {name} (--device auto: CUDA is available)"),
-        (false, _) => format!("device {name}"),
-    }
-}
-
 pub struct Trainer<'r> {
     args: TrainArgs,
     reporter: &'r mut dyn Reporter,
@@ -129,7 +116,7 @@ impl<'r> Trainer<'r> {
     /// Seeds the random stream, reads the data, loads the model and prepares the output folder.
     pub fn new(args: &TrainArgs, reporter: &'r mut dyn Reporter) -> Result<Self> {
         args.validate()?;
-        reporter.device(&describe_device(args));
+        reporter.device(&describe_device(args.device, args.device_auto));
         if let Some(t) = args.threads {
             tch::set_num_threads(t);
         }
@@ -387,10 +374,13 @@ impl<'r> Trainer<'r> {
                         "the loss became {} at step {}; try a smaller learning rate{}",
                         done.loss,
                         self.global_step,
-                        checkpoint::list(&self.args.output_dir).pop().map_or(String::new(), |(_, p)| format!(
-                            " (the last good checkpoint is {}: --resume-from-checkpoint latest)",
-                            p.display()
-                        ))
+                        checkpoint::list(&self.args.output_dir).pop().map_or(
+                            String::new(),
+                            |(_, p)| format!(
+                                " (the last good checkpoint is {}: --resume-from-checkpoint latest)",
+                                p.display()
+                            )
+                        )
                     ),
                 ));
             }
@@ -410,7 +400,9 @@ impl<'r> Trainer<'r> {
                 scale: update.scale,
                 rows: done.rows,
             });
-            if self.args.recipe.eval_steps.is_some_and(|n| self.global_step.is_multiple_of(n)) && self.args.do_eval {
+            if self.args.recipe.eval_steps.is_some_and(|n| self.global_step.is_multiple_of(n))
+                && self.args.do_eval
+            {
                 let eval = self.evaluate(Split::Validation)?;
                 stop_early |= self.track_best(&eval, epoch)?;
             }
@@ -782,7 +774,10 @@ impl<'r> Trainer<'r> {
             &self.config,
             &self.vs.variables(),
             &self.tokenizer,
-            &[("training_args.json", args_json.as_bytes()), (checkpoint::TRAINER_STATE, state_json.as_bytes())],
+            &[
+                ("training_args.json", args_json.as_bytes()),
+                (checkpoint::TRAINER_STATE, state_json.as_bytes()),
+            ],
         )
     }
 

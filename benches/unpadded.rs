@@ -2,7 +2,9 @@
 //! with each attention core), MiniLM with a new 2-class head, batch 32, CPU. A figure, not a test:
 //! `scripts/bench_unpadded.sh` runs it. Two cases:
 //! - the movie snippets at max length 128, in a shuffled order, padded to each batch's longest;
-//! - long texts (consecutive movie snippets joined into ~300-500 tokens) at max length 512.
+//! - long texts (consecutive movie snippets joined into ~300-500 tokens) at max length 512;
+//! - mixed long texts (BERTFIT_LONG_DATA, a CSV from scripts/make_long_texts.py: short and long
+//!   reviews in one shuffled batch) at max length 512.
 //!
 //! Batches and methods alternate within each repeat so load on the other core hits them alike;
 //! the figure is the median over repeats of the mean time per batch.
@@ -40,8 +42,12 @@ enum Method {
     Unpadded(AttentionCore),
 }
 
-const METHODS: [Method; 3] =
-    [Method::Padded, Method::Unpadded(AttentionCore::Padded), Method::Unpadded(AttentionCore::PerSequence)];
+const METHODS: [Method; 4] = [
+    Method::Padded,
+    Method::Unpadded(AttentionCore::Padded),
+    Method::Unpadded(AttentionCore::PerSequence),
+    Method::Unpadded(AttentionCore::Grouped),
+];
 
 /// One training step's compute without the optimizer: forward, loss, backward.
 fn step(pre: &Pretrained, batch: &Batch, method: Method) {
@@ -146,12 +152,27 @@ fn main() {
             .collect()
     };
 
-    let case = std::env::var("BENCH_CASE").unwrap_or_default(); // "short", "long" or both
-    if case != "long" {
+    let case = std::env::var("BENCH_CASE").unwrap_or_default(); // "short", "long", "mixed" or all
+    if case.is_empty() || case == "short" {
         run_short(&pre, &texts, &make, repeats);
     }
-    if case != "short" {
+    if case.is_empty() || case == "long" {
         run_long(&pre, &texts, &tokenizer, &make, repeats);
+    }
+    if case.is_empty() || case == "mixed" {
+        if let Some(path) = std::env::var_os("BERTFIT_LONG_DATA") {
+            let long =
+                read_with_split_column(&PathBuf::from(path), &Columns::default()).expect("long-text dataset");
+            let texts: Vec<String> = long.train.examples.iter().map(|e| e.text.clone()).collect();
+            let batches = make(&shuffled(&texts, 11), 512);
+            report(
+                "mixed long texts (make_long_texts.py), max length 512",
+                &batches,
+                &time_case(&pre, &batches, repeats),
+            );
+        } else {
+            println!("mixed long texts: skipped (set BERTFIT_LONG_DATA; scripts/bench_unpadded.sh does)");
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //! keeping it makes the two forwards compute the same logits for any mask, not only right padding.
 use tch::{Kind, Tensor};
 
+use super::length_groups::LengthGroups;
+
 #[derive(Debug)]
 pub struct Packing {
     /// (N,) int64: flat index b * seq_len + t of each kept token, row by row, in position order.
@@ -23,6 +25,8 @@ pub struct Packing {
     /// The kept tokens' count per row when every row is right-padded (ones then zeros, at least
     /// one one): then sequence b is the packed rows offsets[b] .. offsets[b] + lengths[b].
     pub lengths: Option<Vec<i64>>,
+    /// The grouped attention core's plan, made on first use and shared by every layer.
+    length_groups: std::cell::OnceCell<Option<LengthGroups>>,
 }
 
 impl Packing {
@@ -55,7 +59,23 @@ impl Packing {
             seq_len > 0 && prefix.all().int64_value(&[]) != 0 && real_counts.min().int64_value(&[]) > 0;
         let lengths = if right_padded { Vec::<i64>::try_from(&real_counts).ok() } else { None };
 
-        Packing { indices, position_ids, first_tokens, batch_size, seq_len, key_mask, lengths }
+        Packing {
+            indices,
+            position_ids,
+            first_tokens,
+            batch_size,
+            seq_len,
+            key_mask,
+            lengths,
+            length_groups: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The sequences grouped by length for the attention core (right padding only).
+    pub fn length_groups(&self) -> Option<&LengthGroups> {
+        self.length_groups
+            .get_or_init(|| self.lengths.as_ref().map(|l| LengthGroups::new(l, self.indices.device())))
+            .as_ref()
     }
 
     /// Number of kept tokens.

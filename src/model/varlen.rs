@@ -18,6 +18,9 @@ pub enum AttentionCore {
     /// One maskless SDPA call per sequence on its own rows: no padded query or key at all, but B
     /// calls per layer. Used only when every row is right-padded; `Padded` otherwise.
     PerSequence,
+    /// Sequences of similar length together, each group padded to its own longest row
+    /// (`length_groups`): little padding and few calls. Right padding only; `Padded` otherwise.
+    Grouped,
 }
 
 /// q, k, v: (N, nh, hs) packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
@@ -34,6 +37,10 @@ pub fn attention(
         (AttentionCore::PerSequence, Some(lengths)) => {
             per_sequence(lengths, query, key, value, dropout, scale)
         }
+        (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
+            Some(groups) => groups.attention(query, key, value, dropout, scale),
+            None => padded(packing, query, key, value, dropout, scale),
+        },
         _ => padded(packing, query, key, value, dropout, scale),
     }
 }
@@ -100,4 +107,12 @@ impl AttentionCore {
     pub fn for_device(_device: tch::Device) -> AttentionCore {
         AttentionCore::Padded
     }
+}
+
+/// Whether training and evaluation run unpadded when the user does not say: where it was
+/// measured faster. CPU: yes (MiniLM forward + backward on shuffled movie snippets, batch 32,
+/// max length 128, 2 threads: 1.31x the padded layout; BENCHMARKS.md). CUDA: not measured yet
+/// (scripts/gpu-check.sh times both), so the padded layout, SDPA's fast path, stays the default.
+pub fn unpadded_by_default(device: tch::Device) -> bool {
+    device == tch::Device::Cpu
 }

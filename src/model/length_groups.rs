@@ -1,0 +1,211 @@
+//! The attention core in groups of similar length: the CPU's answer to varlen attention.
+//!
+//! Packing the real tokens takes the padding out of every per-token layer, but the attention core
+//! still needs a (B, nh, T, T) layout. Padded to the batch's longest row, a shuffled batch of long
+//! texts spends most of its attention on padding (scores grow with T²); one call per sequence
+//! spends it on call overhead instead (2x slower at length 128, scripts/bench_unpadded.sh). This
+//! sorts the sequences by length and cuts them into runs that are each padded to their own longest
+//! row, choosing the cut that minimises Σ rows·T² plus a fixed cost per call ([`CALL_COST`]): one
+//! group for a batch of similar lengths, a few for a batch of short and long texts.
+use tch::{Device, Tensor};
+
+/// The cost of one more attention call, in the unit of one query-key pair (token²): about what
+/// the call's fixed overhead and its gather/scatter cost on 2 CPU cores against MiniLM's per-pair
+/// work, rounded up so that short batches keep one group.
+pub const CALL_COST: i64 = 64 * 64;
+
+/// Where each group's rows come from in the packed tokens and go back to.
+#[derive(Debug)]
+pub struct LengthGroups {
+    groups: Vec<Group>,
+    /// (N,): for each packed token, its row in the groups' real outputs concatenated.
+    restore: Tensor,
+}
+
+#[derive(Debug)]
+struct Group {
+    rows: i64,
+    len: i64,
+    /// (rows * len,): the packed token at each padded slot, or N (a zero row) for padding.
+    gather: Tensor,
+    /// (rows, 1, 1, len) bool, true = attend; `None` when every row has the full length.
+    key_mask: Option<Tensor>,
+    /// The padded slots holding real tokens, in packed order within the group.
+    real: Tensor,
+}
+
+/// Sequences (indices into `lengths`) per group, longest first: contiguous runs of the sequences
+/// sorted by decreasing length (stable), cut where Σ rows·longest² + CALL_COST per group is least.
+pub fn plan(lengths: &[i64], call_cost: i64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    let n = order.len();
+    // best[j]: least cost of the first j sorted sequences; cut[j]: where its last group starts.
+    let mut best = vec![0i64; n + 1];
+    let mut cut = vec![0usize; n + 1];
+    for j in 1..=n {
+        best[j] = i64::MAX;
+        for i in 0..j {
+            let longest = lengths[order[i]];
+            let cost = best[i].saturating_add((j - i) as i64 * longest * longest + call_cost);
+            if cost < best[j] {
+                best[j] = cost;
+                cut[j] = i;
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        groups.push(order[cut[j]..j].to_vec());
+        j = cut[j];
+    }
+    groups.reverse();
+    groups
+}
+
+impl LengthGroups {
+    /// `lengths`: each sequence's token count, the sequences stored one after another in the
+    /// packed rows (right padding), as [`super::Packing::lengths`].
+    pub fn new(lengths: &[i64], device: Device) -> LengthGroups {
+        let mut offsets = Vec::with_capacity(lengths.len());
+        let mut total = 0i64;
+        for &len in lengths {
+            offsets.push(total);
+            total += len;
+        }
+        let mut restore = vec![0i64; total as usize];
+        let mut next_output = 0i64;
+        let groups = plan(lengths, CALL_COST)
+            .into_iter()
+            .map(|members| {
+                let len = lengths[members[0]];
+                let mut gather = Vec::with_capacity(members.len() * len as usize);
+                let mut real = Vec::new();
+                let mut mask = Vec::with_capacity(members.len() * len as usize);
+                for (row, &s) in members.iter().enumerate() {
+                    for t in 0..len {
+                        let is_real = t < lengths[s];
+                        mask.push(is_real);
+                        if is_real {
+                            gather.push(offsets[s] + t);
+                            real.push(row as i64 * len + t);
+                            restore[(offsets[s] + t) as usize] = next_output;
+                            next_output += 1;
+                        } else {
+                            gather.push(total);
+                        }
+                    }
+                }
+                let rows = members.len() as i64;
+                let full = members.iter().all(|&s| lengths[s] == len);
+                Group {
+                    rows,
+                    len,
+                    gather: Tensor::from_slice(&gather).to_device(device),
+                    key_mask: (!full)
+                        .then(|| Tensor::from_slice(&mask).to_device(device).view([rows, 1, 1, len])),
+                    real: Tensor::from_slice(&real).to_device(device),
+                }
+            })
+            .collect();
+        LengthGroups { groups, restore: Tensor::from_slice(&restore).to_device(device) }
+    }
+
+    pub fn num_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// q, k, v: (N, nh, hs) packed -> (N, nh * hs).
+    pub fn attention(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        dropout: f64,
+        scale: f64,
+    ) -> Tensor {
+        let (nh, hs) = (query.size()[1], query.size()[2]);
+        // One extra zero row for the padded slots: one gather for the three.
+        let qkv = Tensor::stack(&[query, key, value], 1); // (N, 3, nh, hs)
+        let qkv = Tensor::cat(&[&qkv, &qkv.new_zeros([1, 3, nh, hs], (qkv.kind(), qkv.device()))], 0);
+        let outputs: Vec<Tensor> = self
+            .groups
+            .iter()
+            .map(|g| {
+                // (rows * len, 3, nh, hs) -> 3 x (rows, nh, len, hs)
+                let x =
+                    qkv.index_select(0, &g.gather).view([g.rows, g.len, 3, nh, hs]).permute([2, 0, 3, 1, 4]);
+                let attn_output = Tensor::scaled_dot_product_attention(
+                    &x.get(0),
+                    &x.get(1),
+                    &x.get(2),
+                    g.key_mask.as_ref(),
+                    dropout,
+                    false,
+                    Some(scale),
+                    false,
+                ); // (rows, nh, len, hs)
+                attn_output.transpose(1, 2).reshape([g.rows * g.len, nh * hs]).index_select(0, &g.real)
+            })
+            .collect();
+        Tensor::cat(&outputs, 0).index_select(0, &self.restore)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn similar_lengths_stay_one_group_and_mixed_ones_split() {
+        assert_eq!(plan(&[60, 58, 61, 59], CALL_COST).len(), 1);
+        let lengths = [512, 20, 500, 15, 30, 480];
+        let groups = plan(&lengths, CALL_COST);
+        // Long rows never padded with short ones; the short ones share one call.
+        assert!(groups
+            .iter()
+            .all(|g| g.iter().all(|&i| lengths[i] >= 480) || g.iter().all(|&i| lengths[i] <= 30)));
+        assert!(groups.contains(&vec![4, 1, 3]), "{groups:?}");
+        // Every sequence exactly once.
+        let mut all: Vec<usize> = plan(&[3, 9, 1, 400, 7, 120, 120, 5], CALL_COST).concat();
+        all.sort();
+        assert_eq!(all, (0..8).collect::<Vec<_>>());
+        assert!(plan(&[], CALL_COST).is_empty());
+    }
+
+    #[test]
+    fn grouped_attention_equals_attention_one_sequence_at_a_time() {
+        tch::manual_seed(3);
+        let lengths = [7i64, 1, 300, 12, 280, 3];
+        let (nh, hs) = (2, 4);
+        let n: i64 = lengths.iter().sum();
+        let q = Tensor::randn([n, nh, hs], (Kind::Float, Device::Cpu));
+        let k = Tensor::randn([n, nh, hs], (Kind::Float, Device::Cpu));
+        let v = Tensor::randn([n, nh, hs], (Kind::Float, Device::Cpu));
+        let groups = LengthGroups::new(&lengths, Device::Cpu);
+        assert!(groups.num_groups() >= 2);
+        let got = groups.attention(&q, &k, &v, 0.0, 0.5);
+        let mut start = 0;
+        for &len in &lengths {
+            let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);
+            let want = Tensor::scaled_dot_product_attention(
+                &one(&q),
+                &one(&k),
+                &one(&v),
+                None::<&Tensor>,
+                0.0,
+                false,
+                Some(0.5),
+                false,
+            )
+            .squeeze_dim(0)
+            .transpose(0, 1)
+            .reshape([len, nh * hs]);
+            let diff = (got.narrow(0, start, len) - want).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "sequence at {start} (length {len}) differs by {diff}");
+            start += len;
+        }
+    }
+}

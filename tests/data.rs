@@ -33,7 +33,7 @@ fn sms_parquet(dir: &Path) -> PathBuf {
 }
 
 fn settings(padding: Padding, max_length: usize) -> LoaderSettings {
-    LoaderSettings { padding, max_length, pad_id: 0, prefetch: 2 }
+    LoaderSettings { padding, max_length, pad_id: 0, prefetch: 2, pin_for: None }
 }
 
 fn label_map(split: &bertfit::data::dataset::SplitData) -> LabelMap {

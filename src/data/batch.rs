@@ -29,14 +29,38 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The same batch on `device` (a no-op on the CPU).
+    /// The same batch on `device` (a no-op on the CPU). The copies are asynchronous: from pinned
+    /// memory ([`Batch::pinned`]) they do not wait for the GPU, so the host goes on queueing work;
+    /// from ordinary memory libtorch makes them synchronous, which is always safe.
     pub fn to_device(&self, device: Device) -> Batch {
+        let to = |t: &Tensor| {
+            if device == Device::Cpu {
+                t.shallow_clone()
+            } else {
+                t.to_device_(device, t.kind(), true, false)
+            }
+        };
         Batch {
-            input_ids: self.input_ids.to_device(device),
-            attention_mask: self.attention_mask.to_device(device),
-            token_type_ids: self.token_type_ids.to_device(device),
-            labels: self.labels.as_ref().map(|l| l.to_device(device)),
+            input_ids: to(&self.input_ids),
+            attention_mask: to(&self.attention_mask),
+            token_type_ids: to(&self.token_type_ids),
+            labels: self.labels.as_ref().map(to),
         }
+    }
+
+    /// The same batch in page-locked host memory, for asynchronous copies to the CUDA `device`
+    /// (the loader thread pins the next batches while the GPU computes this one).
+    pub fn pinned(&self, device: Device) -> crate::Result<Batch> {
+        let pin = |t: &Tensor| {
+            t.f_pin_memory(device)
+                .map_err(|e| crate::Error::Runtime(format!("pinning a batch for {device:?}: {e}")))
+        };
+        Ok(Batch {
+            input_ids: pin(&self.input_ids)?,
+            attention_mask: pin(&self.attention_mask)?,
+            token_type_ids: pin(&self.token_type_ids)?,
+            labels: self.labels.as_ref().map(pin).transpose()?,
+        })
     }
 
     pub fn size(&self) -> usize {

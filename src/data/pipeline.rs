@@ -25,6 +25,8 @@ pub struct LoaderSettings {
     pub pad_id: i64,
     /// Batches made ahead of the consumer (the bound on memory held by the queue).
     pub prefetch: usize,
+    /// The CUDA device the batches go to, if any: they are made in pinned memory for it.
+    pub pin_for: Option<Device>,
 }
 
 /// One batch on the CPU, with the data rows (1-based) of its examples.
@@ -52,6 +54,10 @@ impl Sink {
     pub fn send(&self, encodings: &[&Encoding], labels: Option<&[Target]>, rows: Vec<usize>) -> Result<()> {
         let s = self.settings;
         let batch = collate(encodings, labels, s.padding, s.max_length, s.pad_id, Device::Cpu);
+        let batch = match s.pin_for {
+            Some(device) => batch.pinned(device)?,
+            None => batch,
+        };
         self.tx.send(Ok(LoadedBatch { batch, rows })).map_err(|_| Error::Runtime(STOPPED.into()))
     }
 }

@@ -256,6 +256,7 @@ fn start(
         max_length: args.max_length,
         pad_id,
         prefetch: args.prefetch,
+        pin_for: args.device.is_cuda().then_some(args.device),
     };
     let (data, columns, batch_size) = (args.data.clone(), args.columns.clone(), args.batch_size.max(1));
     Batches::spawn("bertfit-evaluate", settings, None, move |sink| {

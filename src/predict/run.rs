@@ -177,6 +177,7 @@ fn start(args: &PredictArgs, input: &Input, model: &SavedModel) -> Result<Pass> 
         max_length: args.max_length,
         pad_id: model.tokenizer.pad_token_id(),
         prefetch: args.prefetch,
+        pin_for: args.device.is_cuda().then_some(args.device),
     };
     // Two record batches queued at most: with the one being tokenized and the one being filled,
     // four record batches are held in all, whatever the file's size.

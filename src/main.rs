@@ -113,6 +113,7 @@ fn report(e: &bertfit::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    bertfit::train::startup::mark_launch();
     let cli = match bertfit::cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(ParseFailure::Refused(e)) => return report(&e),

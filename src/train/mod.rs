@@ -5,9 +5,11 @@ pub mod checkpoint;
 pub mod evaluation;
 pub mod interrupt;
 pub mod optim;
+pub mod pending;
 pub mod precision;
 pub mod report;
 pub mod schedule;
+pub mod startup;
 pub mod trainer;
 pub mod update;
 

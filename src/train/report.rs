@@ -84,6 +84,8 @@ pub trait Reporter {
     fn epoch_finished(&mut self, _record: &EpochRecord) {}
     /// An evaluation's metrics (`kind: "eval"`, epoch, step, `eval_*` keys).
     fn evaluated(&mut self, _record: &serde_json::Value) {}
+    /// The run's start-up phases (`train::startup`), once, after the first step.
+    fn startup(&mut self, _record: &serde_json::Value) {}
     /// The run is over: flush, and return any error a record met on its way out.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -322,6 +324,10 @@ impl Reporter for JsonLines {
         self.write(record);
     }
 
+    fn startup(&mut self, record: &serde_json::Value) {
+        self.write(record);
+    }
+
     fn finish(&mut self) -> Result<()> {
         let Some(mut file) = self.file.take() else { return Ok(()) };
         let done = file.flush().and_then(|_| file.sync_all());
@@ -362,6 +368,9 @@ impl Reporter for Tee {
     }
     fn evaluated(&mut self, rec: &serde_json::Value) {
         self.0.iter_mut().for_each(|r| r.evaluated(rec));
+    }
+    fn startup(&mut self, rec: &serde_json::Value) {
+        self.0.iter_mut().for_each(|r| r.startup(rec));
     }
     fn finish(&mut self) -> Result<()> {
         self.0.iter_mut().try_for_each(|r| r.finish())

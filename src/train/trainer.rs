@@ -20,9 +20,11 @@ use super::checkpoint::{self, Fingerprint, Position, TrainerState};
 pub use super::evaluation::Evaluation;
 use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
+use super::pending::PendingSteps;
 use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
 use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
 use super::schedule::{warmup_steps, Schedule};
+use super::startup::Startup;
 use super::update::Updater;
 use crate::data::batch::Batch;
 use crate::data::dataset::Split;
@@ -110,11 +112,14 @@ pub struct Trainer<'r> {
     /// Everything written to the *_results.json files, for all_results.json.
     results: serde_json::Map<String, serde_json::Value>,
     newly_initialized: Vec<String>,
+    /// Start-up phases until the first step; taken (and reported) once it is done.
+    startup: Option<Startup>,
 }
 
 impl<'r> Trainer<'r> {
     /// Seeds the random stream, reads the data, loads the model and prepares the output folder.
     pub fn new(args: &TrainArgs, reporter: &'r mut dyn Reporter) -> Result<Self> {
+        let mut startup = Startup::begin();
         args.validate()?;
         reporter.device(&describe_device(args.device, args.device_auto));
         if let Some(t) = args.threads {
@@ -134,12 +139,15 @@ impl<'r> Trainer<'r> {
                 args.device = Device::Cuda(d.local_rank());
             }
         }
+        // Saved resolved (training_args.json), so the folder alone repeats the run on any device.
+        args.unpadded = Some(args.unpadded());
         let args = &args;
 
         let files = resolve(&args.model)?;
         let mut config = BertConfig::from_file(&files.config)?;
         let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
         check_vocab(&tokenizer, &config, &files.config)?;
+        startup.mark("tokenizer");
         // Before the data is read: a folder holding a previous run is refused at once.
         if args.do_train && args.resume_from_checkpoint.is_none() {
             check_output(&args.output_dir, args.overwrite)?;
@@ -159,6 +167,7 @@ impl<'r> Trainer<'r> {
             tokenizer.clone(),
             data_settings(args, &tokenizer, ddp.as_ref()),
         )?;
+        startup.mark("data");
         config.set_labels(&data.labels().names);
         config.problem_type = Some(args.label_format.problem.hf_name().into());
 
@@ -176,6 +185,7 @@ impl<'r> Trainer<'r> {
         if args.recipe.tf32 {
             crate::torch_ext::set_allow_tf32(true)?;
         }
+        startup.mark("weights");
         let updater = build_updater(args, &config, &vs, &data)?;
         let mut ddp = ddp;
         if let Some(d) = ddp.as_mut() {
@@ -188,6 +198,7 @@ impl<'r> Trainer<'r> {
         // save in one swap (training_args.json included), so a run that fails earlier changes
         // nothing a previous run left there.
         std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
+        startup.mark("optimizer");
 
         Ok(Trainer {
             args: args.clone(),
@@ -207,6 +218,7 @@ impl<'r> Trainer<'r> {
             started: Instant::now(),
             results: serde_json::Map::new(),
             newly_initialized: report.newly_initialized,
+            startup: Some(startup),
         })
     }
 
@@ -340,15 +352,23 @@ impl<'r> Trainer<'r> {
             (pos.epoch_loss_sum, pos.epoch_steps, pos.epoch_samples, pos.batches_done);
         let (mut reached_max_steps, mut interrupted, mut stop_early) = (false, false, false);
         let mut window = Window::default();
+        let mut pending = PendingSteps::for_device(self.args.device);
         for loaded in batches.by_ref() {
             let loaded = loaded?;
+            if let Some(s) = self.startup.as_mut() {
+                s.first_batch_ready();
+            }
             if window.micro_batches == 0 {
                 window.size = accumulation.min(total_batches.saturating_sub(consumed)).max(1);
             }
             consumed += 1;
             samples += loaded.rows.len();
-            window.loss +=
+            let micro =
                 self.micro_step(&loaded.batch.to_device(self.args.device), window.size)? / window.size as f64;
+            window.loss = Some(match window.loss.take() {
+                Some(sum) => sum + micro,
+                None => micro,
+            });
             window.rows.extend(loaded.rows);
             window.micro_batches += 1;
             if window.micro_batches < window.size {
@@ -361,56 +381,44 @@ impl<'r> Trainer<'r> {
                 let params: Vec<tch::Tensor> =
                     self.updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
                 d.all_reduce_gradients(&params)?;
-                done.loss = d.sum(&[done.loss])?[0] / d.world_size() as f64;
+                // (A host read: one sync per step in multi-process runs.)
+                let local = done.loss.as_ref().map_or(f64::NAN, |l| l.double_value(&[]));
+                done.loss = Some(tch::Tensor::from(d.sum(&[local])?[0] / d.world_size() as f64));
             }
             let update = self.updater.apply()?;
+            if let Some(mut s) = self.startup.take() {
+                s.mark("first_step");
+                self.reporter.startup(&s.record());
+            }
             self.global_step += 1;
             steps += 1;
-            total_loss += done.loss;
-            if !done.loss.is_finite() && self.args.recipe.precision != Precision::Fp16 {
-                return Err(Error::usage(
-                    "--learning-rate",
-                    format!(
-                        "the loss became {} at step {}; try a smaller learning rate{}",
-                        done.loss,
-                        self.global_step,
-                        checkpoint::list(&self.args.output_dir).pop().map_or(
-                            String::new(),
-                            |(_, p)| format!(
-                                " (the last good checkpoint is {}: --resume-from-checkpoint latest)",
-                                p.display()
-                            )
-                        )
-                    ),
-                ));
-            }
-            self.log_history.push(json!({
-                "epoch": (epoch - 1) as f64 + consumed as f64 / total_batches.max(1) as f64,
-                "step": self.global_step,
-                "loss": done.loss,
-                "learning_rate": update.lr,
-            }));
-            self.reporter.step(&StepRecord {
+            let record = StepRecord {
                 kind: "step",
                 epoch,
                 step: self.global_step,
-                loss: done.loss,
+                loss: f64::NAN, // read from the device below
                 lr: update.lr,
                 skipped: update.scale.map(|_| update.skipped),
                 scale: update.scale,
                 rows: done.rows,
-            });
-            if self.args.recipe.eval_steps.is_some_and(|n| self.global_step.is_multiple_of(n))
-                && self.args.do_eval
-            {
+            };
+            let epoch_fraction = (epoch - 1) as f64 + consumed as f64 / total_batches.max(1) as f64;
+            pending.push(done.loss.unwrap_or_else(|| tch::Tensor::from(f64::NAN)), record, epoch_fraction);
+            let eval_due = self.args.recipe.eval_steps.is_some_and(|n| self.global_step.is_multiple_of(n))
+                && self.args.do_eval;
+            let save_due = self.args.save_strategy == SaveStrategy::Steps
+                && self.global_step.is_multiple_of(self.args.save_steps);
+            if pending.due() || eval_due || save_due {
+                self.record_steps(&mut pending, &mut total_loss)?;
+            }
+            if eval_due {
                 let eval = self.evaluate(Split::Validation)?;
                 stop_early |= self.track_best(&eval, epoch)?;
             }
             crate::output::hooks::step_pause();
             interrupted = interrupt::stop_requested();
-            let due = self.args.save_strategy == SaveStrategy::Steps
-                && self.global_step.is_multiple_of(self.args.save_steps);
-            if due || interrupted {
+            if save_due || interrupted {
+                self.record_steps(&mut pending, &mut total_loss)?;
                 let here = Position {
                     epoch,
                     batches_done: consumed,
@@ -437,6 +445,7 @@ impl<'r> Trainer<'r> {
                 break;
             }
         }
+        self.record_steps(&mut pending, &mut total_loss)?;
         let waited = batches.finish(reached_max_steps || interrupted || stop_early)?;
         Ok(EpochOutcome {
             mean_loss: total_loss / steps.max(1) as f64,
@@ -449,22 +458,57 @@ impl<'r> Trainer<'r> {
         })
     }
 
+    /// Reads the pending steps' losses (one transfer), adds them to the epoch's sum, stops an fp32
+    /// or bf16 run at the first non-finite one, and logs each step (log_history, the reporter).
+    fn record_steps(&mut self, pending: &mut PendingSteps, epoch_loss_sum: &mut f64) -> Result<()> {
+        for (record, epoch_fraction) in pending.read() {
+            *epoch_loss_sum += record.loss;
+            if !record.loss.is_finite() && self.args.recipe.precision != Precision::Fp16 {
+                return Err(Error::usage(
+                    "--learning-rate",
+                    format!(
+                        "the loss became {} at step {}; try a smaller learning rate{}",
+                        record.loss,
+                        record.step,
+                        checkpoint::list(&self.args.output_dir).pop().map_or(
+                            String::new(),
+                            |(_, p)| format!(
+                                " (the last good checkpoint is {}: --resume-from-checkpoint latest)",
+                                p.display()
+                            )
+                        )
+                    ),
+                ));
+            }
+            self.log_history.push(json!({
+                "epoch": epoch_fraction,
+                "step": record.step,
+                "loss": record.loss,
+                "learning_rate": record.lr,
+            }));
+            self.reporter.step(&record);
+        }
+        Ok(())
+    }
+
     /// Forward in training mode (dropout on) under the run's autocast, the loss, and backward of
-    /// the loss divided by the accumulation window (scaled under fp16); returns the batch's loss.
-    pub fn micro_step(&mut self, batch: &Batch, window: usize) -> Result<f64> {
+    /// the loss divided by the accumulation window (scaled under fp16); returns the batch's loss
+    /// (a 0-dim f64 tensor on the device: reading it would wait for the GPU).
+    pub fn micro_step(&mut self, batch: &Batch, window: usize) -> Result<tch::Tensor> {
         let labels =
             batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
         let (model, recipe) = (&self.model, &self.args.recipe);
         let problem = self.args.label_format.problem;
         let loss = {
             let _autocast = autocast(self.args.device, recipe.precision)?;
-            let unpadded = self.args.unpadded;
+            let unpadded = self.args.unpadded();
             let logits = self.rng.dropout(|| forward(model, batch, unpadded, true));
             loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
         };
         let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
         self.updater.backward_loss(&scaled)?.backward();
-        Ok(loss.double_value(&[]))
+        // Left on the device (train::pending); f64, so window sums are the host's bits.
+        Ok(loss.detach().to_kind(tch::Kind::Double))
     }
 
     /// The model's trainable tensors in state-dict order.
@@ -538,7 +582,7 @@ impl<'r> Trainer<'r> {
                 let batch = loaded.batch.to_device(self.args.device);
                 // HF evaluates under the same autocast as it trains.
                 let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
-                let logits = forward(&self.model, &batch, self.args.unpadded, false);
+                let logits = forward(&self.model, &batch, self.args.unpadded(), false);
                 if let Some(l) = &batch.labels {
                     // HF evaluates with the training loss, label smoothing included.
                     let smoothing = self.args.recipe.label_smoothing;
@@ -863,8 +907,8 @@ struct Window {
     /// Micro-batches this window takes (fixed at its first).
     size: usize,
     micro_batches: usize,
-    /// Mean of the micro-batch losses (each divided by `size` as it arrives).
-    loss: f64,
+    /// Mean of the micro-batch losses (each divided by `size` as it arrives), on the device.
+    loss: Option<tch::Tensor>,
     rows: Vec<usize>,
 }
 
@@ -921,6 +965,7 @@ fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer, ddp: Option<&Ddp>)
             max_length: args.max_length,
             pad_id: tokenizer.pad_token_id(),
             prefetch: args.prefetch,
+            pin_for: args.device.is_cuda().then_some(args.device),
         },
         shuffle: args.shuffle,
         group_by_length: args.group_by_length,

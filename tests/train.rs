@@ -68,6 +68,10 @@ pub fn run_both(
     let mut rs = vec!["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu", "--overwrite"];
     rs.extend(args);
     rs.extend(bertfit_only);
+    // Parity is with PyTorch's padded layout; the unpadded one has its own tests (tests/unpadded.rs).
+    if !bertfit_only.iter().any(|f| f.starts_with("--reproduce-pytorch") || f.starts_with("--unpadded")) {
+        rs.extend(["--unpadded", "false"]);
+    }
     let result = bertfit().args(&rs).output().expect("spawn bertfit");
     check(&result, "bertfit train");
     (ref_metrics, out, ref_weights)

@@ -324,10 +324,11 @@ pub struct TrainFlags {
     #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
     pub early_stopping_patience: Option<i64>,
     /// Compute every per-token layer on the real tokens only (packed), padding just for the
-    /// attention core: the same per-example results with less compute (1.3x on movie snippets,
-    /// CPU). Not with --reproduce-pytorch.
-    #[arg(long, help_heading = "Recipe")]
-    pub unpadded: bool,
+    /// attention core: the same per-example results with less compute. Default: on for the CPU
+    /// (measured faster), off on CUDA until measured there, off with --reproduce-pytorch.
+    /// `--unpadded false` keeps the padded layout.
+    #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
+    pub unpadded: Option<bool>,
     /// Seconds a collective may wait for the other ranks before the run fails naming the lost
     /// rank (multi-process runs: scripts/launch-local.sh, torchrun, srun).
     #[arg(long, default_value_t = 1800, help_heading = "Distributed")]

@@ -65,11 +65,17 @@ impl SavedModel {
     }
 
     /// The model in eval mode (no dropout) without gradients: logits (B, C), row by row, as f32
-    /// on the CPU.
+    /// on the CPU. Unpadded where that is the device's default (the same logits, less compute).
     pub fn logits(&self, batch: &Batch) -> Result<Vec<f32>> {
         let b = batch.to_device(self.device);
-        let logits =
-            tch::no_grad(|| self.model.forward_t(&b.input_ids, &b.attention_mask, &b.token_type_ids, false));
+        let (ids, mask, types) = (&b.input_ids, &b.attention_mask, &b.token_type_ids);
+        let logits = tch::no_grad(|| {
+            if crate::model::unpadded_by_default(self.device) {
+                self.model.forward_unpadded_t(ids, mask, types, false)
+            } else {
+                self.model.forward_t(ids, mask, types, false)
+            }
+        });
         let flat = logits.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1);
         Ok(Vec::<f32>::try_from(&flat)?)
     }

@@ -216,9 +216,10 @@ pub struct TrainArgs {
     /// The training recipe (HF TrainingArguments' names and meanings).
     pub recipe: Recipe,
     /// Run every per-token layer on the real tokens only (packed), padding only for the attention
-    /// core: the same per-example results, less compute (the padded layout stays for
-    /// `--reproduce-pytorch`, whose dropout masks are drawn over the padded shapes).
-    pub unpadded: bool,
+    /// core: the same per-example results, less compute. `None`: the device's default
+    /// ([`crate::model::unpadded_by_default`]), padded under `--reproduce-pytorch`, whose dropout
+    /// masks are drawn over the padded shapes.
+    pub unpadded: Option<bool>,
     /// When checkpoints are written (HF's save_strategy) and every how many steps.
     pub save_strategy: SaveStrategy,
     pub save_steps: usize,
@@ -253,6 +254,12 @@ fn device_name<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S:
 }
 
 impl TrainArgs {
+    /// Whether the model runs on the packed real tokens: `--unpadded` if given, else the device's
+    /// default, never under `--reproduce-pytorch`.
+    pub fn unpadded(&self) -> bool {
+        self.unpadded.unwrap_or(!self.reproduce_pytorch && crate::model::unpadded_by_default(self.device))
+    }
+
     /// Checks the settings that do not need any file.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
@@ -375,7 +382,7 @@ impl TrainArgs {
                  --metric-for-best-model, --early-stopping-patience and --load-best-model-at-end",
             ));
         }
-        if self.reproduce_pytorch && self.unpadded {
+        if self.reproduce_pytorch && self.unpadded == Some(true) {
             return Err(Error::usage(
                 "--reproduce-pytorch",
                 "--unpadded draws dropout masks over the packed tokens, not PyTorch's padded shapes; drop one of them",

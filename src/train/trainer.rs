@@ -159,6 +159,9 @@ impl<'r> Trainer<'r> {
             tokenizer.clone(),
             data_settings(args, &tokenizer, ddp.as_ref()),
         )?;
+        for w in data.warnings() {
+            reporter.note(&format!("warning: {w}"));
+        }
         config.set_labels(&data.labels().names);
         config.problem_type = Some(args.label_format.problem.hf_name().into());
 

@@ -55,6 +55,22 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// An error and its causes, one per line, each cause once: most variants already end their message
+/// with their source's (`{path}: {source}`), and a cause whose text is already shown is not
+/// repeated as a `caused by:` line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(&format!("\n  caused by: {text}"));
+        }
+        source = s.source();
+    }
+    out
+}
+
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
@@ -70,5 +86,23 @@ impl Error {
     }
     pub fn usage(flag: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Usage { flag: flag.into(), msg: msg.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "File exists (os error 17)");
+        let text = chain(&Error::io("/tmp/out", io));
+        assert_eq!(text, "/tmp/out: File exists (os error 17)");
+        // A cause the message does not show is still printed.
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading the cache")]
+        struct Outer(#[source] std::io::Error);
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        assert_eq!(chain(&Outer(io)), "reading the cache\n  caused by: gone");
     }
 }

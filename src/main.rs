@@ -29,8 +29,9 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             Ok(())
         }
         Command::CheckData(flags) => {
-            let files = bertfit::weights::resolve(&flags.model)?;
-            let tokenizer = bertfit::data::tokenize::BertTokenizer::from_dir(&files.dir)?;
+            // Only the tokenizer's files: check-data never reads the weights.
+            let dir = bertfit::weights::resolve::resolve_dir(&flags.model)?;
+            let tokenizer = bertfit::data::tokenize::BertTokenizer::from_dir(&dir)?;
             let report = bertfit::data::check::check(
                 &flags.data.source()?,
                 &flags.data.columns(),
@@ -38,6 +39,9 @@ fn run(cli: Cli) -> bertfit::Result<()> {
                 flags.num_labels,
                 &flags.data.label_format()?,
             )?;
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
             print!("{}", bertfit::data::check::render(&report, flags.max_length));
             Ok(())
         }
@@ -102,13 +106,7 @@ fn stop_on_signal() {
 }
 
 fn report(e: &bertfit::Error) -> ExitCode {
-    let mut msg = format!("error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!("\n  caused by: {s}"));
-        source = s.source();
-    }
-    eprintln!("{msg}");
+    eprintln!("error: {}", bertfit::error::chain(e));
     ExitCode::FAILURE
 }
 

@@ -150,9 +150,20 @@ fn model_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_j
 /// Runs `train` into a copy of a previous run and asserts: refused, every needle in stderr, no
 /// panic, the previous run's files unchanged.
 fn refused_into_previous(dir: &Path, model: &Path, extra: &[&str], needles: &[&str]) -> String {
+    refused_into_previous_on(dir, model, &fixture().data, extra, needles)
+}
+
+/// `refused_into_previous` on another data file.
+fn refused_into_previous_on(
+    dir: &Path,
+    model: &Path,
+    data: &Path,
+    extra: &[&str],
+    needles: &[&str],
+) -> String {
     let out = previous_run_in(dir);
     let before = hash_tree(&out);
-    let args = train(model, &fixture().data, &out, extra);
+    let args = train(model, data, &out, extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = assert_refused(&args, needles);
     assert_eq!(without_pending(hash_tree(&out)), without_pending(before), "previous run changed:\n{err}");
@@ -457,4 +468,213 @@ fn full_tmpfs_keeps_previous_model() {
     assert!(stderr.contains("No space left on device") && stderr.contains("model.safetensors"), "{stderr}");
     assert_eq!(read("before"), read("after"), "previous model changed");
     assert!(!read("listing").contains(".bertfit-"), "temporary files left:\n{}", read("listing"));
+}
+
+/// A `text,label,split` Parquet file in row groups of `group_rows` rows; a `None` text is a null.
+fn write_parquet(path: &Path, rows: &[(Option<String>, i64, &str)], group_rows: usize) {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let text: StringArray = rows.iter().map(|r| r.0.clone()).collect();
+    let label: Int64Array = rows.iter().map(|r| Some(r.1)).collect();
+    let split: StringArray = rows.iter().map(|r| Some(r.2)).collect();
+    let columns: Vec<(&str, ArrayRef)> =
+        vec![("text", Arc::new(text)), ("label", Arc::new(label)), ("split", Arc::new(split))];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let props = WriterProperties::builder().set_max_row_group_row_count(Some(group_rows)).build();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// `--streaming` reads every cell in its first pass: a bad text in the last row is refused before
+/// the first step, naming file, row and column, and the previous run is left as it was (no
+/// metrics.jsonl.partial with step lines, no checkpoint). The Parquet case is the one the
+/// label-only first pass let through (texts are another column chunk, decoded only while
+/// training, after the first row groups had made steps); arrow-csv checks every field of a
+/// record batch, so the CSV case (past its first 8192-row batch) was refused before as well and
+/// is kept as a guard.
+#[test]
+fn streaming_refuses_a_bad_last_row_before_any_step() {
+    let dir = temp_dir("hardening_stream_bad_row");
+    let model = &fixture().model;
+    let streamed = ["--streaming", "--no-shuffle", "--save-strategy", "steps", "--save-steps", "1"];
+
+    // Parquet: 4 val rows, then train rows; row groups of 4 rows; the last row's text is null.
+    let parquet = dir.join("late_null.parquet");
+    let mut rows: Vec<(Option<String>, i64, &str)> =
+        (0..4).map(|i| (Some(format!("held out {i}")), i % 2, "val")).collect();
+    rows.extend((0..16).map(|i| (Some(format!("a short review number {i}")), i % 2, "train")));
+    rows.last_mut().unwrap().0 = None;
+    write_parquet(&parquet, &rows, 4);
+    let err = refused_into_previous_on(
+        &dir,
+        model,
+        &parquet,
+        &streamed,
+        &[parquet.to_str().unwrap(), "row 20", "column 'text'", "null"],
+    );
+    assert!(!err.contains("step"), "a step ran:\n{err}");
+    println!("parquet: {}", err.lines().last().unwrap_or_default());
+
+    // CSV past its first record batch: the last row's text is not UTF-8.
+    let csv = dir.join("late_bytes.csv");
+    let mut bytes = b"text,label,split\n".to_vec();
+    for i in 0..8200 {
+        bytes.extend(format!("\"a short review number {i}\",{},train\n", i % 2).as_bytes());
+    }
+    bytes.extend(b"\"bad \xff\xfe text\",1,train\n");
+    std::fs::write(&csv, bytes).unwrap();
+    let err = refused_into_previous_on(
+        &dir,
+        model,
+        &csv,
+        &streamed,
+        &[csv.to_str().unwrap(), "row 8201", "column 'text'", "UTF-8"],
+    );
+    assert!(!err.contains("step"), "a step ran:\n{err}");
+    println!("csv: {}", err.lines().last().unwrap_or_default());
+}
+
+/// Labels that differ only in case or whitespace are two classes: a warning (not an error) names
+/// both spellings and where the second was first seen, for check-data and train.
+#[test]
+fn near_duplicate_labels_are_warned_about() {
+    let dir = temp_dir("hardening_near_dup");
+    let data = dir.join("dup.csv");
+    let labels = ["spam", "ham", "Spam ", "ham", "spam", "h am"];
+    let mut rows: Vec<(String, String, &str)> =
+        labels.iter().enumerate().map(|(i, l)| (format!("message {i}"), l.to_string(), "train")).collect();
+    rows.push(("held out".into(), "spam".into(), "val"));
+    write_csv(&data, &rows);
+    let f = fixture();
+    let (code, out, err) =
+        run_bertfit(&["check-data", "--model", f.model.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("train: 6 rows"), "{out}");
+    let warning = format!(
+        "warning: {}: row 3, column 'label': label 'Spam' differs from 'spam' (first seen at row 1)",
+        data.display()
+    );
+    assert!(err.contains(&warning), "{err}");
+    assert!(
+        err.contains("row 6, column 'label': label 'h am' differs from 'ham' (first seen at row 2)"),
+        "{err}"
+    );
+    println!("{err}");
+    // Training: two classes (the tiny model's head has two).
+    let two = dir.join("two.csv");
+    write_csv(
+        &two,
+        &rows.iter().filter(|r| r.1.contains('S') || r.1.contains('s')).cloned().collect::<Vec<_>>(),
+    );
+    let warning = format!(
+        "warning: {}: row 2, column 'label': label 'Spam' differs from 'spam' (first seen at row 1)",
+        two.display()
+    );
+    for extra in [&[][..], &["--streaming"][..]] {
+        let args = train(&f.model, &two, &dir.join("out"), extra);
+        let (code, _, err) = run_bertfit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains(&warning), "train {extra:?}:\n{err}");
+    }
+}
+
+/// A Parquet file named .csv and a CSV named .parquet (or .tsv-like text) are refused by name, not
+/// read as the other format and not met with the other reader's parse error.
+#[test]
+fn data_files_named_as_the_other_format_are_refused() {
+    let dir = temp_dir("hardening_misnamed");
+    let f = fixture();
+    let parquet_as_csv = dir.join("data.csv");
+    let rows: Vec<(Option<String>, i64, &str)> =
+        (0..6).map(|i| (Some(format!("text {i}")), i % 2, "train")).collect();
+    write_parquet(&parquet_as_csv, &rows, 100);
+    let parquet_as_tsv = dir.join("data.tsv");
+    std::fs::copy(&parquet_as_csv, &parquet_as_tsv).unwrap();
+    let csv_as_parquet = dir.join("data.parquet");
+    std::fs::copy(&f.data, &csv_as_parquet).unwrap();
+    let cases = [
+        (&parquet_as_csv, "this is a Parquet file but its name ends in .csv; rename it to .parquet"),
+        (&parquet_as_tsv, "this is a Parquet file but its name ends in .tsv; rename it to .parquet"),
+        (&csv_as_parquet, "this is a text (CSV) file but its name ends in .parquet; rename it to .csv"),
+    ];
+    for (path, why) in cases {
+        let needle = format!("{}: {why}", path.display());
+        let args = ["check-data", "--model", f.model.to_str().unwrap(), "--data", path.to_str().unwrap()];
+        let err = assert_refused(&args, &[&needle]);
+        println!("{}", err.trim());
+        refused_into_previous_on(&dir, &f.model, path, &[], &[&needle]);
+    }
+}
+
+/// A file where a folder is expected: the path is named once, with each cause printed once.
+#[test]
+fn a_file_where_a_folder_is_expected_is_named_once() {
+    let dir = temp_dir("hardening_file_not_folder");
+    let f = fixture();
+    let file = dir.join("a_file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let file_s = file.to_str().unwrap();
+    let below = file.join("sub");
+    let out = dir.join("out");
+    let model = f.model.to_str().unwrap();
+    let flag = |name: &str| format!("{name}: {file_s} is a file, expected a folder");
+    let model_flag = format!("model '{file_s}': is a file, expected a folder");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (train(&f.model, &f.data, &file, &[]), flag("--output-dir")),
+        (train(&f.model, &f.data, &below, &[]), flag("--output-dir")),
+        (train(&f.model, &f.data, &out, &["--token-cache", file_s]), flag("--token-cache")),
+        (train(&file, &f.data, &out, &[]), model_flag.clone()),
+        (
+            vec![
+                "check-data".into(),
+                "--model".into(),
+                file_s.into(),
+                "--data".into(),
+                f.data.to_str().unwrap().into(),
+            ],
+            model_flag,
+        ),
+    ];
+    for (args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = assert_refused(&args, &[needle]);
+        assert_eq!(err.matches("is a file, expected a folder").count(), 1, "{err}");
+        assert!(!err.contains("caused by"), "{err}");
+        println!("{}", err.lines().last().unwrap_or_default());
+    }
+    assert!(!out.exists(), "a refused run made its output folder");
+    // The class: an I/O error's cause is printed once (it was once in the message and again as
+    // `caused by:`). A folder named like a data file: reading it fails with EISDIR.
+    let folder = dir.join("folder.csv");
+    std::fs::create_dir_all(&folder).unwrap();
+    let args = ["check-data", "--model", model, "--data", folder.to_str().unwrap()];
+    let err = assert_refused(&args, &[folder.to_str().unwrap(), "Is a directory"]);
+    assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+    println!("{}", err.trim());
+}
+
+/// check-data reads only the tokenizer: a model folder without weights is enough for it, while
+/// train on the same folder names the missing weights file.
+#[test]
+fn check_data_needs_no_weights() {
+    let dir = temp_dir("hardening_check_no_weights");
+    let f = fixture();
+    let model = dir.join("tokenizer_only");
+    copy_tree(&f.model, &model);
+    for weights in ["model.safetensors", "pytorch_model.bin"] {
+        let _ = std::fs::remove_file(model.join(weights));
+    }
+    let (code, out, err) =
+        run_bertfit(&["check-data", "--model", model.to_str().unwrap(), "--data", f.data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("train: 8 rows") && out.contains("validation: 4 rows"), "{out}");
+    print!("{out}");
+    let args = train(&model, &f.data, &dir.join("out"), &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = assert_refused(&args, &[model.to_str().unwrap(), "model.safetensors"]);
+    println!("{}", err.lines().last().unwrap_or_default());
 }

@@ -208,12 +208,14 @@ fn missing_unknown_and_non_parquet_files() {
     let e = err_text(parquet::batches(&missing, &names, 10));
     assert!(e.starts_with(&format!("{}: ", missing.display())) && e.contains("No such file"), "{e}");
 
+    // A CSV named .parquet is named as what it is (issue 10), not read as CSV.
     let renamed = dir.join("sms.parquet");
     std::fs::copy(dataset("sms"), &renamed).unwrap();
     let e = err_text(parquet::schema(&renamed));
-    assert!(e.starts_with(&format!("{}: not a Parquet file or truncated (", renamed.display())), "{e}");
+    let want = "this is a text (CSV) file but its name ends in .parquet; rename it to .csv";
+    assert_eq!(e, format!("{}: {want}", renamed.display()));
     let e = err_text(parquet::batches(&renamed, &names, 10));
-    assert!(e.contains("not a Parquet file or truncated"), "{e}");
+    assert!(e.contains(want), "{e}");
 
     let empty = dir.join("empty.parquet");
     std::fs::write(&empty, b"").unwrap();

@@ -405,8 +405,27 @@ fn whole_epochs(s: &str) -> Result<usize> {
     Ok(v as usize)
 }
 
+/// A flag naming a folder that a run makes if missing: neither the path nor a folder above it may
+/// be a file. Checked before anything runs, so the message names the path instead of the OS's
+/// "File exists" or "Not a directory" at the first write, after the model and data were read.
+fn folder_flag(flag: &str, path: &std::path::Path) -> Result<()> {
+    for p in path.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => return Err(Error::usage(flag, format!("{} is a file, expected a folder", p.display()))),
+            // Missing (it will be made) or unreadable (the write will say why): look further up.
+            Err(_) => continue,
+        }
+    }
+    Ok(())
+}
+
 impl TrainFlags {
     pub fn into_args(self) -> Result<TrainArgs> {
+        folder_flag("--output-dir", &self.output_dir)?;
+        if let Some(cache) = &self.token_cache {
+            folder_flag("--token-cache", cache)?;
+        }
         if let Some(m) = self.metric_name.as_deref().filter(|m| *m != "accuracy") {
             return Err(Error::usage(
                 "--metric-name",
@@ -686,6 +705,9 @@ pub struct EvaluateFlags {
 impl EvaluateFlags {
     pub fn into_args(self) -> Result<crate::predict::EvaluateArgs> {
         use crate::predict::EvalData;
+        if let Some(dir) = &self.output_dir {
+            folder_flag("--output-dir", dir)?;
+        }
         let data = match (self.data, self.validation_file) {
             (Some(p), None) => EvalData::SplitColumn(p),
             (None, Some(p)) => EvalData::File(p),

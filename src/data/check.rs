@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::dataset::{
     empty_train_split, file_of, for_each_split_row, split_is_labelled, Columns, DataSource, Read, Split,
 };
-use super::labels::{LabelFormat, LabelMap, LabelTally};
+use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning};
 use super::table::Row;
 use super::tokenize::BertTokenizer;
 use crate::error::{Error, Result};
@@ -50,6 +50,8 @@ pub struct DataReport {
     pub train: SplitStats,
     pub validation: SplitStats,
     pub test: SplitStats,
+    /// Training labels that differ only in case or whitespace.
+    pub warnings: Vec<LabelWarning>,
 }
 
 struct Accumulator<'a> {
@@ -131,7 +133,8 @@ pub fn check(
         return Err(empty_train_split(source, columns));
     }
     LabelMap::from_tallies(&train.labels, &[&validation.labels, &test.labels], &columns.label, num_labels)?;
-    Ok(DataReport { train, validation, test })
+    let warnings = train.labels.near_duplicates(&columns.label);
+    Ok(DataReport { train, validation, test, warnings })
 }
 
 /// The report as `check-data` prints it.

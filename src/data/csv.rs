@@ -26,6 +26,10 @@ fn delimiter_for(path: &Path) -> u8 {
 /// Column names from the header line.
 pub fn header(path: &Path) -> Result<Vec<String>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // A Parquet file named .csv would fail with a puzzling parse error (or worse, parse): name it.
+    if super::parquet::sniff(path)? == super::parquet::Sniffed::Parquet {
+        return Err(super::parquet::misnamed(path, super::parquet::Sniffed::Parquet));
+    }
     let format = Format::default().with_header(true).with_delimiter(delimiter_for(path));
     let (schema, _) = format.infer_schema(file, Some(0)).map_err(|e| csv_error(path, e, &[]))?;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();

@@ -133,6 +133,34 @@ impl LabelTally {
         Ok(())
     }
 
+    /// Labels that differ only in case or whitespace (`spam`, `Spam`, `sp am`): each becomes a
+    /// class of its own, which is seldom what was meant, but may be, so it is a warning. Each
+    /// spelling after the first (by first row) is reported against the first.
+    pub fn near_duplicates(&self, column: &str) -> Vec<LabelWarning> {
+        let key = |label: &str| -> String {
+            label.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+        };
+        let mut groups: BTreeMap<String, Vec<(usize, &str)>> = BTreeMap::new();
+        for (label, &(_, row)) in &self.labels {
+            groups.entry(key(label)).or_default().push((row, label));
+        }
+        let mut out = Vec::new();
+        for mut spellings in groups.into_values().filter(|g| g.len() > 1) {
+            spellings.sort_unstable();
+            let (first_row, first) = spellings[0];
+            for &(row, label) in &spellings[1..] {
+                out.push(LabelWarning {
+                    path: self.path.clone(),
+                    column: column.into(),
+                    first: (first.into(), first_row),
+                    second: (label.into(), row),
+                });
+            }
+        }
+        out.sort_by_key(|w| w.second.1);
+        out
+    }
+
     /// The tally of a split held in memory.
     pub fn of(split: &SplitData, column: &str, format: &LabelFormat) -> Result<Self> {
         let mut t = LabelTally::new(&split.path, format);
@@ -140,6 +168,32 @@ impl LabelTally {
             t.add(&e.label, e.row, column)?;
         }
         Ok(t)
+    }
+}
+
+/// Two spellings of what is probably one label (they differ only in case or whitespace): they are
+/// trained as two classes. Not an error, since they may be meant; the CLI prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelWarning {
+    /// The file of the split whose labels were tallied.
+    pub path: PathBuf,
+    pub column: String,
+    /// The spelling met first, and the row it was first seen in.
+    pub first: (String, usize),
+    /// The other spelling, and the row it was first seen in.
+    pub second: (String, usize),
+}
+
+impl std::fmt::Display for LabelWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ((first, first_row), (second, row)) = (&self.first, &self.second);
+        write!(
+            f,
+            "{}: row {row}, column '{}': label '{second}' differs from '{first}' (first seen at row \
+             {first_row}) only in case or whitespace; they are trained as two different classes",
+            self.path.display(),
+            self.column
+        )
     }
 }
 
@@ -386,6 +440,20 @@ mod tests {
         let ids = LabelMap::from_tallies(&tally_as(&["[0, 3]", "[1]"], multi), &[], "label", None).unwrap();
         assert_eq!(ids.names, ["0", "1", "2", "3"]);
         assert_eq!(ids.target("[0, 3]", p, 1, "label").unwrap(), Target::MultiHot(vec![1.0, 0.0, 0.0, 1.0]));
+    }
+
+    #[test]
+    fn near_duplicate_labels_are_warned_with_both_spellings_and_rows() {
+        let t = tally(&["spam", "ham", "Spam ", " h am", "spam", "eggs"]);
+        let w = t.near_duplicates("label");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!((w[0].first.clone(), w[0].second.clone()), (("spam".into(), 1), ("Spam".into(), 3)));
+        assert_eq!((w[1].first.clone(), w[1].second.clone()), (("ham".into(), 2), ("h am".into(), 4)));
+        let text = w[0].to_string();
+        assert!(
+            text.starts_with("d.csv: row 3, column 'label'") && text.contains("'spam' (first seen at row 1)")
+        );
+        assert!(tally(&["spam", "ham", "0", "1"]).near_duplicates("label").is_empty());
     }
 
     #[test]

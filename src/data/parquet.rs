@@ -102,17 +102,74 @@ fn open(path: &Path) -> Result<(File, ArrowReaderMetadata)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let loaded =
         catch_unwind(AssertUnwindSafe(|| ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())));
-    match loaded {
-        Ok(Ok(meta)) => Ok((file, meta)),
-        Ok(Err(e)) => Err(Error::data(
-            path,
-            format!("not a Parquet file or truncated ({})", parquet_message(&e.to_string())),
-        )),
-        Err(panic) => Err(Error::data(
-            path,
-            format!("not a Parquet file or truncated (corrupt footer: {})", panic_message(&*panic)),
-        )),
+    let why = match loaded {
+        Ok(Ok(meta)) => return Ok((file, meta)),
+        Ok(Err(e)) => parquet_message(&e.to_string()),
+        Err(panic) => format!("corrupt footer: {}", panic_message(&*panic)),
+    };
+    // A CSV named .parquet: say so rather than what the footer parser makes of text.
+    if let text @ Sniffed::Text { .. } = sniff(path)? {
+        return Err(misnamed(path, text));
     }
+    Err(Error::data(path, format!("not a Parquet file or truncated ({why})")))
+}
+
+/// Every Parquet file starts and ends with these bytes.
+const MAGIC: &[u8; 4] = b"PAR1";
+
+/// What a data file's bytes say it is, whatever its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Parquet,
+    /// UTF-8 text without NUL bytes in its first 4 KiB: CSV or TSV (`tab` says which separator
+    /// its first line uses).
+    Text {
+        tab: bool,
+    },
+    Other,
+}
+
+/// Reads the first 4 KiB and the last 4 bytes. Parquet: the magic at the start, and at the end
+/// too unless the start is clearly not text. Text: UTF-8 without NUL bytes that does not start
+/// like Parquet (a truncated Parquet file, even one cut inside its magic, is not text). An empty
+/// file is neither.
+pub fn sniff(path: &Path) -> Result<Sniffed> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = Vec::with_capacity(4096);
+    file.by_ref().take(4096).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+    let mut tail = [0u8; 4];
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len >= 8 {
+        file.seek(SeekFrom::End(-4))
+            .and_then(|_| file.read_exact(&mut tail))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    // A multi-byte character cut at the 4 KiB mark is still text.
+    let text =
+        !head.contains(&0) && std::str::from_utf8(&head).map_or_else(|e| e.error_len().is_none(), |_| true);
+    let magic_start = head.starts_with(MAGIC) || (!head.is_empty() && MAGIC.starts_with(&head));
+    if head.starts_with(MAGIC) && (&tail == MAGIC || !text) {
+        return Ok(Sniffed::Parquet);
+    }
+    if text && !head.is_empty() && !magic_start {
+        let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let tab = first_line.contains(&b'\t') && !first_line.contains(&b',');
+        return Ok(Sniffed::Text { tab });
+    }
+    Ok(Sniffed::Other)
+}
+
+/// The error for a file whose bytes (`is`) disagree with its name: never read as the other format,
+/// since a guess could read the wrong columns without a word.
+pub fn misnamed(path: &Path, is: Sniffed) -> Error {
+    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    let (what, rename) = match is {
+        Sniffed::Parquet => ("a Parquet file", ".parquet"),
+        Sniffed::Text { tab: true } => ("a text (tab-separated) file", ".tsv"),
+        Sniffed::Text { tab: false } | Sniffed::Other => ("a text (CSV) file", ".csv"),
+    };
+    Error::data(path, format!("this is {what} but its name ends in .{ext}; rename it to {rename}"))
 }
 
 /// Where a row group's rows are in the file: 1-based first row and count, from the footer.
@@ -315,5 +372,32 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "the Parquet decoder panicked".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_tells_parquet_from_text_and_leaves_the_rest() {
+        let dir = std::env::temp_dir().join(format!("bertfit-sniff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: [(&[u8], Sniffed); 8] = [
+            (b"PAR1\x15\x04\x00\x00PAR1", Sniffed::Parquet),
+            (b"PAR1\x15\x04\x00\x00\xff", Sniffed::Parquet),
+            (b"PAR1abc", Sniffed::Other),
+            (b"PA", Sniffed::Other),
+            (b"", Sniffed::Other),
+            (b"text,label\na,1\n", Sniffed::Text { tab: false }),
+            (b"text\tlabel\na\t1\n", Sniffed::Text { tab: true }),
+            (b"\x89PNG\r\n\x1a\n\x00", Sniffed::Other),
+        ];
+        for (i, (bytes, want)) in cases.into_iter().enumerate() {
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(&p, bytes).unwrap();
+            assert_eq!(sniff(&p).unwrap(), want, "{bytes:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dataset::{read_dataset, Columns, DataSource, Split, SplitData};
-use super::labels::{LabelFormat, LabelMap, LabelTally};
+use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning};
 use super::loader::{batches_in_order, Prepared};
 use super::pipeline::{Batches, LoaderSettings};
 use super::sampler::{group_by_length, randperm, sampler, Mt19937, Sampler, SequentialSampler, Shard};
@@ -64,6 +64,8 @@ pub enum PassPlan {
 
 pub struct TrainingData {
     labels: Arc<LabelMap>,
+    /// Training labels that differ only in case or whitespace, for the caller to show.
+    warnings: Vec<LabelWarning>,
     rows: Rows,
     tokenizer: Arc<BertTokenizer>,
     settings: DataSettings,
@@ -89,6 +91,7 @@ impl TrainingData {
             let scan = stream::scan(source, columns, settings.num_labels, &settings.label_format)?;
             return Ok(TrainingData {
                 labels: Arc::new(scan.labels.clone()),
+                warnings: scan.warnings.clone(),
                 rows: Rows::Streaming { scan, source: source.clone(), columns: columns.clone() },
                 tokenizer,
                 settings,
@@ -110,12 +113,14 @@ impl TrainingData {
                 Ok(LabelTally::default())
             }
         };
+        let train_tally = tally(&train)?;
         let labels = LabelMap::from_tallies(
-            &tally(&train)?,
+            &train_tally,
             &[&tally(&validation)?, &tally(&test)?],
             &columns.label,
             settings.num_labels,
         )?;
+        let warnings = train_tally.near_duplicates(&columns.label);
         let max_length = settings.loader.max_length;
         let prepare =
             |s: &SplitData| Prepared::new(s, Some(&labels), &columns.label, max_length).map(Arc::new);
@@ -126,6 +131,7 @@ impl TrainingData {
         let lengths = settings.group_by_length.then(|| sets[0].lengths(&tokenizer));
         Ok(TrainingData {
             labels: Arc::new(labels),
+            warnings,
             rows: Rows::InMemory { sets, lengths },
             tokenizer,
             settings,
@@ -141,6 +147,11 @@ impl TrainingData {
 
     pub fn labels(&self) -> &LabelMap {
         &self.labels
+    }
+
+    /// Training labels that differ only in case or whitespace (the run goes on: a warning).
+    pub fn warnings(&self) -> &[LabelWarning] {
+        &self.warnings
     }
 
     /// Rows of `split` (this process's share when streaming a shard).

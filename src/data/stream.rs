@@ -11,23 +11,28 @@
 use std::sync::Arc;
 
 use super::dataset::{empty_train_split, for_each_split_row, Columns, DataSource, Read, Split};
-use super::labels::{LabelFormat, LabelMap, LabelTally, Target};
+use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning, Target};
 use super::pipeline::{Batches, LoaderSettings, Sink};
 use super::sampler::{randperm, Mt19937, Shard};
 use super::tokenize::{BertTokenizer, Encoding};
 use crate::error::Result;
 
-/// What a first pass over the labels finds.
+/// What the first pass over the data finds.
 #[derive(Debug, Clone)]
 pub struct Scan {
     pub labels: LabelMap,
     pub train_rows: usize,
     pub validation_rows: usize,
     pub test_rows: usize,
+    /// Training labels that differ only in case or whitespace.
+    pub warnings: Vec<LabelWarning>,
 }
 
-/// Reads only the label and split columns of every split: the label map and the row counts. A
-/// file with a split column is read once for all splits.
+/// The first pass, before any step: reads every cell training will read (text, text pair, label,
+/// split), so a bad row anywhere in the files is refused now, with the reader's own row and column
+/// message, not after steps were spent. Texts are checked and dropped (memory stays bounded by a
+/// record batch); the labels make the label map, and the rows are counted. A file with a split
+/// column is read once for all splits.
 pub fn scan(
     source: &DataSource,
     columns: &Columns,
@@ -40,7 +45,7 @@ pub fn scan(
     let mut counts = [0usize; 3];
     let labelled_test = super::dataset::split_is_labelled(source, columns, Split::Test)?;
     let all = [Split::Train, Split::Validation, Split::Test];
-    for_each_split_row(source, columns, &all, Read::Labels, |split, _, r| {
+    for_each_split_row(source, columns, &all, Read::Examples, |split, _, r| {
         let k = split as usize;
         counts[k] += 1;
         if split != Split::Test || labelled_test {
@@ -53,7 +58,13 @@ pub fn scan(
     }
     let labels =
         LabelMap::from_tallies(&tallies[0], &[&tallies[1], &tallies[2]], &columns.label, num_labels)?;
-    Ok(Scan { labels, train_rows: counts[0], validation_rows: counts[1], test_rows: counts[2] })
+    Ok(Scan {
+        labels,
+        train_rows: counts[0],
+        validation_rows: counts[1],
+        test_rows: counts[2],
+        warnings: tallies[0].near_duplicates(&columns.label),
+    })
 }
 
 /// One streamed pass over a split.

@@ -168,6 +168,9 @@ impl<'r> Trainer<'r> {
             data_settings(args, &tokenizer, ddp.as_ref()),
         )?;
         startup.mark("data");
+        for w in data.warnings() {
+            reporter.note(&format!("warning: {w}"));
+        }
         config.set_labels(&data.labels().names);
         config.problem_type = Some(args.label_format.problem.hf_name().into());
 

@@ -29,14 +29,20 @@ impl WeightsFile {
 
 /// `spec` is a folder path, or a hub name such as `bert-base-uncased` or `org/name`.
 pub fn resolve(spec: &str) -> Result<ModelFiles> {
+    model_files(&resolve_dir(spec)?)
+}
+
+/// The model's folder (a local one, or the cache snapshot of a hub name) without looking for the
+/// weights: what reading only the tokenizer needs (`check-data`).
+pub fn resolve_dir(spec: &str) -> Result<PathBuf> {
     let as_path = Path::new(spec);
     if as_path.is_dir() {
-        return model_files(as_path);
+        return Ok(as_path.to_path_buf());
     }
     if as_path.exists() {
         return Err(Error::ModelNotFound {
             name: spec.into(),
-            msg: "is a file; pass the model folder".into(),
+            msg: "is a file, expected a folder (the model folder, holding config.json)".into(),
         });
     }
     let looks_like_hub_name = !spec.is_empty()
@@ -52,8 +58,7 @@ pub fn resolve(spec: &str) -> Result<ModelFiles> {
     for cache in &caches {
         let repo = cache.join(&repo_dir_name);
         if repo.is_dir() {
-            let snapshot = snapshot_dir(&repo)?;
-            return model_files(&snapshot);
+            return snapshot_dir(&repo);
         }
     }
     let searched: Vec<String> = caches.iter().map(|c| c.display().to_string()).collect();

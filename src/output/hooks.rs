@@ -3,21 +3,24 @@
 //!
 //! - `BERTFIT_TEST_SAVE_PAUSE_MS=<ms>`: [`crate::weights::save_pretrained`] and
 //!   [`super::StagedDir::commit`] print `bertfit-test: save point <name>` to stderr and sleep this
-//!   long at each point (after each file, before the swap, after the swap), so a test can kill the
-//!   process at a known point of a save.
+//!   long at each point (after each file, before the swap, after the swap; for checkpoints also
+//!   around each deletion of `--save-total-limit`'s rotation), so a test can kill the process at a
+//!   known point of a save.
 //! - `BERTFIT_TEST_FAIL_WRITE=<file name>`: [`super::write_atomic`] writes half of a file with that
 //!   name, then fails with ENOSPC ("No space left on device"), as a full disk would.
-//! - `BERTFIT_TEST_STEP_PAUSE_MS=<ms>`: the trainer sleeps this long after each optimizer step, so
-//!   a signal test can stop a tiny run mid-epoch.
+//! - `BERTFIT_TEST_STEP_PAUSE_MS=<ms>`: the trainer prints `bertfit-test: step pause` and sleeps
+//!   this long after each optimizer step, so a signal test can stop a tiny run mid-epoch.
 use std::time::Duration;
 
 pub const SAVE_PAUSE_MS: &str = "BERTFIT_TEST_SAVE_PAUSE_MS";
 pub const FAIL_WRITE: &str = "BERTFIT_TEST_FAIL_WRITE";
 pub const STEP_PAUSE_MS: &str = "BERTFIT_TEST_STEP_PAUSE_MS";
 
-/// After an optimizer step: pauses when `BERTFIT_TEST_STEP_PAUSE_MS` is set.
+/// After an optimizer step: announces `bertfit-test: step pause` on stderr and pauses when
+/// `BERTFIT_TEST_STEP_PAUSE_MS` is set (a signal test waits for the line, then signals).
 pub fn step_pause() {
     if let Some(ms) = std::env::var(STEP_PAUSE_MS).ok().and_then(|v| v.parse::<u64>().ok()) {
+        eprintln!("bertfit-test: step pause");
         std::thread::sleep(Duration::from_millis(ms));
     }
 }

@@ -204,3 +204,31 @@ pub fn size_of(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_best_and_leaves_nothing_aside() {
+        let root = std::env::temp_dir().join(format!("bertfit-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for step in [1, 2, 3, 4] {
+            let dir = folder(&root, step);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(TRAINER_STATE), "{}").unwrap();
+            std::fs::write(dir.join("model.safetensors"), [0u8; 10]).unwrap();
+        }
+        // A folder without trainer_state.json is not a checkpoint: neither counted nor deleted.
+        std::fs::create_dir_all(folder(&root, 9)).unwrap();
+        prune(&root, 2, Some(&folder(&root, 1))).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["checkpoint-1", "checkpoint-4", "checkpoint-9"]);
+        assert_eq!(size_of(&root), 2 * (2 + 10));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

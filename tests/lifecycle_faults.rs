@@ -211,11 +211,20 @@ fn spawn(args: &[String], env: &[(&str, &str)]) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// How long the process waits at the one save point where the test signals or kills it.
+const PAUSE_MS: &str = "3000";
+
 /// Runs `args` with the save-point hook; SIGKILLs it at the `nth` announced point (or lets it
 /// finish when `None`). Returns the points it announced and its stderr.
 fn kill_at(args: &[String], nth: Option<usize>) -> (Vec<String>, String) {
-    let pause = if nth.is_some() { "500" } else { "0" };
-    let mut child = spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", pause)]);
+    let at = nth.map(|n| n.to_string()).unwrap_or_default();
+    let mut child = match nth {
+        // A long pause at that one point only: the kill lands there even on a loaded machine.
+        Some(_) => {
+            spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", PAUSE_MS), ("BERTFIT_TEST_SAVE_PAUSE_AT", &at)])
+        }
+        None => spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", "0")]),
+    };
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (mut points, mut log) = (Vec::new(), String::new());
     for line in stderr.lines() {
@@ -426,7 +435,7 @@ fn signal(child: &Child, sig: libc::c_int) {
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
 }
 
-/// Runs the resumed run with steps paused (and save points paused when `second_at` names one):
+/// Runs the resumed run with steps paused (and the save paused at point `second_at`, if any):
 /// the first SIGTERM at the first step pause, the second signal (`second`) either 300 ms later
 /// (`second_at` None: still within the step) or at the `n`th save point. Returns (exit code,
 /// save points seen, stderr).
@@ -435,10 +444,14 @@ fn two_signals(
     second: libc::c_int,
     second_at: Option<usize>,
 ) -> (Option<i32>, Vec<String>, String) {
-    let save_pause = if second_at.is_some() { "500" } else { "0" };
+    let at = second_at.map(|n| n.to_string()).unwrap_or_else(|| usize::MAX.to_string());
     let mut child = spawn(
         &resume_args(out, &[]),
-        &[("BERTFIT_TEST_STEP_PAUSE_MS", "1500"), ("BERTFIT_TEST_SAVE_PAUSE_MS", save_pause)],
+        &[
+            ("BERTFIT_TEST_STEP_PAUSE_MS", "1500"),
+            ("BERTFIT_TEST_SAVE_PAUSE_MS", PAUSE_MS),
+            ("BERTFIT_TEST_SAVE_PAUSE_AT", &at),
+        ],
     );
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (mut points, mut log, mut first_sent) = (Vec::new(), String::new(), false);

@@ -88,16 +88,25 @@ const STOPPED: u8 = 130;
 const QUIT_AT_ONCE: i32 = 131;
 
 /// The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second
-/// one ends the process at once.
+/// one ends the process at once. The handler runs on ctrlc's own thread and must not panic (a
+/// panic there would end that thread, and every later signal would go unanswered): its messages
+/// go out with `write!`, whose errors (stderr closed, a broken pipe) are ignored.
 fn stop_on_signal() {
+    use std::io::Write;
     let handler = || {
         if bertfit::train::interrupt::stop_requested() {
-            eprintln!("\nsecond stop signal: quitting at once (exit {QUIT_AT_ONCE})");
+            let _ =
+                writeln!(std::io::stderr(), "\nsecond stop signal: quitting at once (exit {QUIT_AT_ONCE})");
             // _exit: no destructors or atexit handlers run on this thread while the main thread
-            // may be inside libtorch; nothing half-written can be left (saves are atomic).
+            // may be inside libtorch or a save; nothing half-written is taken for finished (saves
+            // are staged and swapped in whole; the next run clears the staging leftovers).
+            // SAFETY: _exit only ends the process.
             unsafe { libc::_exit(QUIT_AT_ONCE) };
         }
-        eprintln!("\nstopping after the current step (press Ctrl-C again to quit at once)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nstopping after the current step (press Ctrl-C again to quit at once)"
+        );
         bertfit::train::interrupt::request_stop();
     };
     if let Err(e) = ctrlc::set_handler(handler) {

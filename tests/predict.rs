@@ -316,3 +316,127 @@ fn evaluate_accuracy_and_loss_equal_the_reference() {
         &[bad.to_str().unwrap(), "row 2", "'label'", "class_9"],
     );
 }
+
+/// Every leaf of a JSON value by path (`eval_per_class[2].f1`).
+fn leaves(
+    v: &serde_json::Value,
+    path: String,
+    out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                leaves(x, if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                leaves(x, format!("{path}[{i}]"), out);
+            }
+        }
+        other => {
+            out.insert(path, other.clone());
+        }
+    }
+}
+
+/// `bertfit evaluate` against transformers + scikit-learn (`scripts/parity/evaluate_reference.py`),
+/// field by field: every field of eval_results.json must be in the reference and equal it (1e-6;
+/// the loss 1e-5; the two timings are only checked to be positive). The model has 5 classes; the
+/// labels use 4 of them, and the classifier's bias keeps two classes from ever being predicted:
+/// class 2 has examples (recall 0, precision 0/0), class 4 has none (every ratio 0/0), so
+/// scikit-learn's zero_division rule decides their figures. Texts include some longer than
+/// --max-length (truncated alike).
+#[test]
+fn evaluate_metrics_equal_scikit_learn_field_by_field() {
+    let dir = temp_dir("predict_evaluate_sklearn");
+    let model = super::common::tiny_model(&dir, 5, None, &[]);
+    let weights = model.join("model.safetensors");
+    let mut tensors = tch::Tensor::read_safetensors(&weights).unwrap();
+    let (_, bias) = tensors.iter_mut().find(|(k, _)| k == "classifier.bias").expect("classifier.bias");
+    for never in [2, 4] {
+        let _ = bias.get(never).fill_(-20.0);
+    }
+    tch::Tensor::write_safetensors(&tensors, &weights).unwrap();
+
+    let ds = read_with_split_column(&dataset("movies"), &Columns::default()).unwrap();
+    let mut s = String::from("text,label\n");
+    for (i, e) in ds.train.examples.iter().step_by(97).take(48).enumerate() {
+        let text = if i % 7 == 0 { format!("{} {} {}", e.text, e.text, e.text) } else { e.text.clone() };
+        // Labels by name and by class id, over classes 0..=3.
+        let label = if i % 3 == 0 { (i % 4).to_string() } else { format!("class_{}", i % 4) };
+        s.push_str(&format!("\"{}\",{label}\n", text.replace('"', "\"\"")));
+    }
+    let data = dir.join("labelled.csv");
+    std::fs::write(&data, s).unwrap();
+    let results = dir.join("results");
+    let (code, _, stderr) = run_bertfit(&[
+        "evaluate",
+        "--model",
+        model.to_str().unwrap(),
+        "--validation-file",
+        data.to_str().unwrap(),
+        "--max-length",
+        "24",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--output-dir",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let ours = read_json(&results.join("eval_results.json"));
+    let reference: serde_json::Value = serde_json::from_str(
+        run_python(
+            "parity/evaluate_reference.py",
+            &["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--max-length", "24"],
+        )
+        .trim(),
+    )
+    .unwrap();
+
+    // The case is the one meant: class 2 has examples, 2 and 4 are never predicted, 4 has none.
+    let matrix = &ours["eval_confusion_matrix"];
+    let column = |c: usize| (0..5).map(|t| matrix[t][c].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((column(2), column(4)), (0, 0), "{matrix}");
+    assert!(ours["eval_per_class"][2]["support"].as_u64().unwrap() > 0);
+    assert_eq!(ours["eval_per_class"][4]["support"].as_u64().unwrap(), 0);
+
+    let (mut a, mut b) = (Default::default(), Default::default());
+    leaves(&ours, String::new(), &mut a);
+    leaves(&reference, String::new(), &mut b);
+    let missing: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "fields bertfit writes that the reference lacks: {missing:?}");
+    let extra: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    assert!(extra.is_empty(), "fields the reference has that bertfit lacks: {extra:?}");
+    let mut worst = (0.0f64, String::new());
+    for (key, mine) in &a {
+        let theirs = &b[key];
+        if key == "eval_runtime" || key == "eval_samples_per_second" {
+            assert!(mine.as_f64().unwrap() > 0.0 && theirs.as_f64().unwrap() > 0.0, "{key}");
+            continue;
+        }
+        match (mine.as_f64(), theirs.as_f64()) {
+            (Some(x), Some(y)) => {
+                let tol = if key == "eval_loss" { 1e-5 } else { 1e-6 };
+                let diff = (x - y).abs();
+                assert!(diff <= tol, "{key}: bertfit {x} vs scikit-learn {y}");
+                if diff > worst.0 {
+                    worst = (diff, key.clone());
+                }
+            }
+            _ => assert_eq!(mine, theirs, "{key}"),
+        }
+    }
+    println!(
+        "evaluate vs scikit-learn: {} fields equal, largest difference {:e} ({}); accuracy {}, f1_macro {}, loss {} vs {}",
+        a.len(),
+        worst.0,
+        worst.1,
+        ours["eval_accuracy"],
+        ours["eval_f1_macro"],
+        ours["eval_loss"],
+        reference["eval_loss"]
+    );
+}

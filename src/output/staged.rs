@@ -50,7 +50,8 @@ impl StagedDir {
             // Only this process uses this name: a save of ours that did not get to clean up.
             std::fs::remove_dir_all(&staged).map_err(|e| Error::io(&staged, e))?;
         }
-        std::fs::create_dir(&staged).map_err(|e| Error::io(&staged, e))?;
+        // Named as the folder being saved (the user's name for it), not the temporary sibling.
+        std::fs::create_dir(&staged).map_err(|e| Error::io(&target, e))?;
         Ok(StagedDir { target, staged, committed: false })
     }
 

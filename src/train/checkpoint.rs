@@ -13,6 +13,7 @@ use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::output::{fsync_dir, hooks, TEMP_MARKER};
 
 pub const TRAINER_STATE: &str = "trainer_state.json";
 pub const TRAINING_STATE: &str = "training_state.safetensors";
@@ -162,6 +163,12 @@ pub fn tensors_to_bytes(named: &[(String, Tensor)]) -> Result<Vec<u8>> {
 }
 
 /// Deletes the oldest checkpoints beyond `limit`, never the one named `keep` (the best).
+///
+/// Each one is first renamed to a temporary name (`.checkpoint-<step>.bertfit-tmp-<pid>-rotated`)
+/// and only then deleted: deleting in place removes its files one by one, so a crash midway would
+/// leave a `checkpoint-<step>` folder that still looks complete (trainer_state.json is there) but
+/// lacks its weights. Renamed away, it is never listed again, and [`crate::output::recover`]
+/// clears what a crash leaves of it.
 pub fn prune(output_dir: &Path, limit: usize, keep: Option<&Path>) -> Result<()> {
     let all = list(output_dir);
     let mut excess = all.len().saturating_sub(limit);
@@ -172,8 +179,56 @@ pub fn prune(output_dir: &Path, limit: usize, keep: Option<&Path>) -> Result<()>
         if Some(dir.as_path()) == keep {
             continue;
         }
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let aside = output_dir.join(format!(".{name}{TEMP_MARKER}{}-rotated", std::process::id()));
+        hooks::save_point("rotation-before-delete");
+        std::fs::rename(&dir, &aside).map_err(|e| Error::io(&dir, e))?;
+        fsync_dir(output_dir)?;
+        hooks::save_point("rotation-set-aside");
+        std::fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+        hooks::save_point("rotation-deleted");
         excess -= 1;
     }
     Ok(())
+}
+
+/// Bytes of the files under `dir` (a checkpoint's size on disk, for its metrics record).
+pub fn size_of(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_of(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_best_and_leaves_nothing_aside() {
+        let root = std::env::temp_dir().join(format!("bertfit-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for step in [1, 2, 3, 4] {
+            let dir = folder(&root, step);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(TRAINER_STATE), "{}").unwrap();
+            std::fs::write(dir.join("model.safetensors"), [0u8; 10]).unwrap();
+        }
+        // A folder without trainer_state.json is not a checkpoint: neither counted nor deleted.
+        std::fs::create_dir_all(folder(&root, 9)).unwrap();
+        prune(&root, 2, Some(&folder(&root, 1))).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["checkpoint-1", "checkpoint-4", "checkpoint-9"]);
+        assert_eq!(size_of(&root), 2 * (2 + 10));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -67,6 +67,20 @@ pub struct EpochRecord {
     pub data_wait_seconds: f64,
 }
 
+/// A checkpoint written (`kind: "checkpoint"`) or loaded to resume (`kind: "checkpoint_load"`):
+/// how long it took and its size on disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    pub kind: &'static str,
+    pub step: usize,
+    /// Wall time of the write (staging, fsync, swap, rotation) or of the load (weights, optimizer,
+    /// generator state).
+    pub seconds: f64,
+    /// Bytes of the checkpoint's files.
+    pub bytes: u64,
+    pub path: PathBuf,
+}
+
 /// What a run reports. Every method has a do-nothing default.
 pub trait Reporter {
     /// The first thing a run says: where it computes, and why there.
@@ -86,6 +100,8 @@ pub trait Reporter {
     fn evaluated(&mut self, _record: &serde_json::Value) {}
     /// The run's start-up phases (`train::startup`), once, after the first step.
     fn startup(&mut self, _record: &serde_json::Value) {}
+    /// A checkpoint was written or loaded.
+    fn checkpoint(&mut self, _record: &CheckpointRecord) {}
     /// The run is over: flush, and return any error a record met on its way out.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -328,6 +344,10 @@ impl Reporter for JsonLines {
         self.write(record);
     }
 
+    fn checkpoint(&mut self, record: &CheckpointRecord) {
+        self.write(record);
+    }
+
     fn finish(&mut self) -> Result<()> {
         let Some(mut file) = self.file.take() else { return Ok(()) };
         let done = file.flush().and_then(|_| file.sync_all());
@@ -371,6 +391,9 @@ impl Reporter for Tee {
     }
     fn startup(&mut self, rec: &serde_json::Value) {
         self.0.iter_mut().for_each(|r| r.startup(rec));
+    }
+    fn checkpoint(&mut self, rec: &CheckpointRecord) {
+        self.0.iter_mut().for_each(|r| r.checkpoint(rec));
     }
     fn finish(&mut self) -> Result<()> {
         self.0.iter_mut().try_for_each(|r| r.finish())

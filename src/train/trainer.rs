@@ -22,7 +22,7 @@ use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
 use super::pending::PendingSteps;
 use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
-use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
+use super::report::{describe_device, CheckpointRecord, EpochRecord, Reporter, StepRecord};
 use super::schedule::{warmup_steps, Schedule};
 use super::startup::Startup;
 use super::update::Updater;
@@ -658,6 +658,7 @@ impl<'r> Trainer<'r> {
         if !self.is_main() {
             return Ok(());
         }
+        let started = Instant::now();
         let dir = checkpoint::folder(&self.args.output_dir, self.global_step);
         let mut tensors = vec![("rng.cpu".to_string(), self.rng.state()?)];
         for (name, t) in self.updater.optimizer.state()? {
@@ -706,12 +707,20 @@ impl<'r> Trainer<'r> {
         if let Some(limit) = self.args.save_total_limit {
             checkpoint::prune(&self.args.output_dir, limit, best_dir.as_deref())?;
         }
+        self.reporter.checkpoint(&CheckpointRecord {
+            kind: "checkpoint",
+            step: self.global_step,
+            seconds: started.elapsed().as_secs_f64(),
+            bytes: checkpoint::size_of(&dir),
+            path: dir,
+        });
         Ok(())
     }
 
     /// Puts the run back where the checkpoint in `dir` was taken: weights, optimizer, scaler,
     /// generator state, counters, and the epoch's order. Refuses a checkpoint of another run.
     fn restore(&mut self, dir: &Path) -> Result<(Option<PassPlan>, Position)> {
+        let started = Instant::now();
         let state = checkpoint::read_state(dir)?;
         let differences = state.bertfit_run.differences(&self.fingerprint());
         if !differences.is_empty() {
@@ -772,6 +781,13 @@ impl<'r> Trainer<'r> {
             }
             (None, _) => Some(PassPlan::Stream(position.stream_seed)),
         };
+        self.reporter.checkpoint(&CheckpointRecord {
+            kind: "checkpoint_load",
+            step: self.global_step,
+            seconds: started.elapsed().as_secs_f64(),
+            bytes: checkpoint::size_of(dir),
+            path: dir.to_path_buf(),
+        });
         Ok((plan, position))
     }
 

@@ -25,6 +25,7 @@ Flags (defaults in brackets):
   --metrics-out FILE           JSON lines: one "step" record per optimizer step, one "epoch" record
   --save-weights FILE          the final state dict as safetensors
   --save-model DIR             model.save_pretrained(DIR) and the tokenizer beside it
+  --ddp                        data-parallel mode (implied under torchrun with WORLD_SIZE > 1; see below)
 
 The Hugging Face Trainer recipe (transformers 5.24), each off by default:
   --optim [adam]               adam: torch.optim.Adam(model.parameters(), lr), the seed's optimizer.
@@ -53,6 +54,22 @@ Records (--metrics-out), one JSON object a line:
          the training loss function over the validation rows), val_mse (regression only),
          train_seconds, train_samples_per_second
 
+Data-parallel mode (under `torchrun --nproc_per_node N`, i.e. WORLD_SIZE > 1, or with --ddp): the
+run `bertfit train` makes under scripts/launch-local.sh N with the same flags. Every rank seeds
+torch.manual_seed(seed) and builds the model as above (the same draws on every rank), joins a Gloo
+process group (init_process_group("gloo"), CPU) and wraps the model in DistributedDataParallel
+(rank 0's weights broadcast, gradients averaged after the window's last backward; earlier micro-steps
+of an accumulation window run under no_sync). The training DataLoader takes a
+DistributedSampler(num_replicas=N, rank, shuffle=not --no-shuffle, seed=--seed, drop_last=False) with
+set_epoch(epoch - 1) before each epoch: the sampler's permutation comes from its own generator, and
+the DataLoader still draws its per-iteration base seed from the default generator, so each epoch
+makes one default-generator draw before its dropout masks, which every rank draws from its own
+default generator. Evaluation is not sharded: every rank evaluates the whole validation set with the
+unwrapped model (its own DataLoader, one base-seed draw each), as bertfit does, so the figures are
+the full set's. Only rank 0 prints and writes --metrics-out, --save-weights and --save-model. In the
+step records, loss is the all-reduced mean over ranks of each rank's window loss (what bertfit logs),
+rows are rank 0's rows and rank_rows the rows of every rank, in rank order. --batch-size is per rank.
+
 Two choices, read from transformers 5.24's trainer.py:
 - val_loss keeps label smoothing: Trainer.prediction_step calls compute_loss, which applies the
   label smoother in evaluation too; each batch's mean is weighted by its rows (losses.repeat(bs)).
@@ -67,11 +84,14 @@ import contextlib
 import csv
 import json
 import math
+import os
 import sys
 import time
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import BertForSequenceClassification, BertTokenizer, get_scheduler
 from transformers.trainer_pt_utils import get_parameter_names
 
@@ -255,13 +275,33 @@ def windows(batches_per_epoch, accumulation):
     return sizes
 
 
+class Ddp:
+    """This rank's place in a torchrun'd Gloo group, and what bertfit records of each step."""
+
+    def __init__(self):
+        dist.init_process_group("gloo")
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+
+    def reduce_step(self, window_loss, rows):
+        """(the mean over ranks of the window losses, as bertfit logs it; every rank's rows)."""
+        total = torch.tensor([window_loss], dtype=torch.float64)
+        dist.all_reduce(total)
+        rank_rows = [None] * self.world_size
+        dist.all_gather_object(rank_rows, rows)
+        return total.item() / self.world_size, rank_rows
+
+
 class Run:
     """The training state one epoch hands to the next."""
 
-    def __init__(self, args, model, optimizer, scheduler, scaler, loss_fn, metrics):
+    def __init__(self, args, model, optimizer, scheduler, scaler, loss_fn, metrics, ddp=None):
         self.args, self.model, self.optimizer, self.scheduler = args, model, optimizer, scheduler
         self.scaler, self.loss_fn, self.metrics = scaler, loss_fn, metrics
         self.step = 0
+        # Data-parallel: `model` is the DistributedDataParallel wrapper; evaluation uses the module
+        # itself (no collectives: every rank evaluates the whole validation set).
+        self.ddp = ddp
+        self.eval_model = model.module if ddp else model
 
     def done(self):
         return bool(self.args.max_steps) and self.step >= self.args.max_steps
@@ -297,21 +337,28 @@ class Run:
         for size in sizes:
             self.optimizer.zero_grad()
             window_loss, rows = 0.0, []
-            for _ in range(size):
+            for i in range(size):
                 batch = next(batches)
-                with autocast(args.precision):
-                    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                    loss = self.loss_fn(outputs.logits, batch["labels"])  # once per step (the seed computed it twice)
-                loss = loss / size  # HF: the mean over the window (exact when size is 1)
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+                # DDP all-reduces after the window's last backward only (no_sync before it).
+                with model.no_sync() if self.ddp and i < size - 1 else contextlib.nullcontext():
+                    with autocast(args.precision):
+                        outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                        loss = self.loss_fn(outputs.logits, batch["labels"])  # once per step (the seed computed it twice)
+                    loss = loss / size  # HF: the mean over the window (exact when size is 1)
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
                 window_loss += loss.item()
                 rows += batch["rows"]
+            rank_rows = None
+            if self.ddp:
+                window_loss, rank_rows = self.ddp.reduce_step(window_loss, rows)
             lr, skipped, scale = self.optimizer_step()
             self.step += 1
             samples += len(rows)
             losses.append(window_loss)
             if self.metrics:
                 rec = {"kind": "step", "epoch": epoch, "step": self.step, "loss": window_loss, "lr": lr, "rows": rows}
+                if rank_rows is not None:
+                    rec["rank_rows"] = rank_rows
                 if self.scaler:
                     rec.update(skipped=skipped, scale=scale)
                 self.metrics.write(json.dumps(rec) + "\n")
@@ -323,7 +370,7 @@ class Run:
         """Validation: accuracy (argmax, or every logit > 0 matching the multi-hot target), MSE for
         regression, and the per-example mean of the training loss as HF's evaluation loop takes it
         (each batch's mean loss weighted by its rows)."""
-        model, problem = self.model, self.args.problem_type
+        model, problem = self.eval_model, self.args.problem_type
         model.eval()
         correct = total = 0
         loss_sum = squared_error = 0.0
@@ -374,6 +421,7 @@ def parse_args():
     p.add_argument("--metrics-out")
     p.add_argument("--save-weights")
     p.add_argument("--save-model")
+    p.add_argument("--ddp", action="store_true", help="data-parallel mode (implied when WORLD_SIZE > 1)")
     # The HF recipe.
     p.add_argument("--optim", choices=["adam", "adamw"], default="adam")
     p.add_argument("--adam-beta1", type=float, default=0.9)
@@ -418,6 +466,9 @@ def parse_args():
 
 def main():
     args = parse_args()
+    # Joined before the seed: nothing the group does can move the default generator's draws.
+    ddp = Ddp() if args.ddp or int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    main_rank = ddp is None or ddp.rank == 0
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -433,9 +484,27 @@ def main():
         rows = [(row, text, encode(label)) for row, text, label in splits[split]]
         return TextDataset(rows, tokenizer, args.max_length, args.padding)
 
-    train_loader = DataLoader(
-        dataset("train"), batch_size=args.batch_size, shuffle=not args.no_shuffle, collate_fn=collate(tokenizer.pad_token_id)
-    )
+    sampler = None
+    if ddp:
+        train_set = dataset("train")
+        sampler = DistributedSampler(
+            train_set,
+            num_replicas=ddp.world_size,
+            rank=ddp.rank,
+            shuffle=not args.no_shuffle,
+            seed=args.seed,
+            drop_last=False,
+        )
+        train_loader = DataLoader(
+            train_set, batch_size=args.batch_size, sampler=sampler, collate_fn=collate(tokenizer.pad_token_id)
+        )
+    else:
+        train_loader = DataLoader(
+            dataset("train"),
+            batch_size=args.batch_size,
+            shuffle=not args.no_shuffle,
+            collate_fn=collate(tokenizer.pad_token_id),
+        )
     val_loader = DataLoader(dataset("val"), batch_size=args.batch_size, collate_fn=collate(tokenizer.pad_token_id))
 
     optimizer = build_optimizer(model, args)
@@ -447,17 +516,22 @@ def main():
         )
     if args.extra_random_draw:
         torch.rand(1)
-    metrics = open(args.metrics_out, "w") if args.metrics_out else None
-    run = Run(args, model, optimizer, scheduler, scaler, make_loss(args.problem_type, args.label_smoothing), metrics)
+    metrics = open(args.metrics_out, "w") if args.metrics_out and main_rank else None
+    loss_fn = make_loss(args.problem_type, args.label_smoothing)
+    trained = DistributedDataParallel(model) if ddp else model
+    run = Run(args, trained, optimizer, scheduler, scaler, loss_fn, metrics, ddp)
     for epoch in range(1, args.epochs + 1):
+        if sampler is not None:
+            sampler.set_epoch(epoch - 1)
         started = time.perf_counter()
         losses, samples = run.train_epoch(epoch, train_loader)
         seconds = time.perf_counter() - started
         avg_loss = sum(losses) / len(losses)
-        print(f"Epoch {epoch}, Loss: {avg_loss:.4f}")
+        if main_rank:
+            print(f"Epoch {epoch}, Loss: {avg_loss:.4f}")
 
         val = run.evaluate(val_loader)
-        if val["val_loss"] is not None:
+        if val["val_loss"] is not None and main_rank:
             if args.problem_type == REGRESSION:
                 print(f"Validation MSE: {val['val_mse']:.4f}")
             else:
@@ -469,13 +543,15 @@ def main():
             metrics.flush()
         if run.done():
             break
-    if args.save_weights:
+    if args.save_weights and main_rank:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, args.save_weights)
-    if args.save_model:
+    if args.save_model and main_rank:
         model.save_pretrained(args.save_model)
         tokenizer.save_pretrained(args.save_model)
+    if ddp:
+        dist.destroy_process_group()
     return 0
 
 

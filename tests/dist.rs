@@ -484,3 +484,264 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     assert!(worst <= 1e-5, "losses differ by {worst}");
     assert!(weights <= 1e-5, "weights differ by {weights}");
 }
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn as_str(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Each step's rows per rank, from a record's `rank_rows`.
+fn rank_rows(record: &serde_json::Value) -> Vec<Vec<u64>> {
+    let ranks = record["rank_rows"].as_array().unwrap_or_else(|| panic!("no rank_rows in {record}"));
+    ranks.iter().map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()).collect()
+}
+
+/// bertfit with 2 processes makes PyTorch DDP's run with 2 processes: `torchrun --nproc_per_node 2`
+/// of scripts/reference_train.py (DistributedDataParallel over Gloo, DistributedSampler) against
+/// `launch-local.sh 2` of bertfit with --reproduce-pytorch, dropout and shuffling on, the same seed,
+/// 2 epochs, 131 training rows (DistributedSampler pads each rank to 66), accumulation over 2
+/// micro-batches with clipping: the same rows on every rank at every step, the same step losses (the
+/// mean over ranks, as both log it) and the same validation figures (every rank evaluates the whole
+/// validation set in both). The negative control: the reference with one extra draw from the default
+/// generator before training keeps its shards (DistributedSampler has a generator of its own) but
+/// draws other dropout masks, and its losses part from bertfit's.
+#[test]
+fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
+    let dir = common::temp_dir("dist_pytorch_ddp");
+    let model = common::tiny_model(&dir, 2, Some(0.1), &[]);
+    let data = dir.join("data.csv");
+    crate::train::subset("movies", &data, 131, 48);
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let flags = [
+        "--model",
+        m,
+        "--data",
+        d,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--gradient-accumulation-steps",
+        "2",
+        "--max-grad-norm",
+        "1.0",
+        "--optim",
+        "adamw",
+        "--weight-decay",
+        "0.01",
+        "--lr-scheduler-type",
+        "linear",
+        "--max-length",
+        "48",
+        "--padding",
+        "longest",
+        "--seed",
+        "11",
+        "--learning-rate",
+        "5e-3",
+        "--threads",
+        "1",
+    ];
+    let reference = |name: &str, extra: &[&str]| {
+        let metrics = dir.join(name);
+        let mut args = flags.to_vec();
+        args.extend(["--metrics-out", metrics.to_str().unwrap()]);
+        args.extend(extra);
+        common::run_torchrun(2, "reference_train.py", &args);
+        crate::train::records(&metrics, "step")
+            .into_iter()
+            .chain(crate::train::records(&metrics, "epoch"))
+            .collect::<Vec<_>>()
+    };
+    let started = Instant::now();
+    let theirs = reference("reference.jsonl", &[]);
+    println!("torchrun, 2 processes: {:.1} s", started.elapsed().as_secs_f64());
+    let out = dir.join("bertfit");
+    let mut ours = strings(&["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu"]);
+    ours.extend(strings(&flags));
+    ours.extend(strings(&["--reproduce-pytorch", "--ddp_backend", "gloo", "--ddp-timeout", "120"]));
+    let started = Instant::now();
+    common::check(&common::launch_local(2, &as_str(&ours)), "launch-local.sh 2 -- train --reproduce-pytorch");
+    println!("bertfit, 2 processes: {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(common::read_json(&out.join("training_args.json"))["ddp_backend"], "gloo");
+
+    let metrics = out.join("metrics.jsonl");
+    let (a, b) = (
+        theirs.iter().filter(|r| r["kind"] == "step").collect::<Vec<_>>(),
+        crate::train::records(&metrics, "step"),
+    );
+    // 66 rows per rank in batches of 4: 17 micro-batches, 9 windows per epoch.
+    assert_eq!(a.len(), 18, "PyTorch's steps");
+    assert_eq!(a.len(), b.len(), "steps");
+    let mut worst: f64 = 0.0;
+    for (x, y) in a.iter().zip(&b) {
+        let (rx, ry) = (rank_rows(x), rank_rows(y));
+        assert_eq!(rx.len(), 2);
+        assert_eq!(rx, ry, "step {}: rows per rank", x["step"]);
+        assert_eq!(x["rows"], y["rows"], "step {}: rank 0's rows", x["step"]);
+        assert_ne!(rx[0], rx[1], "step {}: both ranks took the same rows", x["step"]);
+        let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+        println!("step {:>2}  pytorch {lx:.8}  bertfit {ly:.8}  rows {rx:?}", x["step"]);
+        worst = worst.max((lx - ly).abs() / lx.abs());
+    }
+    // Shuffled: the epochs' first steps differ.
+    assert_ne!(rank_rows(a[0]), rank_rows(a[9]));
+    let (ea, eb) = (
+        theirs.iter().filter(|r| r["kind"] == "epoch").collect::<Vec<_>>(),
+        crate::train::records(&metrics, "epoch"),
+    );
+    assert_eq!(ea.len(), 2);
+    for (x, y) in ea.iter().zip(&eb) {
+        assert_eq!(x["val_accuracy"], y["val_accuracy"], "epoch {} validation accuracy", x["epoch"]);
+        let (vx, vy) = (x["val_loss"].as_f64().unwrap(), y["val_loss"].as_f64().unwrap());
+        assert!((vx - vy).abs() <= 1e-4 * vx.abs(), "epoch {} validation loss {vx} vs {vy}", x["epoch"]);
+        assert!(y["allreduce_seconds"].as_f64().unwrap() > 0.0, "{y}");
+    }
+    println!("2 processes, bertfit vs PyTorch DDP: max relative step-loss difference {worst:e}");
+    assert!(worst <= 1e-4, "losses differ by {worst} relative");
+
+    let shifted = reference("reference_extra_draw.jsonl", &["--extra-random-draw"]);
+    let shifted: Vec<_> = shifted.iter().filter(|r| r["kind"] == "step").collect();
+    let mut apart: f64 = 0.0;
+    for (x, y) in shifted.iter().zip(&b) {
+        assert_eq!(rank_rows(x), rank_rows(y), "the extra draw moved the shards");
+        let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+        apart = apart.max((lx - ly).abs() / lx.abs());
+    }
+    println!("negative control (one extra draw): max relative step-loss difference {apart:e}");
+    assert!(apart > 1e-3, "dropout masks do not show in the losses ({apart})");
+}
+
+/// `--ddp-backend nccl` (HF's ddp_backend) on the CPU is refused before anything is read.
+#[test]
+fn nccl_backend_on_the_cpu_is_refused() {
+    let dir = common::temp_dir("dist_nccl_cpu");
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    for flag in ["--ddp-backend", "--ddp_backend"] {
+        common::assert_refused(
+            &[
+                "train",
+                "--model",
+                "absent",
+                "--data",
+                "absent.csv",
+                "--output-dir",
+                o,
+                "--device",
+                "cpu",
+                flag,
+                "nccl",
+            ],
+            &["--ddp-backend: nccl runs collectives on CUDA devices, and this run's device is the CPU"],
+        );
+    }
+    common::assert_refused(
+        &["train", "--model", "absent", "--data", "absent.csv", "--output-dir", o, "--ddp-backend", "mpi"],
+        &["invalid value 'mpi'"],
+    );
+}
+
+/// Resuming with another world size where the data position allows it: a checkpoint written at the
+/// end of epoch 1 by 2 ranks x batch 4 continues on 1 process x batch 8 (the same global batch).
+/// Without shuffling, DistributedSampler gives rank r rows r, r+2, ..., so each 2-rank step takes
+/// the 8 rows the 1-process step takes: epoch 2's losses equal the uninterrupted 2-rank run's (dropout
+/// off; with shuffling the resumed epoch would be a valid continuation in RandomSampler's order, not
+/// this one). A checkpoint written mid-epoch is refused with another world size, naming both.
+#[test]
+fn resume_across_world_sizes_at_an_epoch_boundary() {
+    let dir = common::temp_dir("dist_resume_world");
+    let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
+    let data = dir.join("data.csv");
+    crate::train::subset("movies", &data, 256, 32);
+    let flags = |out: &std::path::Path, batch: &str| -> Vec<String> {
+        strings(&[
+            "train",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+            "--batch-size",
+            batch,
+            "--max-length",
+            "48",
+            "--padding",
+            "longest",
+            "--no-shuffle",
+            "--learning-rate",
+            "1e-3",
+            "--optim",
+            "adamw",
+            "--lr-scheduler-type",
+            "linear",
+            "--threads",
+            "1",
+            "--ddp-timeout",
+            "120",
+        ])
+    };
+    let two = dir.join("two");
+    let mut args = flags(&two, "4");
+    args.extend(strings(&["--save-strategy", "epoch"]));
+    common::check(&common::launch_local(2, &as_str(&args)), "2 x batch 4, saving every epoch");
+    let boundary = two.join("checkpoint-32");
+    assert!(boundary.join("trainer_state.json").is_file(), "no checkpoint at the end of epoch 1");
+
+    let one = dir.join("one");
+    let mut args = flags(&one, "8");
+    args.extend(strings(&["--resume-from-checkpoint", boundary.to_str().unwrap()]));
+    let out = common::bertfit().args(&args).output().unwrap();
+    common::check(&out, "1 x batch 8 resuming the 2-rank checkpoint");
+    let uninterrupted: Vec<_> = crate::train::records(&two.join("metrics.jsonl"), "step")
+        .into_iter()
+        .filter(|r| r["epoch"] == 2)
+        .collect();
+    let resumed: Vec<_> = crate::train::records(&one.join("metrics.jsonl"), "step")
+        .into_iter()
+        .filter(|r| r["epoch"] == 2)
+        .collect();
+    assert_eq!(uninterrupted.len(), 32);
+    assert_eq!(resumed.len(), 32);
+    let mut worst: f64 = 0.0;
+    for (x, y) in uninterrupted.iter().zip(&resumed) {
+        assert_eq!(x["step"], y["step"]);
+        let mut rows: Vec<u64> = rank_rows(x).concat();
+        rows.sort();
+        let mut theirs: Vec<u64> =
+            y["rows"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        theirs.sort();
+        assert_eq!(rows, theirs, "step {}: the 2 ranks' rows vs the 1 process's", x["step"]);
+        let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+        worst = worst.max((lx - ly).abs() / lx.abs());
+    }
+    println!(
+        "epoch 2 resumed on 1 x batch 8 vs uninterrupted 2 x batch 4: max relative loss difference {worst:e}"
+    );
+    assert!(worst <= 1e-5, "losses differ by {worst}");
+
+    // Mid-epoch: a 1-process checkpoint after 3 of 32 steps, resumed by 2 ranks.
+    let mid = dir.join("mid");
+    let mut args = flags(&mid, "8");
+    args.extend(strings(&["--save-strategy", "steps", "--save-steps", "3", "--max-steps", "3"]));
+    common::check(&common::bertfit().args(&args).output().unwrap(), "1 process, a checkpoint at step 3");
+    let mut args = flags(&dir.join("mid_resumed"), "4");
+    args.extend(strings(&["--resume-from-checkpoint", mid.join("checkpoint-3").to_str().unwrap()]));
+    let out = common::launch_local(2, &as_str(&args));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a mid-epoch world-size change was accepted:\n{err}");
+    assert!(
+        err.contains("was written mid-epoch (epoch 1, after 3 batches per rank) by a run of world size 1, and this run has world size 2"),
+        "{err}"
+    );
+    assert!(err.contains("--save-strategy epoch"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -333,6 +333,10 @@ pub struct TrainFlags {
     /// rank (multi-process runs: scripts/launch-local.sh, torchrun, srun).
     #[arg(long, default_value_t = 1800, help_heading = "Distributed")]
     pub ddp_timeout: u64,
+    /// The collectives' backend in a multi-process run: gloo (CPU; the default there) or nccl
+    /// (CUDA; the default there when bertfit was built with NCCL).
+    #[arg(long, value_parser = ["gloo", "nccl"], help_heading = "Distributed")]
+    pub ddp_backend: Option<String>,
     /// When checkpoints (output_dir/checkpoint-<step>/) are written: steps, epoch or no.
     #[arg(long, value_enum, default_value_t = SaveStrategy::Steps, help_heading = "Checkpoints")]
     pub save_strategy: SaveStrategy,
@@ -507,6 +511,14 @@ impl TrainFlags {
             recipe,
             unpadded: self.unpadded,
             ddp_timeout: self.ddp_timeout,
+            ddp_backend: self.ddp_backend.as_deref().map(|b| {
+                use crate::torch_ext::c10d::BackendKind;
+                if b == "nccl" {
+                    BackendKind::Nccl
+                } else {
+                    BackendKind::Gloo
+                }
+            }),
             save_strategy: self.save_strategy,
             save_steps: count("--save-steps", self.save_steps, 1)?,
             save_total_limit: self.save_total_limit.map(|v| count("--save-total-limit", v, 1)).transpose()?,

@@ -8,9 +8,9 @@
 //!   before the first step, so rank 0's values are everyone's;
 //! - [`Ddp::all_reduce_gradients`] after the backward of the last micro-batch of each accumulation
 //!   window, before unscaling, clipping and the optimiser step (so clipping sees the global norm);
-//! - [`Ddp::sum`] for evaluation totals (loss sums, example counts, confusion counts), and
-//!   [`Ddp::is_main`] to let only rank 0 report and save.
-use std::time::Duration;
+//! - [`Ddp::step_summary`] after it, for the step's loss (the mean over ranks) and every rank's rows;
+//! - [`Ddp::sum`] for other totals, and [`Ddp::is_main`] to let only rank 0 report and save.
+use std::time::{Duration, Instant};
 
 use tch::{Device, Kind, Tensor};
 
@@ -22,16 +22,38 @@ use crate::torch_ext::c10d::{self, BackendKind, ReduceOp};
 pub struct Ddp {
     pg: ProcessGroup,
     env: DistEnv,
+    /// Seconds spent in [`Ddp::all_reduce_gradients`] so far (waiting for slower ranks included).
+    allreduce_seconds: f64,
+}
+
+/// The backend for a run on `device` (`--ddp-backend`, HF's `ddp_backend`): the one asked for, or
+/// by default Gloo on the CPU and NCCL on CUDA (Gloo when this build has no NCCL: it reduces CUDA
+/// tensors through the CPU). NCCL is refused on the CPU and in a build without it.
+pub fn choose_backend(requested: Option<BackendKind>, device: Device) -> Result<BackendKind> {
+    let cuda = matches!(device, Device::Cuda(_));
+    match requested {
+        Some(BackendKind::Nccl) if !cuda => Err(Error::usage(
+            "--ddp-backend",
+            "nccl runs collectives on CUDA devices, and this run's device is the CPU: use gloo (the \
+             default on CPU) or --device cuda",
+        )),
+        Some(BackendKind::Nccl) if !c10d::has_nccl() => Err(Error::usage(
+            "--ddp-backend",
+            "nccl: this build has no NCCL; rebuild bertfit with the CUDA headers (pip packages \
+             nvidia-cuda-crt==13.0.88 and nvidia-cuda-cccl==13.0.85) or use gloo",
+        )),
+        Some(b) => Ok(b),
+        None if cuda && c10d::has_nccl() => Ok(BackendKind::Nccl),
+        None => Ok(BackendKind::Gloo),
+    }
 }
 
 impl Ddp {
     /// Joins the group described by torchrun's or SLURM's variables; `None` when there is no
-    /// WORLD_SIZE (or SLURM_NTASKS) or it is 1. NCCL when this build has it and CUDA is available,
-    /// else Gloo.
-    pub fn from_env(timeout: Duration) -> Result<Option<Ddp>> {
-        let backend =
-            if c10d::has_nccl() && tch::Cuda::is_available() { BackendKind::Nccl } else { BackendKind::Gloo };
-        Self::from_env_with(backend, timeout)
+    /// WORLD_SIZE (or SLURM_NTASKS) or it is 1. The backend is [`choose_backend`]'s default for
+    /// `device`.
+    pub fn from_env(device: Device, timeout: Duration) -> Result<Option<Ddp>> {
+        Self::from_env_with(choose_backend(None, device)?, timeout)
     }
 
     /// As [`Ddp::from_env`] with the backend chosen by the caller.
@@ -40,12 +62,23 @@ impl Ddp {
             return Ok(None);
         };
         let pg = ProcessGroup::join(&env, GroupOptions::new(backend, timeout))?;
-        Ok(Some(Ddp { pg, env }))
+        Ok(Some(Ddp::new(pg, env)))
     }
 
     /// Over a group already joined from `env`.
     pub fn new(pg: ProcessGroup, env: DistEnv) -> Self {
-        Ddp { pg, env }
+        Ddp { pg, env, allreduce_seconds: 0.0 }
+    }
+
+    /// The backend the collectives run on.
+    pub fn backend(&self) -> BackendKind {
+        self.pg.options().backend
+    }
+
+    /// Seconds spent averaging gradients so far: the collectives and the wait for the slowest rank
+    /// to reach them (the trainer reports it per epoch).
+    pub fn allreduce_seconds(&self) -> f64 {
+        self.allreduce_seconds
     }
 
     pub fn rank(&self) -> usize {
@@ -79,6 +112,13 @@ impl Ddp {
     /// gradient are skipped; they must be the same on every rank (checked: a parameter with a
     /// gradient on some ranks only is an error, as DDP's unused-parameter check).
     pub fn all_reduce_gradients(&mut self, params: &[Tensor]) -> Result<()> {
+        let started = Instant::now();
+        let result = self.average_gradients(params);
+        self.allreduce_seconds += started.elapsed().as_secs_f64();
+        result
+    }
+
+    fn average_gradients(&mut self, params: &[Tensor]) -> Result<()> {
         let grads: Vec<Option<Tensor>> =
             params.iter().map(|p| Some(p.grad()).filter(|g| g.defined())).collect();
         let present: Vec<f64> = grads.iter().map(|g| if g.is_some() { 1.0 } else { 0.0 }).collect();
@@ -102,6 +142,37 @@ impl Ddp {
         Ok(())
     }
 
+    /// What a step reports, in one collective: the mean over ranks of each rank's window loss (the
+    /// loss of every example of the step, when the ranks' windows are equal), and each rank's data
+    /// rows in rank order. `capacity`: the most rows a window can hold (per-rank batch size times
+    /// accumulation steps), the same on every rank. Rows are 1-based, so 0 marks an empty slot.
+    pub fn step_summary(
+        &mut self,
+        loss: f64,
+        rows: &[usize],
+        capacity: usize,
+    ) -> Result<(f64, Vec<Vec<usize>>)> {
+        if rows.len() > capacity {
+            return Err(Error::Runtime(format!(
+                "rank {}: a step of {} rows, more than its {capacity} slots",
+                self.rank(),
+                rows.len()
+            )));
+        }
+        let (rank, world) = (self.rank(), self.world_size());
+        let mut values = vec![0.0; 1 + world * capacity];
+        values[0] = loss;
+        for (slot, &row) in values[1 + rank * capacity..].iter_mut().zip(rows) {
+            *slot = row as f64;
+        }
+        let summed = self.sum(&values)?;
+        let rank_rows = summed[1..]
+            .chunks(capacity.max(1))
+            .map(|c| c.iter().filter(|&&r| r > 0.0).map(|&r| r as usize).collect())
+            .collect();
+        Ok((summed[0] / world as f64, rank_rows))
+    }
+
     /// The element-wise sum of `values` over the ranks (evaluation counts and loss sums), in f64.
     pub fn sum(&mut self, values: &[f64]) -> Result<Vec<f64>> {
         if values.is_empty() {
@@ -114,5 +185,24 @@ impl Ddp {
 
     pub fn barrier(&mut self) -> Result<()> {
         self.pg.barrier()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_follows_the_device_unless_asked() {
+        assert_eq!(choose_backend(None, Device::Cpu).unwrap(), BackendKind::Gloo);
+        let cuda = choose_backend(None, Device::Cuda(0)).unwrap();
+        assert_eq!(cuda, if c10d::has_nccl() { BackendKind::Nccl } else { BackendKind::Gloo });
+        assert_eq!(choose_backend(Some(BackendKind::Gloo), Device::Cuda(1)).unwrap(), BackendKind::Gloo);
+        let cpu = choose_backend(Some(BackendKind::Nccl), Device::Cpu).unwrap_err().to_string();
+        assert!(cpu.contains("this run's device is the CPU"), "{cpu}");
+        match choose_backend(Some(BackendKind::Nccl), Device::Cuda(0)) {
+            Ok(b) => assert!(c10d::has_nccl() && b == BackendKind::Nccl),
+            Err(e) => assert!(!c10d::has_nccl() && e.to_string().contains("this build has no NCCL"), "{e}"),
+        }
     }
 }

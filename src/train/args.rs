@@ -12,6 +12,7 @@ use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
 use crate::data::labels::LabelFormat;
 use crate::error::{Error, Result};
+use crate::torch_ext::c10d::BackendKind;
 
 /// HF's save_strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -229,9 +230,20 @@ pub struct TrainArgs {
     pub resume_from_checkpoint: Option<String>,
     /// Seconds every collective may take across ranks (HF's ddp_timeout).
     pub ddp_timeout: u64,
+    /// The collectives' backend (HF's ddp_backend); `None`: Gloo on the CPU, NCCL on CUDA.
+    #[serde(serialize_with = "backend_name")]
+    pub ddp_backend: Option<BackendKind>,
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
     /// which bertfit's random draws or arithmetic could part from the reference script's.
     pub reproduce_pytorch: bool,
+}
+
+fn backend_name<S: serde::Serializer>(b: &Option<BackendKind>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match b {
+        None => s.serialize_none(),
+        Some(BackendKind::Gloo) => s.serialize_str("gloo"),
+        Some(BackendKind::Nccl) => s.serialize_str("nccl"),
+    }
 }
 
 fn padding_name<S: serde::Serializer>(p: &Padding, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -404,6 +416,7 @@ impl TrainArgs {
         if self.streaming && self.shuffle_buffer == 0 {
             return Err(Error::usage("--shuffle-buffer", "must be at least 1"));
         }
+        crate::dist::ddp::choose_backend(self.ddp_backend, self.device)?;
         if self.prefetch == 0 {
             return Err(Error::usage("--prefetch", "must be at least 1"));
         }

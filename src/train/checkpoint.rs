@@ -42,16 +42,29 @@ pub struct Fingerprint {
     pub model_shape: String,
     pub labels: Vec<String>,
     pub problem_type: String,
+    /// Per rank.
     pub batch_size: usize,
     pub gradient_accumulation_steps: usize,
     pub max_length: usize,
     pub padding: String,
     pub shuffle: bool,
     pub streaming: bool,
+    /// Training rows each rank visits per epoch (DistributedSampler's `num_samples` across ranks).
     pub train_rows: usize,
     pub optim: String,
     pub precision: String,
+    /// Processes of the run (checkpoints written before this field existed: one).
+    #[serde(default = "one")]
+    pub world_size: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// The fields that depend on the world size, compared by [`Fingerprint::check_resume`] through
+/// what they imply when the world size changes.
+const PER_WORLD: [&str; 3] = ["batch_size", "train_rows", "world_size"];
 
 impl Fingerprint {
     /// The fields that differ, as `name: checkpoint value vs this run's`.
@@ -61,6 +74,85 @@ impl Fingerprint {
         let (Value::Object(a), Value::Object(b)) = (a, b) else { return vec!["fingerprint".into()] };
         a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| format!("{k}: {v} vs {}", b[k])).collect()
     }
+
+    /// Examples per optimizer step over all ranks.
+    pub fn global_batch(&self) -> usize {
+        self.batch_size * self.world_size * self.gradient_accumulation_steps
+    }
+
+    /// Optimizer steps per epoch (what the schedule counts).
+    fn steps_per_epoch(&self) -> usize {
+        self.train_rows.div_ceil(self.batch_size.max(1)).div_ceil(self.gradient_accumulation_steps.max(1))
+    }
+
+    /// Whether this run (`now`) can continue from a checkpoint of `self` taken at `position`;
+    /// `Err` says why not, to follow the checkpoint's folder name in a message.
+    ///
+    /// The same world size: every field must match. Another world size is allowed only where the
+    /// data position allows it: at an epoch boundary (the next epoch's shards are drawn afresh for
+    /// the new world), with the same global batch (per-rank batch x world size x accumulation) and
+    /// steps per epoch, so every step averages as many examples and the schedule counts the same
+    /// steps, and with per-rank row counts that one training file of the same size gives both.
+    pub fn check_resume(&self, now: &Fingerprint, position: &Position) -> std::result::Result<(), String> {
+        if self.world_size == now.world_size {
+            let differences = self.differences(now);
+            if differences.is_empty() {
+                return Ok(());
+            }
+            return Err(format!("is from another run; it differs in {}", differences.join("; ")));
+        }
+        let (then, here) = (self.world_size, now.world_size);
+        if position.batches_done > 0 {
+            return Err(format!(
+                "was written mid-epoch (epoch {}, after {} batches per rank) by a run of world size {then}, \
+                 and this run has world size {here}: the rest of that epoch is each rank's shard of an order \
+                 that depends on the world size. Resume it with {then} processes, or resume with {here} from \
+                 a checkpoint written at an epoch's end (--save-strategy epoch)",
+                position.epoch, position.batches_done
+            ));
+        }
+        let mut differences: Vec<String> = self
+            .differences(now)
+            .into_iter()
+            .filter(|d| !PER_WORLD.iter().any(|f| d.starts_with(f)))
+            .collect();
+        if self.global_batch() != now.global_batch() {
+            differences.push(format!(
+                "global batch (per-rank batch x world size x accumulation): {} ({} x {then} x {}) vs {} ({} x {here} x {})",
+                self.global_batch(),
+                self.batch_size,
+                self.gradient_accumulation_steps,
+                now.global_batch(),
+                now.batch_size,
+                now.gradient_accumulation_steps
+            ));
+        } else if self.steps_per_epoch() != now.steps_per_epoch() {
+            differences.push(format!(
+                "optimizer steps per epoch: {} vs {}",
+                self.steps_per_epoch(),
+                now.steps_per_epoch()
+            ));
+        }
+        if !self.streaming && !same_file_size(self.train_rows, then, now.train_rows, here) {
+            differences.push(format!(
+                "training rows: {} per rank of {then} vs {} per rank of {here} (no one file gives both)",
+                self.train_rows, now.train_rows
+            ));
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("is from another run; it differs in {}", differences.join("; ")))
+        }
+    }
+}
+
+/// Whether some row count n gives `a` rows to each of `wa` ranks and `b` to each of `wb`
+/// (DistributedSampler pads: a rank gets ceil(n / w), so n lies in ((a - 1) wa, a wa]).
+fn same_file_size(a: usize, wa: usize, b: usize, wb: usize) -> bool {
+    let low = (a.saturating_sub(1) * wa).max(b.saturating_sub(1) * wb);
+    let high = (a * wa).min(b * wb);
+    low < high || (a == 0 && b == 0)
 }
 
 /// trainer_state.json.
@@ -230,5 +322,69 @@ mod tests {
         assert_eq!(names, ["checkpoint-1", "checkpoint-4", "checkpoint-9"]);
         assert_eq!(size_of(&root), 2 * (2 + 10));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn print(batch_size: usize, world_size: usize, train_rows: usize) -> Fingerprint {
+        Fingerprint {
+            model_shape: "m".into(),
+            labels: vec!["a".into(), "b".into()],
+            problem_type: "single_label_classification".into(),
+            batch_size,
+            gradient_accumulation_steps: 1,
+            max_length: 48,
+            padding: "Longest".into(),
+            shuffle: false,
+            streaming: false,
+            train_rows,
+            optim: "adam".into(),
+            precision: "fp32".into(),
+            world_size,
+        }
+    }
+
+    fn at(epoch: usize, batches_done: usize) -> Position {
+        Position { epoch, batches_done, ..Default::default() }
+    }
+
+    #[test]
+    fn another_world_size_resumes_at_an_epoch_boundary_with_the_same_global_batch() {
+        // 256 rows: 2 ranks x 4 (128 rows each) -> 1 rank x 8 (256 rows), and back.
+        assert_eq!(print(4, 2, 128).check_resume(&print(8, 1, 256), &at(2, 0)), Ok(()));
+        assert_eq!(print(8, 1, 256).check_resume(&print(4, 2, 128), &at(2, 0)), Ok(()));
+        // 255 rows over 2 ranks pad to 128 each; 1 rank has 255.
+        assert_eq!(print(4, 2, 128).check_resume(&print(8, 1, 255), &at(2, 0)), Ok(()));
+        let e = print(4, 2, 128).check_resume(&print(4, 1, 256), &at(2, 0)).unwrap_err();
+        assert!(
+            e.contains("global batch (per-rank batch x world size x accumulation): 8 (4 x 2 x 1) vs 4"),
+            "{e}"
+        );
+        let e = print(4, 2, 128).check_resume(&print(8, 1, 300), &at(2, 0)).unwrap_err();
+        assert!(e.contains("training rows: 128 per rank of 2 vs 300 per rank of 1"), "{e}");
+        let mut other = print(8, 1, 256);
+        other.max_length = 64;
+        let e = print(4, 2, 128).check_resume(&other, &at(2, 0)).unwrap_err();
+        assert!(e.contains("max_length: 48 vs 64"), "{e}");
+    }
+
+    #[test]
+    fn another_world_size_mid_epoch_is_refused_naming_both() {
+        let e = print(4, 2, 128).check_resume(&print(8, 1, 256), &at(1, 5)).unwrap_err();
+        assert!(e.contains("by a run of world size 2, and this run has world size 1"), "{e}");
+        assert!(e.contains("--save-strategy epoch"), "{e}");
+    }
+
+    #[test]
+    fn the_same_world_size_must_match_in_full() {
+        assert_eq!(print(4, 2, 128).check_resume(&print(4, 2, 128), &at(1, 5)), Ok(()));
+        let e = print(4, 2, 128).check_resume(&print(8, 2, 128), &at(2, 0)).unwrap_err();
+        assert!(e.contains("is from another run; it differs in batch_size: 4 vs 8"), "{e}");
+    }
+
+    #[test]
+    fn a_fingerprint_without_world_size_is_one_process() {
+        let mut v = serde_json::to_value(print(8, 1, 256)).unwrap();
+        v.as_object_mut().unwrap().remove("world_size");
+        let f: Fingerprint = serde_json::from_value(v).unwrap();
+        assert_eq!(f.world_size, 1);
     }
 }

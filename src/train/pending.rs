@@ -94,6 +94,7 @@ mod tests {
             skipped: None,
             scale: None,
             rows: vec![step],
+            rank_rows: None,
         }
     }
 

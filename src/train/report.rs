@@ -46,8 +46,11 @@ pub struct StepRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
     /// Data rows (1-based, as in error messages) of the step's examples (every micro-batch of an
-    /// accumulation window), in order.
+    /// accumulation window), in order. In a multi-process run, rank 0's.
     pub rows: Vec<usize>,
+    /// Multi-process runs: every rank's rows of the step, in rank order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank_rows: Option<Vec<Vec<usize>>>,
 }
 
 /// One epoch.
@@ -65,6 +68,10 @@ pub struct EpochRecord {
     pub train_samples_per_second: f64,
     /// Time the training step spent waiting for the next batch (the data pipeline falling behind).
     pub data_wait_seconds: f64,
+    /// Multi-process runs: seconds spent averaging gradients across ranks (waiting for the slowest
+    /// rank included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allreduce_seconds: Option<f64>,
 }
 
 /// A checkpoint written (`kind: "checkpoint"`) or loaded to resume (`kind: "checkpoint_load"`):
@@ -414,6 +421,7 @@ mod tests {
             skipped: None,
             scale: None,
             rows: (0..rows).collect(),
+            rank_rows: None,
         }
     }
 

@@ -59,6 +59,8 @@ struct EpochOutcome {
     samples: usize,
     seconds: f64,
     data_wait_seconds: f64,
+    /// Multi-process runs: time spent averaging gradients across ranks.
+    allreduce_seconds: Option<f64>,
     /// `--max-steps` was reached.
     reached_max_steps: bool,
     /// Early stopping's patience ran out.
@@ -126,15 +128,10 @@ impl<'r> Trainer<'r> {
             tch::set_num_threads(t);
         }
         let mut rng = RandomStream::manual_seed(args.seed);
-        let ddp = Ddp::from_env(std::time::Duration::from_secs(args.ddp_timeout))?;
+        let backend = crate::dist::ddp::choose_backend(args.ddp_backend, args.device)?;
+        let ddp = Ddp::from_env_with(backend, std::time::Duration::from_secs(args.ddp_timeout))?;
         let mut args = args.clone();
         if let Some(d) = &ddp {
-            if args.reproduce_pytorch {
-                return Err(Error::usage(
-                    "--reproduce-pytorch",
-                    "scripts/reference_train.py runs one process; run one",
-                ));
-            }
             if let Device::Cuda(_) = args.device {
                 args.device = Device::Cuda(d.local_rank());
             }
@@ -280,6 +277,7 @@ impl<'r> Trainer<'r> {
                     train_seconds: outcome.seconds,
                     train_samples_per_second: outcome.samples as f64 / outcome.seconds.max(1e-9),
                     data_wait_seconds: outcome.data_wait_seconds,
+                    allreduce_seconds: outcome.allreduce_seconds,
                 };
                 self.reporter.epoch_finished(&record);
                 summary.epochs.push(record);
@@ -340,6 +338,7 @@ impl<'r> Trainer<'r> {
         resume: Option<(Option<PassPlan>, Position)>,
     ) -> Result<EpochOutcome> {
         let started = Instant::now();
+        let allreduce_before = self.ddp.as_ref().map(Ddp::allreduce_seconds);
         let (plan, pos) = match resume {
             Some((Some(plan), pos)) => (plan, pos),
             Some((None, pos)) => (self.data.plan_train_pass(&mut self.rng, epoch), pos),
@@ -378,6 +377,7 @@ impl<'r> Trainer<'r> {
                 continue;
             }
             let mut done = std::mem::take(&mut window);
+            let mut rank_rows = None;
             if let Some(d) = self.ddp.as_mut() {
                 // After the window's last backward (no all-reduce on earlier micro-steps, as DDP's
                 // no_sync): gradients averaged over ranks, and the step's loss over all examples.
@@ -386,7 +386,10 @@ impl<'r> Trainer<'r> {
                 d.all_reduce_gradients(&params)?;
                 // (A host read: one sync per step in multi-process runs.)
                 let local = done.loss.as_ref().map_or(f64::NAN, |l| l.double_value(&[]));
-                done.loss = Some(tch::Tensor::from(d.sum(&[local])?[0] / d.world_size() as f64));
+                let capacity = self.args.batch_size * accumulation;
+                let (loss, rows) = d.step_summary(local, &done.rows, capacity)?;
+                done.loss = Some(tch::Tensor::from(loss));
+                rank_rows = Some(rows);
             }
             let update = self.updater.apply()?;
             if let Some(mut s) = self.startup.take() {
@@ -404,6 +407,7 @@ impl<'r> Trainer<'r> {
                 skipped: update.scale.map(|_| update.skipped),
                 scale: update.scale,
                 rows: done.rows,
+                rank_rows,
             };
             let epoch_fraction = (epoch - 1) as f64 + consumed as f64 / total_batches.max(1) as f64;
             pending.push(done.loss.unwrap_or_else(|| tch::Tensor::from(f64::NAN)), record, epoch_fraction);
@@ -455,6 +459,9 @@ impl<'r> Trainer<'r> {
             samples,
             seconds: started.elapsed().as_secs_f64(),
             data_wait_seconds: waited.as_secs_f64(),
+            allreduce_seconds: allreduce_before
+                .zip(self.ddp.as_ref().map(Ddp::allreduce_seconds))
+                .map(|(before, after)| after - before),
             reached_max_steps,
             interrupted,
             stop_early,
@@ -649,6 +656,7 @@ impl<'r> Trainer<'r> {
             train_rows: self.data.len(Split::Train),
             optim: format!("{:?} fused={}", self.args.recipe.optim, self.args.recipe.fused),
             precision: self.args.recipe.precision.as_str().into(),
+            world_size: self.ddp.as_ref().map_or(1, Ddp::world_size),
         }
     }
 
@@ -722,12 +730,8 @@ impl<'r> Trainer<'r> {
     fn restore(&mut self, dir: &Path) -> Result<(Option<PassPlan>, Position)> {
         let started = Instant::now();
         let state = checkpoint::read_state(dir)?;
-        let differences = state.bertfit_run.differences(&self.fingerprint());
-        if !differences.is_empty() {
-            return Err(Error::usage(
-                "--resume-from-checkpoint",
-                format!("{} is from another run; it differs in {}", dir.display(), differences.join("; ")),
-            ));
+        if let Err(why) = state.bertfit_run.check_resume(&self.fingerprint(), &state.bertfit_position) {
+            return Err(Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display())));
         }
         let files = resolve(dir.to_str().unwrap_or_default())?;
         let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;

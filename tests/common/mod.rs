@@ -166,3 +166,34 @@ pub fn assert_refused(args: &[&str], needles: &[&str]) -> String {
 pub fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
     bertfit::train::checkpoint::list(dir).pop().map(|(_, p)| p)
 }
+
+/// Runs `scripts/<script>` as `torchrun --standalone --nproc_per_node <nproc>` (the parity venv's
+/// torchrun, with run_python's environment); panics with its output if it fails.
+pub fn run_torchrun(nproc: usize, script: &str, args: &[&str]) -> String {
+    let torchrun = python().with_file_name("torchrun");
+    assert!(torchrun.exists(), "{} not found: run scripts/setup.sh", torchrun.display());
+    let out = Command::new(torchrun)
+        .args(["--standalone", "--nproc_per_node", &nproc.to_string()])
+        .arg(repo().join("scripts").join(script))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TOKENIZERS_PARALLELISM", "false")
+        .output()
+        .expect("spawn torchrun");
+    check(&out, &format!("torchrun {script}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `scripts/launch-local.sh <nproc> -- <args>` with this build's binary (the ranks' output is
+/// the launcher's).
+pub fn launch_local(nproc: usize, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(repo().join("scripts/launch-local.sh"))
+        .arg(nproc.to_string())
+        .arg("--")
+        .args(args)
+        .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+        .env_remove("MASTER_PORT")
+        .output()
+        .expect("spawn launch-local.sh")
+}

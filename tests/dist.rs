@@ -745,3 +745,65 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
     assert!(err.contains("--save-strategy epoch"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A world of one (torchrun --nproc_per_node 1) runs as a plain process unless a backend is named;
+/// with `--ddp-backend gloo` it joins a real process group of one (what gpu-check.sh times with
+/// NCCL), averages gradients through it, and computes the plain run's losses exactly.
+#[test]
+fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
+    let dir = common::temp_dir("dist_world_of_one");
+    let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
+    let data = dir.join("data.csv");
+    crate::train::subset("movies", &data, 48, 16);
+    let run = |name: &str, extra: &[&str], launched: bool| -> Vec<serde_json::Value> {
+        let out = dir.join(name);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertfit"));
+        cmd.args(["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()])
+            .args([
+                "--output-dir",
+                out.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+            ])
+            .args([
+                "--max-length",
+                "32",
+                "--learning-rate",
+                "1e-3",
+                "--threads",
+                "1",
+                "--save-strategy",
+                "no",
+            ])
+            // In order: a group shards with DistributedSampler, whose shuffle is not RandomSampler's.
+            .arg("--no-shuffle")
+            .args(extra);
+        if launched {
+            cmd.env("RANK", "0").env("WORLD_SIZE", "1").env("MASTER_ADDR", "127.0.0.1");
+            cmd.env("MASTER_PORT", free_port().to_string());
+        }
+        common::check(&cmd.output().unwrap(), name);
+        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let plain = run("plain", &[], false);
+    let unnamed = run("world-of-one", &[], true);
+    let joined = run("world-of-one-gloo", &["--ddp-backend", "gloo"], true);
+    let epoch =
+        |records: &[serde_json::Value]| records.iter().find(|r| r["kind"] == "epoch").unwrap().clone();
+    let losses = |records: &[serde_json::Value]| -> Vec<f64> {
+        records.iter().filter(|r| r["kind"] == "step").map(|r| r["loss"].as_f64().unwrap()).collect()
+    };
+    assert!(epoch(&plain)["allreduce_seconds"].is_null());
+    assert!(epoch(&unnamed)["allreduce_seconds"].is_null(), "WORLD_SIZE=1 alone joined a group");
+    let seconds = epoch(&joined)["allreduce_seconds"].as_f64();
+    assert!(seconds.is_some_and(|s| s >= 0.0), "--ddp-backend gloo in a world of one joined no group");
+    assert_eq!(losses(&plain).len(), 6);
+    assert_eq!(losses(&plain), losses(&unnamed));
+    assert_eq!(losses(&plain), losses(&joined), "averaging over a group of one changed the losses");
+    println!("world of one over gloo: all-reduce {:.4} s in the epoch", seconds.unwrap_or_default());
+}

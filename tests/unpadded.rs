@@ -222,7 +222,7 @@ fn gradients_reach_every_parameter() {
 #[test]
 fn with_dropout_unpadded_learns_like_padded() {
     let dir = temp_dir("unpadded_learns");
-    let data = super::common::dataset("sms.csv");
+    let data = super::common::dataset("sms");
     let mut accuracy = Vec::new();
     for unpadded in ["true", "false"] {
         let out = dir.join(format!("unpadded-{unpadded}"));

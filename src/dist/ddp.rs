@@ -53,12 +53,19 @@ impl Ddp {
     /// WORLD_SIZE (or SLURM_NTASKS) or it is 1. The backend is [`choose_backend`]'s default for
     /// `device`.
     pub fn from_env(device: Device, timeout: Duration) -> Result<Option<Ddp>> {
-        Self::from_env_with(choose_backend(None, device)?, timeout)
+        Self::from_env_with(choose_backend(None, device)?, timeout, false)
     }
 
-    /// As [`Ddp::from_env`] with the backend chosen by the caller.
-    pub fn from_env_with(backend: BackendKind, timeout: Duration) -> Result<Option<Ddp>> {
-        let Some(env) = DistEnv::from_env()? else {
+    /// As [`Ddp::from_env`] with the backend chosen by the caller. A world of one runs as a
+    /// plain process unless `join_world_of_one` (the user named a backend: `--ddp-backend`), as
+    /// when measuring what the process group itself costs.
+    pub fn from_env_with(
+        backend: BackendKind,
+        timeout: Duration,
+        join_world_of_one: bool,
+    ) -> Result<Option<Ddp>> {
+        let env = if join_world_of_one { DistEnv::launched()? } else { DistEnv::from_env()? };
+        let Some(env) = env else {
             return Ok(None);
         };
         let pg = ProcessGroup::join(&env, GroupOptions::new(backend, timeout))?;

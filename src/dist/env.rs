@@ -34,6 +34,16 @@ impl DistEnv {
 
     /// As [`DistEnv::from_env`], reading variables through `var` (tests pass a map).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<DistEnv>> {
+        Ok(Self::launched_from_vars(var)?.filter(|env| env.world_size > 1))
+    }
+
+    /// As [`DistEnv::from_env`], a world of one included: a launcher's variables were set, even
+    /// if for one process (`torchrun --nproc_per_node 1`, a one-task `srun`).
+    pub fn launched() -> Result<Option<DistEnv>> {
+        Self::launched_from_vars(|k| std::env::var(k).ok())
+    }
+
+    fn launched_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<DistEnv>> {
         let env = if var("WORLD_SIZE").is_some() {
             let rank = number(&var, "RANK")?;
             DistEnv {
@@ -80,7 +90,7 @@ impl DistEnv {
                 format!("{} is not below {world_var}={} (ranks count from 0)", env.rank, env.world_size),
             ));
         }
-        Ok((env.world_size > 1).then_some(env))
+        Ok(Some(env))
     }
 }
 

@@ -129,7 +129,8 @@ impl<'r> Trainer<'r> {
         }
         let mut rng = RandomStream::manual_seed(args.seed);
         let backend = crate::dist::ddp::choose_backend(args.ddp_backend, args.device)?;
-        let ddp = Ddp::from_env_with(backend, std::time::Duration::from_secs(args.ddp_timeout))?;
+        let timeout = std::time::Duration::from_secs(args.ddp_timeout);
+        let ddp = Ddp::from_env_with(backend, timeout, args.ddp_backend.is_some())?;
         let mut args = args.clone();
         if let Some(d) = &ddp {
             if let Device::Cuda(_) = args.device {

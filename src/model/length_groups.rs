@@ -3,7 +3,8 @@
 //! Packing the real tokens takes the padding out of every per-token layer, but the attention core
 //! still needs a (B, nh, T, T) layout. Padded to the batch's longest row, a shuffled batch of long
 //! texts spends most of its attention on padding (scores grow with T²); one call per sequence
-//! spends it on call overhead instead (2x slower at length 128, scripts/bench_unpadded.sh). This
+//! pays a call's overhead per row instead (the slower of the two on short texts:
+//! scripts/bench_unpadded.sh, BENCHMARKS.md). This
 //! sorts the sequences by length and cuts them into runs that are each padded to their own longest
 //! row, choosing the cut that minimises Σ rows·T² plus a fixed cost per call ([`CALL_COST`]): one
 //! group for a batch of similar lengths, a few for a batch of short and long texts.

@@ -101,17 +101,24 @@ fn per_sequence(
 }
 
 impl AttentionCore {
-    /// `Padded` everywhere: on 2 CPU cores (MiniLM, batch 32, movie snippets) the per-sequence
-    /// core took 2x the padded forward's time (B small SDPA calls per layer, forward and backward),
-    /// the padded core 0.76x (scripts/bench_unpadded.sh). Not measured on CUDA.
-    pub fn for_device(_device: tch::Device) -> AttentionCore {
-        AttentionCore::Padded
+    /// The CPU: `Grouped`. On 2 cores (MiniLM, batch 32, forward + backward, scripts/
+    /// bench_unpadded.sh, 2026-11-29, idle machine) against the padded forward: movie snippets at
+    /// 128 (54% padding) padded core 1.80x, per-sequence 1.97x, grouped 2.12x; mixed long texts at
+    /// 512 (73% padding) 1.58x, 7.06x, 7.03x: the padded core's masked attention over the batch's
+    /// longest row is what a long batch spends its time on. CUDA: `Padded` (SDPA's fused kernels
+    /// on one call; not measured yet).
+    pub fn for_device(device: tch::Device) -> AttentionCore {
+        if device == tch::Device::Cpu {
+            AttentionCore::Grouped
+        } else {
+            AttentionCore::Padded
+        }
     }
 }
 
 /// Whether training and evaluation run unpadded when the user does not say: where it was
-/// measured faster. CPU: yes (MiniLM forward + backward on shuffled movie snippets, batch 32,
-/// max length 128, 2 threads: 1.31x the padded layout; BENCHMARKS.md). CUDA: not measured yet
+/// measured faster. CPU: yes (MiniLM forward + backward, batch 32, 2 threads: 2.1x the padded
+/// layout on movie snippets at 128, 7x on mixed long texts at 512; BENCHMARKS.md). CUDA: not measured yet
 /// (scripts/gpu-check.sh times both), so the padded layout, SDPA's fast path, stays the default.
 pub fn unpadded_by_default(device: tch::Device) -> bool {
     device == tch::Device::Cpu

@@ -396,9 +396,27 @@ fn a_worker_waits_quietly_for_a_late_master() {
 }
 
 #[test]
-fn nccl_without_nccl_says_so() {
+fn nccl_without_a_gpu_or_without_nccl_says_so() {
     if bertfit::torch_ext::c10d::has_nccl() {
-        return; // a build with the CUDA headers: the message below is not reachable
+        // A build with the CUDA headers (scripts/requirements.lock pins them): on a machine
+        // without a GPU, ProcessGroupNCCL's own refusal comes back as an error naming the rank.
+        if tch::Cuda::is_available() {
+            return;
+        }
+        let port = free_port();
+        let flags = ["--backend", "nccl", "--ddp-timeout", "10"];
+        let ranks = finish(vec![spawn(rank_cmd(0, 2, port, &flags)), spawn(rank_cmd(1, 2, port, &flags))]);
+        for (rank, f) in ranks.iter().enumerate() {
+            assert_ne!(f.code, 0);
+            assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+            assert!(
+                f.stderr.contains(&format!("rank {rank}: cannot start the Nccl backend"))
+                    && f.stderr.contains("ProcessGroupNCCL is only supported with GPUs"),
+                "{}",
+                f.stderr
+            );
+        }
+        return;
     }
     let f = finish(vec![spawn(rank_cmd(0, 2, free_port(), &["--backend", "nccl", "--ddp-timeout", "5"]))])
         .remove(0);

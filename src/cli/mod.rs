@@ -323,10 +323,11 @@ pub struct TrainFlags {
     /// best model is saved.
     #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
     pub early_stopping_patience: Option<i64>,
-    /// Compute every per-token layer on the real tokens only (packed), padding just for the
-    /// attention core: the same per-example results with less compute. Default: on for the CPU
-    /// (measured faster), off on CUDA until measured there, off with --reproduce-pytorch.
-    /// `--unpadded false` keeps the padded layout.
+    /// Compute every per-token layer on the real tokens only (packed), attention (on the CPU) in
+    /// groups of similar length: the same per-example results with less compute (CPU: 2x PyTorch
+    /// on short texts, 4.8-6.3x on long ones; BENCHMARKS.md). Default: on for the CPU, off on
+    /// CUDA until measured there, off with --reproduce-pytorch. `--unpadded false` keeps the
+    /// padded layout.
     #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
     pub unpadded: Option<bool>,
     /// Seconds a collective may wait for the other ranks before the run fails naming the lost
@@ -334,7 +335,8 @@ pub struct TrainFlags {
     #[arg(long, default_value_t = 1800, help_heading = "Distributed")]
     pub ddp_timeout: u64,
     /// The collectives' backend in a multi-process run: gloo (CPU; the default there) or nccl
-    /// (CUDA; the default there when bertfit was built with NCCL).
+    /// (CUDA; the default there). Named in a launch of one process (WORLD_SIZE=1), it makes a
+    /// process group of one, as torchrun + DDP would (a one-process run otherwise has none).
     #[arg(long, value_parser = ["gloo", "nccl"], help_heading = "Distributed")]
     pub ddp_backend: Option<String>,
     /// When checkpoints (output_dir/checkpoint-<step>/) are written: steps, epoch or no.

@@ -10,6 +10,8 @@
 //! group for a batch of similar lengths, a few for a batch of short and long texts.
 use tch::{Device, Tensor};
 
+use super::varlen::attend_padded;
+
 /// The cost of one more attention call, in the unit of one query-key pair (token²): about what
 /// the call's fixed overhead and its gather/scatter cost on 2 CPU cores against MiniLM's per-pair
 /// work, rounded up so that short batches keep one group.
@@ -134,20 +136,8 @@ impl LengthGroups {
             .groups
             .iter()
             .map(|g| {
-                // (rows * len, 3, nh, hs) -> 3 x (rows, nh, len, hs)
-                let x =
-                    qkv.index_select(0, &g.gather).view([g.rows, g.len, 3, nh, hs]).permute([2, 0, 3, 1, 4]);
-                let attn_output = Tensor::scaled_dot_product_attention(
-                    &x.get(0),
-                    &x.get(1),
-                    &x.get(2),
-                    g.key_mask.as_ref(),
-                    dropout,
-                    false,
-                    Some(scale),
-                    false,
-                ); // (rows, nh, len, hs)
-                attn_output.transpose(1, 2).reshape([g.rows * g.len, nh * hs]).index_select(0, &g.real)
+                let padded = qkv.index_select(0, &g.gather).view([g.rows, g.len, 3, nh, hs]);
+                attend_padded(&padded, g.key_mask.as_ref(), dropout, scale).index_select(0, &g.real)
             })
             .collect();
         Tensor::cat(&outputs, 0).index_select(0, &self.restore)

@@ -54,20 +54,31 @@ fn padded(
     scale: f64,
 ) -> Tensor {
     let n = query.size()[0];
-    // One scatter for the three: (N, 3, nh, hs) -> (B, T, 3, nh, hs) -> 3 x (B, nh, T, hs).
-    let qkv = packing.unpack(&Tensor::stack(&[query, key, value], 1)).permute([2, 0, 3, 1, 4]);
+    // One scatter for the three: (N, 3, nh, hs) -> (B, T, 3, nh, hs).
+    let qkv = packing.unpack(&Tensor::stack(&[query, key, value], 1));
+    attend_padded(&qkv, packing.key_mask.as_ref(), dropout, scale)
+        .index_select(0, &packing.indices)
+        .view([n, -1])
+}
+
+/// Attention over a padded layout: qkv (B, T, 3, nh, hs), key_mask (B, 1, 1, T) true = attend
+/// (`None`: every key) -> (B * T, nh * hs), every slot, padded ones included (callers keep the
+/// real ones). The one SDPA call of the padded and the grouped cores.
+pub(super) fn attend_padded(qkv: &Tensor, key_mask: Option<&Tensor>, dropout: f64, scale: f64) -> Tensor {
+    let size = qkv.size();
+    let (b, t) = (size[0], size[1]);
+    let x = qkv.permute([2, 0, 3, 1, 4]); // 3 x (B, nh, T, hs)
     let attn_output = Tensor::scaled_dot_product_attention(
-        &qkv.get(0),
-        &qkv.get(1),
-        &qkv.get(2),
-        packing.key_mask.as_ref(),
+        &x.get(0),
+        &x.get(1),
+        &x.get(2),
+        key_mask,
         dropout,
         false,
         Some(scale),
         false,
     ); // (B, nh, T, hs)
-    let (b, t) = (packing.batch_size, packing.seq_len);
-    attn_output.transpose(1, 2).reshape([b * t, -1]).index_select(0, &packing.indices).view([n, -1])
+    attn_output.transpose(1, 2).reshape([b * t, -1])
 }
 
 fn per_sequence(

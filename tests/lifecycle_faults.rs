@@ -10,14 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use sha2::{Digest, Sha256};
-
+use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes, names, MODEL_FILES};
 use super::common::{bertfit, check, run_python, temp_dir, tiny_model, write_csv};
 use bertfit::train::checkpoint;
-
-/// The files of a saved model: what must be wholly old or wholly new after a save.
-const MODEL_FILES: &[&str] =
-    &["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
 /// What a complete checkpoint folder holds.
 const CHECKPOINT_FILES: &[&str] = &[
@@ -28,56 +23,6 @@ const CHECKPOINT_FILES: &[&str] = &[
     "trainer_state.json",
     "training_state.safetensors",
 ];
-
-/// Every file under `dir` (relative path -> sha256).
-fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let digest = Sha256::digest(std::fs::read(&path).unwrap());
-                let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-                out.insert(path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), hex);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn model_hashes(dir: &Path) -> BTreeMap<String, String> {
-    hash_tree(dir).into_iter().filter(|(k, _)| MODEL_FILES.contains(&k.as_str())).collect()
-}
-
-/// Names in `dir` that only a save that did not finish leaves.
-fn leftovers(dir: &Path) -> Vec<String> {
-    names(dir).into_iter().filter(|n| n.contains(".bertfit-")).collect()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let path = entry.unwrap().path();
-        let to = dst.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_tree(&path, &to);
-        } else {
-            std::fs::copy(&path, &to).unwrap();
-        }
-    }
-}
 
 /// A tiny model, a small CSV, and a finished run of it that saved `checkpoint-1`
 /// (`--save-steps 1 --max-steps 1`), made once and shared (read only).

@@ -3,6 +3,8 @@
 //! `scripts/test.sh` sets BERTFIT_PYTHON and BERTFIT_ASSETS after `scripts/setup.sh`; the defaults are
 //! setup.sh's cache paths. A test that needs them fails (it does not skip) when they are missing.
 #![allow(dead_code)]
+pub mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

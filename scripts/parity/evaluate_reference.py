@@ -18,7 +18,6 @@ of the fp32 logits computed in float64. eval_runtime and eval_samples_per_second
 own timings (only their presence and sign are comparable).
 """
 import argparse
-import csv
 import json
 import time
 
@@ -27,15 +26,7 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 from transformers import AutoModelForSequenceClassification, BertTokenizer
 
-
-def read_rows(path):
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    delimiter = "\t" if path.endswith((".tsv", ".tab")) else ","
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter=delimiter))
+from saved_model_rows import gold_ids, logits_of, read_rows, validation_rows
 
 
 def main():
@@ -54,33 +45,14 @@ def main():
     started = time.perf_counter()
     rows = read_rows(args.data)
     if args.split_column:
-        rows = [r for r in rows if str(r[args.split_column]).strip().lower() in ("val", "validation", "dev")]
-    texts = [r[args.text_column] or "" for r in rows]
-    pairs = [r[args.text_pair_column] or "" for r in rows] if args.text_pair_column else None
+        rows = validation_rows(rows, args.split_column)
 
     tok = BertTokenizer.from_pretrained(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model, dtype=torch.float32).eval()
     num_labels = model.config.num_labels
     names = [model.config.id2label[i] for i in range(num_labels)]
-    label2id = model.config.label2id
-    gold = []
-    for r in rows:
-        v = str(r[args.label_column]).strip()
-        gold.append(label2id[v] if v in label2id else int(v))
-
-    logits = []
-    with torch.no_grad():
-        for i in range(0, len(texts), args.batch_size):
-            enc = tok(
-                texts[i : i + args.batch_size],
-                pairs[i : i + args.batch_size] if pairs else None,
-                truncation=True,
-                max_length=args.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            logits.append(model(**enc).logits.float())
-    logits = torch.cat(logits)
+    gold = gold_ids(rows, args.label_column, model.config.label2id)
+    logits = logits_of(model, tok, rows, args.text_column, args.text_pair_column, args.max_length, args.batch_size)
     y = np.array(gold)
     pred = logits.argmax(-1).numpy()
     loss = torch.nn.functional.cross_entropy(logits.double(), torch.tensor(gold)).item()

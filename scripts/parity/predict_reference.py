@@ -15,21 +15,12 @@ With --label-column, only rows whose --split-column (if given) says val/validati
 a label maps through the model's label2id, else as an integer class id (what `bertfit evaluate` does).
 """
 import argparse
-import csv
 import json
 
 import torch
 from transformers import AutoModelForSequenceClassification, BertTokenizer
 
-
-def read_rows(path):
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    delimiter = "\t" if path.endswith((".tsv", ".tab")) else ","
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter=delimiter))
+from saved_model_rows import gold_ids, logits_of, read_rows, validation_rows
 
 
 def main():
@@ -48,28 +39,13 @@ def main():
     torch.set_num_threads(2)
     rows = read_rows(args.data)
     if args.label_column and args.split_column:
-        rows = [r for r in rows if str(r[args.split_column]).strip().lower() in ("val", "validation", "dev")]
-    texts = [r[args.text_column] or "" for r in rows]
-    pairs = [r[args.text_pair_column] or "" for r in rows] if args.text_pair_column else None
+        rows = validation_rows(rows, args.split_column)
 
     tok = BertTokenizer.from_pretrained(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model, dtype=torch.float32)
     model.eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    logits = []
-    with torch.no_grad():
-        for i in range(0, len(texts), args.batch_size):
-            batch_pairs = pairs[i : i + args.batch_size] if pairs else None
-            enc = tok(
-                texts[i : i + args.batch_size],
-                batch_pairs,
-                truncation=True,
-                max_length=args.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            logits.append(model(**enc).logits.float())
-    logits = torch.cat(logits) if logits else torch.zeros(0, len(labels))
+    logits = logits_of(model, tok, rows, args.text_column, args.text_pair_column, args.max_length, args.batch_size)
     probs = torch.softmax(logits, dim=-1)
     out = {
         "labels": labels,
@@ -77,11 +53,7 @@ def main():
         "predicted": [labels[i] for i in logits.argmax(-1).tolist()],
     }
     if args.label_column:
-        label2id = model.config.label2id
-        gold = []
-        for r in rows:
-            v = str(r[args.label_column]).strip()
-            gold.append(label2id[v] if v in label2id else int(v))
+        gold = gold_ids(rows, args.label_column, model.config.label2id)
         gold = torch.tensor(gold, dtype=torch.long)
         out["accuracy"] = (logits.argmax(-1) == gold).double().mean().item()
         out["loss"] = torch.nn.functional.cross_entropy(logits, gold).item()

@@ -5,6 +5,7 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
@@ -215,6 +216,29 @@ char *bf_set_allow_tf32(int allow) {
     return guarded([&] {
         at::globalContext().setAllowTF32CuBLAS(allow != 0);
         at::globalContext().setAllowTF32CuDNN(allow != 0);
+    });
+}
+
+char *bf_varlen_attention(int kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
+                          int64_t max_seqlen, double dropout_p, double scale, bf_tensor *out) {
+    return guarded([&] {
+        const at::Tensor &q = tensor(query), &k = tensor(key), &v = tensor(value);
+        const at::Tensor &cu = tensor(cu_seqlens);
+        TORCH_CHECK(kernel == 0 || kernel == 1, "varlen attention: kernel ", kernel, " is neither 0 nor 1");
+        if (kernel == 0) {
+            auto result = at::_flash_attention_forward(q, k, v, cu, cu, max_seqlen, max_seqlen, dropout_p,
+                                                       /*is_causal=*/false, /*return_debug_mask=*/false, scale);
+            *out = new at::Tensor(std::get<0>(result));
+        } else {
+            // The memory-efficient kernel reads varlen input as one batch row: (1, total, nh, hs). Its
+            // backward needs the log-sum-exp, which it only computes when asked (as SDPA asks: when a
+            // gradient will flow).
+            bool needs_grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+            auto result = at::_efficient_attention_forward(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0),
+                                                           /*bias=*/std::nullopt, cu, cu, max_seqlen, max_seqlen,
+                                                           dropout_p, /*custom_mask_type=*/0, needs_grad, scale);
+            *out = new at::Tensor(std::get<0>(result).squeeze(0));
+        }
     });
 }
 

@@ -69,6 +69,15 @@ char *bf_cpu_rng_set_state(bf_tensor state);
 // `torch.backends.cuda.matmul.allow_tf32` and `torch.backends.cudnn.allow_tf32`.
 char *bf_set_allow_tf32(int allow);
 
+// Attention over packed sequences without padding (what the nested-tensor SDPA path calls):
+// query/key/value (total, nh, hs), sequence b being rows cu_seqlens[b] .. cu_seqlens[b + 1]
+// (int32, B + 1 entries, on the same device), max_seqlen the longest; no mask, not causal.
+// kernel 0: at::_flash_attention_forward (FlashAttention-2: CUDA, fp16/bf16), kernel 1:
+// at::_efficient_attention_forward (memory-efficient: CUDA, fp32 too). Both are differentiable
+// (autograd's FlashAttentionBackward0 / EfficientAttentionBackward0). *out: (total, nh, hs).
+char *bf_varlen_attention(int kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
+                          int64_t max_seqlen, double dropout_p, double scale, bf_tensor *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -93,6 +93,17 @@ mod ffi {
         pub fn bf_cpu_rng_get_state(out: *mut RawTensor) -> *mut c_char;
         pub fn bf_cpu_rng_set_state(state: RawTensor) -> *mut c_char;
         pub fn bf_set_allow_tf32(allow: c_int) -> *mut c_char;
+        pub fn bf_varlen_attention(
+            kernel: c_int,
+            query: RawTensor,
+            key: RawTensor,
+            value: RawTensor,
+            cu_seqlens: RawTensor,
+            max_seqlen: i64,
+            dropout_p: f64,
+            scale: f64,
+            out: *mut RawTensor,
+        ) -> *mut c_char;
     }
 }
 
@@ -428,4 +439,53 @@ pub fn add_alpha(self_: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
 /// `tensor.grad = None`: frees the gradient instead of zeroing it (PyTorch's `zero_grad()` default).
 pub fn set_grad_none(t: &Tensor) -> Result<()> {
     check(unsafe { ffi::bf_set_grad_none(raw(t)) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Varlen attention
+
+/// libtorch's attention kernels that take packed sequences with cumulative lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VarlenKernel {
+    /// `at::_flash_attention_forward`: FlashAttention-2, CUDA (sm80+ for bf16), fp16/bf16 only.
+    Flash,
+    /// `at::_efficient_attention_forward`: the memory-efficient kernel, CUDA, fp32 as well.
+    Efficient,
+}
+
+/// Attention of each packed sequence over itself: query/key/value (N, nh, hs), sequence b the rows
+/// `cu_seqlens[b] .. cu_seqlens[b + 1]` (int32 (B + 1,) on their device), `max_seqlen` the longest
+/// -> (N, nh, hs). Differentiable. Neither kernel exists on the CPU: there it returns libtorch's
+/// "could not run ... on the CPU backend" as an error.
+#[allow(clippy::too_many_arguments)]
+pub fn varlen_attention(
+    kernel: VarlenKernel,
+    query: &Tensor,
+    key: &Tensor,
+    value: &Tensor,
+    cu_seqlens: &Tensor,
+    max_seqlen: i64,
+    dropout: f64,
+    scale: f64,
+) -> Result<Tensor> {
+    let kernel = match kernel {
+        VarlenKernel::Flash => 0,
+        VarlenKernel::Efficient => 1,
+    };
+    let mut out: RawTensor = std::ptr::null_mut();
+    check(unsafe {
+        ffi::bf_varlen_attention(
+            kernel,
+            raw(query),
+            raw(key),
+            raw(value),
+            raw(cu_seqlens),
+            max_seqlen,
+            dropout,
+            scale,
+            &mut out,
+        )
+    })?;
+    // SAFETY: set by the shim on success.
+    unsafe { adopt(out) }
 }

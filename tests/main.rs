@@ -24,4 +24,5 @@ mod tokenize;
 mod train;
 mod trainer;
 mod unpadded;
+mod varlen;
 mod weights;

@@ -27,6 +27,17 @@ pub struct Packing {
     pub lengths: Option<Vec<i64>>,
     /// The grouped attention core's plan, made on first use and shared by every layer.
     length_groups: std::cell::OnceCell<Option<LengthGroups>>,
+    /// The varlen core's cumulative lengths, made on first use and shared by every layer.
+    cu_seqlens: std::cell::OnceCell<Option<CuSeqlens>>,
+}
+
+/// Sequence boundaries in the packed rows as the varlen kernels take them.
+#[derive(Debug)]
+pub struct CuSeqlens {
+    /// (B + 1,) int32 on the packing's device: 0, l0, l0 + l1, ..., N.
+    pub offsets: Tensor,
+    /// The longest sequence (the kernels size their tiles by it).
+    pub max_seqlen: i64,
 }
 
 impl Packing {
@@ -68,6 +79,7 @@ impl Packing {
             key_mask,
             lengths,
             length_groups: std::cell::OnceCell::new(),
+            cu_seqlens: std::cell::OnceCell::new(),
         }
     }
 
@@ -75,6 +87,27 @@ impl Packing {
     pub fn length_groups(&self) -> Option<&LengthGroups> {
         self.length_groups
             .get_or_init(|| self.lengths.as_ref().map(|l| LengthGroups::new(l, self.indices.device())))
+            .as_ref()
+    }
+
+    /// The sequences' boundaries for the varlen core (right padding only). Made from the lengths
+    /// already on the host: one small copy to the device per batch, no sync.
+    pub fn cu_seqlens(&self) -> Option<&CuSeqlens> {
+        self.cu_seqlens
+            .get_or_init(|| {
+                let lengths = self.lengths.as_ref()?;
+                let mut offsets = Vec::with_capacity(lengths.len() + 1);
+                let mut total = 0i64;
+                offsets.push(0i32);
+                for &len in lengths {
+                    total += len;
+                    // N fits in i32 by far (the kernels' own index type): batch x max length.
+                    offsets.push(i32::try_from(total).ok()?);
+                }
+                let max_seqlen = lengths.iter().copied().max()?;
+                let offsets = Tensor::from_slice(&offsets).to_device(self.indices.device());
+                Some(CuSeqlens { offsets, max_seqlen })
+            })
             .as_ref()
     }
 
@@ -101,5 +134,32 @@ impl Packing {
         xs.new_zeros(flat.as_slice(), (xs.kind(), xs.device()))
             .index_copy(0, &self.indices, xs)
             .view(padded.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(rows: &[&[i64]]) -> Tensor {
+        let t = rows[0].len() as i64;
+        let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_slice(&flat).view([rows.len() as i64, t])
+    }
+
+    #[test]
+    fn cu_seqlens_are_the_running_sum_of_right_padded_lengths() {
+        let packing = Packing::from_mask(&mask(&[&[1, 1, 1, 0], &[1, 0, 0, 0], &[1, 1, 1, 1]]));
+        let cu = packing.cu_seqlens().expect("right padded");
+        assert_eq!(cu.offsets.kind(), Kind::Int);
+        assert_eq!(Vec::<i32>::try_from(&cu.offsets).unwrap(), vec![0, 3, 4, 8]);
+        assert_eq!(cu.max_seqlen, 4);
+        assert_eq!(packing.num_tokens(), 8);
+    }
+
+    #[test]
+    fn no_cu_seqlens_for_left_padding() {
+        let packing = Packing::from_mask(&mask(&[&[0, 1, 1], &[1, 1, 1]]));
+        assert!(packing.cu_seqlens().is_none());
     }
 }

@@ -40,6 +40,13 @@
 #   GPU_CHECK_TINY=1       a 2-layer, hidden-64 model instead of BERT-base. The CPU smoke test:
 #       GPU_CHECK_DEVICE=cpu GPU_CHECK_TINY=1 scripts/gpu-check.sh BIN VOCAB 3    (about 2 minutes)
 #   GPU_CHECK_PEAK_TFLOPS  the peak that MFU divides by (default 790)
+#   GPU_CHECK_TESTS        the integration-test binary (tests/main.rs, built with the binary): its
+#                          `varlen::cuda_` tests run first, with BERTFIT_REQUIRE_CUDA=1 on CUDA
+#                          (the varlen kernels against per-sequence SDPA, the varlen model against
+#                          the padded one in fp32 and bf16, 30 Adam steps); a failure fails the check
+#
+# scripts/gpu-pack.sh builds both binaries, strips them into .device/ (ignored by git, 53 MB:
+# inside the device tool's 64 MiB) and prints the device command.
 set -euo pipefail
 usage="usage: gpu-check.sh BERTFIT_BINARY VOCAB_TXT [STEPS]"
 BIN="${1:?$usage}"
@@ -205,6 +212,18 @@ run_cases() {  # SEQ BATCH PRECISION
     run_bertfit "$@" padded
     run_bertfit "$@" unpadded
 }
+
+if [[ -n ${GPU_CHECK_TESTS:-} ]]; then
+    require=0
+    [[ $DEVICE == cuda ]] && require=1
+    if BERTFIT_REQUIRE_CUDA=$require "$GPU_CHECK_TESTS" varlen::cuda_ --test-threads 1 --nocapture \
+        > "$RESULTS/logs/cuda-tests.log" 2>&1; then
+        echo '{"case": "cuda-tests", "passed": true}' | tee -a "$RESULTS/results.jsonl"
+        grep -E '^(Efficient|Flash|None|Some|30 steps)' "$RESULTS/logs/cuda-tests.log" || true
+    else
+        failed cuda-tests "$?"
+    fi
+fi
 
 run_cases 128 64 bf16
 run_cases 512 16 bf16

@@ -323,11 +323,11 @@ pub struct TrainFlags {
     /// best model is saved.
     #[arg(long, allow_negative_numbers = true, help_heading = "Recipe")]
     pub early_stopping_patience: Option<i64>,
-    /// Compute every per-token layer on the real tokens only (packed), attention (on the CPU) in
-    /// groups of similar length: the same per-example results with less compute (CPU: 2x PyTorch
-    /// on short texts, 4.8-6.3x on long ones; BENCHMARKS.md). Default: on for the CPU, off on
-    /// CUDA until measured there, off with --reproduce-pytorch. `--unpadded false` keeps the
-    /// padded layout.
+    /// Compute every per-token layer on the real tokens only (packed); attention on the CPU in
+    /// groups of similar length, on CUDA with libtorch's varlen flash/memory-efficient kernels: the
+    /// same per-example results with less compute (CPU: 2x PyTorch on short texts, 4.8-6.3x on
+    /// long ones; BENCHMARKS.md). Default: on for the CPU, off on CUDA until measured there, off
+    /// with --reproduce-pytorch. `--unpadded false` keeps the padded layout.
     #[arg(long, num_args = 0..=1, default_missing_value = BOOL, value_parser = BoolishValueParser::new(), help_heading = "Recipe")]
     pub unpadded: Option<bool>,
     /// Seconds a collective may wait for the other ranks before the run fails naming the lost

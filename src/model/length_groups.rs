@@ -10,6 +10,7 @@
 //! group for a batch of similar lengths, a few for a batch of short and long texts.
 use tch::{Device, Tensor};
 
+use super::packing::to_device_async;
 use super::varlen::attend_padded;
 
 /// The cost of one more attention call, in the unit of one query-key pair (token²): about what
@@ -105,14 +106,14 @@ impl LengthGroups {
                 Group {
                     rows,
                     len,
-                    gather: Tensor::from_slice(&gather).to_device(device),
+                    gather: to_device_async(&Tensor::from_slice(&gather), device),
                     key_mask: (!full)
-                        .then(|| Tensor::from_slice(&mask).to_device(device).view([rows, 1, 1, len])),
-                    real: Tensor::from_slice(&real).to_device(device),
+                        .then(|| to_device_async(&Tensor::from_slice(&mask), device).view([rows, 1, 1, len])),
+                    real: to_device_async(&Tensor::from_slice(&real), device),
                 }
             })
             .collect();
-        LengthGroups { groups, restore: Tensor::from_slice(&restore).to_device(device) }
+        LengthGroups { groups, restore: to_device_async(&Tensor::from_slice(&restore), device) }
     }
 
     pub fn num_groups(&self) -> usize {

@@ -4,7 +4,7 @@
 //! The kept tokens are those with a non-zero attention mask, plus position 0 of every row whatever
 //! its mask: the pooler reads position 0 in the padded forward, masked or not (left padding), so
 //! keeping it makes the two forwards compute the same logits for any mask, not only right padding.
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::length_groups::LengthGroups;
 
@@ -41,9 +41,34 @@ pub struct CuSeqlens {
 }
 
 impl Packing {
-    /// attention_mask: (B, T) integer, 1 = real token. Reads a few values back to the host (one
-    /// sync per batch): the layout's length and the per-row lengths.
+    /// attention_mask: (B, T) integer, 1 = real token, on the device the model runs on. A mask
+    /// on a GPU is first read back to the host, which waits for the GPU: callers that still have
+    /// the host's copy use [`Packing::from_host_mask`].
     pub fn from_mask(attention_mask: &Tensor) -> Packing {
+        match attention_mask.device() {
+            Device::Cpu => Packing::from_host_mask(attention_mask, Device::Cpu),
+            device => Packing::from_host_mask(&attention_mask.to_device(Device::Cpu), device),
+        }
+    }
+
+    /// The packing of a host (CPU) mask for a model on `device`: worked out on the host (the
+    /// layout's length and the per-row lengths are host values anyway), its index tensors sent to
+    /// `device` without waiting for the GPU ([`to_device_async`]).
+    pub fn from_host_mask(attention_mask: &Tensor, device: Device) -> Packing {
+        let packing = Packing::on_host(attention_mask);
+        if device == Device::Cpu {
+            return packing;
+        }
+        Packing {
+            indices: to_device_async(&packing.indices, device),
+            position_ids: to_device_async(&packing.position_ids, device),
+            first_tokens: to_device_async(&packing.first_tokens, device),
+            key_mask: packing.key_mask.as_ref().map(|m| to_device_async(m, device)),
+            ..packing
+        }
+    }
+
+    fn on_host(attention_mask: &Tensor) -> Packing {
         let (batch_size, t) = attention_mask.size2().unwrap_or((0, 0));
         let device = attention_mask.device();
         let real = attention_mask.ne(0); // (B, T) bool
@@ -105,7 +130,7 @@ impl Packing {
                     offsets.push(i32::try_from(total).ok()?);
                 }
                 let max_seqlen = lengths.iter().copied().max()?;
-                let offsets = Tensor::from_slice(&offsets).to_device(self.indices.device());
+                let offsets = to_device_async(&Tensor::from_slice(&offsets), self.indices.device());
                 Some(CuSeqlens { offsets, max_seqlen })
             })
             .as_ref()
@@ -134,6 +159,18 @@ impl Packing {
         xs.new_zeros(flat.as_slice(), (xs.kind(), xs.device()))
             .index_copy(0, &self.indices, xs)
             .view(padded.as_slice())
+    }
+}
+
+/// `t` on `device`, the copy queued without waiting (a no-op on the CPU). tch's `to_device` is
+/// a blocking copy, which on CUDA waits for everything queued before it: done per batch, the host
+/// would stop getting ahead of the GPU. From ordinary (pageable) memory CUDA stages the bytes
+/// before the call returns, so `t` may be dropped right after.
+pub fn to_device_async(t: &Tensor, device: Device) -> Tensor {
+    if device == Device::Cpu {
+        t.shallow_clone()
+    } else {
+        t.to_device_(device, t.kind(), true, false)
     }
 }
 

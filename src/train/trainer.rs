@@ -38,7 +38,7 @@ use crate::data::tokenize::BertTokenizer;
 use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
-use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
+use crate::model::{loss, names, AttentionCore, BertConfig, BertForSequenceClassification, Packing};
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
@@ -366,8 +366,7 @@ impl<'r> Trainer<'r> {
             }
             consumed += 1;
             samples += loaded.rows.len();
-            let micro =
-                self.micro_step(&loaded.batch.to_device(self.args.device), window.size)? / window.size as f64;
+            let micro = self.micro_step(&loaded.batch, window.size)? / window.size as f64;
             window.loss = Some(match window.loss.take() {
                 Some(sum) => sum + micro,
                 None => micro,
@@ -505,7 +504,9 @@ impl<'r> Trainer<'r> {
     /// Forward in training mode (dropout on) under the run's autocast, the loss, and backward of
     /// the loss divided by the accumulation window (scaled under fp16); returns the batch's loss
     /// (a 0-dim f64 tensor on the device: reading it would wait for the GPU).
-    pub fn micro_step(&mut self, batch: &Batch, window: usize) -> Result<tch::Tensor> {
+    /// `host`: the batch as the loader made it, on the host; it goes to the run's device here.
+    pub fn micro_step(&mut self, host: &Batch, window: usize) -> Result<tch::Tensor> {
+        let batch = &host.to_device(self.args.device);
         let labels =
             batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
         let (model, recipe) = (&self.model, &self.args.recipe);
@@ -513,7 +514,7 @@ impl<'r> Trainer<'r> {
         let loss = {
             let _autocast = autocast(self.args.device, recipe.precision)?;
             let unpadded = self.args.unpadded();
-            let logits = self.rng.dropout(|| forward(model, batch, unpadded, true));
+            let logits = self.rng.dropout(|| forward(model, host, batch, unpadded, true));
             loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
         };
         let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
@@ -593,7 +594,7 @@ impl<'r> Trainer<'r> {
                 let batch = loaded.batch.to_device(self.args.device);
                 // HF evaluates under the same autocast as it trains.
                 let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
-                let logits = forward(&self.model, &batch, self.args.unpadded(), false);
+                let logits = forward(&self.model, &loaded.batch, &batch, self.args.unpadded(), false);
                 if let Some(l) = &batch.labels {
                     // HF evaluates with the training loss, label smoothing included.
                     let smoothing = self.args.recipe.label_smoothing;
@@ -915,11 +916,21 @@ impl<'r> Trainer<'r> {
     }
 }
 
-/// The model's logits for a batch, padded or on the packed real tokens (`--unpadded`).
-fn forward(model: &BertForSequenceClassification, batch: &Batch, unpadded: bool, train: bool) -> tch::Tensor {
+/// The model's logits for a batch (`batch` on the run's device, `host` the loader's copy of it),
+/// padded or on the packed real tokens (`--unpadded`). The packing is worked out from the host's
+/// mask, so that on CUDA the host never waits for the GPU to learn where the real tokens are.
+fn forward(
+    model: &BertForSequenceClassification,
+    host: &Batch,
+    batch: &Batch,
+    unpadded: bool,
+    train: bool,
+) -> tch::Tensor {
     let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, &batch.token_type_ids);
     if unpadded {
-        model.forward_unpadded_t(ids, mask, types, train)
+        let device = ids.device();
+        let packing = Packing::from_host_mask(&host.attention_mask, device);
+        model.forward_packed_t(ids, types, &packing, AttentionCore::for_device(device), train)
     } else {
         model.forward_t(ids, mask, types, train)
     }

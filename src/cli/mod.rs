@@ -648,6 +648,20 @@ pub struct InferenceFlags {
     pub threads: Option<i32>,
 }
 
+impl InferenceFlags {
+    pub fn into_args(self) -> Result<crate::predict::InferenceArgs> {
+        Ok(crate::predict::InferenceArgs {
+            model: self.model,
+            max_length: count("--max-length", self.max_length, 2)?,
+            batch_size: count("--batch-size", self.batch_size, 1)?,
+            prefetch: self.prefetch,
+            device: parse_device(&self.device)?,
+            device_auto: self.device == "auto",
+            threads: self.threads,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PredictFlags {
     #[command(flatten)]
@@ -673,17 +687,11 @@ pub struct PredictFlags {
 impl PredictFlags {
     pub fn into_args(self) -> Result<crate::predict::PredictArgs> {
         Ok(crate::predict::PredictArgs {
-            model: self.run.model,
+            run: self.run.into_args()?,
             data: self.data,
             output: self.output,
             text_column: self.text_column,
             text_pair_column: self.text_pair_column,
-            max_length: count("--max-length", self.run.max_length, 2)?,
-            batch_size: count("--batch-size", self.run.batch_size, 1)?,
-            prefetch: self.run.prefetch,
-            device: parse_device(&self.run.device)?,
-            device_auto: self.run.device == "auto",
-            threads: self.run.threads,
             overwrite: self.overwrite,
         })
     }
@@ -728,7 +736,7 @@ impl EvaluateFlags {
             _ => return Err(Error::usage("--data", "give --data or --validation-file")),
         };
         Ok(crate::predict::EvaluateArgs {
-            model: self.run.model,
+            run: self.run.into_args()?,
             data,
             columns: Columns {
                 text: self.text_column,
@@ -736,12 +744,6 @@ impl EvaluateFlags {
                 label: self.label_column,
                 split: self.split_column,
             },
-            max_length: count("--max-length", self.run.max_length, 2)?,
-            batch_size: count("--batch-size", self.run.batch_size, 1)?,
-            prefetch: self.run.prefetch,
-            device: parse_device(&self.run.device)?,
-            device_auto: self.run.device == "auto",
-            threads: self.run.threads,
             output_dir: self.output_dir,
         })
     }

@@ -5,8 +5,8 @@ use tch::Tensor;
 
 use super::config::BertConfig;
 use super::layers::{LayerNorm, Linear};
-use super::packing::Packing;
-use super::varlen::{self, AttentionCore};
+use super::layout::Layout;
+use super::varlen;
 
 #[derive(Debug)]
 pub struct BertSelfAttention {
@@ -31,45 +31,40 @@ impl BertSelfAttention {
         }
     }
 
-    /// hidden_states: (B, T, H); attention_mask: boolean (B, 1, T, T), true = attend, or `None` when
-    /// nothing is padded (HF passes `None` then too, which lets SDPA pick its fused kernel).
-    pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
-        let (b, t, _) = hidden_states.size3().unwrap_or((0, 0, 0));
-        let hidden_shape = [b, t, self.num_attention_heads, self.attention_head_size];
-        let query_layer = self.query.forward(hidden_states).view(hidden_shape).transpose(1, 2); // (B, nh, T, hs)
-        let key_layer = self.key.forward(hidden_states).view(hidden_shape).transpose(1, 2);
-        let value_layer = self.value.forward(hidden_states).view(hidden_shape).transpose(1, 2);
+    /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape. The
+    /// projections are per token; only the attention core differs: SDPA over the padded rows with
+    /// their mask (`None` when nothing is padded: HF passes `None` then too, which lets SDPA pick
+    /// its fused kernel), or `varlen::attention` over the packed sequences.
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+        let query_layer = self.query.forward(hidden_states);
+        let key_layer = self.key.forward(hidden_states);
+        let value_layer = self.value.forward(hidden_states);
         let scaling = (self.attention_head_size as f64).powf(-0.5);
         let dropout = if train { self.dropout } else { 0.0 };
-        let attn_output = Tensor::scaled_dot_product_attention(
-            &query_layer,
-            &key_layer,
-            &value_layer,
-            attention_mask,
-            dropout,
-            false,
-            Some(scaling),
-            false,
-        ); // (B, nh, T, hs)
-        attn_output.transpose(1, 2).reshape([b, t, -1])
-    }
-
-    /// The same on packed tokens: hidden_states (N, H) -> (N, H). Only the attention core sees the
-    /// sequences (`varlen::attention`); the projections run on the N real tokens.
-    pub fn forward_packed_t(
-        &self,
-        hidden_states: &Tensor,
-        packing: &Packing,
-        core: AttentionCore,
-        train: bool,
-    ) -> Tensor {
-        let hidden_shape = [-1, self.num_attention_heads, self.attention_head_size];
-        let query_layer = self.query.forward(hidden_states).view(hidden_shape); // (N, nh, hs)
-        let key_layer = self.key.forward(hidden_states).view(hidden_shape);
-        let value_layer = self.value.forward(hidden_states).view(hidden_shape);
-        let scaling = (self.attention_head_size as f64).powf(-0.5);
-        let dropout = if train { self.dropout } else { 0.0 };
-        varlen::attention(core, packing, &query_layer, &key_layer, &value_layer, dropout, scaling)
+        let (nh, hs) = (self.num_attention_heads, self.attention_head_size);
+        match layout {
+            Layout::Padded { attention_mask } => {
+                let (b, t, _) = hidden_states.size3().unwrap_or((0, 0, 0));
+                let heads = |x: Tensor| x.view([b, t, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
+                let attn_output = Tensor::scaled_dot_product_attention(
+                    &heads(query_layer),
+                    &heads(key_layer),
+                    &heads(value_layer),
+                    attention_mask,
+                    dropout,
+                    false,
+                    Some(scaling),
+                    false,
+                ); // (B, nh, T, hs)
+                attn_output.transpose(1, 2).reshape([b, t, -1])
+            }
+            Layout::Packed { packing, core } => {
+                let heads = |x: Tensor| x.view([-1, nh, hs]); // (N, nh, hs)
+                let (query_layer, key_layer, value_layer) =
+                    (heads(query_layer), heads(key_layer), heads(value_layer));
+                varlen::attention(core, packing, &query_layer, &key_layer, &value_layer, dropout, scaling)
+            }
+        }
     }
 }
 
@@ -110,20 +105,9 @@ impl BertAttention {
         }
     }
 
-    pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
-        let self_output = self.self_attention.forward_t(hidden_states, attention_mask, train);
-        self.output.forward_t(&self_output, hidden_states, train)
-    }
-
-    /// hidden_states: packed (N, H); BertSelfOutput is per token, so it runs unchanged.
-    pub fn forward_packed_t(
-        &self,
-        hidden_states: &Tensor,
-        packing: &Packing,
-        core: AttentionCore,
-        train: bool,
-    ) -> Tensor {
-        let self_output = self.self_attention.forward_packed_t(hidden_states, packing, core, train);
+    /// BertSelfOutput is per token: it runs the same on either layout.
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+        let self_output = self.self_attention.forward_t(hidden_states, layout, train);
         self.output.forward_t(&self_output, hidden_states, train)
     }
 }

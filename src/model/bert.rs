@@ -6,6 +6,7 @@ use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
 use super::encoder::BertEncoder;
 use super::layers::Linear;
+use super::layout::Layout;
 use super::packing::Packing;
 use super::varlen::AttentionCore;
 
@@ -68,7 +69,8 @@ impl BertModel {
     ) -> BertModelOutput {
         let embedding_output = self.embeddings.forward_t(input_ids, token_type_ids, train);
         let mask = bidirectional_mask(attention_mask);
-        let last_hidden_state = self.encoder.forward_t(&embedding_output, mask.as_ref(), train);
+        let layout = Layout::Padded { attention_mask: mask.as_ref() };
+        let last_hidden_state = self.encoder.forward_t(&embedding_output, layout, train);
         let pooler_output = self.pooler.forward(&last_hidden_state);
         BertModelOutput { last_hidden_state, pooler_output }
     }
@@ -84,7 +86,8 @@ impl BertModel {
         train: bool,
     ) -> BertModelOutput {
         let embedding_output = self.embeddings.forward_packed_t(input_ids, token_type_ids, packing, train);
-        let last_hidden_state = self.encoder.forward_packed_t(&embedding_output, packing, core, train);
+        let layout = Layout::Packed { packing, core };
+        let last_hidden_state = self.encoder.forward_t(&embedding_output, layout, train);
         let pooler_output = self.pooler.forward_packed(&last_hidden_state, packing);
         BertModelOutput { last_hidden_state, pooler_output }
     }

@@ -5,8 +5,7 @@ use tch::Tensor;
 use super::attention::BertAttention;
 use super::config::BertConfig;
 use super::layers::{activation, LayerNorm, Linear};
-use super::packing::Packing;
-use super::varlen::AttentionCore;
+use super::layout::Layout;
 
 #[derive(Debug)]
 pub struct BertIntermediate {
@@ -65,21 +64,9 @@ impl BertLayer {
         }
     }
 
-    pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
-        let attention_output = self.attention.forward_t(hidden_states, attention_mask, train);
-        let intermediate_output = self.intermediate.forward(&attention_output);
-        self.output.forward_t(&intermediate_output, &attention_output, train)
-    }
-
-    /// hidden_states: packed (N, H) -> (N, H); the feed-forward part is per token and runs as is.
-    pub fn forward_packed_t(
-        &self,
-        hidden_states: &Tensor,
-        packing: &Packing,
-        core: AttentionCore,
-        train: bool,
-    ) -> Tensor {
-        let attention_output = self.attention.forward_packed_t(hidden_states, packing, core, train);
+    /// The feed-forward part is per token: it runs the same on either layout.
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+        let attention_output = self.attention.forward_t(hidden_states, layout, train);
         let intermediate_output = self.intermediate.forward(&attention_output);
         self.output.forward_t(&intermediate_output, &attention_output, train)
     }
@@ -96,24 +83,11 @@ impl BertEncoder {
         BertEncoder { layer: (0..cfg.num_hidden_layers).map(|i| BertLayer::new(&p / i, cfg)).collect() }
     }
 
-    pub fn forward_t(&self, hidden_states: &Tensor, attention_mask: Option<&Tensor>, train: bool) -> Tensor {
+    /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape.
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
         let mut hidden_states = hidden_states.shallow_clone();
         for layer_module in &self.layer {
-            hidden_states = layer_module.forward_t(&hidden_states, attention_mask, train);
-        }
-        hidden_states
-    }
-
-    pub fn forward_packed_t(
-        &self,
-        hidden_states: &Tensor,
-        packing: &Packing,
-        core: AttentionCore,
-        train: bool,
-    ) -> Tensor {
-        let mut hidden_states = hidden_states.shallow_clone();
-        for layer_module in &self.layer {
-            hidden_states = layer_module.forward_packed_t(&hidden_states, packing, core, train);
+            hidden_states = layer_module.forward_t(&hidden_states, layout, train);
         }
         hidden_states
     }

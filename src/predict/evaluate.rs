@@ -14,14 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
-use tch::Device;
 
 use super::head::ProblemType;
-use super::saved::{describe_device, SavedModel};
-use crate::data::batch::Padding;
+use super::settings::InferenceArgs;
 use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split};
 use crate::data::labels::Target;
-use crate::data::pipeline::{Batches, LoaderSettings, Sink};
+use crate::data::pipeline::{Batches, Sink};
 use crate::data::table::{for_each_row, Row, Wanted};
 use crate::data::tokenize::{BertTokenizer, Encoding};
 use crate::error::{Error, Result};
@@ -49,15 +47,9 @@ impl EvalData {
 /// Validated settings of `bertfit evaluate`.
 #[derive(Debug, Clone)]
 pub struct EvaluateArgs {
-    pub model: String,
+    pub run: InferenceArgs,
     pub data: EvalData,
     pub columns: Columns,
-    pub max_length: usize,
-    pub batch_size: usize,
-    pub prefetch: usize,
-    pub device: Device,
-    pub device_auto: bool,
-    pub threads: Option<i32>,
     /// Where eval_results.json is written, if anywhere.
     pub output_dir: Option<PathBuf>,
 }
@@ -105,11 +97,7 @@ pub fn evaluate(
     args: &EvaluateArgs,
     reporter: &mut dyn Reporter,
 ) -> Result<(Evaluation, Map<String, Value>)> {
-    reporter.device(&describe_device(args.device, args.device_auto));
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
-    let model = SavedModel::load(&args.model, args.device)?;
+    let model = args.run.load_model(reporter)?;
     if model.head.problem != ProblemType::SingleLabel {
         return Err(Error::usage(
             "--model",
@@ -120,7 +108,7 @@ pub fn evaluate(
             ),
         ));
     }
-    model.check_max_length(args.max_length, args.columns.text_pair.is_some())?;
+    model.check_max_length(args.run.max_length, args.columns.text_pair.is_some())?;
     let labels = ModelLabels::new(&model.head.labels, &model.dir.join("config.json"));
     let started = Instant::now();
     let mut batches = start(args, model.tokenizer.clone(), labels, model.tokenizer.pad_token_id())?;
@@ -251,14 +239,8 @@ fn start(
     labels: ModelLabels,
     pad_id: i64,
 ) -> Result<Batches> {
-    let settings = LoaderSettings {
-        padding: Padding::Longest,
-        max_length: args.max_length,
-        pad_id,
-        prefetch: args.prefetch,
-        pin_for: args.device.is_cuda().then_some(args.device),
-    };
-    let (data, columns, batch_size) = (args.data.clone(), args.columns.clone(), args.batch_size.max(1));
+    let settings = args.run.loader_settings(pad_id);
+    let (data, columns, batch_size) = (args.data.clone(), args.columns.clone(), args.run.batch_size.max(1));
     Batches::spawn("bertfit-evaluate", settings, None, move |sink| {
         let mut out = Chunker { sink, tokenizer: &tokenizer, batch_size, rows: Vec::with_capacity(CHUNK) };
         let label_column = columns.label.clone();

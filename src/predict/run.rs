@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
-use tch::Device;
 
 use super::input::Input;
 use super::output::{check_target, Output};
-use super::saved::{describe_device, SavedModel};
-use crate::data::batch::Padding;
-use crate::data::pipeline::{Batches, LoaderSettings};
+use super::saved::SavedModel;
+use super::settings::InferenceArgs;
+use crate::data::pipeline::Batches;
 use crate::data::tokenize::Encoding;
 use crate::error::{Error, Result};
 use crate::train::report::Reporter;
@@ -31,21 +30,11 @@ use crate::train::report::Reporter;
 /// Validated settings of `bertfit predict`.
 #[derive(Debug, Clone)]
 pub struct PredictArgs {
-    /// Model folder, or a model name in the Hugging Face cache.
-    pub model: String,
+    pub run: InferenceArgs,
     pub data: PathBuf,
     pub output: PathBuf,
     pub text_column: String,
     pub text_pair_column: Option<String>,
-    /// Tokens per example, [CLS] and [SEP] included; longer texts are truncated.
-    pub max_length: usize,
-    pub batch_size: usize,
-    /// Model batches made ahead of the forward pass.
-    pub prefetch: usize,
-    pub device: Device,
-    /// The device came from `--device auto` (said in the first line).
-    pub device_auto: bool,
-    pub threads: Option<i32>,
     pub overwrite: bool,
 }
 
@@ -95,12 +84,8 @@ pub fn predict(args: &PredictArgs, reporter: &mut dyn Reporter) -> Result<Predic
     let started = Instant::now();
     check_target(&args.output, args.overwrite)?;
     let input = Input::open(&args.data, &args.text_column, args.text_pair_column.as_deref())?;
-    reporter.device(&describe_device(args.device, args.device_auto));
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
-    let model = SavedModel::load(&args.model, args.device)?;
-    model.check_max_length(args.max_length, args.text_pair_column.is_some())?;
+    let model = args.run.load_model(reporter)?;
+    model.check_max_length(args.run.max_length, args.text_pair_column.is_some())?;
     let schema = output_schema(&input, &model)?;
     let mut output = Output::create(&args.output, schema.clone(), args.overwrite)?;
 
@@ -172,18 +157,12 @@ fn with_predictions(schema: &SchemaRef, model: &SavedModel, p: Pending) -> Resul
 
 /// Starts the loader thread: record batches into one queue, model batches into the other.
 fn start(args: &PredictArgs, input: &Input, model: &SavedModel) -> Result<Pass> {
-    let settings = LoaderSettings {
-        padding: Padding::Longest,
-        max_length: args.max_length,
-        pad_id: model.tokenizer.pad_token_id(),
-        prefetch: args.prefetch,
-        pin_for: args.device.is_cuda().then_some(args.device),
-    };
+    let settings = args.run.loader_settings(model.tokenizer.pad_token_id());
     // Two record batches queued at most: with the one being tokenized and the one being filled,
     // four record batches are held in all, whatever the file's size.
     let (records_tx, records) = sync_channel::<Pending>(2);
     let (input, tokenizer) = (input.clone(), model.tokenizer.clone());
-    let (batch_size, outputs) = (args.batch_size.max(1), model.head.num_outputs());
+    let (batch_size, outputs) = (args.run.batch_size.max(1), model.head.num_outputs());
     let batches = Batches::spawn("bertfit-predict", settings, None, move |sink| {
         let mut first_row = 1usize;
         for batch in input.batches()? {

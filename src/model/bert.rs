@@ -67,8 +67,23 @@ impl BertModel {
         token_type_ids: &Tensor,
         train: bool,
     ) -> BertModelOutput {
+        let padded = any_padding(attention_mask);
+        self.forward_with_padding_t(input_ids, attention_mask, token_type_ids, padded, train)
+    }
+
+    /// `forward_t` with its one decision that reads the mask's values (is any position padded?)
+    /// made by the caller, e.g. from the loader's host copy of a mask on a GPU ([`any_padding`]),
+    /// so that the host need not wait for the GPU to read it back.
+    pub fn forward_with_padding_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        padded: bool,
+        train: bool,
+    ) -> BertModelOutput {
         let embedding_output = self.embeddings.forward_t(input_ids, token_type_ids, train);
-        let mask = bidirectional_mask(attention_mask);
+        let mask = bidirectional_mask(attention_mask, padded);
         let layout = Layout::Padded { attention_mask: mask.as_ref() };
         let last_hidden_state = self.encoder.forward_t(&embedding_output, layout, train);
         let pooler_output = self.pooler.forward(&last_hidden_state);
@@ -93,12 +108,16 @@ impl BertModel {
     }
 }
 
-/// HF's `create_bidirectional_mask` for SDPA: `None` when no position is padded, else a boolean
-/// (B, 1, T, T) mask, true where a query may attend to a key. SDPA turns false into -inf, the exact
-/// form of HF's "dtype minimum" additive mask.
-pub fn bidirectional_mask(attention_mask: &Tensor) -> Option<Tensor> {
-    let all_attend = attention_mask.min().int64_value(&[]) != 0;
-    if all_attend {
+/// Whether any position of a (B, T) attention mask is 0 (reads it: on a GPU, waits for it).
+pub fn any_padding(attention_mask: &Tensor) -> bool {
+    attention_mask.numel() > 0 && attention_mask.min().int64_value(&[]) == 0
+}
+
+/// HF's `create_bidirectional_mask` for SDPA: `None` when no position is padded (`padded` false,
+/// [`any_padding`]), else a boolean (B, 1, T, T) mask, true where a query may attend to a key. SDPA
+/// turns false into -inf, the exact form of HF's "dtype minimum" additive mask.
+pub fn bidirectional_mask(attention_mask: &Tensor, padded: bool) -> Option<Tensor> {
+    if !padded {
         return None;
     }
     let (b, t) = attention_mask.size2().unwrap_or((0, 0));

@@ -2,7 +2,7 @@
 use tch::nn::Path;
 use tch::{Reduction, Tensor};
 
-use super::bert::BertModel;
+use super::bert::{any_padding, BertModel};
 use super::config::BertConfig;
 use super::layers::Linear;
 use super::packing::Packing;
@@ -35,7 +35,21 @@ impl BertForSequenceClassification {
         token_type_ids: &Tensor,
         train: bool,
     ) -> Tensor {
-        let outputs = self.bert.forward_t(input_ids, attention_mask, token_type_ids, train);
+        let padded = any_padding(attention_mask);
+        self.forward_with_padding_t(input_ids, attention_mask, token_type_ids, padded, train)
+    }
+
+    /// `forward_t` with "is any position padded?" answered by the caller (`BertModel::forward_with_padding_t`).
+    pub fn forward_with_padding_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        padded: bool,
+        train: bool,
+    ) -> Tensor {
+        let outputs =
+            self.bert.forward_with_padding_t(input_ids, attention_mask, token_type_ids, padded, train);
         let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
         self.classifier.forward(&pooled_output)
     }

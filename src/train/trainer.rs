@@ -917,8 +917,9 @@ impl<'r> Trainer<'r> {
 }
 
 /// The model's logits for a batch (`batch` on the run's device, `host` the loader's copy of it),
-/// padded or on the packed real tokens (`--unpadded`). The packing is worked out from the host's
-/// mask, so that on CUDA the host never waits for the GPU to learn where the real tokens are.
+/// padded or on the packed real tokens (`--unpadded`). What depends on the mask's values (the
+/// packing; whether anything is padded) is read from the host's copy, so that on CUDA the host
+/// never waits for the GPU to learn where the real tokens are.
 fn forward(
     model: &BertForSequenceClassification,
     host: &Batch,
@@ -932,7 +933,8 @@ fn forward(
         let packing = Packing::from_host_mask(&host.attention_mask, device);
         model.forward_packed_t(ids, types, &packing, AttentionCore::for_device(device), train)
     } else {
-        model.forward_t(ids, mask, types, train)
+        let padded = crate::model::bert::any_padding(&host.attention_mask);
+        model.forward_with_padding_t(ids, mask, types, padded, train)
     }
 }
 

@@ -44,7 +44,8 @@ pub enum Command {
     /// Predict every row of a data file with a fine-tuned model: the rows are written out with
     /// all their columns plus the model's label and class probabilities.
     Predict(PredictFlags),
-    /// Loss and accuracy of a fine-tuned model on labelled rows (HF's eval_* metrics).
+    /// Loss and metrics of a fine-tuned model on labelled rows (HF's eval_* metrics), for its
+    /// problem_type: single-label, multi-label or regression.
     Evaluate(EvaluateFlags),
     /// Draw a training run's metrics.jsonl (loss, learning rate, validation) as a PNG.
     Plot(PlotFlags),
@@ -711,11 +712,15 @@ pub struct EvaluateFlags {
     pub text_column: String,
     #[arg(long)]
     pub text_pair_column: Option<String>,
-    /// Labels: names from the model's id2label, or class ids.
+    /// Labels: names from the model's id2label, or class ids; for a multi-label model any number
+    /// of them (`a|b`, `[0, 3]`, or empty for none); for a regression model a number.
     #[arg(long, default_value = "label", visible_alias = "label-column-name")]
     pub label_column: String,
     #[arg(long, default_value = "split")]
     pub split_column: String,
+    /// Separates the label names of a multi-label cell.
+    #[arg(long, default_value = "|")]
+    pub label_separator: String,
     /// Also write the metrics to DIR/eval_results.json (the metrics are always printed on stdout).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
@@ -745,6 +750,7 @@ impl EvaluateFlags {
                 split: self.split_column,
             },
             output_dir: self.output_dir,
+            label_separator: self.label_separator,
         })
     }
 }

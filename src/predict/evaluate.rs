@@ -1,12 +1,22 @@
-//! `bertfit evaluate`: a saved classifier's loss and accuracy on labelled rows (the validation rows
-//! of a file with a split column, or every row of a validation file), with HF Trainer's metric
-//! names (`eval_loss`, `eval_accuracy` as a fraction, `eval_runtime`, `eval_samples`,
-//! `eval_samples_per_second`).
+//! `bertfit evaluate`: a saved model's loss and metrics on labelled rows (the validation rows of
+//! a file with a split column, or every row of a validation file), with HF Trainer's metric names
+//! (`eval_loss`, `eval_runtime`, `eval_samples`, `eval_samples_per_second`) and the metrics
+//! training's own evaluation reports for the model's `problem_type` (`train::Evaluation::metrics`):
 //!
-//! Labels are read through the model's own `id2label`: a cell naming one of its labels is that
-//! class, otherwise an integer cell in `0..num_labels` is the class id itself (bertfit and HF save
-//! integer-labelled models with names "0", "1", ... or "LABEL_0", ...); anything else is an error
-//! naming file, row and column. Rows stream through a loader thread as in `predict`.
+//! - single-label: `eval_accuracy` (a fraction), precision / recall / F1 and the confusion matrix;
+//!   the loss is the mean cross-entropy.
+//! - multi-label: `eval_accuracy` (subset accuracy), micro and macro precision / recall / F1,
+//!   Hamming loss, per label; the loss is binary cross-entropy with logits, the mean over every
+//!   (row, label) output, as torch's `BCEWithLogitsLoss()`.
+//! - regression: MSE, RMSE, MAE, Pearson, Spearman, R^2; the loss is the mean squared error.
+//!
+//! Losses are computed in f64 from the fp32 logits. Labels are read through the model's own
+//! `id2label`: a name naming one of its labels is that class, otherwise an integer in
+//! `0..num_labels` is the class id itself (bertfit and HF save integer-labelled models with names
+//! "0", "1", ... or "LABEL_0", ...). A multi-label cell holds any number of them in training's
+//! syntaxes (`a|b` with `--label-separator`, `[0, 3]`, `['a', 'b']`, or empty for none); a
+//! regression cell is a number. Anything else is an error naming file, row, column and the value.
+//! Rows stream through a loader thread as in `predict`.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -18,7 +28,7 @@ use serde_json::{json, Map, Value};
 use super::head::ProblemType;
 use super::settings::InferenceArgs;
 use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split};
-use crate::data::labels::Target;
+use crate::data::labels::{self, LabelFormat, Target};
 use crate::data::pipeline::{Batches, Sink};
 use crate::data::table::{for_each_row, Row, Wanted};
 use crate::data::tokenize::{BertTokenizer, Encoding};
@@ -52,6 +62,8 @@ pub struct EvaluateArgs {
     pub columns: Columns,
     /// Where eval_results.json is written, if anywhere.
     pub output_dir: Option<PathBuf>,
+    /// Separates the label names of a multi-label cell (training's `--label-separator`).
+    pub label_separator: String,
 }
 
 /// The model's classes, for reading label cells.
@@ -61,12 +73,51 @@ pub struct ModelLabels {
     ids: HashMap<String, i64>,
     /// config.json, named in errors.
     config: PathBuf,
+    /// How a cell is read: the model's problem type, and the multi-label separator.
+    format: LabelFormat,
 }
 
 impl ModelLabels {
+    /// A single-label classifier's labels (see [`ModelLabels::reading`] for the other heads).
     pub fn new(names: &[String], config: &Path) -> Self {
         let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect();
-        ModelLabels { names: names.to_vec(), ids, config: config.to_path_buf() }
+        ModelLabels {
+            names: names.to_vec(),
+            ids,
+            config: config.to_path_buf(),
+            format: LabelFormat::default(),
+        }
+    }
+
+    /// Cells read as training reads them for `problem`, multi-label names split by `separator`.
+    pub fn reading(mut self, problem: ProblemType, separator: &str) -> Self {
+        self.format = LabelFormat { problem: data_problem(problem), separator: separator.to_string() };
+        self
+    }
+
+    /// One label cell as the loss takes it (training's `LabelMap::target`, through the model's
+    /// labels): a class, the multi-hot row of a multi-label cell, or a regression value.
+    pub fn target(&self, cell: &str, path: &Path, row: usize, column: &str) -> Result<Target> {
+        match self.format.problem {
+            labels::ProblemType::SingleLabelClassification => {
+                self.id(cell, path, row, column).map(Target::Class)
+            }
+            labels::ProblemType::MultiLabelClassification => {
+                let mut hot = vec![0f32; self.names.len()];
+                for name in self.format.names(cell) {
+                    hot[self.id(name, path, row, column)? as usize] = 1.0;
+                }
+                Ok(Target::MultiHot(hot))
+            }
+            labels::ProblemType::Regression => {
+                LabelFormat::value(cell).map(Target::Value).ok_or_else(|| Error::DataRow {
+                    path: path.into(),
+                    row,
+                    column: column.into(),
+                    msg: format!("'{}' is not a number (regression labels are numbers)", cell.trim()),
+                })
+            }
+        }
     }
 
     /// The class id of a label cell: a label name first, else an integer class id.
@@ -92,38 +143,33 @@ impl ModelLabels {
     }
 }
 
-/// Loss and accuracy of the model on the labelled rows; writes eval_results.json if asked.
+/// Loss and metrics of the model on the labelled rows; writes eval_results.json if asked.
 pub fn evaluate(
     args: &EvaluateArgs,
     reporter: &mut dyn Reporter,
 ) -> Result<(Evaluation, Map<String, Value>)> {
     let model = args.run.load_model(reporter)?;
-    if model.head.problem != ProblemType::SingleLabel {
-        return Err(Error::usage(
-            "--model",
-            format!(
-                "{}: evaluate measures single-label classifiers; this model's problem_type is {}",
-                model.dir.display(),
-                model.head.problem.name()
-            ),
-        ));
-    }
     model.check_max_length(args.run.max_length, args.columns.text_pair.is_some())?;
-    let labels = ModelLabels::new(&model.head.labels, &model.dir.join("config.json"));
+    let problem = model.head.problem;
+    if problem == ProblemType::MultiLabel && args.label_separator.is_empty() {
+        return Err(Error::usage("--label-separator", "must not be empty"));
+    }
+    let labels = ModelLabels::new(&model.head.labels, &model.dir.join("config.json"))
+        .reading(problem, &args.label_separator);
     let started = Instant::now();
     let mut batches = start(args, model.tokenizer.clone(), labels, model.tokenizer.pad_token_id())?;
     let outputs = model.head.num_outputs();
-    let mut results: Vec<(usize, Vec<f32>, i64)> = Vec::new(); // (row, logits, label)
+    let mut results: Vec<(usize, Vec<f32>, Target)> = Vec::new(); // (row, logits, label)
     let mut loss_sum = 0.0;
     for loaded in batches.by_ref() {
         let loaded = loaded?;
         let logits = model.logits(&loaded.batch)?;
-        let gold: Vec<i64> = match &loaded.batch.labels {
-            Some(l) => Vec::<i64>::try_from(l)?,
+        let gold = match &loaded.batch.labels {
+            Some(l) => batch_targets(l, problem, outputs)?,
             None => return Err(Error::Runtime("an evaluation batch without labels".into())),
         };
-        for ((row, l), &y) in loaded.rows.iter().zip(logits.chunks_exact(outputs)).zip(&gold) {
-            loss_sum += cross_entropy(l, y as usize);
+        for ((row, l), y) in loaded.rows.iter().zip(logits.chunks_exact(outputs)).zip(gold) {
+            loss_sum += row_loss(l, &y);
             results.push((*row, l.to_vec(), y));
         }
     }
@@ -138,13 +184,12 @@ pub fn evaluate(
     results.sort_unstable_by_key(|r| r.0);
     let n = results.len();
     let flat: Vec<f32> = results.iter().flat_map(|r| r.1.iter().copied()).collect();
-    let gold: Vec<i64> = results.iter().map(|r| r.2).collect();
     let evaluation = Evaluation {
         split: Split::Validation,
-        problem: crate::data::labels::ProblemType::SingleLabelClassification,
+        problem: data_problem(problem),
         loss: Some(loss_sum / n as f64),
         logits: tch::Tensor::from_slice(&flat).view([n as i64, outputs as i64]),
-        labels: Some(tch::Tensor::from_slice(&gold)),
+        labels: Some(gold_tensor(results.iter().map(|r| &r.2), n, outputs)),
         rows: results.iter().map(|r| r.0).collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -158,12 +203,17 @@ pub fn evaluate(
     Ok((evaluation, metrics))
 }
 
-/// HF Trainer's evaluation metrics, in its key order, then precision, recall and F1 (macro,
-/// weighted, per class) and the confusion matrix, as scikit-learn computes them.
+/// HF Trainer's evaluation metrics, in its key order (`eval_accuracy` only where the problem type
+/// has one, as training writes it), then the problem type's metrics as training's evaluation
+/// reports them: for a classifier precision, recall and F1 (macro, weighted, per class) and the
+/// confusion matrix; for multi-label micro and macro figures and the Hamming loss; for regression
+/// MSE, RMSE, MAE, Pearson, Spearman and R^2; all as scikit-learn and scipy compute them.
 pub fn metrics(e: &Evaluation, names: &[String]) -> Result<Map<String, Value>> {
     let n = e.rows.len();
     let mut m = Map::new();
-    m.insert("eval_accuracy".into(), json!(e.accuracy()));
+    if let Some(accuracy) = e.accuracy() {
+        m.insert("eval_accuracy".into(), json!(accuracy));
+    }
     m.insert("eval_loss".into(), json!(e.loss));
     m.insert("eval_runtime".into(), json!(e.seconds));
     m.insert("eval_samples".into(), json!(n));
@@ -191,6 +241,79 @@ fn cross_entropy(logits: &[f32], label: usize) -> f64 {
     max + sum.ln() - logits.get(label).copied().unwrap_or(f32::NAN) as f64
 }
 
+/// The mean over the row's outputs of binary cross-entropy with logits, in f64, in torch's stable
+/// form `max(x, 0) - x y + log(1 + exp(-|x|))`. The mean of these row means is the mean over every
+/// output, as `BCEWithLogitsLoss(reduction="mean")`, since every row has the same width.
+fn bce_with_logits(logits: &[f32], hot: &[f32]) -> f64 {
+    let sum: f64 = logits
+        .iter()
+        .zip(hot)
+        .map(|(&x, &y)| {
+            let (x, y) = (x as f64, y as f64);
+            x.max(0.0) - x * y + (-x.abs()).exp().ln_1p()
+        })
+        .sum();
+    sum / logits.len().max(1) as f64
+}
+
+/// The training loss of one row for its target, in f64.
+fn row_loss(logits: &[f32], target: &Target) -> f64 {
+    match target {
+        Target::Class(y) => cross_entropy(logits, *y as usize),
+        Target::MultiHot(hot) => bce_with_logits(logits, hot),
+        Target::Value(y) => {
+            let d = logits.first().copied().unwrap_or(f32::NAN) as f64 - *y as f64;
+            d * d
+        }
+    }
+}
+
+/// training's problem type for a saved model's.
+fn data_problem(p: ProblemType) -> labels::ProblemType {
+    match p {
+        ProblemType::SingleLabel => labels::ProblemType::SingleLabelClassification,
+        ProblemType::MultiLabel => labels::ProblemType::MultiLabelClassification,
+        ProblemType::Regression => labels::ProblemType::Regression,
+    }
+}
+
+/// A batch's label tensor back as one target per row: (B,) class ids, (B, C) multi-hot rows or
+/// (B,) values, as `data::batch` stacks them.
+fn batch_targets(labels: &tch::Tensor, problem: ProblemType, outputs: usize) -> Result<Vec<Target>> {
+    Ok(match problem {
+        ProblemType::SingleLabel => Vec::<i64>::try_from(labels)?.into_iter().map(Target::Class).collect(),
+        ProblemType::MultiLabel => Vec::<f32>::try_from(&labels.flatten(0, -1))?
+            .chunks_exact(outputs.max(1))
+            .map(|r| Target::MultiHot(r.to_vec()))
+            .collect(),
+        ProblemType::Regression => Vec::<f32>::try_from(labels)?.into_iter().map(Target::Value).collect(),
+    })
+}
+
+/// The labels of `n` rows as `Evaluation::labels` holds them: (N,) class ids, (N, C) multi-hot
+/// rows or (N,) values.
+fn gold_tensor<'a>(targets: impl Iterator<Item = &'a Target>, n: usize, outputs: usize) -> tch::Tensor {
+    let (mut ids, mut values) = (Vec::<i64>::new(), Vec::<f32>::new());
+    let mut multi = false;
+    for t in targets {
+        match t {
+            Target::Class(c) => ids.push(*c),
+            Target::MultiHot(hot) => {
+                multi = true;
+                values.extend_from_slice(hot);
+            }
+            Target::Value(v) => values.push(*v),
+        }
+    }
+    if !ids.is_empty() {
+        tch::Tensor::from_slice(&ids)
+    } else if multi {
+        tch::Tensor::from_slice(&values).view([n as i64, outputs as i64])
+    } else {
+        tch::Tensor::from_slice(&values)
+    }
+}
+
 /// Examples tokenized this many at a time and batched longest first within them.
 const CHUNK: usize = 4096;
 
@@ -199,12 +322,12 @@ struct Chunker<'a> {
     sink: &'a Sink,
     tokenizer: &'a BertTokenizer,
     batch_size: usize,
-    /// (text, pair, class id, data row)
-    rows: Vec<(String, Option<String>, i64, usize)>,
+    /// (text, pair, target, data row)
+    rows: Vec<(String, Option<String>, Target, usize)>,
 }
 
 impl Chunker<'_> {
-    fn push(&mut self, r: Row, label: i64) -> Result<()> {
+    fn push(&mut self, r: Row, label: Target) -> Result<()> {
         self.rows.push((r.text, r.text_pair, label, r.row));
         if self.rows.len() == CHUNK {
             self.flush()?;
@@ -226,7 +349,7 @@ impl Chunker<'_> {
         order.sort_by_key(|&i| Reverse(encodings[i].input_ids.len()));
         for chunk in order.chunks(self.batch_size) {
             let e: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
-            let labels: Vec<Target> = chunk.iter().map(|&i| Target::Class(rows[i].2)).collect();
+            let labels: Vec<Target> = chunk.iter().map(|&i| rows[i].2.clone()).collect();
             self.sink.send(&e, Some(&labels), chunk.iter().map(|&i| rows[i].3).collect())?;
         }
         Ok(())
@@ -248,8 +371,8 @@ fn start(
             EvalData::SplitColumn(path) => {
                 let source = DataSource::SplitColumn(path.clone());
                 for_each_split_row(&source, &columns, &[Split::Validation], Read::Examples, |_, p, r| {
-                    let id = labels.id(&r.label, p, r.row, &label_column)?;
-                    out.push(r, id)
+                    let target = labels.target(&r.label, p, r.row, &label_column)?;
+                    out.push(r, target)
                 })?;
             }
             EvalData::File(path) => {
@@ -260,8 +383,8 @@ fn start(
                     split: None,
                 };
                 for_each_row(path, &wanted, |r| {
-                    let id = labels.id(&r.label, path, r.row, &label_column)?;
-                    out.push(r, id)
+                    let target = labels.target(&r.label, path, r.row, &label_column)?;
+                    out.push(r, target)
                 })?;
             }
         }
@@ -283,6 +406,36 @@ mod tests {
         assert!(err.contains("d.csv") && err.contains("row 7") && err.contains("'label'"), "{err}");
         assert!(err.contains("eggs") && err.contains("m/config.json"), "{err}");
         assert!(m.id("2", p, 1, "label").is_err());
+    }
+
+    #[test]
+    fn multi_label_and_regression_cells_are_read_as_training_reads_them() {
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let m = ModelLabels::new(&names, Path::new("m/config.json")).reading(ProblemType::MultiLabel, "|");
+        let p = Path::new("d.csv");
+        assert_eq!(m.target("c|a", p, 1, "tags").unwrap(), Target::MultiHot(vec![1.0, 0.0, 1.0]));
+        assert_eq!(m.target("[1, 2]", p, 1, "tags").unwrap(), Target::MultiHot(vec![0.0, 1.0, 1.0]));
+        assert_eq!(m.target("['b']", p, 1, "tags").unwrap(), Target::MultiHot(vec![0.0, 1.0, 0.0]));
+        assert_eq!(m.target("", p, 1, "tags").unwrap(), Target::MultiHot(vec![0.0; 3]));
+        let err = m.target("a|zz", p, 4, "tags").unwrap_err().to_string();
+        assert!(err.contains("d.csv") && err.contains("row 4") && err.contains("'tags'"), "{err}");
+        assert!(err.contains("zz") && err.contains("m/config.json"), "{err}");
+        assert!(m.target("[3]", p, 1, "tags").is_err());
+        let r = ModelLabels::new(&["LABEL_0".into()], Path::new("c")).reading(ProblemType::Regression, "|");
+        assert_eq!(r.target(" -1.5 ", p, 1, "score").unwrap(), Target::Value(-1.5));
+        let err = r.target("high", p, 9, "score").unwrap_err().to_string();
+        assert!(err.contains("row 9") && err.contains("'score'") && err.contains("'high'"), "{err}");
+        assert!(r.target("inf", p, 1, "score").is_err());
+    }
+
+    #[test]
+    fn bce_and_squared_error_are_the_torch_losses_in_f64() {
+        // -[y log s(x) + (1 - y) log(1 - s(x))] for x = 2, y = 1 and x = -30, y = 1 (no overflow).
+        let s = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let expected = (-(s(2.0).ln()) + 30.0 + (-30f64).exp().ln_1p()) / 2.0;
+        assert!((bce_with_logits(&[2.0, -30.0], &[1.0, 1.0]) - expected).abs() < 1e-12);
+        assert!((row_loss(&[0.0], &Target::MultiHot(vec![0.0])) - 2f64.ln()).abs() < 1e-15);
+        assert_eq!(row_loss(&[1.5], &Target::Value(-0.5)), 4.0);
     }
 
     #[test]

@@ -340,6 +340,43 @@ fn leaves(
     }
 }
 
+/// Every leaf of `ours` against `reference`, in both directions: the same fields, numbers within
+/// 1e-6 (the loss within `loss_tol`), anything else equal; the two timings only positive. Returns
+/// the number of fields and the largest difference with its field.
+fn compare_fields(
+    ours: &serde_json::Value,
+    reference: &serde_json::Value,
+    loss_tol: f64,
+) -> (usize, (f64, String)) {
+    let (mut a, mut b) = (Default::default(), Default::default());
+    leaves(ours, String::new(), &mut a);
+    leaves(reference, String::new(), &mut b);
+    let missing: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "fields bertfit writes that the reference lacks: {missing:?}");
+    let extra: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    assert!(extra.is_empty(), "fields the reference has that bertfit lacks: {extra:?}");
+    let mut worst = (0.0f64, String::new());
+    for (key, mine) in &a {
+        let theirs = &b[key];
+        if key == "eval_runtime" || key == "eval_samples_per_second" {
+            assert!(mine.as_f64().unwrap() > 0.0 && theirs.as_f64().unwrap() > 0.0, "{key}");
+            continue;
+        }
+        match (mine.as_f64(), theirs.as_f64()) {
+            (Some(x), Some(y)) => {
+                let tol = if key == "eval_loss" { loss_tol } else { 1e-6 };
+                let diff = (x - y).abs();
+                assert!(diff <= tol, "{key}: bertfit {x} vs reference {y}");
+                if diff > worst.0 {
+                    worst = (diff, key.clone());
+                }
+            }
+            _ => assert_eq!(mine, theirs, "{key}"),
+        }
+    }
+    (a.len(), worst)
+}
+
 /// `bertfit evaluate` against transformers + scikit-learn (`scripts/parity/evaluate_reference.py`),
 /// field by field: every field of eval_results.json must be in the reference and equal it (1e-6;
 /// the loss 1e-5; the two timings are only checked to be positive). The model has 5 classes; the
@@ -403,35 +440,9 @@ fn evaluate_metrics_equal_scikit_learn_field_by_field() {
     assert!(ours["eval_per_class"][2]["support"].as_u64().unwrap() > 0);
     assert_eq!(ours["eval_per_class"][4]["support"].as_u64().unwrap(), 0);
 
-    let (mut a, mut b) = (Default::default(), Default::default());
-    leaves(&ours, String::new(), &mut a);
-    leaves(&reference, String::new(), &mut b);
-    let missing: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "fields bertfit writes that the reference lacks: {missing:?}");
-    let extra: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
-    assert!(extra.is_empty(), "fields the reference has that bertfit lacks: {extra:?}");
-    let mut worst = (0.0f64, String::new());
-    for (key, mine) in &a {
-        let theirs = &b[key];
-        if key == "eval_runtime" || key == "eval_samples_per_second" {
-            assert!(mine.as_f64().unwrap() > 0.0 && theirs.as_f64().unwrap() > 0.0, "{key}");
-            continue;
-        }
-        match (mine.as_f64(), theirs.as_f64()) {
-            (Some(x), Some(y)) => {
-                let tol = if key == "eval_loss" { 1e-5 } else { 1e-6 };
-                let diff = (x - y).abs();
-                assert!(diff <= tol, "{key}: bertfit {x} vs scikit-learn {y}");
-                if diff > worst.0 {
-                    worst = (diff, key.clone());
-                }
-            }
-            _ => assert_eq!(mine, theirs, "{key}"),
-        }
-    }
+    let (fields, worst) = compare_fields(&ours, &reference, 1e-5);
     println!(
-        "evaluate vs scikit-learn: {} fields equal, largest difference {:e} ({}); accuracy {}, f1_macro {}, loss {} vs {}",
-        a.len(),
+        "evaluate vs scikit-learn: {fields} fields equal, largest difference {:e} ({}); accuracy {}, f1_macro {}, loss {} vs {}",
         worst.0,
         worst.1,
         ours["eval_accuracy"],
@@ -439,4 +450,185 @@ fn evaluate_metrics_equal_scikit_learn_field_by_field() {
         ours["eval_loss"],
         reference["eval_loss"]
     );
+}
+
+/// A tiny random model saved by transformers with `problem_type` set in its config.json.
+fn tiny_head(dir: &Path, num_labels: usize, problem: &str) -> PathBuf {
+    let model = super::common::tiny_model(dir, num_labels, None, &[]);
+    let config = model.join("config.json");
+    let mut cfg = read_json(&config);
+    cfg["problem_type"] = serde_json::json!(problem);
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    model
+}
+
+/// Sets the classifier bias of the given outputs.
+fn set_bias(model: &Path, bias: &[(i64, f64)]) {
+    let weights = model.join("model.safetensors");
+    let mut tensors = tch::Tensor::read_safetensors(&weights).unwrap();
+    let (_, b) = tensors.iter_mut().find(|(k, _)| k == "classifier.bias").expect("classifier.bias");
+    for &(i, v) in bias {
+        let _ = b.get(i).fill_(v);
+    }
+    tch::Tensor::write_safetensors(&tensors, &weights).unwrap();
+}
+
+/// The bias that puts output `label`'s decision threshold halfway between the two middle rows'
+/// logits (from `bertfit predict`'s sigmoid scores): a random tiny model's logits differ little
+/// between rows, so with its own zero bias every row gets the same label set.
+fn median_bias(table: &[(String, Vec<String>)], label: &str) -> f64 {
+    let mut logits: Vec<f64> = column(table, &format!("score_{label}"))
+        .iter()
+        .map(|p| {
+            let p: f64 = p.parse().unwrap();
+            (p / (1.0 - p)).ln()
+        })
+        .collect();
+    logits.sort_by(f64::total_cmp);
+    let mid = logits.len() / 2;
+    assert!(logits[mid] - logits[mid - 1] > 1e-6, "no gap at the median: {logits:?}");
+    -(logits[mid - 1] + logits[mid]) / 2.0
+}
+
+/// `bertfit evaluate` on `data` with `--json` and `--output-dir`: the printed metrics (equal to
+/// eval_results.json) and the reference's for the same rows.
+fn evaluate_both(dir: &Path, model: &Path, data: &Path) -> (serde_json::Value, serde_json::Value) {
+    let results = dir.join("results");
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let (code, stdout, stderr) = run_bertfit(&[
+        "evaluate",
+        "--model",
+        model,
+        "--validation-file",
+        data,
+        "--max-length",
+        "24",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--output-dir",
+        results.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let ours: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(ours, read_json(&results.join("eval_results.json")));
+    let reference = run_python(
+        "parity/evaluate_reference.py",
+        &["--model", model, "--data", data, "--max-length", "24", "--batch-size", "8"],
+    );
+    (ours, serde_json::from_str(reference.trim()).unwrap())
+}
+
+/// `bertfit evaluate` on a multi-label and a regression model against transformers, scikit-learn
+/// and scipy, field by field in both directions (same fields, 1e-6): training's metrics for the
+/// problem type, and the loss as torch's BCEWithLogitsLoss() / MSELoss(). Multi-label cells mix
+/// `a|b` names, `[0, 1]` ids, `['class_1']` and empty cells; outputs 0 and 1 are predicted for
+/// about half the rows (their bias set at the median logit), output 2 never (bias -20), so its
+/// precision is 0/0. Regression has no eval_accuracy.
+#[test]
+fn evaluate_multi_label_and_regression_equal_scikit_learn_field_by_field() {
+    let ds = read_with_split_column(&dataset("movies"), &Columns::default()).unwrap();
+    let texts: Vec<&str> = ds.train.examples.iter().step_by(89).take(40).map(|e| e.text.as_str()).collect();
+    let quote = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+
+    let dir = temp_dir("predict_evaluate_multi_label");
+    let model = tiny_head(&dir, 3, "multi_label_classification");
+    let mut s = String::from("text,label\n");
+    for (i, t) in texts.iter().enumerate() {
+        let label = match i % 5 {
+            0 => "class_0|class_2".to_string(),
+            1 => "[0, 1]".to_string(),
+            2 => String::new(),
+            3 => "['class_1']".to_string(),
+            _ => format!("class_{}", i % 3),
+        };
+        s.push_str(&format!("{},{}\n", quote(t), quote(&label)));
+    }
+    let data = dir.join("labelled.csv");
+    std::fs::write(&data, s).unwrap();
+    let scores = dir.join("scores.csv");
+    predict(&model, &data, &scores, &["--max-length", "24"]);
+    let table = read_table(&scores);
+    set_bias(&model, &[(0, median_bias(&table, "class_0")), (1, median_bias(&table, "class_1")), (2, -20.0)]);
+    let (ours, reference) = evaluate_both(&dir, &model, &data);
+    assert_eq!(ours["eval_samples"], 40);
+    let f1_micro = ours["eval_f1_micro"].as_f64().unwrap();
+    assert!(f1_micro > 0.0 && f1_micro < 1.0, "f1_micro {f1_micro}");
+    // The case is the one meant: some sets right and some wrong, output 2 never predicted.
+    let subset = ours["eval_subset_accuracy"].as_f64().unwrap();
+    assert!(subset > 0.0 && subset < 1.0, "subset accuracy {subset}");
+    assert_eq!(ours["eval_accuracy"], ours["eval_subset_accuracy"]);
+    assert_eq!(ours["eval_per_label"][2]["precision"], 0.0);
+    assert!(ours["eval_per_label"][2]["support"].as_u64().unwrap() > 0);
+    let (fields, worst) = compare_fields(&ours, &reference, 1e-6);
+    println!(
+        "evaluate multi-label vs scikit-learn: {fields} fields equal, largest difference {:e} ({}); \
+         subset accuracy {subset}, f1_micro {}, loss {} vs {}",
+        worst.0, worst.1, ours["eval_f1_micro"], ours["eval_loss"], reference["eval_loss"]
+    );
+
+    let dir = temp_dir("predict_evaluate_regression");
+    let model = tiny_head(&dir, 1, "regression");
+    let mut s = String::from("text,label\n");
+    for (i, t) in texts.iter().enumerate() {
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let value = sign * t.chars().count() as f64 / 100.0;
+        // Plain, padded and exponent forms.
+        let cell = match i % 3 {
+            0 => format!("{value:.3}"),
+            1 => format!(" {value:.2} "),
+            _ => format!("{value:e}"),
+        };
+        s.push_str(&format!("{},{}\n", quote(t), quote(&cell)));
+    }
+    let data = dir.join("labelled.csv");
+    std::fs::write(&data, s).unwrap();
+    let (ours, reference) = evaluate_both(&dir, &model, &data);
+    assert!(ours.get("eval_accuracy").is_none(), "{ours}");
+    assert!(ours["eval_pearson"].is_f64() && ours["eval_spearman"].is_f64(), "{ours}");
+    let (fields, worst) = compare_fields(&ours, &reference, 1e-6);
+    println!(
+        "evaluate regression vs scikit-learn/scipy: {fields} fields equal, largest difference {:e} ({}); \
+         mse {}, pearson {}, loss {} vs {}",
+        worst.0, worst.1, ours["eval_mse"], ours["eval_pearson"], ours["eval_loss"], reference["eval_loss"]
+    );
+}
+
+/// A multi-label cell naming an unknown label and a regression cell that is not a number are
+/// refused naming file, row, column and value; nothing is written.
+#[test]
+fn evaluate_refuses_bad_multi_label_and_regression_cells() {
+    let dir = temp_dir("predict_evaluate_bad_cells");
+    let cases = [
+        ("multi", 3, "multi_label_classification", "tags", "\"class_0|class_1\"", "\"class_2|nope\"", "nope"),
+        ("regression", 1, "regression", "score", "0.5", "high", "high"),
+    ];
+    for (name, labels, problem, column, good, bad_cell, value) in cases {
+        let sub = dir.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let model = tiny_head(&sub, labels, problem);
+        let bad = sub.join("bad.csv");
+        std::fs::write(&bad, format!("text,{column}\nfine,{good}\nodd,{bad_cell}\n")).unwrap();
+        let results = sub.join("results");
+        let err = assert_refused(
+            &[
+                "evaluate",
+                "--model",
+                model.to_str().unwrap(),
+                "--validation-file",
+                bad.to_str().unwrap(),
+                "--label-column",
+                column,
+                "--device",
+                "cpu",
+                "--output-dir",
+                results.to_str().unwrap(),
+            ],
+            &[bad.to_str().unwrap(), "row 2", &format!("'{column}'"), &format!("'{value}'")],
+        );
+        assert!(!results.exists(), "{problem}: something was written to {}", results.display());
+        println!("{problem}: {}", err.trim());
+    }
 }

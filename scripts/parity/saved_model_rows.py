@@ -30,6 +30,33 @@ def gold_ids(rows, label_column, label2id):
     return ids
 
 
+def label_names(cell, separator="|"):
+    """The label names of one multi-label cell, as bertfit's LabelFormat::names reads them:
+    `a|b`, a bracketed list `[0, 3]` / `['a', 'b']`, or nothing (an empty cell or `[]`)."""
+    v = str(cell).strip()
+    parts = v[1:-1].split(",") if v.startswith("[") and v.endswith("]") else v.split(separator)
+    names = [p.strip().strip("'\"").strip() for p in parts]
+    return [n for n in names if n]
+
+
+def multi_hot(rows, label_column, label2id, num_labels, separator="|"):
+    """(rows, num_labels) 0/1 rows: each name through the model's label2id, else as a class id."""
+    out = []
+    for r in rows:
+        hot = [0] * num_labels
+        for name in label_names(r[label_column], separator):
+            hot[label2id[name] if name in label2id else int(name)] = 1
+        out.append(hot)
+    return out
+
+
+def values(rows, label_column):
+    """Regression targets as float32, as bertfit parses them."""
+    import numpy as np
+
+    return np.array([np.float32(str(r[label_column]).strip()) for r in rows], dtype=np.float32)
+
+
 def logits_of(model, tok, rows, text_column, text_pair_column, max_length, batch_size):
     """(rows, num_labels) float32 logits, batches padded to their longest, truncated at max_length."""
     texts = [r[text_column] or "" for r in rows]

@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn reads_in_groups_in_step_order_with_the_exact_values() {
         let mut p = PendingSteps::new(3, Duration::from_secs(3600));
-        let values = [0.693_147_180_559_945_3_f64, 1.0 / 3.0, f64::INFINITY];
+        let values = [std::f64::consts::LN_2, 1.0 / 3.0, f64::INFINITY];
         for (i, v) in values.iter().enumerate() {
             assert!(!p.due());
             p.push(Tensor::from(*v), record(i + 1), i as f64 / 3.0);

@@ -2,6 +2,7 @@
 //! as torchrun would), its failures, and DistributedSampler against PyTorch's own.
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -438,39 +439,7 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     crate::train::subset("movies", &data, 256, 32);
-    let flags = |out: &std::path::Path, batch: &str| -> Vec<String> {
-        [
-            "train",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--epochs",
-            "2",
-            "--batch-size",
-            batch,
-            "--max-length",
-            "48",
-            "--padding",
-            "longest",
-            "--no-shuffle",
-            "--learning-rate",
-            "1e-3",
-            "--optim",
-            "adamw",
-            "--threads",
-            "1",
-            "--ddp-timeout",
-            "120",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let flags = |out: &Path, batch: &str| ddp_train_args(&model, &data, out, batch, &[]);
     let one = dir.join("one");
     let out = Command::new(env!("CARGO_BIN_EXE_bertfit")).args(flags(&one, "16")).output().unwrap();
     common::check(&out, "one process, batch 16");
@@ -501,6 +470,43 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     println!("2 x batch 8 vs 1 x batch 16: max relative loss difference {worst:e}, weights {weights:e}");
     assert!(worst <= 1e-5, "losses differ by {worst}");
     assert!(weights <= 1e-5, "weights differ by {weights}");
+}
+
+/// The `bertfit train` arguments of the data-parallel runs: the tiny model on `data`, output to
+/// `out`, 2 epochs in file order (DistributedSampler then gives rank r the rows r, r+2, ..., which
+/// one process with the combined batch takes too), AdamW at 1e-3, one thread per process; `extra`
+/// appended.
+fn ddp_train_args(model: &Path, data: &Path, out: &Path, batch: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = strings(&[
+        "train",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        batch,
+        "--max-length",
+        "48",
+        "--padding",
+        "longest",
+        "--no-shuffle",
+        "--learning-rate",
+        "1e-3",
+        "--optim",
+        "adamw",
+        "--threads",
+        "1",
+        "--ddp-timeout",
+        "120",
+    ]);
+    args.extend(strings(extra));
+    args
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -675,37 +681,8 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     crate::train::subset("movies", &data, 256, 32);
-    let flags = |out: &std::path::Path, batch: &str| -> Vec<String> {
-        strings(&[
-            "train",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--epochs",
-            "2",
-            "--batch-size",
-            batch,
-            "--max-length",
-            "48",
-            "--padding",
-            "longest",
-            "--no-shuffle",
-            "--learning-rate",
-            "1e-3",
-            "--optim",
-            "adamw",
-            "--lr-scheduler-type",
-            "linear",
-            "--threads",
-            "1",
-            "--ddp-timeout",
-            "120",
-        ])
+    let flags = |out: &Path, batch: &str| {
+        ddp_train_args(&model, &data, out, batch, &["--lr-scheduler-type", "linear"])
     };
     let two = dir.join("two");
     let mut args = flags(&two, "4");

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes};
 use super::common::{
-    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, tiny_model, write_csv,
+    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, tiny_model, write_csv, write_small_csv,
 };
 
 /// A tiny model folder, a small CSV and a finished run of it, made once and shared (read only).
@@ -25,10 +25,7 @@ fn fixture() -> &'static Fixture {
         let dir = temp_dir("hardening_fixture");
         let model = tiny_model(&dir, 2, None, &[]);
         let data = dir.join("data.csv");
-        let mut rows: Vec<(String, String, &str)> =
-            (0..8).map(|i| (format!("a short review number {i}"), (i % 2).to_string(), "train")).collect();
-        rows.extend((0..4).map(|i| (format!("held out text {i}"), (i % 2).to_string(), "val")));
-        write_csv(&data, &rows);
+        write_small_csv(&data);
         let previous = dir.join("previous");
         let out = bertfit().args(train(&model, &data, &previous, &[])).output().unwrap();
         check(&out, "bertfit train (previous run)");

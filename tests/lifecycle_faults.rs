@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes, names, MODEL_FILES};
-use super::common::{bertfit, check, run_python, temp_dir, tiny_model, write_csv};
+use super::common::{bertfit, check, run_python, temp_dir, tiny_model, write_small_csv};
 use bertfit::train::checkpoint;
 
 /// What a complete checkpoint folder holds.
@@ -38,10 +38,7 @@ fn fixture() -> &'static Fixture {
         let dir = temp_dir("lifecycle_fixture");
         let model = tiny_model(&dir, 2, None, &[]);
         let data = dir.join("data.csv");
-        let mut rows: Vec<(String, String, &str)> =
-            (0..8).map(|i| (format!("a short review number {i}"), (i % 2).to_string(), "train")).collect();
-        rows.extend((0..4).map(|i| (format!("held out text {i}"), (i % 2).to_string(), "val")));
-        write_csv(&data, &rows);
+        write_small_csv(&data);
         let base = dir.join("base");
         let args = train_args(&model, &data, &base, &["--max-steps", "1"]);
         check(&bertfit().args(&args).output().unwrap(), "bertfit train (base run)");

@@ -33,13 +33,7 @@ impl Batch {
     /// memory ([`Batch::pinned`]) they do not wait for the GPU, so the host goes on queueing work;
     /// from ordinary memory libtorch makes them synchronous, which is always safe.
     pub fn to_device(&self, device: Device) -> Batch {
-        let to = |t: &Tensor| {
-            if device == Device::Cpu {
-                t.shallow_clone()
-            } else {
-                t.to_device_(device, t.kind(), true, false)
-            }
-        };
+        let to = |t: &Tensor| to_device_async(t, device);
         Batch {
             input_ids: to(&self.input_ids),
             attention_mask: to(&self.attention_mask),
@@ -65,6 +59,19 @@ impl Batch {
 
     pub fn size(&self) -> usize {
         self.input_ids.size()[0] as usize
+    }
+}
+
+/// `t` on `device`, the copy queued without waiting (a no-op on the CPU). tch's `to_device` is
+/// a blocking copy, which on CUDA waits for everything queued before it: done per batch, the host
+/// would stop getting ahead of the GPU. From pinned memory the copy runs while the host goes on;
+/// from ordinary (pageable) memory CUDA stages the bytes before the call returns, so `t` may be
+/// dropped right after.
+pub fn to_device_async(t: &Tensor, device: Device) -> Tensor {
+    if device == Device::Cpu {
+        t.shallow_clone()
+    } else {
+        t.to_device_(device, t.kind(), true, false)
     }
 }
 
@@ -98,12 +105,13 @@ pub fn collate(
         input_ids: to(&ids),
         attention_mask: to(&mask),
         token_type_ids: to(&types),
-        labels: labels.map(|l| targets(l).to_device(device)),
+        labels: labels.map(|l| stack_targets(l).to_device(device)),
     }
 }
 
-/// Stacks one batch's targets (one problem type per run, so all are of one kind).
-fn targets(labels: &[Target]) -> Tensor {
+/// Stacks targets as the loss takes them: (B,) class ids, (B, C) multi-hot rows or (B,) values
+/// (one problem type per run, so all are of one kind).
+pub fn stack_targets(labels: &[Target]) -> Tensor {
     match labels.first() {
         Some(Target::MultiHot(first)) => {
             let width = first.len() as i64;

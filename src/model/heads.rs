@@ -57,6 +57,8 @@ impl BertForSequenceClassification {
     /// `forward_t` without computing padding: same arguments, same logits (B, num_labels) up to
     /// float rounding, same parameters. The real tokens are packed once per batch and every
     /// per-token layer runs on them only; the attention core is picked for the device.
+    /// `attention_mask` may also be the host's copy of a GPU batch's mask: then the packing is
+    /// worked out without waiting for the GPU ([`Packing::new`]).
     pub fn forward_unpadded_t(
         &self,
         input_ids: &Tensor,
@@ -64,8 +66,9 @@ impl BertForSequenceClassification {
         token_type_ids: &Tensor,
         train: bool,
     ) -> Tensor {
-        let packing = Packing::from_mask(attention_mask);
-        let core = AttentionCore::for_device(input_ids.device());
+        let device = input_ids.device();
+        let packing = Packing::new(attention_mask, device);
+        let core = AttentionCore::for_device(device);
         self.forward_packed_t(input_ids, token_type_ids, &packing, core, train)
     }
 

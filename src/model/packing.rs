@@ -7,6 +7,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::length_groups::LengthGroups;
+use crate::data::batch::to_device_async;
 
 #[derive(Debug)]
 pub struct Packing {
@@ -41,21 +42,21 @@ pub struct CuSeqlens {
 }
 
 impl Packing {
-    /// attention_mask: (B, T) integer, 1 = real token, on the device the model runs on. A mask
-    /// on a GPU is first read back to the host, which waits for the GPU: callers that still have
-    /// the host's copy use [`Packing::from_host_mask`].
+    /// attention_mask: (B, T) integer, 1 = real token, on the device the model runs on.
     pub fn from_mask(attention_mask: &Tensor) -> Packing {
-        match attention_mask.device() {
-            Device::Cpu => Packing::from_host_mask(attention_mask, Device::Cpu),
-            device => Packing::from_host_mask(&attention_mask.to_device(Device::Cpu), device),
-        }
+        Packing::new(attention_mask, attention_mask.device())
     }
 
-    /// The packing of a host (CPU) mask for a model on `device`: worked out on the host (the
-    /// layout's length and the per-row lengths are host values anyway), its index tensors sent to
-    /// `device` without waiting for the GPU ([`to_device_async`]).
-    pub fn from_host_mask(attention_mask: &Tensor, device: Device) -> Packing {
-        let packing = Packing::on_host(attention_mask);
+    /// The packing of `attention_mask` for a model on `device`. It is worked out on the host (the
+    /// layout's length and the per-row lengths are host values anyway) and its index tensors are
+    /// sent to `device` without waiting ([`to_device_async`]). A mask already on the host (the
+    /// loader's copy of a batch) costs the GPU no wait; a mask on a GPU is read back first, which
+    /// waits for everything queued before it.
+    pub fn new(attention_mask: &Tensor, device: Device) -> Packing {
+        let packing = match attention_mask.device() {
+            Device::Cpu => Packing::on_host(attention_mask),
+            _ => Packing::on_host(&attention_mask.to_device(Device::Cpu)),
+        };
         if device == Device::Cpu {
             return packing;
         }
@@ -159,18 +160,6 @@ impl Packing {
         xs.new_zeros(flat.as_slice(), (xs.kind(), xs.device()))
             .index_copy(0, &self.indices, xs)
             .view(padded.as_slice())
-    }
-}
-
-/// `t` on `device`, the copy queued without waiting (a no-op on the CPU). tch's `to_device` is
-/// a blocking copy, which on CUDA waits for everything queued before it: done per batch, the host
-/// would stop getting ahead of the GPU. From ordinary (pageable) memory CUDA stages the bytes
-/// before the call returns, so `t` may be dropped right after.
-pub fn to_device_async(t: &Tensor, device: Device) -> Tensor {
-    if device == Device::Cpu {
-        t.shallow_clone()
-    } else {
-        t.to_device_(device, t.kind(), true, false)
     }
 }
 

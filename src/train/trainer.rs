@@ -38,7 +38,7 @@ use crate::data::tokenize::BertTokenizer;
 use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
-use crate::model::{loss, names, AttentionCore, BertConfig, BertForSequenceClassification, Packing};
+use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
@@ -929,9 +929,7 @@ fn forward(
 ) -> tch::Tensor {
     let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, &batch.token_type_ids);
     if unpadded {
-        let device = ids.device();
-        let packing = Packing::from_host_mask(&host.attention_mask, device);
-        model.forward_packed_t(ids, types, &packing, AttentionCore::for_device(device), train)
+        model.forward_unpadded_t(ids, &host.attention_mask, types, train)
     } else {
         let padded = crate::model::bert::any_padding(&host.attention_mask);
         model.forward_with_padding_t(ids, mask, types, padded, train)

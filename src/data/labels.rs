@@ -76,6 +76,36 @@ impl LabelFormat {
     pub fn value(cell: &str) -> Option<f32> {
         cell.trim().parse::<f32>().ok().filter(|v| v.is_finite())
     }
+
+    /// One label cell as the loss takes it, for a head of `num_labels` classes whose class ids
+    /// `id` looks up (a training run's labels, or a saved model's); `path`, `row` and `column`
+    /// name the cell in the error.
+    pub fn target(
+        &self,
+        label: &str,
+        num_labels: usize,
+        id: impl Fn(&str) -> Result<i64>,
+        (path, row, column): (&Path, usize, &str),
+    ) -> Result<Target> {
+        match self.problem {
+            ProblemType::SingleLabelClassification => id(label).map(Target::Class),
+            ProblemType::MultiLabelClassification => {
+                let mut hot = vec![0f32; num_labels];
+                for name in self.names(label) {
+                    hot[id(name)? as usize] = 1.0;
+                }
+                Ok(Target::MultiHot(hot))
+            }
+            ProblemType::Regression => {
+                LabelFormat::value(label).map(Target::Value).ok_or_else(|| Error::DataRow {
+                    path: path.into(),
+                    row,
+                    column: column.into(),
+                    msg: format!("'{}' is not a number (regression labels are numbers)", label.trim()),
+                })
+            }
+        }
+    }
 }
 
 /// One example's training target, as the head's loss takes it.
@@ -323,24 +353,8 @@ impl LabelMap {
 
     /// One label cell as the loss takes it; `path`, `row` and `column` name it in the error.
     pub fn target(&self, label: &str, path: &Path, row: usize, column: &str) -> Result<Target> {
-        match self.format.problem {
-            ProblemType::SingleLabelClassification => self.id(label, path, row, column).map(Target::Class),
-            ProblemType::MultiLabelClassification => {
-                let mut hot = vec![0f32; self.names.len()];
-                for name in self.format.names(label) {
-                    hot[self.id(name, path, row, column)? as usize] = 1.0;
-                }
-                Ok(Target::MultiHot(hot))
-            }
-            ProblemType::Regression => {
-                LabelFormat::value(label).map(Target::Value).ok_or_else(|| Error::DataRow {
-                    path: path.into(),
-                    row,
-                    column: column.into(),
-                    msg: format!("'{}' is not a number (regression labels are numbers)", label.trim()),
-                })
-            }
-        }
+        let id = |name: &str| self.id(name, path, row, column);
+        self.format.target(label, self.names.len(), id, (path, row, column))
     }
 
     /// The class id of one label; `path`, `row` and `column` name it in the error.

@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 
 use super::head::ProblemType;
 use super::settings::InferenceArgs;
+use crate::data::batch::stack_targets;
 use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split};
 use crate::data::labels::{self, LabelFormat, Target};
 use crate::data::pipeline::{Batches, Sink};
@@ -98,26 +99,8 @@ impl ModelLabels {
     /// One label cell as the loss takes it (training's `LabelMap::target`, through the model's
     /// labels): a class, the multi-hot row of a multi-label cell, or a regression value.
     pub fn target(&self, cell: &str, path: &Path, row: usize, column: &str) -> Result<Target> {
-        match self.format.problem {
-            labels::ProblemType::SingleLabelClassification => {
-                self.id(cell, path, row, column).map(Target::Class)
-            }
-            labels::ProblemType::MultiLabelClassification => {
-                let mut hot = vec![0f32; self.names.len()];
-                for name in self.format.names(cell) {
-                    hot[self.id(name, path, row, column)? as usize] = 1.0;
-                }
-                Ok(Target::MultiHot(hot))
-            }
-            labels::ProblemType::Regression => {
-                LabelFormat::value(cell).map(Target::Value).ok_or_else(|| Error::DataRow {
-                    path: path.into(),
-                    row,
-                    column: column.into(),
-                    msg: format!("'{}' is not a number (regression labels are numbers)", cell.trim()),
-                })
-            }
-        }
+        let id = |name: &str| self.id(name, path, row, column);
+        self.format.target(cell, self.names.len(), id, (path, row, column))
     }
 
     /// The class id of a label cell: a label name first, else an integer class id.
@@ -189,7 +172,7 @@ pub fn evaluate(
         problem: data_problem(problem),
         loss: Some(loss_sum / n as f64),
         logits: tch::Tensor::from_slice(&flat).view([n as i64, outputs as i64]),
-        labels: Some(gold_tensor(results.iter().map(|r| &r.2), n, outputs)),
+        labels: Some(stack_targets(&results.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
         rows: results.iter().map(|r| r.0).collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -288,30 +271,6 @@ fn batch_targets(labels: &tch::Tensor, problem: ProblemType, outputs: usize) -> 
             .collect(),
         ProblemType::Regression => Vec::<f32>::try_from(labels)?.into_iter().map(Target::Value).collect(),
     })
-}
-
-/// The labels of `n` rows as `Evaluation::labels` holds them: (N,) class ids, (N, C) multi-hot
-/// rows or (N,) values.
-fn gold_tensor<'a>(targets: impl Iterator<Item = &'a Target>, n: usize, outputs: usize) -> tch::Tensor {
-    let (mut ids, mut values) = (Vec::<i64>::new(), Vec::<f32>::new());
-    let mut multi = false;
-    for t in targets {
-        match t {
-            Target::Class(c) => ids.push(*c),
-            Target::MultiHot(hot) => {
-                multi = true;
-                values.extend_from_slice(hot);
-            }
-            Target::Value(v) => values.push(*v),
-        }
-    }
-    if !ids.is_empty() {
-        tch::Tensor::from_slice(&ids)
-    } else if multi {
-        tch::Tensor::from_slice(&values).view([n as i64, outputs as i64])
-    } else {
-        tch::Tensor::from_slice(&values)
-    }
 }
 
 /// Examples tokenized this many at a time and batched longest first within them.

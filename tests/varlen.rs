@@ -9,11 +9,12 @@
 use bertfit::model::varlen::refused_kernels;
 use bertfit::model::{cross_entropy, AttentionCore, BertConfig, BertForSequenceClassification, Packing};
 use bertfit::torch_ext::{self, AutocastGuard, VarlenKernel};
+use bertfit::weights::init::init_weights;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-/// A random BERT made here (no assets: the GPU machine has none), HF's init: normal(0, 0.02)
-/// weights, zero biases, LayerNorm weights one.
+/// A random BERT made here (no assets: the GPU machine has none), with HF's `_init_weights` for
+/// every parameter (`weights::init::init_weights`).
 fn random_model(
     cfg: &BertConfig,
     device: Device,
@@ -22,19 +23,7 @@ fn random_model(
     let vs = nn::VarStore::new(device);
     let model = BertForSequenceClassification::new(vs.root(), cfg);
     tch::manual_seed(seed);
-    tch::no_grad(|| {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0)); // the same draws whatever the map's order
-        for (name, mut var) in vars {
-            if name.contains("LayerNorm.weight") {
-                let _ = var.fill_(1.0);
-            } else if name.ends_with("bias") {
-                let _ = var.zero_();
-            } else {
-                var.copy_(&(var.randn_like() * 0.02));
-            }
-        }
-    });
+    init_weights(&vs.variables(), cfg, |_| true);
     (vs, model)
 }
 

@@ -265,25 +265,7 @@ fn evaluate_accuracy_and_loss_equal_the_reference() {
     let data = dir.join("data.csv");
     std::fs::write(&data, s).unwrap();
     let results = dir.join("results");
-    let (code, stdout, stderr) = run_bertfit(&[
-        "evaluate",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--max-length",
-        "64",
-        "--batch-size",
-        "16",
-        "--device",
-        "cpu",
-        "--output-dir",
-        results.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let ours: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(ours, read_json(&results.join("eval_results.json")));
+    let ours = evaluate_json(&model, ("--data", &data), "64", "16", &results);
     let expected = reference(
         &model,
         &data,
@@ -407,23 +389,7 @@ fn evaluate_metrics_equal_scikit_learn_field_by_field() {
     let data = dir.join("labelled.csv");
     std::fs::write(&data, s).unwrap();
     let results = dir.join("results");
-    let (code, _, stderr) = run_bertfit(&[
-        "evaluate",
-        "--model",
-        model.to_str().unwrap(),
-        "--validation-file",
-        data.to_str().unwrap(),
-        "--max-length",
-        "24",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-        "--output-dir",
-        results.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let ours = read_json(&results.join("eval_results.json"));
+    let ours = evaluate_json(&model, ("--validation-file", &data), "24", "8", &results);
     let reference: serde_json::Value = serde_json::from_str(
         run_python(
             "parity/evaluate_reference.py",
@@ -490,21 +456,25 @@ fn median_bias(table: &[(String, Vec<String>)], label: &str) -> f64 {
     -(logits[mid - 1] + logits[mid]) / 2.0
 }
 
-/// `bertfit evaluate` on `data` with `--json` and `--output-dir`: the printed metrics (equal to
-/// eval_results.json) and the reference's for the same rows.
-fn evaluate_both(dir: &Path, model: &Path, data: &Path) -> (serde_json::Value, serde_json::Value) {
-    let results = dir.join("results");
-    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+/// `bertfit evaluate --json --output-dir results` of `model` on `data` (`--data` or
+/// `--validation-file`) on the CPU: the printed metrics, asserted equal to results/eval_results.json.
+fn evaluate_json(
+    model: &Path,
+    (data_flag, data): (&str, &Path),
+    max_length: &str,
+    batch_size: &str,
+    results: &Path,
+) -> serde_json::Value {
     let (code, stdout, stderr) = run_bertfit(&[
         "evaluate",
         "--model",
-        model,
-        "--validation-file",
-        data,
+        model.to_str().unwrap(),
+        data_flag,
+        data.to_str().unwrap(),
         "--max-length",
-        "24",
+        max_length,
         "--batch-size",
-        "8",
+        batch_size,
         "--device",
         "cpu",
         "--output-dir",
@@ -514,6 +484,13 @@ fn evaluate_both(dir: &Path, model: &Path, data: &Path) -> (serde_json::Value, s
     assert_eq!(code, 0, "{stderr}");
     let ours: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(ours, read_json(&results.join("eval_results.json")));
+    ours
+}
+
+/// `evaluate_json` on a validation file, and the reference's metrics for the same rows.
+fn evaluate_both(dir: &Path, model: &Path, data: &Path) -> (serde_json::Value, serde_json::Value) {
+    let ours = evaluate_json(model, ("--validation-file", data), "24", "8", &dir.join("results"));
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
     let reference = run_python(
         "parity/evaluate_reference.py",
         &["--model", model, "--data", data, "--max-length", "24", "--batch-size", "8"],

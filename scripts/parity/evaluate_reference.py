@@ -23,32 +23,22 @@ regression:
 Rows: every row of --data, or with --split-column only those whose split is val/validation/dev.
 Tokenization as bertfit's: the folder's BertTokenizer, truncation=True, max_length=--max-length,
 padding to the longest in each batch. A label cell maps through the model's label2id, else as an
-integer class id. Metrics are scikit-learn's over labels=range(num_labels) with zero_division=0 (the
-value sklearn's default "warn" also gives, without the warning); the loss is the mean cross-entropy
-of the fp32 logits computed in float64. eval_runtime and eval_samples_per_second are this script's
+integer class id. The metrics are metrics_reference.py's (scikit-learn and scipy over
+labels=range(num_labels); a zero division gives 0.0); the single-label loss is the mean
+cross-entropy of the fp32 logits computed in float64. eval_runtime and eval_samples_per_second are this script's
 own timings (only their presence and sign are comparable).
 """
 import argparse
 import json
 import time
-
-import math
+import warnings
 
 import numpy as np
 import torch
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    hamming_loss,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_recall_fscore_support,
-    r2_score,
-    root_mean_squared_error,
-)
 from transformers import AutoModelForSequenceClassification, BertTokenizer
 
+# The metrics themselves as tests/metrics.rs checks them against scikit-learn and scipy.
+from metrics_reference import classification, multilabel, regression
 from saved_model_rows import gold_ids, logits_of, multi_hot, read_rows, validation_rows, values
 
 
@@ -58,55 +48,32 @@ def problem_type(config):
     return "regression" if config.num_labels == 1 else "single_label_classification"
 
 
-def timings(rows, seconds):
-    return {"eval_runtime": seconds, "eval_samples": len(rows), "eval_samples_per_second": len(rows) / seconds}
+def eval_keys(metrics):
+    return {f"eval_{k}": v for k, v in metrics.items()}
 
 
-def prf(y, pred, average, labels=None):
-    return precision_recall_fscore_support(y, pred, labels=labels, average=average, zero_division=0)
+def single_label(rows, logits, args, config, names):
+    gold = gold_ids(rows, args.label_column, config.label2id)
+    loss = torch.nn.functional.cross_entropy(logits.double(), torch.tensor(gold)).item()
+    case = {"predictions": logits.argmax(-1).tolist(), "labels": gold, "num_labels": len(names), "names": names}
+    return {"eval_loss": loss, **eval_keys(classification(case)["metrics"])}
 
 
-def multi_label(rows, logits, args, config, names, started):
+def multi_label(rows, logits, args, config, names):
     y = np.array(multi_hot(rows, args.label_column, config.label2id, config.num_labels, args.label_separator))
-    pred = (logits > 0).numpy().astype(int)
     loss = torch.nn.BCEWithLogitsLoss()(logits.double(), torch.tensor(y, dtype=torch.float64)).item()
-    out = {"eval_accuracy": accuracy_score(y, pred), "eval_loss": loss, **timings(rows, time.perf_counter() - started)}
-    out["eval_subset_accuracy"] = accuracy_score(y, pred)
-    out["eval_hamming_loss"] = hamming_loss(y, pred)
-    for average in ("micro", "macro"):
-        pr, rc, f1, _ = prf(y, pred, average)
-        out[f"eval_precision_{average}"] = pr
-        out[f"eval_recall_{average}"] = rc
-        out[f"eval_f1_{average}"] = f1
-    out["eval_support"] = len(rows)
-    pr, rc, f1, support = prf(y, pred, None)
-    out["eval_per_label"] = [
-        {"label": names[c], "precision": pr[c], "recall": rc[c], "f1": f1[c], "support": int(support[c])}
-        for c in range(len(names))
-    ]
-    return out
+    predicted = (logits > 0).numpy().astype(int)
+    case = {"predicted": predicted.ravel().tolist(), "truth": y.ravel().tolist(), "num_labels": len(names), "names": names}
+    metrics = eval_keys(multilabel(case)["metrics"])
+    return {"eval_accuracy": metrics["eval_subset_accuracy"], "eval_loss": loss, **metrics}
 
 
-def regression(rows, logits, args, started):
+def regression_metrics(rows, logits, args):
     y32 = values(rows, args.label_column)
     p = logits.squeeze(-1).double()
     loss = torch.nn.MSELoss()(p, torch.from_numpy(y32).double()).item()
-    out = {"eval_loss": loss, **timings(rows, time.perf_counter() - started)}
-    p, y = p.numpy(), y32.astype(np.float64)
-
-    def finite(v):
-        v = float(v)
-        return None if math.isnan(v) else v
-
-    few = len(p) < 2  # scipy refuses, sklearn's r2 is NaN
-    out["eval_mse"] = mean_squared_error(y, p)
-    out["eval_rmse"] = root_mean_squared_error(y, p)
-    out["eval_mae"] = mean_absolute_error(y, p)
-    out["eval_pearson"] = None if few else finite(pearsonr(p, y).statistic)
-    out["eval_spearman"] = None if few else finite(spearmanr(p, y).statistic)
-    out["eval_r2"] = None if few else finite(r2_score(y, p))
-    out["eval_support"] = len(rows)
-    return out
+    case = {"predictions": p.tolist(), "targets": y32.astype(np.float64).tolist()}
+    return {"eval_loss": loss, **eval_keys(regression(case)["metrics"])}
 
 
 def main():
@@ -123,6 +90,8 @@ def main():
     args = p.parse_args()
 
     torch.set_num_threads(2)
+    # sklearn's zero-division and scipy's constant-input warnings are expected here (0.0 / null).
+    warnings.simplefilter("ignore")
     started = time.perf_counter()
     rows = read_rows(args.data)
     if args.split_column:
@@ -135,37 +104,13 @@ def main():
     logits = logits_of(model, tok, rows, args.text_column, args.text_pair_column, args.max_length, args.batch_size)
     problem = problem_type(model.config)
     if problem == "multi_label_classification":
-        print(json.dumps(multi_label(rows, logits, args, model.config, names, started), default=float))
-        return
-    if problem == "regression":
-        print(json.dumps(regression(rows, logits, args, started), default=float))
-        return
-    gold = gold_ids(rows, args.label_column, model.config.label2id)
-    y = np.array(gold)
-    pred = logits.argmax(-1).numpy()
-    loss = torch.nn.functional.cross_entropy(logits.double(), torch.tensor(gold)).item()
+        out = multi_label(rows, logits, args, model.config, names)
+    elif problem == "regression":
+        out = regression_metrics(rows, logits, args)
+    else:
+        out = single_label(rows, logits, args, model.config, names)
     seconds = time.perf_counter() - started
-
-    classes = list(range(num_labels))
-    out = {
-        "eval_accuracy": accuracy_score(y, pred),
-        "eval_loss": loss,
-        "eval_runtime": seconds,
-        "eval_samples": len(rows),
-        "eval_samples_per_second": len(rows) / seconds,
-    }
-    for average in ("macro", "weighted"):
-        pr, rc, f1, _ = precision_recall_fscore_support(y, pred, labels=classes, average=average, zero_division=0)
-        out[f"eval_precision_{average}"] = pr
-        out[f"eval_recall_{average}"] = rc
-        out[f"eval_f1_{average}"] = f1
-    out["eval_support"] = len(rows)
-    pr, rc, f1, support = precision_recall_fscore_support(y, pred, labels=classes, average=None, zero_division=0)
-    out["eval_per_class"] = [
-        {"label": names[c], "precision": pr[c], "recall": rc[c], "f1": f1[c], "support": int(support[c])}
-        for c in classes
-    ]
-    out["eval_confusion_matrix"] = confusion_matrix(y, pred, labels=classes).tolist()
+    out.update({"eval_runtime": seconds, "eval_samples": len(rows), "eval_samples_per_second": len(rows) / seconds})
     print(json.dumps(out, default=float))
 
 

@@ -21,6 +21,7 @@ mod recipe;
 mod reproduce;
 mod requeue;
 mod schedule;
+mod tampered;
 mod tokenize;
 mod train;
 mod trainer;

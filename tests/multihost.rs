@@ -214,12 +214,13 @@ fn selftest_across_hosts_whose_names_resolve_to_loopback() {
     let hosts = Hosts::up("loopback");
     let started = Instant::now();
     let mut ranks: Vec<Rank> =
-        (0..2).map(|r| Rank::spawn(hosts.rank(r, &["dist-selftest", "--ddp-timeout", "20"]))).collect();
+        (0..2).map(|r| Rank::spawn(hosts.rank(r, &["dist-selftest", "--ddp-timeout", "60"]))).collect();
     let done = finish(&mut ranks, started, Duration::from_secs(30));
     for (r, (code, secs)) in done.iter().enumerate() {
         let log = ranks[r].log();
         assert_eq!(*code, 0, "rank {r} failed after {secs:.1}s:\n{log}");
-        assert!(*secs < 10.0, "rank {r} took {secs:.1}s (--ddp-timeout 20):\n{log}");
+        // About 1 s on an idle machine: a join that waits on anything shows here.
+        assert!(*secs < 20.0, "rank {r} took {secs:.1}s (--ddp-timeout 60):\n{log}");
         let addr = if r == 0 { "198.18.0.1" } else { "198.18.0.2" };
         assert!(log.contains(&format!("rank {r}: Gloo binds to {addr}")), "{log}");
         assert!(log.contains("resolves only to 127.0.1.1") && log.contains("GLOO_SOCKET_IFNAME"), "{log}");

@@ -163,8 +163,8 @@ fn on_helper_thread<T: Send + 'static>(
     discard: impl FnOnce(T) + Send + 'static,
     patience: Patience,
 ) -> Result<T> {
-    // A rendezvous channel of one slot: the helper's send never blocks, and fails once the
-    // caller has gone (abandoned), which hands the result to `discard`.
+    // One slot: the helper's send never blocks, and fails once the caller has gone (abandoned),
+    // which hands the result to `discard`.
     let (tx, rx) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("bertfit-c10d".into())
@@ -246,9 +246,7 @@ impl Group {
         call: impl FnOnce(RawGroup) -> Result<T> + Send + 'static,
         patience: Patience,
     ) -> Result<T> {
-        if let Some(why) = &self.abandoned {
-            return Err(Error::TorchExt(format!("the process group is unusable after: {why}")));
-        }
+        self.usable()?;
         let raw = RawSend(self.raw);
         match on_helper_thread(move || call(raw.get()), drop, patience) {
             Ok(result) => result,
@@ -294,9 +292,7 @@ impl Group {
 
     /// The timeout of the store's reads (a local setting: no network, no helper thread).
     pub fn set_store_timeout(&mut self, timeout: Duration) -> Result<()> {
-        if let Some(why) = &self.abandoned {
-            return Err(Error::TorchExt(format!("the process group is unusable after: {why}")));
-        }
+        self.usable()?;
         // SAFETY: valid group, not in use elsewhere.
         check(unsafe { ffi::bf_c10d_store_set_timeout(self.raw, millis(timeout)) })
     }
@@ -364,6 +360,7 @@ impl Group {
         self.abandoned.is_some()
     }
 
+    /// An error once a call on the group was abandoned: the helper thread may still be inside it.
     fn usable(&self) -> Result<()> {
         match &self.abandoned {
             Some(why) => Err(Error::TorchExt(format!("the process group is unusable after: {why}"))),

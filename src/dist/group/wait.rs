@@ -4,7 +4,7 @@
 //! (SIGTERM, Ctrl-C), and it says every 30 s on stderr whom it waits for.
 //!
 //! Test hook: `BERTFIT_TEST_WAIT_NOTICE_S=<s>` makes the notice come every `s` seconds instead of
-//! 30, so a test sees it quickly (tests/multihost.rs).
+//! 30, so a test sees it quickly (tests/multihost.rs, tests/dist.rs).
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};

@@ -9,6 +9,7 @@ mod dist;
 mod hardening;
 mod lifecycle_faults;
 mod metrics;
+mod multihost;
 mod optim;
 mod parity;
 mod parquet;

@@ -3,7 +3,7 @@
 //! does to a run and the loopback tests cannot show: a hostname that resolves to loopback (Debian's
 //! 127.0.1.1 entry), a link cut mid-run, a master that never comes.
 //!
-//! Needs root (`ip netns`). `BERTFIT_MULTIHOST_BIN` runs the ranks with another bertfit binary (to
+//! Needs root (`ip netns`). `BERTFIT_TEST_BIN` (tests/common) runs the ranks with another bertfit binary (to
 //! check that these tests fail against an older build); by default, this build's.
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -19,9 +19,7 @@ const MASTER_ADDR: &str = "198.18.0.1";
 const MASTER_PORT: &str = "29500";
 
 fn bin() -> PathBuf {
-    std::env::var_os("BERTFIT_MULTIHOST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bertfit")))
+    common::bin()
 }
 
 fn netns_sh() -> PathBuf {

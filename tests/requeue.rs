@@ -318,3 +318,14 @@ fn two_ranks_stopped_mid_epoch_resume_to_the_uninterrupted_run() {
     assert_eq!(rows(&cut), rows(&full), "the ranks' rows after the resume");
     assert_eq!(steps(&cut), steps(&full));
 }
+
+#[test]
+fn latest_with_no_checkpoint_is_refused_and_leaves_no_folder() {
+    let (dir, model, data) = setup("requeue_latest_none");
+    let out = dir.join("never");
+    let run = args(&model, &data, &out, &["--resume-from-checkpoint", "latest"]);
+    let (code, _, err) = run_bertfit(&run.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("holds no complete checkpoint"), "{err}");
+    assert!(!out.exists(), "the refused run left {}", out.display());
+}

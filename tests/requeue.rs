@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::common::{bertfit, read_json, run_bertfit, temp_dir, tiny_model};
+use super::common::{bertfit, read_json, run_bertfit, temp_dir, tiny_model, train_args};
 use super::train::{records, subset};
 
 /// The tiny model and 320 + 32 movie rows: 20 steps an epoch at batch 16.
@@ -24,27 +24,8 @@ fn setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, model, data)
 }
 
-/// `bertfit train` of the tiny model on `data` into `out`: 2 epochs, batch 16, lr 2e-3, seed 9,
-/// one thread; a flag in `extra` replaces the default of the same name.
 fn args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let fixed = ["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    let defaults = [
-        ("--output-dir", out.to_str().unwrap()),
-        ("--device", "cpu"),
-        ("--epochs", "2"),
-        ("--batch-size", "16"),
-        ("--max-length", "48"),
-        ("--learning-rate", "2e-3"),
-        ("--seed", "9"),
-        ("--threads", "1"),
-    ];
-    let mut a = vec!["train".to_string()];
-    a.extend(fixed.iter().map(|s| s.to_string()));
-    for (flag, value) in defaults.iter().filter(|(f, _)| !extra.contains(f)) {
-        a.extend([flag.to_string(), value.to_string()]);
-    }
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
+    train_args(model, data, out, extra)
 }
 
 fn run_ok(args: &[String]) -> String {

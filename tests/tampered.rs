@@ -11,7 +11,7 @@ use bertfit::train::verify::MANIFEST;
 use tch::Tensor;
 
 use super::common::files::copy_tree;
-use super::common::{read_json, run_bertfit, temp_dir, tiny_model};
+use super::common::{read_json, run_bertfit, temp_dir, tiny_model, train_args};
 use super::train::subset;
 
 struct Run {
@@ -21,36 +21,19 @@ struct Run {
     full: PathBuf,
 }
 
-fn args<'a>(run: &'a Run, out: &'a Path, resume: Option<&'a Path>) -> Vec<&'a str> {
-    let mut a = vec![
-        "train",
-        "--model",
-        run.model.to_str().unwrap(),
-        "--data",
-        run.data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--learning-rate",
-        "2e-3",
-        "--seed",
-        "9",
-        "--threads",
-        "1",
-        "--save-steps",
-        "7",
-    ];
+/// The run's arguments (checkpoints every 7 steps), resuming from `resume` if given.
+fn args(run: &Run, out: &Path, resume: Option<&Path>) -> Vec<String> {
+    let mut extra = vec!["--save-steps", "7"];
     if let Some(dir) = resume {
-        a.extend(["--resume-from-checkpoint", dir.to_str().unwrap()]);
+        extra.extend(["--resume-from-checkpoint", dir.to_str().unwrap()]);
     }
-    a
+    train_args(&run.model, &run.data, out, &extra)
+}
+
+/// Runs bertfit with `args`: (exit code, stderr).
+fn exec(args: &[String]) -> (i32, String) {
+    let (code, _, err) = run_bertfit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (code, err)
 }
 
 /// A copy of the run's checkpoint-7 as `out/checkpoint-7`, changed by `edit`.
@@ -87,7 +70,7 @@ fn replace(named: &mut [(String, Tensor)], key: &str, with: Tensor) {
 
 /// Resumes from `ckpt` into `out`: refused, no panic, each needle in the message.
 fn refused(run: &Run, what: &str, (out, ckpt): (PathBuf, PathBuf), needles: &[&str]) {
-    let (code, _, err) = run_bertfit(&args(run, &out, Some(&ckpt)));
+    let (code, err) = exec(&args(run, &out, Some(&ckpt)));
     assert_ne!(code, 0, "{what}: resumed:\n{err}");
     assert!(!err.contains("panicked"), "{what}: {err}");
     for n in needles {
@@ -104,7 +87,7 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
     subset("movies", &data, 320, 32);
     let full = dir.join("full");
     let run = Run { dir: dir.clone(), model, data, full: full.clone() };
-    let (code, _, err) = run_bertfit(&args(&run, &full, None));
+    let (code, err) = exec(&args(&run, &full, None));
     assert_eq!(code, 0, "{err}");
 
     // The manifest names the edited file.
@@ -212,7 +195,7 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
 
     // The untouched copy resumes to the very weights of the uninterrupted run.
     let (out, ckpt) = tampered(&run, "clean", true, |_| {});
-    let (code, _, err) = run_bertfit(&args(&run, &out, Some(&ckpt)));
+    let (code, err) = exec(&args(&run, &out, Some(&ckpt)));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
     let hash = |p: &Path| bertfit::train::identity::sha256_file(&p.join("model.safetensors")).unwrap();

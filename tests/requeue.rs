@@ -7,22 +7,15 @@
 //! refused naming the first.
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::common::{bertfit, read_json, run_bertfit, temp_dir, tiny_model, train_args};
-use super::train::{records, subset};
+use super::common::{bertfit, read_json, run_bertfit, train_args};
+use super::train::records;
 
-/// The tiny model and 320 + 32 movie rows: 20 steps an epoch at batch 16.
-fn setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = temp_dir(name);
-    let model = tiny_model(&dir, 2, Some(0.1), &[]);
-    let data = dir.join("data.csv");
-    subset("movies", &data, 320, 32);
-    (dir, model, data)
-}
+use super::checkpoint::setup;
 
 fn args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     train_args(model, data, out, extra)

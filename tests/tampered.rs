@@ -11,8 +11,7 @@ use bertfit::train::verify::MANIFEST;
 use tch::Tensor;
 
 use super::common::files::copy_tree;
-use super::common::{read_json, run_bertfit, temp_dir, tiny_model, train_args};
-use super::train::subset;
+use super::common::{read_json, run_bertfit, train_args};
 
 struct Run {
     dir: PathBuf,
@@ -81,10 +80,7 @@ fn refused(run: &Run, what: &str, (out, ckpt): (PathBuf, PathBuf), needles: &[&s
 
 #[test]
 fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
-    let dir = temp_dir("tampered");
-    let model = tiny_model(&dir, 2, Some(0.1), &[]);
-    let data = dir.join("data.csv");
-    subset("movies", &data, 320, 32);
+    let (dir, model, data) = super::checkpoint::setup("tampered");
     let full = dir.join("full");
     let run = Run { dir: dir.clone(), model, data, full: full.clone() };
     let (code, err) = exec(&args(&run, &full, None));

@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/setup.sh
+# tests/slurm.rs submits jobs to a real one-node SLURM: started once here (installed with apt-get
+# when missing), stopped when this script exits, however it exits.
+eval "$(bash scripts/slurm/cluster.sh start)"
+trap 'bash scripts/slurm/cluster.sh stop' EXIT
 started=$(date +%s)
 cargo build --release --locked --bins
 cargo test --release --locked "$@"

@@ -237,7 +237,10 @@ fn job_scripts_parse() {
 /// and no others (no GPUs unless given, no requeue count, no rendezvous variables).
 fn train_dry_run(vars: &[(&str, &str)], flags: &[&str]) -> (String, String) {
     let mut cmd = Command::new("bash");
-    cmd.arg(script("slurm/train.sbatch")).args(flags).env("BERTFIT_DRY_RUN", "1").env("BERTFIT_BIN", "bertfit");
+    cmd.arg(script("slurm/train.sbatch"))
+        .args(flags)
+        .env("BERTFIT_DRY_RUN", "1")
+        .env("BERTFIT_BIN", "bertfit");
     for (k, _) in std::env::vars() {
         if k.starts_with("SLURM_") {
             cmd.env_remove(k);
@@ -298,7 +301,8 @@ fn train_sbatch_dry_run_for_two_nodes_of_four_gpus() {
 /// repeated flag).
 #[test]
 fn train_sbatch_dry_run_on_cpus_outside_an_allocation_and_with_the_users_flags() {
-    let readme = [("SLURM_JOB_NODELIST", "node[07-08]"), ("SLURM_NNODES", "2"), ("SLURM_NTASKS_PER_NODE", "4")];
+    let readme =
+        [("SLURM_JOB_NODELIST", "node[07-08]"), ("SLURM_NNODES", "2"), ("SLURM_NTASKS_PER_NODE", "4")];
     let (text, notes) = train_dry_run(&readme, &["--model", "m", "--output-dir", "runs/x"]);
     assert_eq!(text.lines().count(), 8, "{text}\n{notes}");
     assert!(notes.contains("SLURM_NTASKS is not set; assuming 8"), "{notes}");
@@ -329,7 +333,11 @@ fn train_sbatch_dry_run_on_cpus_outside_an_allocation_and_with_the_users_flags()
 fn sweep_sbatch_dry_run_and_summary() {
     let dir = common::temp_dir("dist_sweep");
     let grid = dir.join("grid.txt");
-    std::fs::write(&grid, "--learning-rate 1e-5\n# a comment\n\n--learning_rate=2e-5 --seed 3 --no-shuffle\n").unwrap();
+    std::fs::write(
+        &grid,
+        "--learning-rate 1e-5\n# a comment\n\n--learning_rate=2e-5 --seed 3 --no-shuffle\n",
+    )
+    .unwrap();
     let out_dir = dir.join("out");
     let run = |id: Option<&str>, extra: &[&str], shared: &[&str]| {
         let mut cmd = Command::new("bash");

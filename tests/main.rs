@@ -20,6 +20,7 @@ mod problem_types;
 mod recipe;
 mod reproduce;
 mod schedule;
+mod slurm;
 mod tokenize;
 mod train;
 mod trainer;

@@ -360,8 +360,12 @@ mod tests {
     }
 
     fn slurm_task(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut vars =
-            vec![("SLURM_PROCID", "1"), ("SLURM_NTASKS", "2"), ("SLURM_LOCALID", "1"), ("SLURM_JOB_NODELIST", "n1")];
+        let mut vars = vec![
+            ("SLURM_PROCID", "1"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_LOCALID", "1"),
+            ("SLURM_JOB_NODELIST", "n1"),
+        ];
         vars.extend_from_slice(extra);
         vars
     }

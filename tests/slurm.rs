@@ -319,6 +319,18 @@ fn report_stop(path: &str, log: &Path, ckpt: &Path, signalled_at: f64, saved_at:
     assert!((-0.5..60.0).contains(&seconds), "{path}: signal to checkpoint {seconds:.2} s");
 }
 
+/// What train.sbatch's TERM trap did: passed the stop to the job step (`forwarded`: the batch shell
+/// alone got the signal), or left it to SLURM, which had signalled the tasks itself (a second
+/// SIGTERM would have made bertfit quit without saving).
+fn assert_trap(log: &Path, forwarded: bool) {
+    let text = std::fs::read_to_string(log).unwrap();
+    let (sent, left) = (
+        text.contains("bertfit job: SIGTERM for job step(s)"),
+        text.contains("SLURM signals the tasks itself"),
+    );
+    assert_eq!((sent, left), (forwarded, !forwarded), "train.sbatch's trap:\n{text}");
+}
+
 /// After a resume: the run loaded the checkpoint saved on the signal (a `checkpoint_load` record)
 /// and kept every step of the run once.
 fn assert_resumed_from(out: &Path, step: usize, steps_total: usize) {
@@ -363,6 +375,7 @@ fn scontrol_requeue_saves_and_the_requeued_job_ends_equal() {
     release_requeued(&id, &log, &[]);
     wait_completed(&id, &log);
     report_stop("scontrol requeue", &log, &ckpt, signalled_at, saved_at);
+    assert_trap(&log, false);
     assert!(checkpoint_step(&ckpt) < 16, "not mid-epoch: {}", ckpt.display());
     assert_eq!(model_hash(&out), reference.model_hash(), "requeued job's model differs");
     assert_resumed_from(&out, checkpoint_step(&ckpt), 32);
@@ -434,6 +447,7 @@ fn the_time_limit_signal_saves_and_the_job_requeues_itself() {
     release_requeued(&id, &log, &["TimeLimit=10"]);
     wait_completed(&id, &log);
     report_stop("time limit (--signal=B:TERM@55)", &log, &ckpt, signalled_at, saved_at);
+    assert_trap(&log, true);
     assert_eq!(model_hash(&out), reference.model_hash(), "requeued job's model differs");
     assert_resumed_from(&out, checkpoint_step(&ckpt), 32);
 }
@@ -453,6 +467,7 @@ fn a_two_task_job_requeued_mid_epoch_ends_equal() {
     release_requeued(&id, &log, &[]);
     wait_completed(&id, &log);
     report_stop("scontrol requeue, 2 tasks", &log, &ckpt, signalled_at, saved_at);
+    assert_trap(&log, false);
     assert!(checkpoint_step(&ckpt) < 8, "not mid-epoch: {}", ckpt.display());
     assert_eq!(model_hash(&out), reference.model_hash(), "requeued 2-task job's model differs");
     assert_resumed_from(&out, checkpoint_step(&ckpt), 16);

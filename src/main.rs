@@ -100,6 +100,8 @@ fn stop_on_signal() {
             // _exit: no destructors or atexit handlers run on this thread while the main thread
             // may be inside libtorch or a save; nothing half-written is taken for finished (saves
             // are staged and swapped in whole; the next run clears the staging leftovers).
+            // The output folder's lock file goes with the process (the kernel drops the lock).
+            bertfit::output::remove_held_lock_files();
             // SAFETY: _exit only ends the process.
             unsafe { libc::_exit(QUIT_AT_ONCE) };
         }

@@ -19,6 +19,7 @@ mod predict;
 mod problem_types;
 mod recipe;
 mod reproduce;
+mod requeue;
 mod schedule;
 mod slurm;
 mod tokenize;

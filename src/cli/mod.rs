@@ -217,7 +217,8 @@ pub struct TrainFlags {
     /// cpu, cuda, cuda:N, or auto (cuda when available; the run's first line says which).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Replace a model already in --output-dir (HF's overwrite_output_dir).
+    /// Replace a previous run in --output-dir (HF's overwrite_output_dir). Its files and checkpoints
+    /// are set aside in .bertfit-overwritten/ until this run saves its model, then deleted.
     #[arg(long, visible_alias = "overwrite-output-dir", num_args = 0..=1, default_missing_value = BOOL,
           value_parser = BoolishValueParser::new())]
     pub overwrite: Option<bool>,
@@ -346,11 +347,15 @@ pub struct TrainFlags {
     /// Every this many optimizer steps (with --save-strategy steps).
     #[arg(long, default_value_t = 500, allow_negative_numbers = true, help_heading = "Checkpoints")]
     pub save_steps: i64,
-    /// Keep only the newest N checkpoints (never deleting the best one).
+    /// Keep at most N checkpoints, never deleting the newest nor the best one (so 1 with a best
+    /// model that is not the newest keeps two, as HF does).
     #[arg(long, allow_negative_numbers = true, help_heading = "Checkpoints")]
     pub save_total_limit: Option<i64>,
     /// Continue the run saved in a checkpoint folder, or `latest` in --output-dir: the same
-    /// remaining steps, order and final weights as the uninterrupted run.
+    /// remaining steps, order and final weights as the uninterrupted run. `auto`: `latest` if
+    /// --output-dir holds a checkpoint, else a fresh start (and nothing to do if it holds this
+    /// run finished): the value for a job that may be requeued. A checkpoint of another run
+    /// (other model or data files, seed, learning rate, ...) is refused naming what differs.
     #[arg(long, help_heading = "Checkpoints")]
     pub resume_from_checkpoint: Option<String>,
     /// Save the best model seen at an evaluation rather than the last one.

@@ -1,6 +1,6 @@
 //! What the Trainer calls to train data-parallel, as `DistributedDataParallel` does it: same
 //! weights on every rank at the start, gradients averaged across ranks before each optimiser
-//! step, evaluation counts summed. Each rank sees its own share of the data (DistributedSampler).
+//! step. Each rank sees its own share of the data (DistributedSampler).
 //!
 //! Where the Trainer calls each:
 //! - [`Ddp::from_env`] once, before building the model (None: a single-process run);
@@ -8,7 +8,10 @@
 //!   before the first step, so rank 0's values are everyone's;
 //! - [`Ddp::all_reduce_gradients`] after the backward of the last micro-batch of each accumulation
 //!   window, before unscaling, clipping and the optimiser step (so clipping sees the global norm);
-//! - [`Ddp::step_summary`] after it, for the step's loss (the mean over ranks) and every rank's rows;
+//! - [`Ddp::step_summary`] after it, for the step's loss (the mean over ranks), every rank's rows
+//!   and the agreed stop;
+//! - [`Ddp::all_gather`] when a checkpoint is written, for every rank's own generator state and
+//!   data order (rank 0 writes them all, each rank restores its own);
 //! - [`Ddp::sum`] for other totals, and [`Ddp::is_main`] to let only rank 0 report and save.
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,17 @@ use super::env::DistEnv;
 use super::group::{GroupOptions, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::torch_ext::c10d::{self, BackendKind, ReduceOp};
+
+/// What [`Ddp::step_summary`] agrees on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepSummary {
+    /// The step's loss: the mean of the ranks' window losses.
+    pub loss: f64,
+    /// Each rank's data rows (1-based), in rank order.
+    pub rank_rows: Vec<Vec<usize>>,
+    /// Some rank was asked to stop: every rank ends after this step.
+    pub stop: bool,
+}
 
 pub struct Ddp {
     pg: ProcessGroup,
@@ -150,15 +164,20 @@ impl Ddp {
     }
 
     /// What a step reports, in one collective: the mean over ranks of each rank's window loss (the
-    /// loss of every example of the step, when the ranks' windows are equal), and each rank's data
-    /// rows in rank order. `capacity`: the most rows a window can hold (per-rank batch size times
-    /// accumulation steps), the same on every rank. Rows are 1-based, so 0 marks an empty slot.
+    /// loss of every example of the step, when the ranks' windows are equal), each rank's data
+    /// rows in rank order, and whether any rank was asked to stop (`stop`: this rank's signal
+    /// flag). The stop is agreed here so that every rank ends after the same step and saves the
+    /// same checkpoint: a scheduler's SIGTERM reaches the ranks at slightly different moments,
+    /// and a rank that went on alone would wait in the next all-reduce for ranks that had left.
+    /// `capacity`: the most rows a window can hold (per-rank batch size times accumulation
+    /// steps), the same on every rank. Rows are 1-based, so 0 marks an empty slot.
     pub fn step_summary(
         &mut self,
         loss: f64,
         rows: &[usize],
         capacity: usize,
-    ) -> Result<(f64, Vec<Vec<usize>>)> {
+        stop: bool,
+    ) -> Result<StepSummary> {
         if rows.len() > capacity {
             return Err(Error::Runtime(format!(
                 "rank {}: a step of {} rows, more than its {capacity} slots",
@@ -167,17 +186,32 @@ impl Ddp {
             )));
         }
         let (rank, world) = (self.rank(), self.world_size());
-        let mut values = vec![0.0; 1 + world * capacity];
+        let mut values = vec![0.0; 2 + world * capacity];
         values[0] = loss;
-        for (slot, &row) in values[1 + rank * capacity..].iter_mut().zip(rows) {
+        values[1] = if stop { 1.0 } else { 0.0 };
+        for (slot, &row) in values[2 + rank * capacity..].iter_mut().zip(rows) {
             *slot = row as f64;
         }
         let summed = self.sum(&values)?;
-        let rank_rows = summed[1..]
+        let rank_rows = summed[2..]
             .chunks(capacity.max(1))
             .map(|c| c.iter().filter(|&&r| r > 0.0).map(|&r| r as usize).collect())
             .collect();
-        Ok((summed[0] / world as f64, rank_rows))
+        Ok(StepSummary { loss: summed[0] / world as f64, rank_rows, stop: summed[1] > 0.0 })
+    }
+
+    /// Every rank's `values`, in rank order, on every rank (lengths may differ between ranks).
+    /// Exact for integers up to 2^53 (it travels as f64: a generator state's bytes, data indices).
+    pub fn all_gather(&mut self, values: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let (rank, world) = (self.rank(), self.world_size());
+        let mut lengths = vec![0.0; world];
+        lengths[rank] = values.len() as f64;
+        let lengths: Vec<usize> = self.sum(&lengths)?.into_iter().map(|n| n as usize).collect();
+        let width = lengths.iter().copied().max().unwrap_or(0);
+        let mut slots = vec![0.0; world * width];
+        slots[rank * width..rank * width + values.len()].copy_from_slice(values);
+        let summed = self.sum(&slots)?;
+        Ok((0..world).map(|r| summed[r * width..r * width + lengths[r]].to_vec()).collect())
     }
 
     /// The element-wise sum of `values` over the ranks (evaluation counts and loss sums), in f64.

@@ -11,12 +11,14 @@
 //! `BERTFIT_TEST_SAVE_PAUSE_MS` and `BERTFIT_TEST_FAIL_WRITE`.
 mod atomic;
 pub mod hooks;
+mod lock;
 mod previous;
 mod recover;
 mod staged;
 
 pub use atomic::{fsync_dir, write_atomic};
-pub use previous::{holds_previous_run, previous_run_files};
+pub use lock::{remove_held_lock_files, RunLock, LOCK_FILE};
+pub use previous::{holds_previous_run, previous_run_files, remove_set_aside, set_aside, SET_ASIDE};
 pub use recover::{recover, Recovered};
 pub use staged::StagedDir;
 

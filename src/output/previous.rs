@@ -3,7 +3,8 @@
 //! training_args.json and metrics.jsonl, and checkpoints or results may be all that is there.
 use std::path::{Path, PathBuf};
 
-use super::{OLD_MARKER, TEMP_MARKER};
+use super::{fsync_dir, OLD_MARKER, TEMP_MARKER};
+use crate::error::{Error, Result};
 
 /// File names bertfit (or HF's Trainer, whose folders look the same) writes into an output folder.
 pub const WRITTEN_FILES: &[&str] = &[
@@ -49,6 +50,38 @@ pub fn previous_run_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Where `--overwrite` puts the previous run's checkpoints until the new run's model is saved.
+pub const SET_ASIDE: &str = ".bertfit-overwritten";
+
+/// `--overwrite`: `entries` of `dir` (the previous run's checkpoints) moved into
+/// `dir/.bertfit-overwritten/`, replacing what an earlier overwrite left there, so that nothing
+/// of that run is taken for this one's (`--resume-from-checkpoint latest` would find them) while
+/// nothing is lost if this run fails before its model is saved. The rest of the previous run
+/// (its model) stays in place until this run's final save replaces it whole.
+/// [`remove_set_aside`] deletes them once this run's model is saved.
+pub fn set_aside(dir: &Path, entries: &[PathBuf]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    remove_set_aside(dir)?;
+    let aside = dir.join(SET_ASIDE);
+    std::fs::create_dir(&aside).map_err(|e| Error::io(&aside, e))?;
+    for path in entries {
+        let Some(name) = path.file_name() else { continue };
+        std::fs::rename(path, aside.join(name)).map_err(|e| Error::io(path, e))?;
+    }
+    fsync_dir(dir)
+}
+
+/// Deletes what [`set_aside`] moved aside, if anything.
+pub fn remove_set_aside(dir: &Path) -> Result<()> {
+    let aside = dir.join(SET_ASIDE);
+    match std::fs::remove_dir_all(&aside) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&aside, e)),
+        _ => Ok(()),
+    }
+}
+
 /// True if `dir` has any file or folder bertfit writes (see [`previous_run_files`]).
 pub fn holds_previous_run(dir: &Path) -> bool {
     !previous_run_files(dir).is_empty()
@@ -72,6 +105,21 @@ mod tests {
             assert_eq!(previous_run_files(&root), vec![p.clone()]);
             std::fs::remove_file(&p).unwrap();
         }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn overwrite_sets_entries_aside_until_removed() {
+        let root = std::env::temp_dir().join(format!("bertfit-aside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("checkpoint-4")).unwrap();
+        std::fs::write(root.join("config.json"), "{}").unwrap();
+        set_aside(&root, &[root.join("checkpoint-4")]).unwrap();
+        assert_eq!(previous_run_files(&root), [root.join("config.json")]);
+        assert!(root.join(SET_ASIDE).join("checkpoint-4").is_dir());
+        remove_set_aside(&root).unwrap();
+        remove_set_aside(&root).unwrap(); // (nothing there: fine)
+        assert!(!root.join(SET_ASIDE).exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -34,6 +34,7 @@ pub fn recover(target: &Path) -> Result<Recovered> {
     }
     if target.is_dir() {
         recover_in(target, None, &mut done)?;
+        done.removed.extend(super::lock::sweep_stale(target));
     }
     Ok(done)
 }

@@ -167,6 +167,10 @@ pub struct TrainerState {
     pub best_model_checkpoint: Option<String>,
     pub bertfit_position: Position,
     pub bertfit_run: Fingerprint,
+    /// Which run wrote it (model and data files, every computation setting); absent in
+    /// checkpoints written before run identities existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bertfit_identity: Option<super::identity::RunIdentity>,
 }
 
 /// The folder of the checkpoint at `step`.
@@ -254,7 +258,9 @@ pub fn tensors_to_bytes(named: &[(String, Tensor)]) -> Result<Vec<u8>> {
     safetensors::tensor::serialize(views, &None).map_err(|e| Error::Runtime(format!("training state: {e}")))
 }
 
-/// Deletes the oldest checkpoints beyond `limit`, never the one named `keep` (the best).
+/// Deletes the oldest checkpoints beyond `limit`, never the newest (the one just written, which a
+/// resume needs) nor the one named `keep` (the best): as HF's rotation, `limit` 1 with a best
+/// model that is not the newest keeps both.
 ///
 /// Each one is first renamed to a temporary name (`.checkpoint-<step>.bertfit-tmp-<pid>-rotated`)
 /// and only then deleted: deleting in place removes its files one by one, so a crash midway would
@@ -262,8 +268,9 @@ pub fn tensors_to_bytes(named: &[(String, Tensor)]) -> Result<Vec<u8>> {
 /// lacks its weights. Renamed away, it is never listed again, and [`crate::output::recover`]
 /// clears what a crash leaves of it.
 pub fn prune(output_dir: &Path, limit: usize, keep: Option<&Path>) -> Result<()> {
-    let all = list(output_dir);
-    let mut excess = all.len().saturating_sub(limit);
+    let mut all = list(output_dir);
+    let newest = all.pop();
+    let mut excess = (all.len() + usize::from(newest.is_some())).saturating_sub(limit.max(1));
     for (_, dir) in all {
         if excess == 0 {
             break;
@@ -321,6 +328,12 @@ mod tests {
         names.sort();
         assert_eq!(names, ["checkpoint-1", "checkpoint-4", "checkpoint-9"]);
         assert_eq!(size_of(&root), 2 * (2 + 10));
+        // A limit of 1 with the best not the newest keeps both (HF's rule): the newest is what a
+        // resume needs, the best what the run ends with.
+        prune(&root, 1, Some(&folder(&root, 1))).unwrap();
+        assert_eq!(list(&root).into_iter().map(|(s, _)| s).collect::<Vec<_>>(), [1, 4]);
+        prune(&root, 1, None).unwrap();
+        assert_eq!(list(&root).into_iter().map(|(s, _)| s).collect::<Vec<_>>(), [4]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

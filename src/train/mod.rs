@@ -3,6 +3,7 @@
 pub mod args;
 pub mod checkpoint;
 pub mod evaluation;
+pub mod identity;
 pub mod interrupt;
 pub mod optim;
 pub mod pending;

@@ -17,6 +17,7 @@ use tch::{Device, Reduction};
 use super::args::SaveStrategy;
 use super::args::TrainArgs;
 use super::checkpoint::{self, Fingerprint, Position, TrainerState};
+use super::identity::RunIdentity;
 pub use super::evaluation::Evaluation;
 use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
@@ -39,6 +40,7 @@ use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
 use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
+use crate::output::RunLock;
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
@@ -71,13 +73,16 @@ struct EpochOutcome {
 
 /// Refuses to write into a folder that holds anything of a previous run, unless told to: a
 /// finished run must not be lost to a typo. Checked before anything is read, so the refusal comes
-/// at once; leftovers of a save that crashed are put right first.
-fn check_output(dir: &Path, overwrite: bool) -> Result<()> {
+/// at once; leftovers of a save that crashed are put right first. `logs_only_ok`
+/// (`--resume-from-checkpoint auto` with no checkpoint): a run killed before its first checkpoint
+/// left only its metrics log, which the fresh start replaces.
+fn check_output(dir: &Path, overwrite: bool, logs_only_ok: bool) -> Result<()> {
     crate::output::recover(dir)?;
     let previous = crate::output::previous_run_files(dir);
-    if !previous.is_empty() && !overwrite {
-        let names: Vec<String> =
-            previous.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        previous.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+    let logs_only = names.iter().all(|n| n.starts_with("metrics.jsonl"));
+    if !previous.is_empty() && !overwrite && !(logs_only_ok && logs_only) {
         return Err(Error::usage(
             "--output-dir",
             format!(
@@ -88,6 +93,46 @@ fn check_output(dir: &Path, overwrite: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where `--resume-from-checkpoint` (a folder, `latest`, or `auto`: the newest checkpoint if
+/// there is one, else a fresh start) continues from, if anywhere.
+fn resume_folder(spec: Option<&str>, output_dir: &Path) -> Result<Option<std::path::PathBuf>> {
+    match spec {
+        None => Ok(None),
+        Some("auto") => Ok(checkpoint::list(output_dir).pop().map(|(_, p)| p)),
+        Some(spec) => checkpoint::resolve(spec, output_dir).map(Some),
+    }
+}
+
+/// `--resume-from-checkpoint auto` over a folder whose run already finished (its final
+/// trainer_state.json says so): that run's step if it is this run, an error naming the
+/// differences if it is another, `None` if the folder holds no finished run.
+fn finished_run(output_dir: &Path, identity: &RunIdentity) -> Result<Option<usize>> {
+    let path = output_dir.join(checkpoint::TRAINER_STATE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let state: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::config(&path, format!("not a trainer state: {e}")))?;
+    if state.get("bertfit_finished") != Some(&json!(true)) {
+        return Ok(None);
+    }
+    let theirs: RunIdentity = state
+        .get("bertfit_identity")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let differences = theirs.differences(identity);
+    if !differences.is_empty() {
+        return Err(Error::usage(
+            "--resume-from-checkpoint",
+            format!(
+                "auto: {} holds another run, finished; it differs in {}. Pass --overwrite to replace it",
+                output_dir.display(),
+                differences.join("; ")
+            ),
+        ));
+    }
+    Ok(state.get("global_step").and_then(|v| v.as_u64()).map(|v| v as usize))
 }
 
 pub struct Trainer<'r> {
@@ -116,6 +161,14 @@ pub struct Trainer<'r> {
     newly_initialized: Vec<String>,
     /// Start-up phases until the first step; taken (and reported) once it is done.
     startup: Option<Startup>,
+    /// The checkpoint folder this run continues from (`--resume-from-checkpoint`, resolved).
+    resume: Option<std::path::PathBuf>,
+    /// `auto` found this very run finished in the output folder, at this step: nothing to do.
+    finished_at: Option<usize>,
+    /// Which run this is, as checkpoints record it.
+    identity: RunIdentity,
+    /// The output folder, held for the run's lifetime (rank 0 of a training run).
+    _lock: Option<RunLock>,
 }
 
 impl<'r> Trainer<'r> {
@@ -146,9 +199,20 @@ impl<'r> Trainer<'r> {
         let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
         check_vocab(&tokenizer, &config, &files.config)?;
         startup.mark("tokenizer");
+        // One run per folder: taken before anything in it is looked at.
+        let is_main = ddp.as_ref().is_none_or(Ddp::is_main);
+        let lock = (args.do_train && is_main).then(|| RunLock::acquire(&args.output_dir)).transpose()?;
+        let identity = RunIdentity::of(args, &files)?;
+        let auto = args.resume_from_checkpoint.as_deref() == Some("auto");
+        let finished_at = if auto && args.do_train { finished_run(&args.output_dir, &identity)? } else { None };
+        let resume = if finished_at.is_some() {
+            None
+        } else {
+            resume_folder(args.resume_from_checkpoint.as_deref(), &args.output_dir)?
+        };
         // Before the data is read: a folder holding a previous run is refused at once.
-        if args.do_train && args.resume_from_checkpoint.is_none() {
-            check_output(&args.output_dir, args.overwrite)?;
+        if args.do_train && resume.is_none() && finished_at.is_none() {
+            check_output(&args.output_dir, args.overwrite, auto)?;
         }
         if args.max_length as i64 > config.max_position_embeddings {
             return Err(Error::usage(
@@ -199,6 +263,19 @@ impl<'r> Trainer<'r> {
         // save in one swap (training_args.json included), so a run that fails earlier changes
         // nothing a previous run left there.
         std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
+        if args.overwrite && args.do_train && is_main && resume.is_none() && finished_at.is_none() {
+            // Its model stays until this run's save replaces it; its checkpoints go now, or
+            // `latest` would take them for this run's.
+            let old: Vec<_> = checkpoint::list(&args.output_dir).into_iter().map(|(_, p)| p).collect();
+            crate::output::set_aside(&args.output_dir, &old)?;
+            if !old.is_empty() {
+                reporter.note(&format!(
+                    "--overwrite: the previous run's {} checkpoints are set aside in {} until this run saves its model",
+                    old.len(),
+                    args.output_dir.join(crate::output::SET_ASIDE).display()
+                ));
+            }
+        }
         startup.mark("optimizer");
 
         Ok(Trainer {
@@ -220,6 +297,10 @@ impl<'r> Trainer<'r> {
             results: serde_json::Map::new(),
             newly_initialized: report.newly_initialized,
             startup: Some(startup),
+            resume,
+            finished_at,
+            identity,
+            _lock: lock,
         })
     }
 
@@ -232,21 +313,43 @@ impl<'r> Trainer<'r> {
             global_step: 0,
             eval: None,
         };
+        if let (true, Some(step)) = (self.args.do_train, self.finished_at) {
+            self.reporter.note(&format!(
+                "{} holds this run, finished at step {step}: nothing to do",
+                self.args.output_dir.display()
+            ));
+            summary.global_step = step;
+            return Ok(summary);
+        }
         if self.args.do_train {
             let mut resume = None;
             let mut first_epoch = 1;
-            if let Some(spec) = self.args.resume_from_checkpoint.clone() {
-                let dir = checkpoint::resolve(&spec, &self.args.output_dir)?;
+            if let Some(dir) = self.resume.clone() {
                 let (plan, position) = self.restore(&dir)?;
                 self.reporter.note(&format!("resuming from {} (step {})", dir.display(), self.global_step));
                 first_epoch = position.epoch;
                 resume = Some((plan, position));
             }
+            let total = self.total_steps();
+            if resume.is_some() && self.global_step >= total {
+                // A requeue after the last checkpoint: the run is complete; one more step would
+                // give a model that is not the run's.
+                self.reporter.note(&format!(
+                    "the checkpoint is at step {} of {total}: the run is complete, nothing left to train",
+                    self.global_step
+                ));
+                first_epoch = self.args.epochs + 1;
+            }
             for epoch in first_epoch..=self.args.epochs {
                 let outcome = self.train_epoch(epoch, resume.take())?;
                 if outcome.interrupted {
-                    self.save()?;
+                    self.save(false)?;
                     self.reporter.finish()?;
+                    // Every rank leaves only once rank 0's save is complete: a launcher that ends
+                    // the job when the first task exits would otherwise cut the save short.
+                    if let Some(d) = self.ddp.as_mut() {
+                        d.barrier()?;
+                    }
                     return Err(Error::Interrupted {
                         step: self.global_step,
                         saved: self.args.output_dir.clone(),
@@ -307,8 +410,10 @@ impl<'r> Trainer<'r> {
                 summary.eval = Some(self.evaluate(Split::Validation)?);
                 self.best = Some(best);
             }
-            self.save()?;
-            self.write_train_results(&summary)?;
+            self.save(true)?;
+            if !summary.epochs.is_empty() || !self.args.output_dir.join("train_results.json").exists() {
+                self.write_train_results(&summary)?;
+            }
         } else if self.args.do_eval {
             summary.eval = Some(self.evaluate(Split::Validation)?);
         }
@@ -327,8 +432,21 @@ impl<'r> Trainer<'r> {
             write_atomic(&self.args.output_dir.join("all_results.json"), text.as_bytes())?;
         }
         self.reporter.finish()?;
+        if let Some(d) = self.ddp.as_mut() {
+            d.barrier()?;
+        }
         summary.global_step = self.global_step;
         Ok(summary)
+    }
+
+    /// Optimizer steps of the whole run (`--max-steps`, or every epoch's).
+    fn total_steps(&self) -> usize {
+        let per_epoch = self
+            .data
+            .len(Split::Train)
+            .div_ceil(self.args.batch_size)
+            .div_ceil(self.args.recipe.gradient_accumulation_steps);
+        self.args.max_steps.unwrap_or(per_epoch * self.args.epochs)
     }
 
     /// One epoch over the training rows: micro-batches accumulate gradients in windows of
@@ -378,6 +496,8 @@ impl<'r> Trainer<'r> {
             }
             let mut done = std::mem::take(&mut window);
             let mut rank_rows = None;
+            // Multi-process runs stop where every rank agreed to (the step's summary).
+            let mut agreed_stop = None;
             if let Some(d) = self.ddp.as_mut() {
                 // After the window's last backward (no all-reduce on earlier micro-steps, as DDP's
                 // no_sync): gradients averaged over ranks, and the step's loss over all examples.
@@ -387,9 +507,10 @@ impl<'r> Trainer<'r> {
                 // (A host read: one sync per step in multi-process runs.)
                 let local = done.loss.as_ref().map_or(f64::NAN, |l| l.double_value(&[]));
                 let capacity = self.args.batch_size * accumulation;
-                let (loss, rows) = d.step_summary(local, &done.rows, capacity)?;
-                done.loss = Some(tch::Tensor::from(loss));
-                rank_rows = Some(rows);
+                let summary = d.step_summary(local, &done.rows, capacity, interrupt::stop_requested())?;
+                done.loss = Some(tch::Tensor::from(summary.loss));
+                rank_rows = Some(summary.rank_rows);
+                agreed_stop = Some(summary.stop);
             }
             let update = self.updater.apply()?;
             if let Some(mut s) = self.startup.take() {
@@ -423,7 +544,7 @@ impl<'r> Trainer<'r> {
                 stop_early |= self.track_best(&eval, epoch)?;
             }
             crate::output::hooks::step_pause();
-            interrupted = interrupt::stop_requested();
+            interrupted = agreed_stop.unwrap_or_else(interrupt::stop_requested);
             if save_due || interrupted {
                 self.record_steps(&mut pending, &mut total_loss)?;
                 let here = Position {
@@ -662,15 +783,44 @@ impl<'r> Trainer<'r> {
         }
     }
 
+    /// Multi-process runs: every rank's generator state and data order (`order`), gathered on
+    /// every rank as `rank<r>.rng.cpu` / `rank<r>.data.order` tensors. A collective: every rank
+    /// calls it at the same step. Empty in a single-process run.
+    fn gather_rank_state(&mut self, order: Option<&[i64]>) -> Result<Vec<(String, tch::Tensor)>> {
+        let Some(d) = self.ddp.as_mut() else { return Ok(Vec::new()) };
+        let rng: Vec<f64> = Vec::<u8>::try_from(&self.rng.state()?)?.into_iter().map(f64::from).collect();
+        let mut out = Vec::new();
+        for (r, state) in d.all_gather(&rng)?.into_iter().enumerate() {
+            let bytes: Vec<u8> = state.into_iter().map(|b| b as u8).collect();
+            out.push((format!("rank{r}.rng.cpu"), tch::Tensor::from_slice(&bytes)));
+        }
+        if let Some(order) = order {
+            let order: Vec<f64> = order.iter().map(|&i| i as f64).collect();
+            for (r, indices) in d.all_gather(&order)?.into_iter().enumerate() {
+                let indices: Vec<i64> = indices.into_iter().map(|i| i as i64).collect();
+                out.push((format!("rank{r}.data.order"), tch::Tensor::from_slice(&indices)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes `checkpoint-<step>/`: the model, trainer_state.json and the exact training state,
     /// then drops the oldest checkpoints beyond --save-total-limit (never the best one).
     fn save_checkpoint(&mut self, plan: Option<&PassPlan>, position: &Position) -> Result<()> {
+        let started = Instant::now();
+        let order: Option<Vec<i64>> = match plan {
+            Some(PassPlan::Order(order)) => Some(order.iter().map(|&i| i as i64).collect()),
+            _ => None,
+        };
+        // Each rank's own generator state (its dropout masks) and data order: rank 0 writes them
+        // all, each rank restores its own.
+        let per_rank = self.gather_rank_state(order.as_deref())?;
         if !self.is_main() {
             return Ok(());
         }
-        let started = Instant::now();
         let dir = checkpoint::folder(&self.args.output_dir, self.global_step);
         let mut tensors = vec![("rng.cpu".to_string(), self.rng.state()?)];
+        tensors.extend(per_rank);
         for (name, t) in self.updater.optimizer.state()? {
             tensors.push((format!("optimizer.{name}"), t));
         }
@@ -679,9 +829,8 @@ impl<'r> Trainer<'r> {
                 tensors.push((format!("scaler.{name}"), t));
             }
         }
-        if let Some(PassPlan::Order(order)) = plan {
-            let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
-            tensors.push(("data.order".into(), tch::Tensor::from_slice(&order)));
+        if let Some(order) = &order {
+            tensors.push(("data.order".into(), tch::Tensor::from_slice(order)));
         }
         let best_dir = self.best.as_ref().map(|b| checkpoint::folder(&self.args.output_dir, b.step));
         let state = TrainerState {
@@ -698,6 +847,7 @@ impl<'r> Trainer<'r> {
                 .map(|d| d.display().to_string()),
             bertfit_position: position.clone(),
             bertfit_run: self.fingerprint(),
+            bertfit_identity: Some(self.identity.clone()),
         };
         let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
         let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
@@ -732,9 +882,26 @@ impl<'r> Trainer<'r> {
     fn restore(&mut self, dir: &Path) -> Result<(Option<PassPlan>, Position)> {
         let started = Instant::now();
         let state = checkpoint::read_state(dir)?;
+        let refuse = |why: String| Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display()));
+        // The shape of the run first (it knows which differences a new world size allows), then
+        // everything else that makes it this run.
         if let Err(why) = state.bertfit_run.check_resume(&self.fingerprint(), &state.bertfit_position) {
-            return Err(Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display())));
+            return Err(refuse(why));
         }
+        match &state.bertfit_identity {
+            Some(theirs) => {
+                let differences = theirs.differences(&self.identity);
+                if !differences.is_empty() {
+                    return Err(refuse(format!("is from another run; it differs in {}", differences.join("; "))));
+                }
+            }
+            None => self.reporter.note(&format!(
+                "warning: {} predates run identities: only its shape, labels and recipe are checked \
+                 against this run (not the model and data files, seed or learning rate)",
+                dir.display()
+            )),
+        }
+        self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);
         let files = resolve(dir.to_str().unwrap_or_default())?;
         let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
         if !report.newly_initialized.is_empty() {
@@ -755,7 +922,31 @@ impl<'r> Trainer<'r> {
         if let Some(scaler) = self.updater.scaler.as_mut() {
             scaler.load_state(&take("scaler."))?;
         }
-        let rng = tensors.get("rng.cpu").ok_or_else(|| Error::weights(&path, "no 'rng.cpu' tensor"))?;
+        // A multi-process checkpoint of this world size holds each rank's own state; across world
+        // sizes (allowed only at an epoch's start, where the order is drawn afresh) rank 0's.
+        let (rank, same_world) = match &self.ddp {
+            Some(d) => (d.rank(), state.bertfit_run.world_size == d.world_size()),
+            None => (0, state.bertfit_run.world_size == 1),
+        };
+        let own = |name: &str| {
+            if same_world && state.bertfit_run.world_size > 1 {
+                format!("rank{rank}.{name}")
+            } else {
+                name.to_string()
+            }
+        };
+        let missing = |key: &str| {
+            Error::weights(
+                &path,
+                format!(
+                    "no '{key}' tensor: {} was written by a bertfit that kept only rank 0's generator \
+                     state and data order, so every rank would continue on rank 0's rows. Resume it \
+                     with one process, or start the run again",
+                    dir.display()
+                ),
+            )
+        };
+        let rng = tensors.get(&own("rng.cpu")).ok_or_else(|| missing(&own("rng.cpu")))?;
         self.rng.set_state(rng)?;
         let position = state.bertfit_position;
         self.updater.scheduled_steps = position.scheduled_steps;
@@ -780,12 +971,15 @@ impl<'r> Trainer<'r> {
             let metric = self.args.recipe.best_model_metric().map(|m| m.0).unwrap_or_default();
             self.best = Some(Best { metric, value, step, weights });
         }
-        let plan = match (tensors.get("data.order"), position.batches_done) {
+        let plan = match (tensors.get(&own("data.order")), position.batches_done) {
             (_, 0) => None,
             (Some(order), _) => {
                 Some(PassPlan::Order(Vec::<i64>::try_from(order)?.into_iter().map(|i| i as usize).collect()))
             }
-            (None, _) => Some(PassPlan::Stream(position.stream_seed)),
+            (None, _) if position.stream_seed.is_some() || self.args.streaming => {
+                Some(PassPlan::Stream(position.stream_seed))
+            }
+            (None, _) => return Err(missing(&own("data.order"))),
         };
         self.reporter.checkpoint(&CheckpointRecord {
             kind: "checkpoint_load",
@@ -824,8 +1018,9 @@ impl<'r> Trainer<'r> {
 
     /// The model as an HF folder (config.json, model.safetensors, tokenizer files) with
     /// training_args.json, written beside the output folder and swapped in at once: the folder is
-    /// at every instant the complete previous one or the complete new one.
-    pub fn save(&self) -> Result<()> {
+    /// at every instant the complete previous one or the complete new one. `finished`: the run
+    /// is complete (not stopped by a signal), so `--resume-from-checkpoint auto` leaves it be.
+    pub fn save(&self, finished: bool) -> Result<()> {
         if !self.is_main() {
             return Ok(());
         }
@@ -836,6 +1031,9 @@ impl<'r> Trainer<'r> {
             "log_history": self.log_history,
             "best_metric": self.best.as_ref().map(|b| b.value),
             "best_global_step": self.best.as_ref().map(|b| b.step),
+            "bertfit_finished": finished,
+            "bertfit_run": self.fingerprint(),
+            "bertfit_identity": self.identity,
         });
         let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
         save_pretrained(
@@ -847,7 +1045,9 @@ impl<'r> Trainer<'r> {
                 ("training_args.json", args_json.as_bytes()),
                 (checkpoint::TRAINER_STATE, state_json.as_bytes()),
             ],
-        )
+        )?;
+        // What --overwrite set aside is no longer needed: this run has its model.
+        crate::output::remove_set_aside(&self.args.output_dir)
     }
 
     /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction,

@@ -288,11 +288,11 @@ fn wait_checkpoint(out: &Path, id: &str, log: &Path) -> (PathBuf, f64) {
                 .unwrap();
             return (ckpt, newest.duration_since(UNIX_EPOCH).unwrap().as_secs_f64());
         }
+        let info = job_info(id);
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "job {id}: no checkpoint in {} after the stop ({:?}); log:\n{}",
+            started.elapsed() < Duration::from_secs(120) && !info.finished(),
+            "job {id}: no checkpoint in {} after the stop ({info:?}); log:\n{}",
             out.display(),
-            job_info(id),
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));

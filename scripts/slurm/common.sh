@@ -188,14 +188,19 @@ dry_run_all() {
     done
 }
 
-# Why SLURM is ending this job itself (its state when not RUNNING, or `preempted` within a
-# preemption's grace time), or nothing when it is not. Nothing too when slurmctld does not answer.
+# Why SLURM is ending this job itself (its state, when that is not a running one, or `preempted`
+# within a preemption's grace time), or nothing when it is not. Nothing too when slurmctld does
+# not answer. SIGNALING is a running job whose --signal warning is being delivered: the time limit's
+# B:TERM finds the job in it (seen on 22.05), or already back to RUNNING.
 slurm_ending_job() {
-    local line
+    local line state=
     line=$(scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null) || return 0
-    if [[ $line =~ JobState=([A-Z_]+) && ${BASH_REMATCH[1]} != RUNNING ]]; then
-        echo "${BASH_REMATCH[1]}"
-    elif [[ $line =~ PreemptTime=([^[:space:]]+) && ${BASH_REMATCH[1]} != None && ${BASH_REMATCH[1]} != Unknown ]]; then
+    [[ $line =~ JobState=([A-Z_]+) ]] && state=${BASH_REMATCH[1]}
+    case $state in
+        '' | RUNNING | SIGNALING | CONFIGURING | RESIZING) ;;
+        *) echo "$state"; return 0 ;;
+    esac
+    if [[ $line =~ PreemptTime=([^[:space:]]+) && ${BASH_REMATCH[1]} != None && ${BASH_REMATCH[1]} != Unknown ]]; then
         echo preempted
     fi
 }
@@ -204,7 +209,7 @@ slurm_ending_job() {
 # itself to every task when it ends the job (scontrol requeue, preemption, scancel, the time
 # limit), and a second SIGTERM from us would make bertfit quit at once without saving. Only a
 # signal meant for the batch shell alone (`--signal=B:TERM@N`, `scancel --batch`) finds the job
-# RUNNING. (Preemption is read from PreemptTime; the tests have no preemption to exercise it.)
+# running. (Preemption is read from PreemptTime; the tests have no preemption to exercise it.)
 stop_is_ours() {
     local ending
     ending=$(slurm_ending_job)

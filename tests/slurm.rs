@@ -312,11 +312,25 @@ fn report_stop(path: &str, log: &Path, ckpt: &Path, signalled_at: f64, saved_at:
     assert!(!text.contains(": Killed"), "{path}: a task was killed:\n{text}");
     let seconds = saved_at - signalled_at;
     println!(
-        "{path}: signal -> {} saved in {seconds:.2} s (step {})",
+        "{path}: signal -> {} saved in {seconds:.2} s (step {}; the step in progress, at most one test \
+         pause, then the save, which metrics.jsonl times at {})",
         ckpt.file_name().unwrap().to_string_lossy(),
-        checkpoint_step(ckpt)
+        checkpoint_step(ckpt),
+        save_seconds(ckpt).map_or("?".into(), |s| format!("{s:.3} s"))
     );
     assert!((-0.5..60.0).contains(&seconds), "{path}: signal to checkpoint {seconds:.2} s");
+}
+
+/// How long the write of checkpoint `ckpt` took, from its run's `checkpoint` record.
+fn save_seconds(ckpt: &Path) -> Option<f64> {
+    let out = ckpt.parent()?;
+    let text = ["metrics.jsonl", "metrics.jsonl.partial"]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(out.join(name)).ok())?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|r| r["kind"] == "checkpoint" && r["step"] == checkpoint_step(ckpt))
+        .and_then(|r| r["seconds"].as_f64())
 }
 
 /// What train.sbatch's TERM trap did: passed the stop to the job step (`forwarded`: the batch shell

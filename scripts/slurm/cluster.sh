@@ -45,7 +45,8 @@ write_conf() {
     cat >"$dir/slurm.conf" <<EOF
 # Written by scripts/slurm/cluster.sh: a one-node test cluster.
 ClusterName=bertfit-test
-SlurmctldHost=$node
+# Addresses given, so the cluster does not depend on how this host's name resolves.
+SlurmctldHost=$node(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=$(id -un)
@@ -78,7 +79,7 @@ SlurmdParameters=config_overrides
 SchedulerParameters=sched_interval=2
 KillWait=30
 MinJobAge=600
-NodeName=$node CPUs=$cpus State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 }

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,6 @@ char *guarded(F &&f) {
 struct Group {
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::Backend> backend;
-    std::string master_addr;
     int rank = 0;
     int world_size = 1;
 };
@@ -78,20 +78,21 @@ std::vector<at::Tensor> list(bf_tensor *ts, size_t n) {
     return out;
 }
 
-bool is_loopback(const std::string &addr) {
-    return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
-}
-
-// The network device Gloo binds to: GLOO_SOCKET_IFNAME as PyTorch honours it, loopback when the
-// master is on this host's loopback (a single-node run), else this host's resolved name.
-std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string &master_addr) {
-    if (const char *ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0') {
-        return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+// The network devices Gloo binds to. bertfit chooses in Rust (src/dist/group/gloo_device.rs):
+// `ifnames` (GLOO_SOCKET_IFNAME, comma-separated as PyTorch reads it: one device each) when not
+// empty, else `host`, an address or host name that resolves to an address of this host.
+std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const std::string &ifnames,
+                                                                     const std::string &host) {
+    std::vector<std::shared_ptr<::gloo::transport::Device>> out;
+    std::stringstream names(ifnames);
+    for (std::string name; std::getline(names, name, ',');) {
+        if (!name.empty()) out.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
     }
-    if (is_loopback(master_addr)) {
-        return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+    if (out.empty()) {
+        TORCH_CHECK(!host.empty(), "bertfit c10d shim: no interface and no address for Gloo");
+        out.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
     }
-    return c10d::ProcessGroupGloo::createDefaultDevice();
+    return out;
 }
 
 // While a rank waits for the master's store, TCPStore logs every failed connect attempt with a full
@@ -145,7 +146,6 @@ char *bf_c10d_store_new(const char *master_addr, int port, int rank, int world_s
             QuietConnect quiet;
             g->store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), opts);
         }
-        g->master_addr = master_addr;
         g->rank = rank;
         g->world_size = world_size;
         *out = g.release();
@@ -175,13 +175,14 @@ char *bf_c10d_store_set_timeout(bf_group g, int64_t timeout_ms) {
     return guarded([&] { group(g).store->setTimeout(std::chrono::milliseconds(timeout_ms)); });
 }
 
-char *bf_c10d_backend_init(bf_group g, int backend_kind, int64_t timeout_ms) {
+char *bf_c10d_backend_init(bf_group g, int backend_kind, int64_t timeout_ms, const char *gloo_ifnames,
+                           const char *gloo_host) {
     return guarded([&] {
         auto &grp = group(g);
         auto timeout = std::chrono::milliseconds(timeout_ms);
         if (backend_kind == 0) {
             auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-            opts->devices.push_back(gloo_device(grp.master_addr));
+            opts->devices = gloo_devices(gloo_ifnames ? gloo_ifnames : "", gloo_host ? gloo_host : "");
             // One thread: collectives are issued one at a time and waited for.
             opts->threads = 1;
             grp.backend = c10::make_intrusive<c10d::ProcessGroupGloo>(grp.store, grp.rank, grp.world_size, opts);

@@ -37,7 +37,15 @@ char *bf_c10d_store_set_timeout(bf_group g, int64_t timeout_ms);
 
 // Creates the backend over the group's store: backend 0 = Gloo, 1 = NCCL. Blocks until every rank
 // has connected (or timeout_ms passed). The timeout is also the default of every collective.
-char *bf_c10d_backend_init(bf_group g, int backend, int64_t timeout_ms);
+// Gloo binds one device per interface of the comma-separated gloo_ifnames (GLOO_SOCKET_IFNAME)
+// when it is not empty, else one device at gloo_host (an address or name of this host). NCCL
+// ignores both.
+//
+// Every function may be called from any thread, one call per group at a time: bertfit runs the
+// store calls and the backend's creation on a helper thread it can abandon (a partitioned TCPStore
+// read blocks until the kernel gives the connection up); an abandoned group is never used again.
+char *bf_c10d_backend_init(bf_group g, int backend, int64_t timeout_ms, const char *gloo_ifnames,
+                           const char *gloo_host);
 
 // Destroys the group (backend, then store).
 void bf_c10d_group_free(bf_group g);

@@ -96,6 +96,25 @@ fn an_unreachable_master_is_named() {
     assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
 }
 
+/// Rank 0 waiting for a rank 1 that never comes says so (every second through the test hook,
+/// every 30 s by default) and gives up within --ddp-timeout, naming it.
+#[test]
+fn a_master_waiting_for_a_worker_says_so_and_gives_up_in_time() {
+    let port = free_port();
+    let mut cmd = rank_cmd(0, 2, port, &["--ddp-timeout", "3"]);
+    cmd.env("BERTFIT_TEST_WAIT_NOTICE_S", "1");
+    let start = Instant::now();
+    let f = finish(vec![spawn(cmd)]).remove(0);
+    let took = start.elapsed();
+    assert_ne!(f.code, 0);
+    let notice = format!(
+        "rank 0: waiting for rank 1 to join at 127.0.0.1:{port}: 2s so far, limit 3s (--ddp-timeout)"
+    );
+    assert!(f.stderr.contains(&notice), "{}", f.stderr);
+    assert!(f.stderr.contains("rank 0: rank 1 did not join the rendezvous"), "{}", f.stderr);
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
 #[test]
 fn a_port_in_use_is_named() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -167,6 +167,14 @@ impl TrainingData {
         }
     }
 
+    /// Rows of the training file (all ranks'), the range a checkpoint's data order must lie in.
+    pub fn train_file_rows(&self) -> usize {
+        match &self.rows {
+            Rows::InMemory { sets, .. } => sets[0].len(),
+            Rows::Streaming { scan, .. } => scan.train_rows,
+        }
+    }
+
     /// Whether `split`'s rows carry labels (an unlabelled test file is only predicted).
     pub fn labelled(&self, split: Split) -> bool {
         match &self.rows {

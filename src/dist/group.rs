@@ -6,9 +6,16 @@ use std::time::Duration;
 
 use tch::{Kind, Tensor};
 
+mod gloo_device;
+mod wait;
+
 use super::env::DistEnv;
 use crate::error::{Error, Result};
-use crate::torch_ext::c10d::{self, Group};
+use crate::torch_ext::c10d::{self, GlooDevice, Group};
+use wait::Watch;
+
+pub use gloo_device::IFNAME_ENV as GLOO_SOCKET_IFNAME;
+pub use wait::{WAIT_NOTICE, WAIT_NOTICE_ENV};
 
 pub use crate::torch_ext::c10d::{BackendKind, ReduceOp};
 
@@ -18,6 +25,10 @@ pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
 /// How long the survivors of a failed collective wait for each other's word before naming the
 /// ranks that did not answer as lost.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long rank 0 waits for a rank with another world size to have read rank 0's, before rank 0's
+/// exit takes the store down.
+const MISMATCH_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 pub struct GroupOptions {
@@ -48,10 +59,103 @@ fn dist_error(msg: String) -> Error {
     Error::Runtime(msg)
 }
 
+/// Serves (rank 0) or reaches the rendezvous store.
+fn connect(env: &DistEnv, timeout: Duration, watch: &mut Watch) -> Result<Group> {
+    let (rank, at) = (env.rank, format!("{}:{}", env.master_addr, env.master_port));
+    Group::connect(&env.master_addr, env.master_port, rank, env.world_size, timeout, &mut |_| watch.check())
+        .map_err(|e| {
+            if wait::is_stop(&e) {
+                e
+            } else if rank == 0 {
+                dist_error(format!(
+                    "rank 0 cannot serve the rendezvous store on {at} (MASTER_ADDR:MASTER_PORT): {e}"
+                ))
+            } else {
+                dist_error(format!(
+                    "rank {rank} cannot reach the master (rank 0) at {at} within {}s: {e}",
+                    timeout.as_secs()
+                ))
+            }
+        })
+}
+
+/// Every rank says which world size it was started with; rank 0 compares each with its own, the
+/// others compare rank 0's with theirs, so a wrong WORLD_SIZE is named on both sides.
+fn check_world_size(group: &mut Group, env: &DistEnv, watch: &mut Watch) -> Result<()> {
+    let (rank, world) = (env.rank, env.world_size);
+    let at = format!("{}:{}", env.master_addr, env.master_port);
+    let ours = world.to_string();
+    let store_err = |e: Error| {
+        if wait::is_stop(&e) {
+            e
+        } else {
+            dist_error(format!("rank {rank}: rendezvous at {at}: {e}"))
+        }
+    };
+    if group.store_add(&format!("bertfit/joined/{rank}"), 1, &mut |_| watch.check()).map_err(store_err)? > 1 {
+        return Err(dist_error(format!("two processes were started with RANK={rank}")));
+    }
+    group
+        .store_set(&format!("bertfit/world/{rank}"), ours.as_bytes(), &mut |_| watch.check())
+        .map_err(store_err)?;
+    let peers: Vec<usize> = if rank == 0 { (1..world).collect() } else { vec![0] };
+    let mut mismatch = None;
+    for peer in peers {
+        let whom = if peer == 0 {
+            format!("the master (rank 0) at {at}")
+        } else {
+            format!("rank {peer} to join at {at}")
+        };
+        watch.now_waiting_for(whom);
+        // c10d's own read gives up when the join's time is up (its message names the key).
+        group.set_store_timeout(watch.remaining()).map_err(store_err)?;
+        let theirs =
+            group.store_get(&format!("bertfit/world/{peer}"), &mut |_| watch.check()).map_err(|e| {
+                if wait::is_stop(&e) {
+                    return e;
+                }
+                dist_error(format!(
+                    "rank {rank}: rank {peer} did not join the rendezvous at {at} within {}s: {e}",
+                    watch.limit().as_secs()
+                ))
+            })?;
+        let theirs = String::from_utf8_lossy(&theirs).into_owned();
+        if theirs != ours {
+            mismatch = Some((peer, theirs));
+            break;
+        }
+    }
+    // Each rank says it has compared; rank 0 (whose exit takes the store down) waits for a
+    // mismatched rank's word first, so that rank reports the mismatch too, not a lost store.
+    group.store_set(&format!("bertfit/checked/{rank}"), b"1", &mut |_| watch.check()).map_err(store_err)?;
+    if let Some((peer, theirs)) = mismatch {
+        if rank == 0 {
+            let mut brief = Watch::new(rank, format!("rank {peer}"), MISMATCH_WAIT).short();
+            let _ = group.set_store_timeout(MISMATCH_WAIT);
+            let _ = group.store_get(&format!("bertfit/checked/{peer}"), &mut |_| brief.check());
+        }
+        return Err(dist_error(format!(
+            "mismatched world sizes: rank {rank} has WORLD_SIZE={ours} but rank {peer} has {theirs}"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the backend within what is left of the join's time (the store reads of Gloo's own
+/// rendezvous included); `opts.timeout` stays the backend's default for collectives.
+fn init_backend(group: &mut Group, opts: GroupOptions, gloo: &GlooDevice, watch: &mut Watch) -> Result<()> {
+    group.set_store_timeout(watch.remaining())?;
+    group.init_backend(opts.backend, opts.timeout, gloo, &mut |_| watch.check())?;
+    // Later store reads (the liveness probe) set their own limits; this is c10d's default.
+    group.set_store_timeout(opts.timeout)
+}
+
 impl ProcessGroup {
-    /// Joins the group: rendezvous at MASTER_ADDR:MASTER_PORT, world-size check, backend.
+    /// Joins the group: rendezvous at MASTER_ADDR:MASTER_PORT, world-size check, backend. The whole
+    /// join is bounded by `opts.timeout`, says every 30 s whom it waits for, and ends within a
+    /// tenth of a second of a stop request (SIGTERM, Ctrl-C).
     pub fn join(env: &DistEnv, opts: GroupOptions) -> Result<Self> {
-        let (rank, world) = (env.rank, env.world_size);
+        let rank = env.rank;
         if opts.backend == BackendKind::Nccl && !c10d::has_nccl() {
             return Err(dist_error(
                 "this build has no NCCL; rebuild bertfit with the CUDA headers (pip packages \
@@ -61,62 +165,40 @@ impl ProcessGroup {
             ));
         }
         let at = format!("{}:{}", env.master_addr, env.master_port);
-        let mut group = Group::connect(&env.master_addr, env.master_port, rank, world, opts.timeout)
-            .map_err(|e| {
-                if rank == 0 {
-                    dist_error(format!(
-                        "rank 0 cannot serve the rendezvous store on {at} (MASTER_ADDR:MASTER_PORT): {e}"
-                    ))
-                } else {
-                    dist_error(format!(
-                        "rank {rank} cannot reach the master (rank 0) at {at} within {}s: {e}",
-                        opts.timeout.as_secs()
-                    ))
-                }
-            })?;
-        // Every rank says which world size it was started with; rank 0 compares each with its own,
-        // the others compare rank 0's with theirs, so a wrong WORLD_SIZE is named on both sides.
-        let ours = world.to_string();
-        let store_err = |e: Error| dist_error(format!("rank {rank}: rendezvous at {at}: {e}"));
-        if group.store_add(&format!("bertfit/joined/{rank}"), 1).map_err(store_err)? > 1 {
-            return Err(dist_error(format!("two processes were started with RANK={rank}")));
+        let mut watch = Watch::new(rank, format!("the master (rank 0) at {at}"), opts.timeout);
+        let mut group = connect(env, opts.timeout, &mut watch)?;
+        check_world_size(&mut group, env, &mut watch)?;
+        let gloo = match opts.backend {
+            BackendKind::Gloo => Some(
+                gloo_device::choose(&env.master_addr, env.master_port)
+                    .map_err(|e| dist_error(format!("rank {rank}: {e}")))?,
+            ),
+            BackendKind::Nccl => None,
+        };
+        if let Some(choice) = &gloo {
+            eprintln!("rank {rank}: {}", choice.describe());
         }
-        group.store_set(&format!("bertfit/world/{rank}"), ours.as_bytes()).map_err(store_err)?;
-        let peers: Vec<usize> = if rank == 0 { (1..world).collect() } else { vec![0] };
-        let mut mismatch = None;
-        for peer in peers {
-            let theirs = group.store_get(&format!("bertfit/world/{peer}")).map_err(|e| {
-                dist_error(format!(
-                    "rank {rank}: rank {peer} did not join the rendezvous at {at} within {}s: {e}",
-                    opts.timeout.as_secs()
-                ))
-            })?;
-            let theirs = String::from_utf8_lossy(&theirs).into_owned();
-            if theirs != ours {
-                mismatch = Some((peer, theirs));
-                break;
+        watch.now_waiting_for(format!("the other ranks to connect their {:?} backend", opts.backend));
+        let device = gloo.map_or(GlooDevice::Host(String::new()), |c| c.device);
+        init_backend(&mut group, opts, &device, &mut watch).map_err(|e| {
+            if wait::is_stop(&e) {
+                return e;
             }
-        }
-        // Each rank says it has compared; rank 0 (whose exit takes the store down) waits for a
-        // mismatched rank's word first, so that rank reports the mismatch too, not a lost store.
-        group.store_set(&format!("bertfit/checked/{rank}"), b"1").map_err(store_err)?;
-        if let Some((peer, theirs)) = mismatch {
-            if rank == 0 {
-                let _ = group.set_store_timeout(Duration::from_secs(5));
-                let _ = group.store_get(&format!("bertfit/checked/{peer}"));
-            }
-            return Err(dist_error(format!(
-                "mismatched world sizes: rank {rank} has WORLD_SIZE={ours} but rank {peer} has {theirs}"
-            )));
-        }
-        group.init_backend(opts.backend, opts.timeout).map_err(|e| {
-            dist_error(format!("rank {rank}: cannot start the {:?} backend: {e}", opts.backend))
+            let hint = match &device {
+                GlooDevice::Host(h) if opts.backend == BackendKind::Gloo => format!(
+                    " (Gloo bound to {h}; if the other hosts cannot reach it, set {} to the \
+                     interface that reaches them)",
+                    gloo_device::IFNAME_ENV
+                ),
+                _ => String::new(),
+            };
+            dist_error(format!("rank {rank}: cannot start the {:?} backend: {e}{hint}", opts.backend))
         })?;
         let device = match opts.backend {
             BackendKind::Gloo => tch::Device::Cpu,
             BackendKind::Nccl => tch::Device::Cuda(env.local_rank),
         };
-        Ok(ProcessGroup { group, rank, world_size: world, opts, device, failures: 0 })
+        Ok(ProcessGroup { group, rank, world_size: env.world_size, opts, device, failures: 0 })
     }
 
     pub fn rank(&self) -> usize {
@@ -197,28 +279,39 @@ impl ProcessGroup {
 
     /// Turns a failed collective into an error naming the ranks that are gone: every survivor
     /// writes a key into rank 0's store and waits briefly for the others'; ranks whose key does not
-    /// come are named. When the store itself is unreachable, rank 0 (which serves it) is gone.
+    /// come are named. When the store itself does not answer, rank 0 (which serves it) is gone.
+    /// Each store call is bounded (a partitioned link does not hold it), so this takes at most
+    /// about [`PROBE_TIMEOUT`] per peer plus a little, stop request or not.
     fn lost(&mut self, what: &str, e: Error) -> Error {
         self.failures += 1;
         let round = self.failures;
         let rank = self.rank;
-        let probe =
-            |g: &mut Group, peer: usize| g.store_get(&format!("bertfit/alive/{round}/{peer}")).is_ok();
-        let mut gone = Vec::new();
+        let mut watch = Watch::new(rank, "the master's store (rank 0)", PROBE_TIMEOUT).short();
         let reached = self.group.set_store_timeout(PROBE_TIMEOUT).is_ok()
-            && self.group.store_set(&format!("bertfit/alive/{round}/{rank}"), b"1").is_ok();
+            && self
+                .group
+                .store_set(&format!("bertfit/alive/{round}/{rank}"), b"1", &mut |_| watch.check())
+                .is_ok();
+        let mut gone = Vec::new();
         if !reached {
             gone.push(0);
         } else {
             for peer in (0..self.world_size).filter(|&p| p != rank) {
-                if !probe(&mut self.group, peer) {
+                let mut watch = Watch::new(rank, format!("rank {peer}'s word"), PROBE_TIMEOUT).short();
+                let key = format!("bertfit/alive/{round}/{peer}");
+                if self.group.store_get(&key, &mut |_| watch.check()).is_err() {
                     gone.push(peer);
                 }
             }
         }
+        // A call the watch abandoned: the store itself stopped answering (a partition from rank 0).
+        let reached = reached && !self.group.is_abandoned();
+        if !reached {
+            gone = vec![0];
+        }
         let who = match gone.as_slice() {
             [] => "every rank is still reachable".to_string(),
-            [0] if !reached => "lost rank 0 (the master, whose store is unreachable)".to_string(),
+            [0] if !reached => "lost rank 0 (the master, whose store does not answer)".to_string(),
             ranks => format!(
                 "lost rank{} {} (no answer within {}s)",
                 if ranks.len() > 1 { "s" } else { "" },

@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod startup;
 pub mod trainer;
 pub mod update;
+pub mod verify;
 
 pub use args::TrainArgs;
 pub use trainer::{train, Evaluation, TrainSummary, Trainer};

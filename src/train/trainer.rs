@@ -6,6 +6,7 @@
 //! the run's [`RandomStream`]: the seed, the classifier's init inside loading, then per epoch the
 //! training DataLoader's draws and the dropout masks of the forward passes, then the validation
 //! DataLoader's base seed. Batches are made ahead on a background thread, which draws nothing.
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,7 @@ use super::report::{describe_device, CheckpointRecord, EpochRecord, Reporter, St
 use super::schedule::{warmup_steps, Schedule};
 use super::startup::Startup;
 use super::update::Updater;
+use super::verify;
 use crate::data::batch::Batch;
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
@@ -863,6 +865,8 @@ impl<'r> Trainer<'r> {
                 (checkpoint::TRAINING_STATE, &training_state),
             ],
         )?;
+        // Last: a checkpoint with a manifest is complete, and its files are checked against it.
+        verify::write_manifest(&dir)?;
         self.reporter.note(&format!("saved {}", dir.display()));
         if let Some(limit) = self.args.save_total_limit {
             checkpoint::prune(&self.args.output_dir, limit, best_dir.as_deref())?;
@@ -878,9 +882,73 @@ impl<'r> Trainer<'r> {
     }
 
     /// Puts the run back where the checkpoint in `dir` was taken: weights, optimizer, scaler,
-    /// generator state, counters, and the epoch's order. Refuses a checkpoint of another run.
+    /// generator state, counters, and the epoch's order. The checkpoint is verified first
+    /// ([`Self::verified_checkpoint`]).
     fn restore(&mut self, dir: &Path) -> Result<(Option<PassPlan>, Position)> {
         let started = Instant::now();
+        let (state, tensors) = self.verified_checkpoint(dir)?;
+        self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);
+        let files = resolve(dir.to_str().unwrap_or_default())?;
+        let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
+        if !report.newly_initialized.is_empty() {
+            return Err(Error::weights(
+                files.weights.path(),
+                format!("the checkpoint lacks {:?}", report.newly_initialized),
+            ));
+        }
+        let take = |prefix: &str| -> Vec<(String, tch::Tensor)> {
+            tensors
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.shallow_clone())))
+                .collect()
+        };
+        self.updater.optimizer.load_state(&take("optimizer."))?;
+        if let Some(scaler) = self.updater.scaler.as_mut() {
+            scaler.load_state(&take("scaler."))?;
+        }
+        let key = self.rank_key(&state);
+        // (Present: verified.)
+        if let Some(rng) = tensors.get(&key("rng.cpu")) {
+            self.rng.set_state(rng)?;
+        }
+        let position = state.bertfit_position;
+        self.updater.scheduled_steps = position.scheduled_steps;
+        self.global_step = state.global_step;
+        self.evals_without_improvement = position.evals_without_improvement;
+        self.log_history = state.log_history;
+        if let (Some(step), Some(value), Some(best_dir)) =
+            (state.best_global_step, state.best_metric, state.best_model_checkpoint)
+        {
+            self.best = Some(self.best_from(&best_dir, step, value)?);
+        }
+        let plan = match (tensors.get(&key("data.order")), position.batches_done) {
+            (_, 0) => None,
+            (Some(order), _) => {
+                Some(PassPlan::Order(Vec::<i64>::try_from(order)?.into_iter().map(|i| i as usize).collect()))
+            }
+            (None, _) => Some(PassPlan::Stream(position.stream_seed)),
+        };
+        self.reporter.checkpoint(&CheckpointRecord {
+            kind: "checkpoint_load",
+            step: self.global_step,
+            seconds: started.elapsed().as_secs_f64(),
+            bytes: checkpoint::size_of(dir),
+            path: dir.to_path_buf(),
+        });
+        Ok((plan, position))
+    }
+
+    /// The checkpoint in `dir`, checked before any of it is used: its files against its manifest,
+    /// that it is this run's (shape, then identity), its best model's folder, its optimizer state,
+    /// its generator state and its data position against this run's data and rank.
+    fn verified_checkpoint(&mut self, dir: &Path) -> Result<(TrainerState, HashMap<String, tch::Tensor>)> {
+        if !verify::check_manifest(dir)? {
+            self.reporter.note(&format!(
+                "warning: {} has no {}: its files cannot be checked for damage",
+                dir.display(),
+                verify::MANIFEST
+            ));
+        }
         let state = checkpoint::read_state(dir)?;
         let refuse = |why: String| Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display()));
         // The shape of the run first (it knows which differences a new world size allows), then
@@ -901,94 +969,84 @@ impl<'r> Trainer<'r> {
                 dir.display()
             )),
         }
-        self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);
-        let files = resolve(dir.to_str().unwrap_or_default())?;
-        let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
-        if !report.newly_initialized.is_empty() {
-            return Err(Error::weights(
-                files.weights.path(),
-                format!("the checkpoint lacks {:?}", report.newly_initialized),
-            ));
-        }
+        verify::check_best(dir, &state)?;
         let tensors = checkpoint::read_tensors(dir)?;
         let path = dir.join(checkpoint::TRAINING_STATE);
-        let take = |prefix: &str| -> Vec<(String, tch::Tensor)> {
-            tensors
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.shallow_clone())))
-                .collect()
-        };
-        self.updater.optimizer.load_state(&take("optimizer."))?;
-        if let Some(scaler) = self.updater.scaler.as_mut() {
-            scaler.load_state(&take("scaler."))?;
-        }
-        // A multi-process checkpoint of this world size holds each rank's own state; across world
-        // sizes (allowed only at an epoch's start, where the order is drawn afresh) rank 0's.
-        let (rank, same_world) = match &self.ddp {
-            Some(d) => (d.rank(), state.bertfit_run.world_size == d.world_size()),
-            None => (0, state.bertfit_run.world_size == 1),
-        };
-        let own = |name: &str| {
-            if same_world && state.bertfit_run.world_size > 1 {
-                format!("rank{rank}.{name}")
-            } else {
-                name.to_string()
-            }
-        };
+        let names: Vec<String> = self.updater.optimizer.params().into_iter().map(|(n, _)| n).collect();
+        let position = &state.bertfit_position;
+        verify::check_optimizer_state(&path, &tensors, &names, position.scheduled_steps)?;
+        let key = self.rank_key(&state);
         let missing = |key: &str| {
             Error::weights(
                 &path,
                 format!(
-                    "no '{key}' tensor: {} was written by a bertfit that kept only rank 0's generator \
-                     state and data order, so every rank would continue on rank 0's rows. Resume it \
-                     with one process, or start the run again",
-                    dir.display()
+                    "no '{key}' tensor{}",
+                    if key.starts_with("rank") {
+                        ": the checkpoint was written by a bertfit that kept only rank 0's generator \
+                         state and data order, so every rank would continue on rank 0's rows. Resume \
+                         it with one process, or start the run again"
+                    } else {
+                        ""
+                    }
                 ),
             )
         };
-        let rng = tensors.get(&own("rng.cpu")).ok_or_else(|| missing(&own("rng.cpu")))?;
-        self.rng.set_state(rng)?;
-        let position = state.bertfit_position;
-        self.updater.scheduled_steps = position.scheduled_steps;
-        self.global_step = state.global_step;
-        self.evals_without_improvement = position.evals_without_improvement;
-        self.log_history = state.log_history;
-        if let (Some(step), Some(value), Some(best_dir)) =
-            (state.best_global_step, state.best_metric, state.best_model_checkpoint)
-        {
-            // The best model's weights come back from its own checkpoint.
-            let best_files = resolve(&best_dir)?;
-            let copy: std::collections::HashMap<String, tch::Tensor> =
-                self.vs.variables().iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
-            crate::weights::load_pretrained(&copy, &self.config, &best_files.weights)?;
-            let weights = self
-                .updater
-                .optimizer
-                .params()
-                .iter()
-                .filter_map(|(n, _)| copy.get(n).map(|t| t.shallow_clone()))
-                .collect();
-            let metric = self.args.recipe.best_model_metric().map(|m| m.0).unwrap_or_default();
-            self.best = Some(Best { metric, value, step, weights });
+        let rng = tensors.get(&key("rng.cpu")).ok_or_else(|| missing(&key("rng.cpu")))?;
+        let want = self.rng.state()?.numel();
+        if rng.numel() != want || rng.kind() != tch::Kind::Uint8 {
+            return Err(Error::weights(
+                &path,
+                format!(
+                    "'{}' is a {:?} tensor of {} values; libtorch's CPU generator state is {want} bytes",
+                    key("rng.cpu"),
+                    rng.kind(),
+                    rng.numel()
+                ),
+            ));
         }
-        let plan = match (tensors.get(&own("data.order")), position.batches_done) {
-            (_, 0) => None,
-            (Some(order), _) => {
-                Some(PassPlan::Order(Vec::<i64>::try_from(order)?.into_iter().map(|i| i as usize).collect()))
+        let order = match tensors.get(&key("data.order")) {
+            Some(t) => Some(Vec::<i64>::try_from(t)?),
+            None if position.batches_done > 0 && !self.args.streaming => {
+                return Err(missing(&key("data.order")));
             }
-            (None, _) if position.stream_seed.is_some() || self.args.streaming => {
-                Some(PassPlan::Stream(position.stream_seed))
-            }
-            (None, _) => return Err(missing(&own("data.order"))),
+            None => None,
         };
-        self.reporter.checkpoint(&CheckpointRecord {
-            kind: "checkpoint_load",
-            step: self.global_step,
-            seconds: started.elapsed().as_secs_f64(),
-            bytes: checkpoint::size_of(dir),
-            path: dir.to_path_buf(),
-        });
-        Ok((plan, position))
+        let expected = verify::Expected {
+            batches_per_epoch: self.data.len(Split::Train).div_ceil(self.args.batch_size),
+            accumulation: self.args.recipe.gradient_accumulation_steps,
+            rank_rows: self.data.len(Split::Train),
+            file_rows: self.data.train_file_rows(),
+            permutation: self.ddp.is_none(),
+        };
+        let order = order.filter(|_| position.batches_done > 0);
+        verify::check_position(&dir.join(checkpoint::TRAINER_STATE), &state, order.as_deref(), &expected)?;
+        Ok((state, tensors))
+    }
+
+    /// The name of this rank's tensor `name` in a checkpoint: a multi-process checkpoint of this
+    /// world size holds each rank's own (`rank<r>.<name>`); across world sizes (allowed only at an
+    /// epoch's start, where the order is drawn afresh) rank 0's, under the plain name.
+    fn rank_key(&self, state: &TrainerState) -> impl Fn(&str) -> String {
+        let written = state.bertfit_run.world_size;
+        let (rank, world) = self.ddp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+        move |name: &str| if written > 1 && written == world { format!("rank{rank}.{name}") } else { name.to_string() }
+    }
+
+    /// The best model's weights, from its own checkpoint folder.
+    fn best_from(&self, best_dir: &str, step: usize, value: f64) -> Result<Best> {
+        let best_files = resolve(best_dir)?;
+        let copy: HashMap<String, tch::Tensor> =
+            self.vs.variables().iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
+        crate::weights::load_pretrained(&copy, &self.config, &best_files.weights)?;
+        let weights = self
+            .updater
+            .optimizer
+            .params()
+            .iter()
+            .filter_map(|(n, _)| copy.get(n).map(|t| t.shallow_clone()))
+            .collect();
+        let metric = self.args.recipe.best_model_metric().map(|m| m.0).unwrap_or_default();
+        Ok(Best { metric, value, step, weights })
     }
 
     /// train_results.json with HF's keys and units.

@@ -73,9 +73,17 @@ pub fn check(out: &Output, what: &str) {
     );
 }
 
-/// The bertfit binary built alongside this test.
+/// The bertfit binary under test: the one built alongside this test, or `BERTFIT_TEST_BIN` (to
+/// check that a test fails against an older build: `BERTFIT_TEST_BIN=old/bertfit cargo test ...`).
+pub fn bin() -> PathBuf {
+    std::env::var_os("BERTFIT_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bertfit")))
+}
+
+/// The bertfit binary under test ([`bin`]) as a command.
 pub fn bertfit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bertfit"))
+    Command::new(bin())
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

@@ -8,9 +8,10 @@
 //! share the node at once. Tiny runs on CPU. Without a cluster these tests fail (they never skip),
 //! saying how to start one.
 //!
-//! The jobs run this build's binary through BERTFIT_BIN. What they rely on in bertfit itself:
-//! `--resume-from-checkpoint auto` (the scripts add it to every launch), metrics.jsonl keeping the
-//! steps before a resume, and (the 2-task job) every rank resuming its own share of the epoch.
+//! The jobs run the binary under test (`common::bin()`: this build's, or BERTFIT_TEST_BIN) through
+//! BERTFIT_BIN. What they rely on in bertfit itself: `--resume-from-checkpoint auto` (the scripts
+//! add it to every launch), metrics.jsonl keeping the steps before a resume, and (the 2-task job)
+//! every rank resuming its own share of the epoch.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -168,8 +169,8 @@ fn fixture() -> &'static Fixture {
         let script = format!(
             "#!/bin/bash\n# Pause only on a job's first attempt (SLURM_RESTART_COUNT unset or 0).\n\
              if [[ ${{SLURM_RESTART_COUNT:-0}} != 0 ]]; then unset BERTFIT_TEST_STEP_PAUSE_MS; fi\n\
-             exec {} \"$@\"\n",
-            env!("CARGO_BIN_EXE_bertfit")
+             exec \"{}\" \"$@\"\n",
+            common::bin().display()
         );
         std::fs::write(&bin, script).unwrap();
         common::check(&Command::new("chmod").arg("+x").arg(&bin).output().unwrap(), "chmod");
@@ -546,7 +547,7 @@ fn two_two_task_jobs_share_the_node() {
         let log = f.dir.join(format!("{name}.out"));
         let _ = std::fs::remove_file(&log);
         let _ = std::fs::remove_dir_all(&out);
-        let mut train = vec![env!("CARGO_BIN_EXE_bertfit").to_string(), "train".into()];
+        let mut train = vec![common::bin().display().to_string(), "train".into()];
         train.extend(train_flags(&out));
         train.extend(["--device".into(), "cpu".into()]);
         let wrap = format!("srun {}", train.join(" "));

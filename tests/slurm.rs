@@ -561,7 +561,8 @@ fn two_two_task_jobs_share_the_node() {
             format!("--output={}", log.display()),
             format!("--wrap={wrap}"),
         ];
-        (sbatch(&args, Some(STEP_PAUSE_MS)), log)
+        // Long enough (16 steps of 0.8 s) that the two overlap even when one starts slowly.
+        (sbatch(&args, Some("800")), log)
     };
     let (a, log_a) = submit("together-a");
     let (b, log_b) = submit("together-b");

@@ -295,13 +295,12 @@ fn two_ranks(args: &[String], pause: Option<&str>) -> (Vec<Child>, mpsc::Receive
 #[test]
 fn two_ranks_stopped_mid_epoch_resume_to_the_uninterrupted_run() {
     let (dir, model, data) = setup("requeue_two_ranks");
-    let flags = ["--batch-size", "8", "--ddp-timeout", "60", "--resume-from-checkpoint", "auto", "--prefetch", "1"];
+    let flags = ["--batch-size", "8", "--ddp-timeout", "60", "--prefetch", "1"];
     let full = dir.join("full");
     let (children, rx) = two_ranks(&args(&model, &data, &full, &flags), None);
     both(children, 0, &rx);
     let cut = dir.join("cut");
-    let run = args(&model, &data, &cut, &flags);
-    let (children, rx) = two_ranks(&run, Some("150"));
+    let (children, rx) = two_ranks(&args(&model, &data, &cut, &flags), Some("150"));
     wait_for_steps(&rx, 0, 7);
     // Only rank 1 is told: the ranks agree on the stop and rank 0 saves for both.
     term(&children[1]);
@@ -309,7 +308,8 @@ fn two_ranks_stopped_mid_epoch_resume_to_the_uninterrupted_run() {
     let stopped = super::common::latest_checkpoint(&cut).expect("no checkpoint after the stop");
     let step: u64 = read_json(&stopped.join("trainer_state.json"))["global_step"].as_u64().unwrap();
     assert!((7..20).contains(&step), "stopped at step {step}, not mid-epoch 1");
-    let (children, rx) = two_ranks(&run, None);
+    let resume = [&flags[..], &["--resume-from-checkpoint", "latest"]].concat();
+    let (children, rx) = two_ranks(&args(&model, &data, &cut, &resume), None);
     both(children, 0, &rx);
     assert_eq!(sha256(&full.join("model.safetensors")), sha256(&cut.join("model.safetensors")));
     let rows = |out: &Path| -> Vec<serde_json::Value> {
@@ -317,4 +317,15 @@ fn two_ranks_stopped_mid_epoch_resume_to_the_uninterrupted_run() {
     };
     assert_eq!(rows(&cut), rows(&full), "the ranks' rows after the resume");
     assert_eq!(steps(&cut), steps(&full));
+}
+
+#[test]
+fn latest_with_no_checkpoint_is_refused_and_leaves_no_folder() {
+    let (dir, model, data) = setup("requeue_latest_none");
+    let out = dir.join("never");
+    let run = args(&model, &data, &out, &["--resume-from-checkpoint", "latest"]);
+    let (code, _, err) = run_bertfit(&run.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("holds no complete checkpoint"), "{err}");
+    assert!(!out.exists(), "the refused run left {}", out.display());
 }

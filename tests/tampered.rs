@@ -21,8 +21,8 @@ struct Run {
     full: PathBuf,
 }
 
-fn args<'a>(run: &'a Run, out: &'a Path, resume: &'a Path) -> Vec<&'a str> {
-    vec![
+fn args<'a>(run: &'a Run, out: &'a Path, resume: Option<&'a Path>) -> Vec<&'a str> {
+    let mut a = vec![
         "train",
         "--model",
         run.model.to_str().unwrap(),
@@ -46,9 +46,11 @@ fn args<'a>(run: &'a Run, out: &'a Path, resume: &'a Path) -> Vec<&'a str> {
         "1",
         "--save-steps",
         "7",
-        "--resume-from-checkpoint",
-        resume.to_str().unwrap(),
-    ]
+    ];
+    if let Some(dir) = resume {
+        a.extend(["--resume-from-checkpoint", dir.to_str().unwrap()]);
+    }
+    a
 }
 
 /// A copy of the run's checkpoint-7 as `out/checkpoint-7`, changed by `edit`.
@@ -85,7 +87,7 @@ fn replace(named: &mut [(String, Tensor)], key: &str, with: Tensor) {
 
 /// Resumes from `ckpt` into `out`: refused, no panic, each needle in the message.
 fn refused(run: &Run, what: &str, (out, ckpt): (PathBuf, PathBuf), needles: &[&str]) {
-    let (code, _, err) = run_bertfit(&args(run, &out, &ckpt));
+    let (code, _, err) = run_bertfit(&args(run, &out, Some(&ckpt)));
     assert_ne!(code, 0, "{what}: resumed:\n{err}");
     assert!(!err.contains("panicked"), "{what}: {err}");
     for n in needles {
@@ -102,7 +104,7 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
     subset("movies", &data, 320, 32);
     let full = dir.join("full");
     let run = Run { dir: dir.clone(), model, data, full: full.clone() };
-    let (code, _, err) = run_bertfit(&args(&run, &full, Path::new("auto")));
+    let (code, _, err) = run_bertfit(&args(&run, &full, None));
     assert_eq!(code, 0, "{err}");
 
     // The manifest names the edited file.
@@ -210,7 +212,7 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
 
     // The untouched copy resumes to the very weights of the uninterrupted run.
     let (out, ckpt) = tampered(&run, "clean", true, |_| {});
-    let (code, _, err) = run_bertfit(&args(&run, &out, &ckpt));
+    let (code, _, err) = run_bertfit(&args(&run, &out, Some(&ckpt)));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
     let hash = |p: &Path| bertfit::train::identity::sha256_file(&p.join("model.safetensors")).unwrap();

@@ -114,10 +114,13 @@ fn wait_completed(id: &str, log: &Path) -> JobInfo {
     info
 }
 
-/// A requeued job is held about 120 s (BeginTime); the test releases it at once, with `updates`
-/// (e.g. a longer TimeLimit) applied first.
+/// A requeued job is held about 120 s (BeginTime); the test releases it early, with `updates`
+/// (e.g. a longer TimeLimit) applied first. Not in the same second as the requeue: slurmd revokes
+/// the old run's credentials up to that second (whole seconds), and a run started within it is
+/// killed for good ("Job credential revoked", seen here).
 fn release_requeued(id: &str, log: &Path, updates: &[&str]) {
     wait_job(id, Duration::from_secs(120), "the requeue", log, |j| j.restarts >= 1 && j.state == "PENDING");
+    std::thread::sleep(Duration::from_secs(2));
     let job = format!("JobId={id}");
     if !updates.is_empty() {
         let mut args = vec!["update", job.as_str()];

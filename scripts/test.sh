@@ -6,6 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/setup.sh
+# tests/slurm.rs submits jobs to a real one-node SLURM: started once here (installed with apt-get
+# when missing) and stopped when this script exits, however it exits; one already running (started
+# by hand with the same script) is used and left running.
+if slurm_env=$(bash scripts/slurm/cluster.sh env 2>/dev/null); then
+    echo "scripts/test.sh: using the running test cluster ($slurm_env)"
+else
+    slurm_env=$(bash scripts/slurm/cluster.sh start)
+    trap 'bash scripts/slurm/cluster.sh stop' EXIT
+fi
+eval "$slurm_env"
 started=$(date +%s)
 cargo build --release --locked --bins
 cargo test --release --locked "$@"

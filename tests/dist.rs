@@ -252,63 +252,116 @@ fn job_scripts_parse() {
     }
 }
 
+/// A dry run of train.sbatch: BERTFIT_DRY_RUN=1, BERTFIT_BIN=bertfit, the given SLURM variables
+/// and no others (no GPUs unless given, no requeue count, no rendezvous variables).
+fn train_dry_run(vars: &[(&str, &str)], flags: &[&str]) -> (String, String) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(script("slurm/train.sbatch"))
+        .args(flags)
+        .env("BERTFIT_DRY_RUN", "1")
+        .env("BERTFIT_BIN", "bertfit");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SLURM_") {
+            cmd.env_remove(k);
+        }
+    }
+    for k in ["MASTER_ADDR", "MASTER_PORT", "CUDA_VISIBLE_DEVICES"] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(vars.iter().copied());
+    let out = cmd.output().unwrap();
+    common::check(&out, "train.sbatch dry run");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[test]
 fn train_sbatch_dry_run_for_two_nodes_of_four_gpus() {
-    let out = Command::new("bash")
-        .arg(script("slurm/train.sbatch"))
-        .args(["--model", "m", "--data", "d.csv", "--output-dir", "runs/x"])
-        .env("BERTFIT_DRY_RUN", "1")
-        .env("SLURM_JOB_NODELIST", "node[07-08]")
-        .env("SLURM_NTASKS", "8")
-        .env("SLURM_NTASKS_PER_NODE", "4(x2)")
-        .env("SLURM_JOB_ID", "4242")
-        .env_remove("MASTER_ADDR")
-        .env_remove("MASTER_PORT")
-        .env_remove("SLURM_RESTART_COUNT")
-        .output()
-        .unwrap();
-    common::check(&out, "train.sbatch dry run");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, _) = train_dry_run(
+        &[
+            ("SLURM_JOB_NODELIST", "node[07-08]"),
+            ("SLURM_NTASKS", "8"),
+            ("SLURM_NTASKS_PER_NODE", "4(x2)"),
+            ("SLURM_JOB_ID", "4242"),
+            ("SLURM_GPUS_ON_NODE", "4"),
+        ],
+        &["--model", "m", "--data", "d.csv", "--output-dir", "runs/x"],
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 8, "{text}");
+    // The port: src/dist/env.rs's rule for job 4242, step 0 (its unit test checks the same number).
+    assert_eq!(bertfit::dist::env::slurm_port(4242, 0), 26420);
     for (rank, line) in lines.iter().enumerate() {
         let (node, local) = (if rank < 4 { "node07" } else { "node08" }, rank % 4);
         let want = format!(
             "task {rank} on {node}: RANK={rank} LOCAL_RANK={local} WORLD_SIZE=8 LOCAL_WORLD_SIZE=4 \
-             MASTER_ADDR=node07 MASTER_PORT=24242 bertfit train --model m --data d.csv --output-dir runs/x \
-             --device cuda:{local}"
+             MASTER_ADDR=node07 MASTER_PORT=26420 bertfit train --model m --data d.csv --output-dir runs/x \
+             --resume-from-checkpoint auto --device cuda:{local}"
         );
         assert_eq!(*line, want);
     }
-    // A requeued job resumes.
-    let out = Command::new("bash")
-        .arg(script("slurm/train.sbatch"))
-        .args(["--output-dir", "runs/x"])
-        .env("BERTFIT_DRY_RUN", "1")
-        .env("SLURM_JOB_NODELIST", "a1,b1")
-        .env("SLURM_NTASKS", "2")
-        .env("SLURM_NNODES", "2")
-        .env_remove("SLURM_NTASKS_PER_NODE")
-        .env("SLURM_JOB_ID", "7")
-        .env("SLURM_RESTART_COUNT", "1")
-        .output()
-        .unwrap();
-    common::check(&out, "train.sbatch dry run, requeued");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Every launch resumes the same way, a requeued one included.
+    let (text, _) = train_dry_run(
+        &[
+            ("SLURM_JOB_NODELIST", "a1,b1"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_NNODES", "2"),
+            ("SLURM_JOB_ID", "7"),
+            ("SLURM_RESTART_COUNT", "1"),
+            ("CUDA_VISIBLE_DEVICES", "0"),
+        ],
+        &["--output-dir", "runs/x"],
+    );
     assert!(text.contains("task 1 on b1: RANK=1 LOCAL_RANK=0 WORLD_SIZE=2"), "{text}");
-    assert!(text.contains("--resume-from-checkpoint latest --device cuda:0"), "{text}");
+    assert!(text.contains("--resume-from-checkpoint auto --device cuda:0"), "{text}");
+}
+
+/// The README's dry run (no SLURM_NTASKS) outside an allocation, a CPU allocation, and the user's
+/// own --device / --resume-from-checkpoint, which the script must not repeat (bertfit refuses a
+/// repeated flag).
+#[test]
+fn train_sbatch_dry_run_on_cpus_outside_an_allocation_and_with_the_users_flags() {
+    let readme =
+        [("SLURM_JOB_NODELIST", "node[07-08]"), ("SLURM_NNODES", "2"), ("SLURM_NTASKS_PER_NODE", "4")];
+    let (text, notes) = train_dry_run(&readme, &["--model", "m", "--output-dir", "runs/x"]);
+    assert_eq!(text.lines().count(), 8, "{text}\n{notes}");
+    assert!(notes.contains("SLURM_NTASKS is not set; assuming 8"), "{notes}");
+    assert!(notes.contains("SLURM_JOB_ID is not set; assuming 0"), "{notes}");
+    for line in text.lines() {
+        assert!(line.ends_with("--resume-from-checkpoint auto --device cpu"), "no GPUs, so the CPU: {line}");
+    }
+    // Nothing set at all: this host, one task.
+    let (text, notes) = train_dry_run(&[], &["--output-dir", "x"]);
+    assert_eq!(text.lines().count(), 1, "{text}\n{notes}");
+    assert!(notes.contains("SLURM_JOB_NODELIST is not set"), "{notes}");
+    // The user's flags win, in either spelling.
+    let gpus = [("SLURM_NTASKS", "2"), ("SLURM_GPUS_ON_NODE", "2")];
+    for flags in [
+        &["--device", "cpu", "--resume-from-checkpoint", "latest"][..],
+        &["--device=cpu", "--resume_from_checkpoint=latest"][..],
+    ] {
+        let (text, _) = train_dry_run(&gpus, flags);
+        for line in text.lines() {
+            assert_eq!(line.matches("--device").count(), 1, "{line}");
+            assert!(!line.contains("cuda") && !line.contains("auto"), "{line}");
+            assert_eq!(line.matches("resume").count(), 1, "{line}");
+        }
+    }
 }
 
 #[test]
 fn sweep_sbatch_dry_run_and_summary() {
     let dir = common::temp_dir("dist_sweep");
     let grid = dir.join("grid.txt");
-    std::fs::write(&grid, "--learning-rate 1e-5\n# a comment\n\n--learning-rate 2e-5 --seed 3\n").unwrap();
+    std::fs::write(
+        &grid,
+        "--learning-rate 1e-5\n# a comment\n\n--learning_rate=2e-5 --seed 3 --no-shuffle\n",
+    )
+    .unwrap();
     let out_dir = dir.join("out");
-    let run = |id: Option<&str>, extra: &[&str]| {
+    let run = |id: Option<&str>, extra: &[&str], shared: &[&str]| {
         let mut cmd = Command::new("bash");
-        cmd.arg(script("slurm/sweep.sbatch")).args(extra).arg(&grid).arg(&out_dir).args(["--model", "m"]);
-        cmd.env("BERTFIT_DRY_RUN", "1");
+        cmd.arg(script("slurm/sweep.sbatch")).args(extra).arg(&grid).arg(&out_dir).args(shared);
+        cmd.env("BERTFIT_DRY_RUN", "1").env("BERTFIT_BIN", "bertfit");
         match id {
             Some(id) => cmd.env("SLURM_ARRAY_TASK_ID", id),
             None => cmd.env_remove("SLURM_ARRAY_TASK_ID"),
@@ -319,22 +372,73 @@ fn sweep_sbatch_dry_run_and_summary() {
     };
     let o = out_dir.display();
     assert_eq!(
-        run(Some("1"), &[]),
-        format!("task 1: bertfit train --model m --learning-rate 2e-5 --seed 3 --output-dir {o}/task-1\n")
+        run(Some("1"), &[], &["--model", "m"]),
+        format!(
+            "task 1: bertfit train --model m --learning_rate=2e-5 --seed 3 --no-shuffle --output-dir {o}/task-1 \
+             --resume-from-checkpoint auto\n"
+        )
     );
-    assert_eq!(run(None, &[]).lines().count(), 2);
+    assert_eq!(run(None, &[], &["--model", "m"]).lines().count(), 2);
+    // A line's flag replaces the shared one with its value, whatever the spelling; a shared switch
+    // the line repeats goes too; the rest stay in order.
+    let shared = ["--model", "m", "--learning-rate", "5e-5", "--no-shuffle", "--seed=1", "--data", "d.csv"];
+    assert_eq!(
+        run(Some("1"), &[], &shared),
+        format!(
+            "task 1: bertfit train --model m --data d.csv --learning_rate=2e-5 --seed 3 --no-shuffle \
+             --output-dir {o}/task-1 --resume-from-checkpoint auto\n"
+        )
+    );
+    assert_eq!(
+        run(Some("0"), &[], &shared),
+        format!(
+            "task 0: bertfit train --model m --no-shuffle --seed=1 --data d.csv --learning-rate 1e-5 \
+             --output-dir {o}/task-0 --resume-from-checkpoint auto\n"
+        )
+    );
     // The summary from status files and metrics.
     std::fs::create_dir_all(out_dir.join("task-0")).unwrap();
     std::fs::write(out_dir.join("task-0.status"), "0\n").unwrap();
     std::fs::write(out_dir.join("task-0/metrics.jsonl"), "{\"a\":1}\n{\"eval_accuracy\":0.9}\n").unwrap();
     std::fs::write(out_dir.join("task-1.status"), "1\n").unwrap();
-    run(None, &["--summary"]);
+    run(None, &["--summary"], &["--model", "m"]);
     let table = std::fs::read_to_string(out_dir.join("summary.tsv")).unwrap();
     assert_eq!(
         table,
         "task\tstatus\tflags\tlast_metrics\n0\t0\t--learning-rate 1e-5\t{\"eval_accuracy\":0.9}\n\
-         1\t1\t--learning-rate 2e-5 --seed 3\t\n"
+         1\t1\t--learning_rate=2e-5 --seed 3 --no-shuffle\t\n"
     );
+}
+
+/// Without BERTFIT_BIN the scripts take the binary the README's set-up built
+/// ($CARGO_TARGET_DIR/release/bertfit), and without one they say which variable to set (it was
+/// "a rank exited with status 127").
+#[test]
+fn launch_local_finds_the_built_binary_or_names_bertfit_bin() {
+    let dir = common::temp_dir("dist_find_binary");
+    let release = dir.join("target/release");
+    std::fs::create_dir_all(&release).unwrap();
+    let fake = release.join("bertfit");
+    std::fs::write(&fake, "#!/bin/sh\necho \"found rank $RANK: $*\"\n").unwrap();
+    common::check(&Command::new("chmod").arg("+x").arg(&fake).output().unwrap(), "chmod");
+    let launch = |target: &Path| {
+        Command::new("bash")
+            .arg(script("launch-local.sh"))
+            .args(["2", "--", "dist-selftest"])
+            .env_remove("BERTFIT_BIN")
+            .env("CARGO_TARGET_DIR", target)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let out = launch(&dir.join("target"));
+    common::check(&out, "launch-local.sh with CARGO_TARGET_DIR");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("found rank 0: dist-selftest") && text.contains("found rank 1"), "{text}");
+    let out = launch(&dir.join("nothing-here"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("BERTFIT_BIN") && !err.contains("status 127"), "{err}");
 }
 
 #[test]
@@ -343,7 +447,7 @@ fn launch_local_runs_every_rank_and_fails_when_one_fails() {
         Command::new("bash")
             .arg(script("launch-local.sh"))
             .args(args)
-            .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+            .env("BERTFIT_BIN", common::bin())
             .env_remove("MASTER_PORT")
             .env("BERTFIT_KILL_GRACE", "5")
             .output()
@@ -377,7 +481,7 @@ fn launch_local_forwards_sigterm_to_every_rank() {
     let mut launcher = Command::new("bash")
         .arg(script("launch-local.sh"))
         .args(["2", "--", "dist-selftest", "--ddp-timeout", "60", "--loops", "0"])
-        .env("BERTFIT_BIN", env!("CARGO_BIN_EXE_bertfit"))
+        .env("BERTFIT_BIN", common::bin())
         .env_remove("MASTER_PORT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -399,6 +503,58 @@ fn launch_local_forwards_sigterm_to_every_rank() {
     // The ranks do not handle SIGTERM (dist-selftest has no handler): they die of it, 128 + 15.
     assert_eq!(status.code(), Some(143), "{status:?}");
     assert!(sent.elapsed() < Duration::from_secs(20), "took {:?}", sent.elapsed());
+}
+
+/// SIGTERM to launch-local.sh during training: each rank gets exactly one stop (none quits at once),
+/// the run saves a checkpoint, and the launcher exits 130 without calling the ranks' clean exit a
+/// failure (it used to signal again, and rank 0 quit without its save).
+#[test]
+fn launch_local_sigterm_stops_every_rank_once_and_exits_130() {
+    let dir = common::temp_dir("dist_launch_sigterm");
+    let model = common::tiny_model(&dir, 2, None, &[]);
+    let data = dir.join("data.csv");
+    crate::train::subset("movies", &data, 128, 16);
+    let out_dir = dir.join("out");
+    let flags = ddp_train_args(&model, &data, &out_dir, "8", &[]);
+    let mut launcher = Command::new("bash")
+        .arg(script("launch-local.sh"))
+        .arg("2")
+        .arg("--")
+        .args(&flags[1..])
+        .env("BERTFIT_BIN", common::bin())
+        .env("BERTFIT_TEST_STEP_PAUSE_MS", "300")
+        .env_remove("MASTER_PORT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = launcher.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // A few steps in (every rank pauses after each step), mid-epoch.
+    let mut pauses = 0;
+    while pauses < 4 {
+        let line = rx.recv_timeout(Duration::from_secs(120)).expect("the ranks did not start training");
+        pauses += usize::from(line.contains("bertfit-test: step pause"));
+    }
+    let pid = launcher.id().to_string();
+    common::check(&Command::new("kill").args(["-TERM", &pid]).output().unwrap(), "kill -TERM");
+    let status = launcher.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert_eq!(text.matches("stopping after the current step").count(), 2, "one stop per rank:\n{text}");
+    assert!(!text.contains("second stop signal"), "{text}");
+    assert!(!text.contains("a rank exited with status"), "{text}");
+    let ckpt = common::latest_checkpoint(&out_dir).unwrap_or_else(|| panic!("no checkpoint:\n{text}"));
+    assert!(ckpt.join("training_state.safetensors").exists(), "{}", ckpt.display());
 }
 
 #[test]

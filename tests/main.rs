@@ -22,6 +22,7 @@ mod recipe;
 mod reproduce;
 mod requeue;
 mod schedule;
+mod slurm;
 mod tampered;
 mod tokenize;
 mod train;

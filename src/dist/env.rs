@@ -2,10 +2,52 @@
 //! address, from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or,
 //! without them, from SLURM's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID and the first host of
 //! SLURM_JOB_NODELIST). torchrun's win when both are set: torchrun inside an allocation is common.
+//! Under SLURM without MASTER_PORT the port is derived from SLURM_JOB_ID and SLURM_STEP_ID
+//! ([`slurm_port`]), so two multi-task jobs on one node do not both take torchrun's 29500.
 use crate::error::{Error, Result};
 
-/// torchrun's default rendezvous port, used under SLURM when MASTER_PORT is not set.
+/// torchrun's default rendezvous port, used under SLURM when neither MASTER_PORT nor
+/// SLURM_JOB_ID is set.
 pub const DEFAULT_PORT: u16 = 29500;
+
+/// Ports derived from a SLURM job lie in `SLURM_PORT_BASE .. SLURM_PORT_BASE + SLURM_PORT_SPAN`:
+/// below Linux's ephemeral range (32768 and up), so no outgoing connection holds one.
+pub const SLURM_PORT_BASE: u16 = 20000;
+pub const SLURM_PORT_SPAN: u64 = 12000;
+
+/// The rendezvous port of SLURM job step `step_id` of job `job_id`, for bertfit started straight
+/// under srun without MASTER_PORT: a fixed port would make two multi-task jobs sharing a node
+/// collide. 1200 consecutive job ids, and steps 0-9 of each, get distinct ports.
+/// scripts/slurm/common.sh (`derived_port`) uses the same rule.
+pub fn slurm_port(job_id: u64, step_id: u64) -> u16 {
+    let offset = (job_id.wrapping_mul(10).wrapping_add(step_id % 10)) % SLURM_PORT_SPAN;
+    SLURM_PORT_BASE + offset as u16
+}
+
+/// Where the rendezvous port came from, so a message about it can say how to change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortOrigin {
+    /// MASTER_PORT.
+    Given,
+    /// Derived from SLURM_JOB_ID and SLURM_STEP_ID ([`slurm_port`]).
+    SlurmJob { job_id: u64, step_id: u64 },
+    /// [`DEFAULT_PORT`]: SLURM without a job id.
+    Default,
+}
+
+impl std::fmt::Display for PortOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortOrigin::Given => write!(f, "MASTER_PORT"),
+            PortOrigin::SlurmJob { job_id, step_id } => write!(
+                f,
+                "port derived from SLURM_JOB_ID={job_id} and SLURM_STEP_ID={step_id}; set MASTER_PORT to \
+                 choose another"
+            ),
+            PortOrigin::Default => write!(f, "torchrun's default port; set MASTER_PORT to choose another"),
+        }
+    }
+}
 
 /// Where the variables came from (for messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +64,7 @@ pub struct DistEnv {
     pub local_rank: usize,
     pub master_addr: String,
     pub master_port: u16,
+    pub port_origin: PortOrigin,
     pub launcher: Launcher,
 }
 
@@ -53,6 +96,7 @@ impl DistEnv {
                 local_rank: optional_number(&var, "LOCAL_RANK")?.unwrap_or(rank),
                 master_addr: required(&var, "MASTER_ADDR")?,
                 master_port: port(&var, "MASTER_PORT")?.ok_or_else(|| missing("MASTER_PORT"))?,
+                port_origin: PortOrigin::Given,
                 launcher: Launcher::Torchrun,
             }
         } else if var("SLURM_NTASKS").is_some() {
@@ -66,12 +110,14 @@ impl DistEnv {
                     first_host(&list).map_err(|msg| Error::usage(name, format!("{list:?}: {msg}")))?
                 }
             };
+            let (master_port, port_origin) = slurm_rendezvous_port(&var)?;
             DistEnv {
                 rank: number(&var, "SLURM_PROCID")?,
                 world_size: number(&var, "SLURM_NTASKS")?,
                 local_rank: number(&var, "SLURM_LOCALID")?,
                 master_addr,
-                master_port: port(&var, "MASTER_PORT")?.unwrap_or(DEFAULT_PORT),
+                master_port,
+                port_origin,
                 launcher: Launcher::Slurm,
             }
         } else {
@@ -91,6 +137,31 @@ impl DistEnv {
             ));
         }
         Ok(Some(env))
+    }
+}
+
+/// Under SLURM: MASTER_PORT if set, else the port of this job step ([`slurm_port`]), else
+/// [`DEFAULT_PORT`]. Every task of a step reads the same job and step ids, so they agree.
+fn slurm_rendezvous_port(var: &impl Fn(&str) -> Option<String>) -> Result<(u16, PortOrigin)> {
+    if let Some(p) = port(var, "MASTER_PORT")? {
+        return Ok((p, PortOrigin::Given));
+    }
+    let id = |name: &str| -> Result<Option<u64>> {
+        match var(name) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| Error::usage(name, format!("{v:?} is not a non-negative integer"))),
+        }
+    };
+    match id("SLURM_JOB_ID")? {
+        Some(job_id) => {
+            let step_id = id("SLURM_STEP_ID")?.unwrap_or(0);
+            Ok((slurm_port(job_id, step_id), PortOrigin::SlurmJob { job_id, step_id }))
+        }
+        None => Ok((DEFAULT_PORT, PortOrigin::Default)),
     }
 }
 
@@ -209,6 +280,7 @@ mod tests {
                 local_rank: 1,
                 master_addr: "10.0.0.1".into(),
                 master_port: 29400,
+                port_origin: PortOrigin::Given,
                 launcher: Launcher::Torchrun
             }
         );
@@ -285,6 +357,47 @@ mod tests {
             ("SLURM_JOB_NODELIST", "n[x-2]"),
         ]);
         assert!(usage_flag(bad).starts_with("SLURM_JOB_NODELIST: \"n[x-2]\": range [x-2]"));
+    }
+
+    fn slurm_task(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![
+            ("SLURM_PROCID", "1"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_LOCALID", "1"),
+            ("SLURM_JOB_NODELIST", "n1"),
+        ];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    #[test]
+    fn slurm_port_is_derived_from_the_job_and_step() {
+        // The rule scripts/slurm/common.sh's derived_port shares (tests/dist.rs checks 4242 there).
+        assert_eq!(slurm_port(4242, 0), 26420);
+        assert_eq!(slurm_port(4242, 1), 26421);
+        assert_eq!(slurm_port(0, 0), SLURM_PORT_BASE);
+        // Consecutive jobs and the steps of one job differ; the range stays below 32768.
+        let ports: std::collections::HashSet<u16> =
+            (1000..2200).flat_map(|job| (0..10).map(move |step| slurm_port(job, step))).collect();
+        assert_eq!(ports.len(), 12000);
+        assert!(ports.iter().all(|&p| (20000..32000).contains(&p)));
+        assert!(slurm_port(u64::MAX, 9) >= SLURM_PORT_BASE, "no overflow");
+
+        let e = read(&slurm_task(&[("SLURM_JOB_ID", "4242"), ("SLURM_STEP_ID", "1")])).unwrap().unwrap();
+        assert_eq!(e.master_port, 26421);
+        assert_eq!(e.port_origin, PortOrigin::SlurmJob { job_id: 4242, step_id: 1 });
+        assert!(e.port_origin.to_string().contains("SLURM_JOB_ID=4242 and SLURM_STEP_ID=1; set MASTER_PORT"));
+        // Two jobs on one node: different ports (29500 for both was the collision).
+        let other = read(&slurm_task(&[("SLURM_JOB_ID", "4243"), ("SLURM_STEP_ID", "1")])).unwrap().unwrap();
+        assert_ne!(other.master_port, e.master_port);
+        // No step id (a batch step): step 0. MASTER_PORT wins; no job id: torchrun's default.
+        assert_eq!(read(&slurm_task(&[("SLURM_JOB_ID", "4242")])).unwrap().unwrap().master_port, 26420);
+        let given = read(&slurm_task(&[("SLURM_JOB_ID", "4242"), ("MASTER_PORT", "1234")])).unwrap().unwrap();
+        assert_eq!((given.master_port, given.port_origin), (1234, PortOrigin::Given));
+        let none = read(&slurm_task(&[])).unwrap().unwrap();
+        assert_eq!((none.master_port, none.port_origin), (DEFAULT_PORT, PortOrigin::Default));
+        assert!(usage_flag(read(&slurm_task(&[("SLURM_JOB_ID", "x")])))
+            .starts_with("SLURM_JOB_ID: \"x\" is not a non-negative integer"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 mod gloo_device;
 mod wait;
 
-use super::env::DistEnv;
+use super::env::{DistEnv, PortOrigin};
 use crate::error::{Error, Result};
 use crate::torch_ext::c10d::{self, GlooDevice, Group};
 use wait::Watch;
@@ -67,9 +67,12 @@ fn connect(env: &DistEnv, timeout: Duration, watch: &mut Watch) -> Result<Group>
             if wait::is_stop(&e) {
                 e
             } else if rank == 0 {
-                dist_error(format!(
-                    "rank 0 cannot serve the rendezvous store on {at} (MASTER_ADDR:MASTER_PORT): {e}"
-                ))
+                // A derived port is named as derived, with the way to choose another.
+                let origin = match env.port_origin {
+                    PortOrigin::Given => "MASTER_ADDR:MASTER_PORT".to_string(),
+                    other => format!("MASTER_ADDR; {other}"),
+                };
+                dist_error(format!("rank 0 cannot serve the rendezvous store on {at} ({origin}): {e}"))
             } else {
                 dist_error(format!(
                     "rank {rank} cannot reach the master (rank 0) at {at} within {}s: {e}",

@@ -977,3 +977,17 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
     assert_eq!(losses(&plain), losses(&joined), "averaging over a group of one changed the losses");
     println!("world of one over gloo: all-reduce {:.4} s in the epoch", seconds.unwrap_or_default());
 }
+
+/// A mistyped WORLD_SIZE (2^40, 2^64 - 1) is refused at once naming the variable and the limit;
+/// it used to abort on allocation (2^40) or panic on capacity overflow (2^64 - 1).
+#[test]
+fn a_huge_world_size_is_refused_at_once() {
+    for world in ["1099511627776", "18446744073709551615"] {
+        let started = Instant::now();
+        let out = rank_cmd(0, 2, free_port(), &["--ddp-timeout", "5"]).env("WORLD_SIZE", world).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "WORLD_SIZE={world}: {err}");
+        assert!(err.contains(&format!("WORLD_SIZE: {world} is more than bertfit's limit of 65536 processes")), "{err}");
+        assert!(!err.contains("panicked") && started.elapsed() < Duration::from_secs(10), "{err}");
+    }
+}

@@ -6,6 +6,12 @@
 //! ([`slurm_port`]), so two multi-task jobs on one node do not both take torchrun's 29500.
 use crate::error::{Error, Result};
 
+/// The most processes a run may have. Every rank keeps per-rank tables (a step's rows, the
+/// rendezvous keys), so a mistyped WORLD_SIZE of 2^40 would exhaust memory before any message;
+/// 65,536 is far beyond any data-parallel fine-tuning job (PyTorch's largest runs use tens of
+/// thousands of GPUs).
+pub const MAX_WORLD_SIZE: usize = 65_536;
+
 /// torchrun's default rendezvous port, used under SLURM when neither MASTER_PORT nor
 /// SLURM_JOB_ID is set.
 pub const DEFAULT_PORT: u16 = 29500;
@@ -129,6 +135,19 @@ impl DistEnv {
         };
         if env.world_size == 0 {
             return Err(Error::usage(world_var, "must be at least 1"));
+        }
+        if env.world_size > MAX_WORLD_SIZE {
+            return Err(Error::usage(
+                world_var,
+                format!("{} is more than bertfit's limit of {MAX_WORLD_SIZE} processes", env.world_size),
+            ));
+        }
+        if env.local_rank >= MAX_WORLD_SIZE {
+            let local_var = if env.launcher == Launcher::Torchrun { "LOCAL_RANK" } else { "SLURM_LOCALID" };
+            return Err(Error::usage(
+                local_var,
+                format!("{} is not below bertfit's limit of {MAX_WORLD_SIZE} processes", env.local_rank),
+            ));
         }
         if env.rank >= env.world_size {
             return Err(Error::usage(
@@ -259,6 +278,27 @@ mod tests {
             Err(Error::Usage { flag, msg }) => format!("{flag}: {msg}"),
             other => panic!("expected a usage error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn world_sizes_and_local_ranks_are_bounded() {
+        let world = |n: &str| {
+            read(&[("RANK", "0"), ("WORLD_SIZE", n), ("MASTER_ADDR", "h"), ("MASTER_PORT", "29400")])
+        };
+        assert_eq!(world("65536").unwrap().unwrap().world_size, 65_536);
+        let e = usage_flag(world("1099511627776"));
+        assert!(e.contains("WORLD_SIZE: 1099511627776 is more than bertfit's limit of 65536 processes"), "{e}");
+        let e = usage_flag(world("18446744073709551615"));
+        assert!(e.contains("more than bertfit's limit"), "{e}");
+        let e = usage_flag(world("18446744073709551616"));
+        assert!(e.contains("is not a non-negative integer"), "{e}");
+        let e = usage_flag(read(&[
+            ("SLURM_PROCID", "0"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_LOCALID", "99999999"),
+            ("SLURM_JOB_NODELIST", "n1"),
+        ]));
+        assert!(e.contains("SLURM_LOCALID: 99999999 is not below"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export CARGO_TARGET_DIR="${BERTFIT_FUZZ_TARGET_DIR:-$BERTFIT_CACHE/target-fuzz}"
-TARGETS=(csv parquet pickle safetensors config tokenizer token_cache)
+TARGETS=(csv parquet pickle safetensors config tokenizer token_cache checkpoint)
 FLAGS=(--sanitizer none -a --target-dir "$CARGO_TARGET_DIR")
 # bertfit's build.rs gives its own binaries an rpath to libtorch; the fuzz binaries need the path.
 torch_lib="$("$BERTFIT_PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')/lib"

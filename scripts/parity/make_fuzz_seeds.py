@@ -147,6 +147,49 @@ def token_cache_seed(out):
     put(out, "token_cache", "entry_3_2_checked", bytes([0x20]) + entry)
 
 
+def checkpoint_seeds(out, tmp):
+    """Checkpoint folders as src/train/checkpoint.rs writes them, cut to the checks' inputs: the
+    trainer state of epoch 1 after 7 of 20 micro-batches (accumulation 2), a training state with a
+    320-row data order, the generator state and the classifier's Adam state, and the manifest; each
+    file behind a 4-byte little-endian length (fuzz/fuzz_targets/checkpoint.rs)."""
+    def pack(*parts):
+        return b"".join(struct.pack("<I", len(p)) + p for p in parts)
+
+    state = {
+        "global_step": 4, "epoch": 0.35, "log_history": [{"epoch": 0.35, "step": 4, "loss": 0.69}],
+        "best_metric": None, "best_global_step": None, "best_model_checkpoint": None,
+        "bertfit_position": {"epoch": 1, "batches_done": 7, "epoch_loss_sum": 2.7, "epoch_steps": 4,
+                             "epoch_samples": 112, "scheduled_steps": 4, "stream_seed": None,
+                             "evals_without_improvement": 0},
+        "bertfit_run": {"model_shape": "m", "labels": ["0", "1"], "problem_type": "single_label_classification",
+                        "batch_size": 16, "gradient_accumulation_steps": 2, "max_length": 48,
+                        "padding": "Longest", "shuffle": True, "streaming": False, "train_rows": 320,
+                        "optim": "Adam fused=true", "precision": "fp32", "world_size": 1},
+    }
+    g = torch.Generator().manual_seed(9)
+    tensors = {
+        "data.order": torch.randperm(320, generator=g),
+        "rng.cpu": torch.get_rng_state(),
+    }
+    for name, shape in [("classifier.weight", (2, 32)), ("classifier.bias", (2,))]:
+        tensors[f"optimizer.{name}.step"] = torch.tensor(4.0)
+        tensors[f"optimizer.{name}.exp_avg"] = torch.randn(shape, generator=g)
+        tensors[f"optimizer.{name}.exp_avg_sq"] = torch.rand(shape, generator=g)
+    path = os.path.join(tmp, "training_state.safetensors")
+    save_file(tensors, path)
+    with open(path, "rb") as f:
+        training = f.read()
+    trainer = json.dumps(state, indent=2).encode()
+    manifest = json.dumps({
+        name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in [("trainer_state.json", trainer), ("training_state.safetensors", training)]
+    }).encode()
+    put(out, "checkpoint", "mid_epoch", pack(trainer, training, manifest))
+    put(out, "checkpoint", "no_manifest", pack(trainer, training, b""))
+    state["best_model_checkpoint"], state["best_global_step"] = "checkpoint-4", 4
+    put(out, "checkpoint", "best_elsewhere", pack(json.dumps(state).encode(), training, b""))
+
+
 def main():
     out, assets = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +197,7 @@ def main():
         parquet_seeds(out, csvs, tmp)
         pickle_seeds(out, tmp)
         safetensors_seeds(out, tmp)
+        checkpoint_seeds(out, tmp)
     config_seeds(out, assets)
     tokenizer_seeds(out, assets)
     token_cache_seed(out)

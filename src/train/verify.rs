@@ -108,7 +108,10 @@ pub fn check_position(
         )));
     }
     let per_epoch = expected.batches_per_epoch.div_ceil(expected.accumulation.max(1));
-    let steps = (p.epoch - 1) * per_epoch + p.batches_done.div_ceil(expected.accumulation.max(1));
+    let steps = (p.epoch - 1)
+        .checked_mul(per_epoch)
+        .and_then(|s| s.checked_add(p.batches_done.div_ceil(expected.accumulation.max(1))))
+        .ok_or_else(|| bad(format!("bertfit_position.epoch {} is beyond any run", p.epoch)))?;
     if state.global_step != steps {
         return Err(bad(format!(
             "global_step is {}, but epoch {} after {} batches is step {steps} ({per_epoch} steps an epoch)",

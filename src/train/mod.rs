@@ -6,6 +6,7 @@ pub mod evaluation;
 pub mod identity;
 pub mod interrupt;
 pub mod optim;
+pub mod output_folder;
 pub mod pending;
 pub mod precision;
 pub mod report;

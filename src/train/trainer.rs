@@ -22,6 +22,7 @@ use super::identity::RunIdentity;
 pub use super::evaluation::Evaluation;
 use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
+use super::output_folder::{self, OutputFolder};
 use super::pending::PendingSteps;
 use super::precision::{autocast, LossScaler, Precision, ScalerSettings};
 use super::report::{describe_device, CheckpointRecord, EpochRecord, Reporter, StepRecord};
@@ -42,7 +43,6 @@ use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
 use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
-use crate::output::RunLock;
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
@@ -71,70 +71,6 @@ struct EpochOutcome {
     stop_early: bool,
     /// A stop was requested (signal): the model is saved and the run ends.
     interrupted: bool,
-}
-
-/// Refuses to write into a folder that holds anything of a previous run, unless told to: a
-/// finished run must not be lost to a typo. Checked before anything is read, so the refusal comes
-/// at once; leftovers of a save that crashed are put right first. `logs_only_ok`
-/// (`--resume-from-checkpoint auto` with no checkpoint): a run killed before its first checkpoint
-/// left only its metrics log, which the fresh start replaces.
-fn check_output(dir: &Path, overwrite: bool, logs_only_ok: bool) -> Result<()> {
-    crate::output::recover(dir)?;
-    let previous = crate::output::previous_run_files(dir);
-    let names: Vec<String> =
-        previous.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
-    let logs_only = names.iter().all(|n| n.starts_with("metrics.jsonl"));
-    if !previous.is_empty() && !overwrite && !(logs_only_ok && logs_only) {
-        return Err(Error::usage(
-            "--output-dir",
-            format!(
-                "{} holds a previous run ({}); pass --overwrite to replace it",
-                dir.display(),
-                names.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Where `--resume-from-checkpoint` (a folder, `latest`, or `auto`: the newest checkpoint if
-/// there is one, else a fresh start) continues from, if anywhere.
-fn resume_folder(spec: Option<&str>, output_dir: &Path) -> Result<Option<std::path::PathBuf>> {
-    match spec {
-        None => Ok(None),
-        Some("auto") => Ok(checkpoint::list(output_dir).pop().map(|(_, p)| p)),
-        Some(spec) => checkpoint::resolve(spec, output_dir).map(Some),
-    }
-}
-
-/// `--resume-from-checkpoint auto` over a folder whose run already finished (its final
-/// trainer_state.json says so): that run's step if it is this run, an error naming the
-/// differences if it is another, `None` if the folder holds no finished run.
-fn finished_run(output_dir: &Path, identity: &RunIdentity) -> Result<Option<usize>> {
-    let path = output_dir.join(checkpoint::TRAINER_STATE);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let state: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::config(&path, format!("not a trainer state: {e}")))?;
-    if state.get("bertfit_finished") != Some(&json!(true)) {
-        return Ok(None);
-    }
-    let theirs: RunIdentity = state
-        .get("bertfit_identity")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    let differences = theirs.differences(identity);
-    if !differences.is_empty() {
-        return Err(Error::usage(
-            "--resume-from-checkpoint",
-            format!(
-                "auto: {} holds another run, finished; it differs in {}. Pass --overwrite to replace it",
-                output_dir.display(),
-                differences.join("; ")
-            ),
-        ));
-    }
-    Ok(state.get("global_step").and_then(|v| v.as_u64()).map(|v| v as usize))
 }
 
 pub struct Trainer<'r> {
@@ -170,7 +106,7 @@ pub struct Trainer<'r> {
     /// Which run this is, as checkpoints record it.
     identity: RunIdentity,
     /// The output folder, held for the run's lifetime (rank 0 of a training run).
-    _lock: Option<RunLock>,
+    _lock: Option<crate::output::RunLock>,
 }
 
 impl<'r> Trainer<'r> {
@@ -201,21 +137,10 @@ impl<'r> Trainer<'r> {
         let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
         check_vocab(&tokenizer, &config, &files.config)?;
         startup.mark("tokenizer");
-        // One run per folder: taken before anything in it is looked at.
+        // Before the data is read: the folder is this run's, or the run stops here.
         let is_main = ddp.as_ref().is_none_or(Ddp::is_main);
-        let lock = (args.do_train && is_main).then(|| RunLock::acquire(&args.output_dir)).transpose()?;
         let identity = RunIdentity::of(args, &files)?;
-        let auto = args.resume_from_checkpoint.as_deref() == Some("auto");
-        let finished_at = if auto && args.do_train { finished_run(&args.output_dir, &identity)? } else { None };
-        let resume = if finished_at.is_some() {
-            None
-        } else {
-            resume_folder(args.resume_from_checkpoint.as_deref(), &args.output_dir)?
-        };
-        // Before the data is read: a folder holding a previous run is refused at once.
-        if args.do_train && resume.is_none() && finished_at.is_none() {
-            check_output(&args.output_dir, args.overwrite, auto)?;
-        }
+        let OutputFolder { lock, resume, finished_at } = OutputFolder::claim(args, &identity, is_main)?;
         if args.max_length as i64 > config.max_position_embeddings {
             return Err(Error::usage(
                 "--max-length",
@@ -266,16 +191,8 @@ impl<'r> Trainer<'r> {
         // nothing a previous run left there.
         std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
         if args.overwrite && args.do_train && is_main && resume.is_none() && finished_at.is_none() {
-            // Its model stays until this run's save replaces it; its checkpoints go now, or
-            // `latest` would take them for this run's.
-            let old: Vec<_> = checkpoint::list(&args.output_dir).into_iter().map(|(_, p)| p).collect();
-            crate::output::set_aside(&args.output_dir, &old)?;
-            if !old.is_empty() {
-                reporter.note(&format!(
-                    "--overwrite: the previous run's {} checkpoints are set aside in {} until this run saves its model",
-                    old.len(),
-                    args.output_dir.join(crate::output::SET_ASIDE).display()
-                ));
+            if let Some(note) = output_folder::set_aside_old_checkpoints(&args.output_dir)? {
+                reporter.note(&note);
             }
         }
         startup.mark("optimizer");

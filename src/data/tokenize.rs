@@ -744,7 +744,9 @@ mod tests {
 
     #[test]
     fn vocab_lines_end_as_pythons_universal_newlines() {
-        let lines = |t: &str| vocab_lines(t).collect::<Vec<_>>();
+        fn lines(t: &str) -> Vec<&str> {
+            vocab_lines(t).collect()
+        }
         assert_eq!(lines("a\nb\n"), ["a", "b"]);
         assert_eq!(lines("a\r\nb\r\n"), ["a", "b"]);
         assert_eq!(lines("a\rb\r"), ["a", "b"]);

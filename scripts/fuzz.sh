@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every reader of a file bertfit takes (CSV, Parquet, pickle, safetensors, config.json,
-# vocab.txt + tokenizer_config.json, token-cache entries) with cargo-fuzz (libFuzzer).
+# vocab.txt + tokenizer_config.json, token-cache entries, the metrics.jsonl `plot` reads) with
+# cargo-fuzz (libFuzzer).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 60), all by default
 #   scripts/fuzz.sh --seeds                 regenerate fuzz/seeds/ from the test inputs (Python)
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export CARGO_TARGET_DIR="${BERTFIT_FUZZ_TARGET_DIR:-$BERTFIT_CACHE/target-fuzz}"
-TARGETS=(csv parquet pickle safetensors config tokenizer token_cache checkpoint)
+TARGETS=(csv parquet pickle safetensors config tokenizer token_cache checkpoint metrics)
 FLAGS=(--sanitizer none -a --target-dir "$CARGO_TARGET_DIR")
 # bertfit's build.rs gives its own binaries an rpath to libtorch; the fuzz binaries need the path.
 torch_lib="$("$BERTFIT_PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')/lib"

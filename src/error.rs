@@ -19,6 +19,17 @@ pub enum Error {
     #[error("{}: {msg}", path.display())]
     Weights { path: PathBuf, msg: String },
 
+    /// A model file that a library could not read, told in words (`msg` names the tensor where
+    /// one is to blame); the library's own error (a safetensors code, a libtorch message) is kept
+    /// as the cause.
+    #[error("{}: {msg}", path.display())]
+    Damaged {
+        path: PathBuf,
+        msg: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("model '{name}': {msg}")]
     ModelNotFound { name: String, msg: String },
 
@@ -83,6 +94,13 @@ impl Error {
     }
     pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Data { path: path.into(), msg: msg.into() }
+    }
+    pub fn damaged(
+        path: impl Into<PathBuf>,
+        msg: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Damaged { path: path.into(), msg: msg.into(), source: Box::new(source) }
     }
     pub fn usage(flag: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Usage { flag: flag.into(), msg: msg.into() }

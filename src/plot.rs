@@ -86,17 +86,18 @@ pub fn read_metrics(path: &Path) -> Result<Metrics> {
     Ok(m)
 }
 
-/// Trailing mean over `window` values (fewer at the start).
+/// Trailing mean over `window` values (fewer at the start). Each value enters the running sum
+/// divided by the window, so values near f64's limit (a diverged run logs 1e308) cannot overflow it.
 pub fn moving_average(xs: &[f64], window: usize) -> Vec<f64> {
     let w = window.max(1);
     let mut out = Vec::with_capacity(xs.len());
     let mut sum = 0.0;
     for (i, &x) in xs.iter().enumerate() {
-        sum += x;
+        sum += x / w as f64;
         if i >= w {
-            sum -= xs[i - w];
+            sum -= xs[i - w] / w as f64;
         }
-        out.push(sum / (i + 1).min(w) as f64);
+        out.push(sum * (w as f64 / (i + 1).min(w) as f64));
     }
     out
 }
@@ -112,21 +113,78 @@ const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1000;
 const PANEL_HEIGHT: u32 = 320;
 
-/// Draws `metrics` (the lines of metrics.jsonl) into the PNG `output`.
+/// The image formats `--output` may name, by extension (the image encoders plotters is built with).
+pub const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp"];
+
+/// Checks `--output` before anything is drawn, so the message names the path in words instead of
+/// the image library's `ImageError(Unsupported(...))` or `IoError(NotFound)` after the drawing.
+pub fn check_output(output: &Path) -> Result<()> {
+    let refuse = |msg: String| Error::usage("--output", format!("{}: {msg}", output.display()));
+    if output.is_dir() {
+        return Err(refuse(format!(
+            "is a folder; name the image file to write, e.g. {}",
+            default_output(output).display()
+        )));
+    }
+    let ext = output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if !ext.as_deref().is_some_and(|e| EXTENSIONS.contains(&e)) {
+        let allowed = EXTENSIONS.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
+        let got = ext.map_or("no extension".to_string(), |e| format!("the extension .{e}"));
+        return Err(refuse(format!("has {got}; the plot is written as {allowed} (by extension)")));
+    }
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(refuse(format!("{} is a file, not a folder", parent.display()))),
+        Err(_) => Err(refuse(format!("the folder {} does not exist; create it first", parent.display()))),
+    }
+}
+
+/// Draws `metrics` (the lines of metrics.jsonl) into the image `output` (PNG, JPEG or BMP).
 pub fn plot(metrics: &Metrics, output: &Path) -> Result<()> {
+    check_output(output)?;
     // The one font every text uses; registering again replaces it with the same bytes.
     register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
         .map_err(|_| Error::Runtime("the embedded DejaVu Sans font cannot be read".into()))?;
     let panels = panels(metrics);
     let draw_err = |e: &dyn std::fmt::Display| Error::data(output, format!("cannot draw the plot: {e}"));
     let root = BitMapBackend::new(output, (WIDTH, PANEL_HEIGHT * panels.len() as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+    draw(metrics, &panels, &root).map_err(|e| draw_err(&e))?;
+    root.present().map_err(|e| draw_err(&e))
+}
+
+/// The plot of `metrics` drawn into memory (RGB, [`WIDTH`] wide), nothing written: what
+/// [`plot`] draws, for the fuzz target (`fuzz/fuzz_targets/metrics.rs`) and tests.
+pub fn render(metrics: &Metrics) -> Result<Vec<u8>> {
+    register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| Error::Runtime("the embedded DejaVu Sans font cannot be read".into()))?;
+    let panels = panels(metrics);
+    let height = PANEL_HEIGHT * panels.len() as u32;
+    let mut buffer = vec![0u8; (WIDTH * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, height)).into_drawing_area();
+        let draw_err = |e: &dyn std::fmt::Display| Error::Runtime(format!("cannot draw the plot: {e}"));
+        draw(metrics, &panels, &root).map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))?;
+    }
+    Ok(buffer)
+}
+
+fn draw<DB: DrawingBackend>(
+    metrics: &Metrics,
+    panels: &[Panel],
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
     // Every panel shares the step axis of the training loss, so epochs line up across panels.
     let steps = span(metrics.steps.iter().map(|s| s.step as f64));
-    for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(&panels) {
-        draw_panel(area, panel, steps).map_err(|e| draw_err(&e))?;
+    for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        draw_panel(area, panel, steps)?;
     }
-    root.present().map_err(|e| draw_err(&e))
+    Ok(())
 }
 
 fn panels(m: &Metrics) -> Vec<Panel> {
@@ -178,14 +236,26 @@ fn panels(m: &Metrics) -> Vec<Panel> {
     out
 }
 
-/// (min, max) of the values, widened when they are all equal so the axis has a span.
-fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+/// The largest magnitude an axis shows. A diverged run logs losses up to f64's limit (1e308);
+/// an axis spanning -1e308..1e308 has an infinite width, and plotters' tick search never ends on
+/// it. Values beyond this are drawn at the axis's edge.
+pub const AXIS_LIMIT: f64 = 1e300;
+
+/// A value as the axis draws it: clamped to +-[`AXIS_LIMIT`]; `None` for NaN.
+fn on_axis(v: f64) -> Option<f64> {
+    (!v.is_nan()).then(|| v.clamp(-AXIS_LIMIT, AXIS_LIMIT))
+}
+
+/// (min, max) of the values, widened when they are all equal so the axis has a span. Always
+/// finite, with a finite, positive width.
+pub fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
-        .filter(|v| v.is_finite())
+        .filter_map(on_axis)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if !lo.is_finite() {
+    if lo > hi {
         return (0.0, 1.0);
     }
+    // Both within +-1e300: the width and the padding are finite.
     let pad = if hi > lo { (hi - lo) * 0.05 } else { lo.abs().max(1e-12) * 0.1 };
     (lo - pad, hi + pad)
 }
@@ -225,6 +295,7 @@ fn draw_panel<DB: DrawingBackend>(
         .draw()?;
     for (name, pts, color) in &panel.series {
         let color = *color;
+        let pts: Vec<(f64, f64)> = pts.iter().filter_map(|&(x, y)| Some((x, on_axis(y)?))).collect();
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
             .label(name.as_str())
@@ -253,6 +324,16 @@ mod tests {
     #[test]
     fn moving_average_is_trailing() {
         assert_eq!(moving_average(&[2.0, 4.0, 6.0, 8.0], 2), [2.0, 3.0, 5.0, 7.0]);
+    }
+
+    #[test]
+    fn axes_stay_finite_at_f64s_limit() {
+        for values in [vec![1e308, -1e308], vec![f64::MAX, f64::MIN], vec![1e308], vec![f64::NAN, 1.0]] {
+            let (lo, hi) = span(values.iter().copied());
+            assert!(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite() && hi > lo, "{values:?}");
+        }
+        let avg = moving_average(&[f64::MAX, f64::MAX, 1.0, 1.0, 1.0], 2);
+        assert!(avg.iter().all(|v| v.is_finite()), "{avg:?}");
     }
 
     #[test]

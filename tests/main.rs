@@ -7,6 +7,7 @@ mod config_file;
 mod data;
 mod dist;
 mod hardening;
+mod hardening2;
 mod lifecycle_faults;
 mod metrics;
 mod multihost;

@@ -190,6 +190,30 @@ def checkpoint_seeds(out, tmp):
     put(out, "checkpoint", "best_elsewhere", pack(json.dumps(state).encode(), training, b""))
 
 
+def metrics_seeds(out):
+    """metrics.jsonl as training writes it (every kind of record), a resumed run, a diverged run
+    (losses at float64's limit), no learning rate, and lines plot must refuse."""
+    def line(**kv):
+        return json.dumps(kv, separators=(",", ":")) + "\n"
+
+    startup = line(kind="startup", seconds_to_first_step=0.3, phases={"exec": 0.2, "weights": 0.06})
+    steps = "".join(
+        line(kind="step", epoch=1 + (s - 1) // 4, step=s, loss=0.7 - 0.01 * s, lr=2e-5, rows=[s, s + 8])
+        for s in range(1, 9)
+    )
+    epochs = "".join(
+        line(kind="epoch", epoch=e, loss=0.65, val_accuracy=50.0 + e, val_loss=0.6, samples_per_second=31.2)
+        for e in (1, 2)
+    )
+    evals = line(kind="eval", epoch=1, step=4, eval_accuracy=0.5, eval_loss=0.69)
+    ckpt = line(kind="checkpoint", step=4, seconds=0.05, bytes=12377873, path="out/checkpoint-4")
+    put(out, "metrics", "run.jsonl", startup + steps + evals + ckpt + epochs)
+    put(out, "metrics", "resumed.jsonl", steps + line(kind="resume", step=4, checkpoint="out/checkpoint-4") + steps)
+    put(out, "metrics", "diverged.jsonl", line(kind="step", epoch=1, step=1, loss=1e308) + line(kind="step", epoch=1, step=2, loss=-1e308, lr=None))
+    put(out, "metrics", "no_lr.jsonl", "".join(line(kind="step", epoch=1, step=s, loss=0.5) for s in range(1, 4)))
+    put(out, "metrics", "bad.jsonl", steps[:60] + "\n{\"kind\":\"step\",\"epoch\":1}\n")
+
+
 def main():
     out, assets = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,6 +225,7 @@ def main():
     config_seeds(out, assets)
     tokenizer_seeds(out, assets)
     token_cache_seed(out)
+    metrics_seeds(out)
     for target in sorted(os.listdir(out)):
         files = os.listdir(os.path.join(out, target))
         print(f"{target}: {len(files)} seeds")

@@ -184,12 +184,89 @@ fn flag_values(arg: &Arg, long: &str, value: &toml::Value) -> std::result::Resul
     }
     let many = matches!(arg.get_action(), ArgAction::Append)
         || arg.get_num_args().is_some_and(|r| r.max_values() > 1);
+    let takes = Takes::of(arg);
+    let typed = |v: &toml::Value| takes.check(long, v).and_then(|()| scalar(v));
     let words = match value {
-        V::Array(items) if many => items.iter().map(scalar).collect::<std::result::Result<Vec<_>, _>>()?,
+        V::Array(items) if many => items.iter().map(typed).collect::<std::result::Result<Vec<_>, _>>()?,
         V::Array(_) => return Err(format!("--{long} takes one value, not an array")),
-        v => vec![scalar(v)?],
+        v => vec![typed(v)?],
     };
     Ok(words.into_iter().map(|w| OsString::from(format!("--{long}={w}"))).collect())
+}
+
+/// What a flag's value is, from the type clap parses it into. A TOML file says its values' types,
+/// so the type must match: `learning_rate = "1e-3"` or `do_train = "true"` is refused (a quoted
+/// value is a string), as the README says. Hugging Face is the guide only in part: its
+/// `HfArgumentParser.parse_dict` (a JSON/YAML config) passes values to the dataclass unchecked, so
+/// a YAML `learning_rate: 1e-3` (a string to PyYAML) fails later inside the optimizer; refusing it
+/// here, naming the key, is that failure told at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Takes {
+    /// `true` or `false` (HF's optional booleans: `--do-train`, `--bf16`, ...).
+    Bool,
+    /// An integer or, when `float`, any number.
+    Number { float: bool },
+    /// Text: paths, names, choices.
+    Text,
+}
+
+impl Takes {
+    fn of(arg: &Arg) -> Takes {
+        use std::any::TypeId;
+        let t = arg.get_value_parser().type_id();
+        let integers = [
+            TypeId::of::<i8>(),
+            TypeId::of::<i16>(),
+            TypeId::of::<i32>(),
+            TypeId::of::<i64>(),
+            TypeId::of::<isize>(),
+            TypeId::of::<u8>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<usize>(),
+        ];
+        if t == TypeId::of::<bool>() {
+            Takes::Bool
+        } else if t == TypeId::of::<f64>() || t == TypeId::of::<f32>() {
+            Takes::Number { float: true }
+        } else if integers.iter().any(|i| t == *i) {
+            Takes::Number { float: false }
+        } else {
+            Takes::Text
+        }
+    }
+
+    /// Refuses a value of another TOML type than the flag's. A float for an integer flag passes
+    /// on to clap, whose message (`invalid value '16.0'`) says what is wrong.
+    fn check(self, long: &str, value: &toml::Value) -> std::result::Result<(), String> {
+        use toml::Value as V;
+        let shown = match value {
+            V::String(s) => format!("'{s}'"),
+            v => v.to_string(),
+        };
+        let (ok, wanted) = match self {
+            Takes::Bool => (matches!(value, V::Boolean(_)), "true or false, written without quotes"),
+            Takes::Number { float: true } => {
+                (matches!(value, V::Integer(_) | V::Float(_)), "a number, written without quotes")
+            }
+            Takes::Number { float: false } => {
+                (matches!(value, V::Integer(_) | V::Float(_)), "a whole number, written without quotes")
+            }
+            Takes::Text => (matches!(value, V::String(_)), "text, written in quotes"),
+        };
+        if ok {
+            return Ok(());
+        }
+        let what = match value {
+            V::String(_) => "a string (a quoted value is text in TOML)",
+            V::Integer(_) | V::Float(_) => "a number",
+            V::Boolean(_) => "a boolean",
+            V::Datetime(_) => "a date",
+            V::Array(_) | V::Table(_) => value.type_str(),
+        };
+        Err(format!("invalid value {shown}: --{long} takes {wanted}, not {what}"))
+    }
 }
 
 /// One TOML value as the text a user would type; clap then parses it as it parses a typed value.
@@ -269,6 +346,17 @@ mod tests {
             ("config = \"other.toml\"", "key 'config': a config file cannot"),
             ("epochs = 3\nnum_train_epochs = 4", "sets the same flag as key"),
             ("seed = \n", "TOML parse error at line 1"),
+            (
+                "learning_rate = \"1e-3\"",
+                "key 'learning_rate': invalid value '1e-3': --learning-rate takes a number",
+            ),
+            ("do_train = \"true\"", "key 'do_train': invalid value 'true': --do-train takes true or false"),
+            (
+                "num_train_epochs = \"3\"",
+                "key 'num_train_epochs': invalid value '3': --epochs takes a number",
+            ),
+            ("seed = true", "key 'seed': invalid value true: --seed takes a whole number"),
+            ("device = 0", "key 'device': invalid value 0: --device takes text"),
         ];
         for (toml, want) in cases {
             let err = expand_with(toml, &[]).unwrap_err().to_string();

@@ -18,6 +18,7 @@ use crate::train::optim::AdamKind;
 use crate::train::precision::Precision;
 use crate::train::TrainArgs;
 
+pub mod bounds;
 pub mod config_file;
 pub mod hf;
 
@@ -155,8 +156,8 @@ pub struct TrainFlags {
     #[arg(long)]
     pub output_dir: PathBuf,
     /// Passes over the training rows (HF's num_train_epochs: a whole number, 3 or 3.0).
-    #[arg(long, visible_alias = "num-train-epochs", default_value = "20", allow_negative_numbers = true)]
-    pub epochs: String,
+    #[arg(long, visible_alias = "num-train-epochs", default_value_t = 20.0, allow_negative_numbers = true)]
+    pub epochs: f64,
     /// Stop after this many training steps in all (the epoch in progress is then reported and
     /// validated), like HF Trainer's max_steps (-1: no limit).
     #[arg(long, allow_negative_numbers = true)]
@@ -211,9 +212,9 @@ pub struct TrainFlags {
     /// --max-length, and reuse it on the next run.
     #[arg(long)]
     pub token_cache: Option<PathBuf>,
-    /// libtorch CPU threads (default: one per core).
+    /// libtorch CPU threads, 1 to 4 per core (default: one per core).
     #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<i32>,
+    pub threads: Option<i64>,
     /// cpu, cuda, cuda:N, or auto (cuda when available; the run's first line says which).
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -404,13 +405,12 @@ fn count(flag: &str, v: i64, min: i64) -> Result<usize> {
 }
 
 /// HF passes epochs as a float (`3.0`); bertfit trains whole epochs.
-fn whole_epochs(s: &str) -> Result<usize> {
-    let v: f64 = s.trim().parse().map_err(|_| Error::usage("--epochs", format!("'{s}' is not a number")))?;
+fn whole_epochs(v: f64) -> Result<usize> {
     if !(v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v <= 1e6) {
         return Err(Error::usage(
             "--epochs",
             format!(
-                "must be a whole number of epochs, at least 1, got {s} (use --max-steps to stop mid-epoch)"
+                "must be a whole number of epochs, at least 1, got {v} (use --max-steps to stop mid-epoch)"
             ),
         ));
     }
@@ -489,7 +489,7 @@ impl TrainFlags {
             columns: self.data.columns(),
             label_format: self.data.label_format()?,
             output_dir: self.output_dir,
-            epochs: whole_epochs(&self.epochs)?,
+            epochs: whole_epochs(self.epochs)?,
             max_steps: match self.max_steps {
                 None | Some(-1) => None,
                 Some(v) => Some(count("--max-steps", v, 1)?),
@@ -511,7 +511,7 @@ impl TrainFlags {
             shuffle_buffer: self.shuffle_buffer,
             token_cache: self.token_cache,
             shuffle: !self.no_shuffle,
-            threads: self.threads,
+            threads: bounds::threads("--threads", self.threads)?,
             device,
             device_auto: self.device == "auto",
             overwrite: self.overwrite.unwrap_or(false),
@@ -649,9 +649,9 @@ pub struct InferenceFlags {
     /// cpu, cuda, cuda:N, or auto (cuda when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// libtorch CPU threads (default: one per core).
+    /// libtorch CPU threads, 1 to 4 per core (default: one per core).
     #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<i32>,
+    pub threads: Option<i64>,
 }
 
 impl InferenceFlags {
@@ -663,7 +663,7 @@ impl InferenceFlags {
             prefetch: self.prefetch,
             device: parse_device(&self.device)?,
             device_auto: self.device == "auto",
-            threads: self.threads,
+            threads: bounds::threads("--threads", self.threads)?,
         })
     }
 }
@@ -732,6 +732,10 @@ pub struct EvaluateFlags {
     /// Print the metrics on stdout as JSON instead of HF's text table.
     #[arg(long)]
     pub json: bool,
+    /// Write into an --output-dir that holds a previous run or evaluation: its eval_results.json
+    /// is replaced (and all_results.json's eval_* keys), as HF's Trainer.save_metrics does.
+    #[arg(long, visible_alias = "overwrite-output-dir")]
+    pub overwrite: bool,
 }
 
 impl EvaluateFlags {
@@ -755,6 +759,7 @@ impl EvaluateFlags {
                 split: self.split_column,
             },
             output_dir: self.output_dir,
+            overwrite: self.overwrite,
             label_separator: self.label_separator,
         })
     }

@@ -89,6 +89,25 @@ struct Settings {
     added_tokens: Vec<(i64, String)>,
 }
 
+/// The lines of vocab.txt as Python's universal newlines split them (`open(..., "r")`, which
+/// transformers' `load_vocab` uses): at "\r\n", "\n" or a lone "\r"; a last line without an end
+/// counts, an empty text has no lines.
+pub fn vocab_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match rest.find(['\r', '\n']) {
+            Some(i) if rest[i..].starts_with("\r\n") => (&rest[..i], &rest[i + 2..]),
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        rest = next;
+        Some(line)
+    })
+}
+
 impl BertTokenizer {
     /// Reads `vocab.txt` and `tokenizer_config.json` (optional) from an HF model folder:
     /// `do_lower_case` (default true), `strip_accents` (null follows `do_lower_case`, as HF),
@@ -100,9 +119,21 @@ impl BertTokenizer {
             .map_err(|e| tokenizer_error(&vocab_path, format!("cannot read the vocabulary: {e}")))?;
 
         // As `tokenizers`' WordPiece::read_file: one token per line, trailing whitespace trimmed,
-        // id = line number, a repeated token keeps its last line.
+        // id = line number, a repeated token keeps its last line. Lines end as transformers'
+        // `load_vocab` reads them (Python's universal newlines): "\n", "\r\n" or a lone "\r".
+        if let Some(first) = text.strip_prefix('\u{feff}') {
+            let token = first.split(['\r', '\n']).next().unwrap_or_default();
+            return Err(tokenizer_error(
+                &vocab_path,
+                format!(
+                    "starts with a byte-order mark (U+FEFF), which transformers reads as part of the \
+                     first token ({:?} instead of {token:?}); save the file as UTF-8 without a BOM",
+                    format!("\u{feff}{token}")
+                ),
+            ));
+        }
         let mut values: HashMap<String, i64> = HashMap::new();
-        for (id, line) in text.lines().enumerate() {
+        for (id, line) in vocab_lines(&text).enumerate() {
             values.insert(line.trim_end().to_owned(), id as i64);
         }
         let vocab_size = values.values().max().map_or(0, |&id| id as usize + 1);
@@ -710,6 +741,19 @@ fn token_content(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vocab_lines_end_as_pythons_universal_newlines() {
+        fn lines(t: &str) -> Vec<&str> {
+            vocab_lines(t).collect()
+        }
+        assert_eq!(lines("a\nb\n"), ["a", "b"]);
+        assert_eq!(lines("a\r\nb\r\n"), ["a", "b"]);
+        assert_eq!(lines("a\rb\r"), ["a", "b"]);
+        assert_eq!(lines("a\r\rb"), ["a", "", "b"]);
+        assert_eq!(lines("a\n\nb"), ["a", "", "b"]);
+        assert!(lines("").is_empty());
+    }
 
     #[test]
     fn fixes_are_sorted_and_disjoint() {

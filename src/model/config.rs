@@ -177,6 +177,17 @@ impl BertConfig {
 
     /// Checks what would otherwise fail deep inside a forward pass.
     pub fn validate(&self, path: &Path) -> Result<()> {
+        // Another architecture's config reads as a BertConfig (serde fills the defaults), and its
+        // weights might even load by name: refuse it by name instead of running it as BERT.
+        if self.model_type != "bert" {
+            return Err(Error::config(
+                path,
+                format!(
+                    "model_type '{}' is not supported; bertfit fine-tunes BERT (model_type 'bert')",
+                    self.model_type
+                ),
+            ));
+        }
         self.check_sizes().map_err(|msg| Error::config(path, msg))?;
         if !SUPPORTED_ACTIVATIONS.contains(&self.hidden_act.as_str()) {
             return Err(Error::config(
@@ -310,7 +321,19 @@ impl BertConfig {
                 return Err(format!("key 'id2label': id {id} is given twice"));
             }
         }
-        Ok(Some(labels.into_iter().map(|l| l.unwrap_or_default()).collect()))
+        let labels: Vec<String> = labels.into_iter().map(|l| l.unwrap_or_default()).collect();
+        // Two ids with one name would become two columns of one name in predict's output and one
+        // entry of label2id: each class needs its own name.
+        let mut first_id: BTreeMap<&str, usize> = BTreeMap::new();
+        for (id, label) in labels.iter().enumerate() {
+            if let Some(first) = first_id.insert(label.as_str(), id) {
+                return Err(format!(
+                    "key 'id2label': ids {first} and {id} both name the label '{label}'; each class needs \
+                     its own name"
+                ));
+            }
+        }
+        Ok(Some(labels))
     }
 
     /// Sets `id2label` and `label2id` as HF's `PretrainedConfig` writes them.
@@ -384,6 +407,14 @@ mod tests {
         let err = refused(r#"{"vocab_size": 1000000, "hidden_size": 16384, "num_attention_heads": 16}"#);
         assert!(err.contains("parameters"), "{err}");
         assert!(BertConfig::from_json("{}", Path::new("c.json")).is_ok());
+    }
+
+    #[test]
+    fn other_architectures_and_repeated_label_names_are_refused() {
+        let err = refused(r#"{"model_type": "roberta"}"#);
+        assert!(err.contains("model_type 'roberta' is not supported; bertfit fine-tunes BERT"), "{err}");
+        let err = refused(r#"{"id2label": {"0": "spam", "1": "ham", "2": "spam"}}"#);
+        assert!(err.contains("ids 0 and 2 both name the label 'spam'"), "{err}");
     }
 
     #[test]

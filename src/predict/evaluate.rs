@@ -63,6 +63,8 @@ pub struct EvaluateArgs {
     pub columns: Columns,
     /// Where eval_results.json is written, if anywhere.
     pub output_dir: Option<PathBuf>,
+    /// Replace the results a folder already holds (training's `--overwrite` rule).
+    pub overwrite: bool,
     /// Separates the label names of a multi-label cell (training's `--label-separator`).
     pub label_separator: String,
 }
@@ -131,6 +133,9 @@ pub fn evaluate(
     args: &EvaluateArgs,
     reporter: &mut dyn Reporter,
 ) -> Result<(Evaluation, Map<String, Value>)> {
+    if let Some(dir) = &args.output_dir {
+        check_output_dir(dir, args.overwrite)?;
+    }
     let model = args.run.load_model(reporter)?;
     model.check_max_length(args.run.max_length, args.columns.text_pair.is_some())?;
     let problem = model.head.problem;
@@ -178,12 +183,53 @@ pub fn evaluate(
     };
     let metrics = metrics(&evaluation, &model.head.labels)?;
     if let Some(dir) = &args.output_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let text = serde_json::to_string_pretty(&metrics).unwrap_or_default();
-        write_atomic(&dir.join("eval_results.json"), text.as_bytes())?;
+        write_results(dir, &metrics)?;
     }
     reporter.finish()?;
     Ok((evaluation, metrics))
+}
+
+/// `--output-dir` follows training's rule: a folder holding anything of a run (a model, results,
+/// logs, checkpoints) is replaced only with `--overwrite`, so an evaluation does not silently
+/// replace a training run's eval_results.json (leaving its all_results.json disagreeing).
+fn check_output_dir(dir: &Path, overwrite: bool) -> Result<()> {
+    let previous = crate::output::previous_run_files(dir);
+    if previous.is_empty() || overwrite {
+        return Ok(());
+    }
+    let names: Vec<String> =
+        previous.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+    Err(Error::usage(
+        "--output-dir",
+        format!(
+            "{} holds a previous run ({}); pass --overwrite to replace its eval_results.json",
+            dir.display(),
+            names.join(", ")
+        ),
+    ))
+}
+
+/// eval_results.json, and the eval_* keys of all_results.json where the folder has one, as HF's
+/// `Trainer.save_metrics("eval", metrics)` updates both: the two files never disagree.
+fn write_results(dir: &Path, metrics: &Map<String, Value>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let text = serde_json::to_string_pretty(metrics).unwrap_or_default();
+    write_atomic(&dir.join("eval_results.json"), text.as_bytes())?;
+    let all = dir.join("all_results.json");
+    let old = match std::fs::read_to_string(&all) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&all, e)),
+    };
+    let mut combined: Map<String, Value> = serde_json::from_str(&old).map_err(|e| {
+        Error::data(
+            &all,
+            format!("is not a JSON object ({e}); eval_results.json was written, this file was not"),
+        )
+    })?;
+    combined.extend(metrics.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let text = serde_json::to_string_pretty(&combined).unwrap_or_default();
+    write_atomic(&all, text.as_bytes())
 }
 
 /// HF Trainer's evaluation metrics, in its key order (`eval_accuracy` only where the problem type

@@ -19,7 +19,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
 
 use super::input::Input;
-use super::output::{check_target, Output};
+use super::output::{check_target, remove_partial_on_signal, sweep_stale_partials, Output};
 use super::saved::SavedModel;
 use super::settings::InferenceArgs;
 use crate::data::pipeline::Batches;
@@ -83,6 +83,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub fn predict(args: &PredictArgs, reporter: &mut dyn Reporter) -> Result<PredictSummary> {
     let started = Instant::now();
     check_target(&args.output, args.overwrite)?;
+    for stale in sweep_stale_partials(&args.output) {
+        reporter.note(&format!("removed {}, left by a prediction that did not finish", stale.display()));
+    }
+    remove_partial_on_signal();
     let input = Input::open(&args.data, &args.text_column, args.text_pair_column.as_deref())?;
     let model = args.run.load_model(reporter)?;
     model.check_max_length(args.run.max_length, args.text_pair_column.is_some())?;

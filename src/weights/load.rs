@@ -25,8 +25,7 @@ pub struct LoadReport {
 
 pub fn read_checkpoint(file: &WeightsFile) -> Result<Vec<(String, Tensor)>> {
     match file {
-        WeightsFile::Safetensors(path) => Tensor::read_safetensors(path)
-            .map_err(|e| Error::weights(path, format!("cannot read safetensors: {e}"))),
+        WeightsFile::Safetensors(path) => super::safetensors::read(path),
         WeightsFile::PytorchBin(path) => read_pytorch_checkpoint(path),
     }
 }
@@ -91,7 +90,13 @@ pub fn load_pretrained(
         }
         // A diverged run saves NaN weights; loading them would show up much later as a NaN loss,
         // blamed on the learning rate.
-        let bad = src.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        let torch = |what: &str, e: tch::TchError| Error::damaged(path, format!("tensor '{key}': {what}"), e);
+        let bad = src
+            .f_isfinite()
+            .and_then(|f| f.f_logical_not())
+            .and_then(|f| f.f_sum(Kind::Int64))
+            .and_then(|f| f.f_int64_value(&[]))
+            .map_err(|e| torch("libtorch cannot check its values for NaN", e))?;
         if bad > 0 {
             return Err(Error::weights(
                 path,
@@ -104,7 +109,8 @@ pub fn load_pretrained(
         }
         report.checkpoint_dtype.get_or_insert(src.kind());
         // copy_ casts to the variable's fp32: an fp16 checkpoint still trains with fp32 master weights.
-        tch::no_grad(|| dst.shallow_clone().copy_(src));
+        tch::no_grad(|| dst.shallow_clone().f_copy_(src))
+            .map_err(|e| torch("libtorch cannot copy it into the model", e))?;
         if !loaded.insert(name.clone()) {
             return Err(Error::weights(
                 path,

@@ -4,6 +4,7 @@ pub mod load;
 pub mod pickle;
 pub mod pretrained;
 pub mod resolve;
+pub mod safetensors;
 pub mod save;
 
 pub use load::{load_pretrained, read_checkpoint, LoadReport};

@@ -189,6 +189,17 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
         &["training_state.safetensors", "'rng.cpu' is a Uint8 tensor of 16 values; libtorch's CPU generator state is"],
     );
 
+    refused(
+        &run,
+        "a truncated training state",
+        tampered(&run, "truncated_state", false, |c| {
+            let path = c.join(TRAINING_STATE);
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+        }),
+        &["checkpoint-7/training_state.safetensors", "truncated"],
+    );
+
     // The untouched copy resumes to the very weights of the uninterrupted run.
     let (out, ckpt) = tampered(&run, "clean", true, |_| {});
     let (code, err) = exec(&args(&run, &out, Some(&ckpt)));

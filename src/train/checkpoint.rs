@@ -225,9 +225,8 @@ pub fn read_state(dir: &Path) -> Result<TrainerState> {
 /// The tensors of training_state.safetensors by name (on the CPU).
 pub fn read_tensors(dir: &Path) -> Result<HashMap<String, Tensor>> {
     let path = dir.join(TRAINING_STATE);
-    let named =
-        Tensor::read_safetensors(&path).map_err(|e| Error::weights(&path, format!("cannot read: {e}")))?;
-    Ok(named.into_iter().collect())
+    // Damage is told in words, naming the tensor (weights::safetensors).
+    Ok(crate::weights::safetensors::read(&path)?.into_iter().collect())
 }
 
 /// Serialises named tensors (any of the kinds a training state holds) as safetensors bytes.

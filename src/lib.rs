@@ -12,7 +12,9 @@
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
 //! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP scaling), over `csrc/`.
 //! - `dist`: data-parallel training over c10d (process group, DistributedSampler, launch variables).
-//! - `output`: atomic files and folders, crash recovery, the previous-run check.
+//! - `output`: atomic files and folders, crash recovery, the previous-run check, the folder lock.
+//! - `bounds`: the limits of every numeric flag and launcher variable, in one place.
+pub mod bounds;
 pub mod cli;
 pub mod data;
 pub mod dist;

@@ -18,7 +18,6 @@ use crate::train::optim::AdamKind;
 use crate::train::precision::Precision;
 use crate::train::TrainArgs;
 
-pub mod bounds;
 pub mod config_file;
 pub mod hf;
 
@@ -511,7 +510,7 @@ impl TrainFlags {
             shuffle_buffer: self.shuffle_buffer,
             token_cache: self.token_cache,
             shuffle: !self.no_shuffle,
-            threads: bounds::threads("--threads", self.threads)?,
+            threads: crate::bounds::threads("--threads", self.threads)?,
             device,
             device_auto: self.device == "auto",
             overwrite: self.overwrite.unwrap_or(false),
@@ -663,7 +662,7 @@ impl InferenceFlags {
             prefetch: self.prefetch,
             device: parse_device(&self.device)?,
             device_auto: self.device == "auto",
-            threads: bounds::threads("--threads", self.threads)?,
+            threads: crate::bounds::threads("--threads", self.threads)?,
         })
     }
 }

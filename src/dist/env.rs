@@ -4,13 +4,8 @@
 //! SLURM_JOB_NODELIST). torchrun's win when both are set: torchrun inside an allocation is common.
 //! Under SLURM without MASTER_PORT the port is derived from SLURM_JOB_ID and SLURM_STEP_ID
 //! ([`slurm_port`]), so two multi-task jobs on one node do not both take torchrun's 29500.
+use crate::bounds;
 use crate::error::{Error, Result};
-
-/// The most processes a run may have. Every rank keeps per-rank tables (a step's rows, the
-/// rendezvous keys), so a mistyped WORLD_SIZE of 2^40 would exhaust memory before any message;
-/// 65,536 is far beyond any data-parallel fine-tuning job (PyTorch's largest runs use tens of
-/// thousands of GPUs).
-pub const MAX_WORLD_SIZE: usize = 65_536;
 
 /// torchrun's default rendezvous port, used under SLURM when neither MASTER_PORT nor
 /// SLURM_JOB_ID is set.
@@ -133,28 +128,11 @@ impl DistEnv {
             Launcher::Torchrun => ("RANK", "WORLD_SIZE"),
             Launcher::Slurm => ("SLURM_PROCID", "SLURM_NTASKS"),
         };
-        if env.world_size == 0 {
-            return Err(Error::usage(world_var, "must be at least 1"));
-        }
-        if env.world_size > MAX_WORLD_SIZE {
-            return Err(Error::usage(
-                world_var,
-                format!("{} is more than bertfit's limit of {MAX_WORLD_SIZE} processes", env.world_size),
-            ));
-        }
-        if env.local_rank >= MAX_WORLD_SIZE {
-            let local_var = if env.launcher == Launcher::Torchrun { "LOCAL_RANK" } else { "SLURM_LOCALID" };
-            return Err(Error::usage(
-                local_var,
-                format!("{} is not below bertfit's limit of {MAX_WORLD_SIZE} processes", env.local_rank),
-            ));
-        }
-        if env.rank >= env.world_size {
-            return Err(Error::usage(
-                rank_var,
-                format!("{} is not below {world_var}={} (ranks count from 0)", env.rank, env.world_size),
-            ));
-        }
+        let local_var = if env.launcher == Launcher::Torchrun { "LOCAL_RANK" } else { "SLURM_LOCALID" };
+        bounds::world_size(world_var, env.world_size)?;
+        // A local rank indexes this node's GPUs: bounded by the limit, not by the world.
+        bounds::rank(local_var, env.local_rank, bounds::MAX_WORLD_SIZE, "the limit")?;
+        bounds::rank(rank_var, env.rank, env.world_size, world_var)?;
         Ok(Some(env))
     }
 }

@@ -83,18 +83,30 @@ fn run(cli: Cli) -> bertfit::Result<()> {
 
 /// Exit status after a stop signal: the step finished, a checkpoint and the model were saved.
 const STOPPED: u8 = 130;
+/// A second stop signal within this long of the first is taken as the same stop, delivered twice.
+const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 /// Exit status after a second stop signal: quit at once, nothing more written (every earlier save
 /// is complete: saves are swapped in whole).
 const QUIT_AT_ONCE: i32 = 131;
 
 /// The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second
-/// one ends the process at once. The handler runs on ctrlc's own thread and must not panic (a
-/// panic there would end that thread, and every later signal would go unanswered): its messages
-/// go out with `write!`, whose errors (stderr closed, a broken pipe) are ignored.
+/// one, a second or more later, ends the process at once. The handler runs on ctrlc's own thread
+/// and must not panic (a panic there would end that thread, and every later signal would go
+/// unanswered): its messages go out with `write!`, whose errors (stderr closed, a broken pipe)
+/// are ignored.
 fn stop_on_signal() {
     use std::io::Write;
+    static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let handler = || {
         if bertfit::train::interrupt::stop_requested() {
+            // A cluster's one stop often arrives twice within moments (the scheduler signals the
+            // job's processes, and the batch script passes its own signal on): that is still one
+            // stop, and quitting at once would lose the save it asked for.
+            if FIRST.get().is_some_and(|t| t.elapsed() < REPEAT_WINDOW) {
+                let _ = writeln!(std::io::stderr(), "
+(the same stop signal again, within a second: still saving)");
+                return;
+            }
             let _ =
                 writeln!(std::io::stderr(), "\nsecond stop signal: quitting at once (exit {QUIT_AT_ONCE})");
             // _exit: no destructors or atexit handlers run on this thread while the main thread
@@ -109,6 +121,7 @@ fn stop_on_signal() {
             std::io::stderr(),
             "\nstopping after the current step (press Ctrl-C again to quit at once)"
         );
+        let _ = FIRST.set(std::time::Instant::now());
         bertfit::train::interrupt::request_stop();
     };
     if let Err(e) = ctrlc::set_handler(handler) {

@@ -405,7 +405,8 @@ fn two_signals(
             signal(&child, libc::SIGTERM);
             first_sent = true;
             if second_at.is_none() {
-                std::thread::sleep(std::time::Duration::from_millis(300));
+                // Past main.rs's 1 s window for a repeated delivery, within the 1.5 s step pause.
+                std::thread::sleep(std::time::Duration::from_millis(1100));
                 signal(&child, second);
             }
         }

@@ -49,7 +49,10 @@ pub fn world_size(var: &str, n: usize) -> Result<()> {
         return Err(Error::usage(var, "must be at least 1"));
     }
     if n > MAX_WORLD_SIZE {
-        return Err(Error::usage(var, format!("{n} is more than bertfit's limit of {MAX_WORLD_SIZE} processes")));
+        return Err(Error::usage(
+            var,
+            format!("{n} is more than bertfit's limit of {MAX_WORLD_SIZE} processes"),
+        ));
     }
     Ok(())
 }
@@ -57,10 +60,16 @@ pub fn world_size(var: &str, n: usize) -> Result<()> {
 /// A rank or local rank (`var`) of a world of `world` processes: below it, and below the limit.
 pub fn rank(var: &str, rank: usize, world: usize, world_var: &str) -> Result<()> {
     if rank >= MAX_WORLD_SIZE {
-        return Err(Error::usage(var, format!("{rank} is not below bertfit's limit of {MAX_WORLD_SIZE} processes")));
+        return Err(Error::usage(
+            var,
+            format!("{rank} is not below bertfit's limit of {MAX_WORLD_SIZE} processes"),
+        ));
     }
     if rank >= world {
-        return Err(Error::usage(var, format!("{rank} is not below {world_var}={world} (ranks count from 0)")));
+        return Err(Error::usage(
+            var,
+            format!("{rank} is not below {world_var}={world} (ranks count from 0)"),
+        ));
     }
     Ok(())
 }

@@ -103,8 +103,11 @@ fn stop_on_signal() {
             // job's processes, and the batch script passes its own signal on): that is still one
             // stop, and quitting at once would lose the save it asked for.
             if FIRST.get().is_some_and(|t| t.elapsed() < REPEAT_WINDOW) {
-                let _ = writeln!(std::io::stderr(), "
-(the same stop signal again, within a second: still saving)");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "
+(the same stop signal again, within a second: still saving)"
+                );
                 return;
             }
             let _ =

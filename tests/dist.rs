@@ -984,10 +984,14 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
 fn a_huge_world_size_is_refused_at_once() {
     for world in ["1099511627776", "18446744073709551615"] {
         let started = Instant::now();
-        let out = rank_cmd(0, 2, free_port(), &["--ddp-timeout", "5"]).env("WORLD_SIZE", world).output().unwrap();
+        let out =
+            rank_cmd(0, 2, free_port(), &["--ddp-timeout", "5"]).env("WORLD_SIZE", world).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "WORLD_SIZE={world}: {err}");
-        assert!(err.contains(&format!("WORLD_SIZE: {world} is more than bertfit's limit of 65536 processes")), "{err}");
+        assert!(
+            err.contains(&format!("WORLD_SIZE: {world} is more than bertfit's limit of 65536 processes")),
+            "{err}"
+        );
         assert!(!err.contains("panicked") && started.elapsed() < Duration::from_secs(10), "{err}");
     }
 }

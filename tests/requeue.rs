@@ -130,7 +130,10 @@ fn a_resume_at_the_end_trains_nothing() {
     run_ok(&run);
     let hash = sha256(&out.join("model.safetensors"));
     let err = run_ok(&[&run[..], &["--resume-from-checkpoint".into(), "latest".into()]].concat());
-    assert!(err.contains("the checkpoint is at step 10 of 10: the run is complete, nothing left to train"), "{err}");
+    assert!(
+        err.contains("the checkpoint is at step 10 of 10: the run is complete, nothing left to train"),
+        "{err}"
+    );
     assert_eq!(sha256(&out.join("model.safetensors")), hash, "the finished model was replaced");
     let logged: Vec<u64> = steps(&out).into_iter().map(|(s, _)| s).collect();
     assert_eq!(logged, (1..=10).collect::<Vec<_>>());
@@ -199,7 +202,8 @@ fn rotation_with_a_limit_of_one_keeps_the_newest_and_the_best() {
     let state = read_json(&out.join("trainer_state.json"));
     let (best_step, newest) =
         (state["best_global_step"].as_u64().unwrap(), state["global_step"].as_u64().unwrap());
-    let mut left: Vec<u64> = bertfit::train::checkpoint::list(&out).into_iter().map(|(s, _)| s as u64).collect();
+    let mut left: Vec<u64> =
+        bertfit::train::checkpoint::list(&out).into_iter().map(|(s, _)| s as u64).collect();
     left.sort();
     assert_ne!(best_step, newest, "the test needs a best model that is not the newest:\n{log}");
     assert_eq!(left, [best_step, newest], "--save-total-limit 1 kept {left:?}:\n{log}");

@@ -115,7 +115,9 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
     refused(
         &run,
         "an edited batches_done",
-        tampered(&run, "batches", false, |c| edit_state(c, |v| v["bertfit_position"]["batches_done"] = 3.into())),
+        tampered(&run, "batches", false, |c| {
+            edit_state(c, |v| v["bertfit_position"]["batches_done"] = 3.into())
+        }),
         &["trainer_state.json", "global_step is 7, but epoch 1 after 3 batches is step 3"],
     );
     refused(
@@ -148,7 +150,9 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
         &run,
         "an all-zero data order",
         tampered(&run, "zero_order", false, |c| {
-            edit_tensors(c, |t| replace(t, "data.order", Tensor::zeros([320], (tch::Kind::Int64, tch::Device::Cpu))))
+            edit_tensors(c, |t| {
+                replace(t, "data.order", Tensor::zeros([320], (tch::Kind::Int64, tch::Device::Cpu)))
+            })
         }),
         &["training_state.safetensors", "row index 0 twice: it is not a permutation"],
     );
@@ -166,7 +170,9 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
     refused(
         &run,
         "a removed optimizer state",
-        tampered(&run, "no_optimizer", false, |c| edit_tensors(c, |t| t.retain(|(k, _)| !k.starts_with("optimizer.")))),
+        tampered(&run, "no_optimizer", false, |c| {
+            edit_tensors(c, |t| t.retain(|(k, _)| !k.starts_with("optimizer.")))
+        }),
         &["training_state.safetensors", "optimizer state: no 'optimizer.", "after 7 steps"],
     );
     refused(
@@ -184,9 +190,14 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
         &run,
         "a too-short generator state",
         tampered(&run, "short_rng", false, |c| {
-            edit_tensors(c, |t| replace(t, "rng.cpu", Tensor::zeros([16], (tch::Kind::Uint8, tch::Device::Cpu))))
+            edit_tensors(c, |t| {
+                replace(t, "rng.cpu", Tensor::zeros([16], (tch::Kind::Uint8, tch::Device::Cpu)))
+            })
         }),
-        &["training_state.safetensors", "'rng.cpu' is a Uint8 tensor of 16 values; libtorch's CPU generator state is"],
+        &[
+            "training_state.safetensors",
+            "'rng.cpu' is a Uint8 tensor of 16 values; libtorch's CPU generator state is",
+        ],
     );
 
     refused(

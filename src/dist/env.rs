@@ -143,16 +143,7 @@ fn slurm_rendezvous_port(var: &impl Fn(&str) -> Option<String>) -> Result<(u16, 
     if let Some(p) = port(var, "MASTER_PORT")? {
         return Ok((p, PortOrigin::Given));
     }
-    let id = |name: &str| -> Result<Option<u64>> {
-        match var(name) {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| Error::usage(name, format!("{v:?} is not a non-negative integer"))),
-        }
-    };
+    let id = |name: &str| optional_number::<u64>(var, name);
     match id("SLURM_JOB_ID")? {
         Some(job_id) => {
             let step_id = id("SLURM_STEP_ID")?.unwrap_or(0);
@@ -174,12 +165,16 @@ fn required(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String>
     }
 }
 
-fn optional_number(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<usize>> {
+/// A non-negative integer variable (`usize` for counts and ranks, `u64` for SLURM's ids).
+fn optional_number<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>> {
     match var(name) {
         None => Ok(None),
         Some(v) => v
             .trim()
-            .parse::<usize>()
+            .parse::<T>()
             .map(Some)
             .map_err(|_| Error::usage(name, format!("{v:?} is not a non-negative integer"))),
     }
@@ -265,7 +260,10 @@ mod tests {
         };
         assert_eq!(world("65536").unwrap().unwrap().world_size, 65_536);
         let e = usage_flag(world("1099511627776"));
-        assert!(e.contains("WORLD_SIZE: 1099511627776 is more than bertfit's limit of 65536 processes"), "{e}");
+        assert!(
+            e.contains("WORLD_SIZE: 1099511627776 is more than bertfit's limit of 65536 processes"),
+            "{e}"
+        );
         let e = usage_flag(world("18446744073709551615"));
         assert!(e.contains("more than bertfit's limit"), "{e}");
         let e = usage_flag(world("18446744073709551616"));

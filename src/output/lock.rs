@@ -82,9 +82,7 @@ impl RunLock {
             "PID {} on host {}, started at unix time {}",
             std::process::id(),
             hostname(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
         );
         file.set_len(0)
             .and_then(|_| file.rewind())

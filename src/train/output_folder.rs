@@ -98,8 +98,8 @@ fn resume_folder(spec: Option<&str>, output_dir: &Path) -> Result<Option<PathBuf
 fn finished_run(output_dir: &Path, identity: &RunIdentity) -> Result<Option<usize>> {
     let path = output_dir.join(checkpoint::TRAINER_STATE);
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let state: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::config(&path, format!("not a trainer state: {e}")))?;
+    let state: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("not a trainer state: {e}")))?;
     if state.get("bertfit_finished") != Some(&json!(true)) {
         return Ok(None);
     }
@@ -121,4 +121,3 @@ fn finished_run(output_dir: &Path, identity: &RunIdentity) -> Result<Option<usiz
     }
     Ok(state.get("global_step").and_then(|v| v.as_u64()).map(|v| v as usize))
 }
-

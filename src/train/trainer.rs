@@ -18,8 +18,8 @@ use tch::{Device, Reduction};
 use super::args::SaveStrategy;
 use super::args::TrainArgs;
 use super::checkpoint::{self, Fingerprint, Position, TrainerState};
-use super::identity::RunIdentity;
 pub use super::evaluation::Evaluation;
+use super::identity::RunIdentity;
 use super::interrupt;
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
 use super::output_folder::{self, OutputFolder};
@@ -867,7 +867,8 @@ impl<'r> Trainer<'r> {
             ));
         }
         let state = checkpoint::read_state(dir)?;
-        let refuse = |why: String| Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display()));
+        let refuse =
+            |why: String| Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display()));
         // The shape of the run first (it knows which differences a new world size allows), then
         // everything else that makes it this run.
         if let Err(why) = state.bertfit_run.check_resume(&self.fingerprint(), &state.bertfit_position) {
@@ -877,7 +878,10 @@ impl<'r> Trainer<'r> {
             Some(theirs) => {
                 let differences = theirs.differences(&self.identity);
                 if !differences.is_empty() {
-                    return Err(refuse(format!("is from another run; it differs in {}", differences.join("; "))));
+                    return Err(refuse(format!(
+                        "is from another run; it differs in {}",
+                        differences.join("; ")
+                    )));
                 }
             }
             None => self.reporter.note(&format!(
@@ -946,7 +950,13 @@ impl<'r> Trainer<'r> {
     fn rank_key(&self, state: &TrainerState) -> impl Fn(&str) -> String {
         let written = state.bertfit_run.world_size;
         let (rank, world) = self.ddp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
-        move |name: &str| if written > 1 && written == world { format!("rank{rank}.{name}") } else { name.to_string() }
+        move |name: &str| {
+            if written > 1 && written == world {
+                format!("rank{rank}.{name}")
+            } else {
+                name.to_string()
+            }
+        }
     }
 
     /// The best model's weights, from its own checkpoint folder.

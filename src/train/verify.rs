@@ -60,7 +60,10 @@ pub fn check_manifest(dir: &Path) -> Result<bool> {
     for (name, want) in &files {
         let file = dir.join(name);
         let damaged = |what: String| {
-            Error::weights(&file, format!("{what}: the checkpoint is damaged or was edited ({MANIFEST} lists it)"))
+            Error::weights(
+                &file,
+                format!("{what}: the checkpoint is damaged or was edited ({MANIFEST} lists it)"),
+            )
         };
         let bytes = match std::fs::metadata(&file) {
             Ok(m) => m.len(),
@@ -129,7 +132,8 @@ pub fn check_position(
         return Err(bad(format!("epoch is {}, but the position is epoch {fraction}", state.epoch)));
     }
     let Some(order) = order else { return Ok(()) };
-    let order_error = |msg: String| Error::weights(path.with_file_name(super::checkpoint::TRAINING_STATE), msg);
+    let order_error =
+        |msg: String| Error::weights(path.with_file_name(super::checkpoint::TRAINING_STATE), msg);
     if order.len() != expected.rank_rows {
         return Err(order_error(format!(
             "the data order has {} rows, this run's epoch {} (the data or the number of processes differs, or the file was edited)",
@@ -146,7 +150,9 @@ pub fn check_position(
     if expected.permutation {
         let mut seen = vec![false; expected.file_rows];
         if let Some(&i) = order.iter().find(|&&i| std::mem::replace(&mut seen[i as usize], true)) {
-            return Err(order_error(format!("the data order holds row index {i} twice: it is not a permutation")));
+            return Err(order_error(format!(
+                "the data order holds row index {i} twice: it is not a permutation"
+            )));
         }
     }
     Ok(())

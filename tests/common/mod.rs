@@ -231,10 +231,11 @@ pub fn train_args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<
         ("--seed", "9"),
         ("--threads", "1"),
     ];
-    let mut args: Vec<String> = ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> =
+        ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     for (flag, value) in defaults.iter().filter(|(f, _)| !extra.contains(f)) {
         args.extend([flag.to_string(), value.to_string()]);
     }

@@ -307,3 +307,28 @@ fn latest_with_no_checkpoint_is_refused_and_leaves_no_folder() {
     assert!(err.contains("holds no complete checkpoint"), "{err}");
     assert!(!out.exists(), "the refused run left {}", out.display());
 }
+
+/// A run folder whose name is not UTF-8 (a byte 0xff) resumes like any other, its best model
+/// included (the resume used to look for "model ''").
+#[test]
+fn a_folder_whose_name_is_not_utf8_resumes() {
+    use std::os::unix::ffi::OsStrExt;
+    let (dir, model, data) = setup("requeue_not_utf8");
+    let out = dir.join(std::ffi::OsStr::from_bytes(b"run-\xff"));
+    let placeholder = dir.join("placeholder");
+    let flags = ["--save-steps", "5", "--eval-steps", "5", "--load-best-model-at-end"];
+    let run = |extra: &[&str]| {
+        let mut a = train_args(&model, &data, &placeholder, &[&flags[..], extra].concat());
+        let at = a.iter().position(|x| x == "--output-dir").unwrap() + 1;
+        let mut cmd = bertfit();
+        cmd.args(&a[..at]).arg(&out).args(a.drain(at + 1..));
+        let o = cmd.output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, err) = run(&["--max-steps", "7"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&["--max-steps", "12", "--resume-from-checkpoint", "latest"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("(step 5)"), "{err}");
+    assert!(out.join("model.safetensors").is_file());
+}

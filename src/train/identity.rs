@@ -71,8 +71,16 @@ impl RunIdentity {
         for (role, path) in data_roles(&args.data) {
             files.insert(format!("data/{role}"), sha256_file(path)?);
         }
+        // The paths are left out (compared by content above); cleared first, so that one that is
+        // not UTF-8 cannot fail the serialisation of the rest.
+        let mut neutral = args.clone();
+        neutral.output_dir = Default::default();
+        neutral.token_cache = None;
+        neutral.data = crate::data::dataset::DataSource::SplitColumn(Default::default());
+        let value = serde_json::to_value(&neutral)
+            .map_err(|e| Error::Runtime(format!("the run's settings cannot be written as JSON: {e}")))?;
         let mut settings = BTreeMap::new();
-        flatten("", &serde_json::to_value(args).unwrap_or_default(), &mut settings);
+        flatten("", &value, &mut settings);
         settings.retain(|k, _| !NOT_COMPUTATION.contains(&k.as_str()));
         Ok(RunIdentity { files, settings })
     }

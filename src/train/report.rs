@@ -85,7 +85,13 @@ pub struct CheckpointRecord {
     pub seconds: f64,
     /// Bytes of the checkpoint's files.
     pub bytes: u64,
+    /// As text (a folder name that is not UTF-8 is written lossily, not left out).
+    #[serde(serialize_with = "path_text")]
     pub path: PathBuf,
+}
+
+fn path_text<S: serde::Serializer>(p: &Path, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.display().to_string())
 }
 
 /// What a run reports. Every method has a do-nothing default.
@@ -383,7 +389,7 @@ impl Reporter for JsonLines {
             "kind": "resume",
             "step": step,
             "epoch": epoch,
-            "checkpoint": checkpoint,
+            "checkpoint": checkpoint.display().to_string(),
         }));
     }
 

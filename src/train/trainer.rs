@@ -805,7 +805,8 @@ impl<'r> Trainer<'r> {
         let started = Instant::now();
         let (state, tensors) = self.verified_checkpoint(dir)?;
         self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);
-        let files = resolve(dir.to_str().unwrap_or_default())?;
+        // (A path, not a name: a folder whose name is not UTF-8 is still this folder.)
+        let files = crate::weights::resolve::model_files(dir)?;
         let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
         if !report.newly_initialized.is_empty() {
             return Err(Error::weights(
@@ -833,9 +834,11 @@ impl<'r> Trainer<'r> {
         self.global_step = state.global_step;
         self.evals_without_improvement = position.evals_without_improvement;
         self.log_history = state.log_history;
-        if let (Some(step), Some(value), Some(best_dir)) =
+        if let (Some(step), Some(value), Some(_)) =
             (state.best_global_step, state.best_metric, state.best_model_checkpoint)
         {
+            // Verified to be checkpoint-<step> of this checkpoint's folder.
+            let best_dir = checkpoint::folder(dir.parent().unwrap_or(dir), step);
             self.best = Some(self.best_from(&best_dir, step, value)?);
         }
         let plan = match (tensors.get(&key("data.order")), position.batches_done) {
@@ -960,8 +963,8 @@ impl<'r> Trainer<'r> {
     }
 
     /// The best model's weights, from its own checkpoint folder.
-    fn best_from(&self, best_dir: &str, step: usize, value: f64) -> Result<Best> {
-        let best_files = resolve(best_dir)?;
+    fn best_from(&self, best_dir: &Path, step: usize, value: f64) -> Result<Best> {
+        let best_files = crate::weights::resolve::model_files(best_dir)?;
         let copy: HashMap<String, tch::Tensor> =
             self.vs.variables().iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
         crate::weights::load_pretrained(&copy, &self.config, &best_files.weights)?;

@@ -201,7 +201,11 @@ pub fn check_best(dir: &Path, state: &TrainerState) -> Result<()> {
     };
     let best = Path::new(best);
     let folder = |p: &Path| p.parent().and_then(|q| q.canonicalize().ok());
-    let same_run = folder(best).is_some() && folder(best) == folder(dir);
+    // trainer_state.json holds the path as text (lossy for a folder name that is not UTF-8): the
+    // same text as this folder's is the same folder too.
+    let as_text = |p: &Path| p.parent().map(|q| q.display().to_string());
+    let same_run = (folder(best).is_some() && folder(best) == folder(dir))
+        || (as_text(best).is_some() && as_text(best) == as_text(dir));
     let named = best.file_name() == Some(std::ffi::OsStr::new(&format!("checkpoint-{step}")));
     if !(same_run && named) {
         return Err(Error::config(

@@ -119,7 +119,7 @@ fn snapshot_dir(repo: &Path) -> Result<PathBuf> {
     }
 }
 
-fn model_files(dir: &Path) -> Result<ModelFiles> {
+pub fn model_files(dir: &Path) -> Result<ModelFiles> {
     let config = dir.join("config.json");
     if !config.is_file() {
         return Err(Error::weights(dir, "no config.json in this model folder"));

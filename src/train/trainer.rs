@@ -249,7 +249,8 @@ impl<'r> Trainer<'r> {
                 first_epoch = position.epoch;
                 resume = Some((plan, position));
             }
-            let total = self.total_steps();
+            // Optimizer steps of the whole run, as the schedule counts them.
+            let total = self.updater.schedule.total_steps;
             if resume.is_some() && self.global_step >= total {
                 // A requeue after the last checkpoint: the run is complete; one more step would
                 // give a model that is not the run's.
@@ -358,16 +359,6 @@ impl<'r> Trainer<'r> {
         Ok(summary)
     }
 
-    /// Optimizer steps of the whole run (`--max-steps`, or every epoch's).
-    fn total_steps(&self) -> usize {
-        let per_epoch = self
-            .data
-            .len(Split::Train)
-            .div_ceil(self.args.batch_size)
-            .div_ceil(self.args.recipe.gradient_accumulation_steps);
-        self.args.max_steps.unwrap_or(per_epoch * self.args.epochs)
-    }
-
     /// One epoch over the training rows: micro-batches accumulate gradients in windows of
     /// `gradient_accumulation_steps` (the epoch's last window may be shorter), one update each.
     fn train_epoch(
@@ -385,7 +376,7 @@ impl<'r> Trainer<'r> {
             }
         };
         let mut batches = self.data.train_batches(&plan, pos.batches_done)?;
-        let total_batches = self.data.len(Split::Train).div_ceil(self.args.batch_size);
+        let total_batches = batches_per_epoch(&self.data, self.args.batch_size);
         let accumulation = self.args.recipe.gradient_accumulation_steps;
         self.reporter.epoch_started(epoch, total_batches.div_ceil(accumulation));
         let (mut total_loss, mut steps, mut samples, mut consumed) =
@@ -756,7 +747,7 @@ impl<'r> Trainer<'r> {
             global_step: self.global_step,
             epoch: (position.epoch - 1) as f64
                 + position.batches_done as f64
-                    / self.data.len(Split::Train).div_ceil(self.args.batch_size).max(1) as f64,
+                    / batches_per_epoch(&self.data, self.args.batch_size).max(1) as f64,
             log_history: self.log_history.clone(),
             best_metric: self.best.as_ref().map(|b| b.value),
             best_global_step: self.best.as_ref().map(|b| b.step),
@@ -936,7 +927,7 @@ impl<'r> Trainer<'r> {
             None => None,
         };
         let expected = verify::Expected {
-            batches_per_epoch: self.data.len(Split::Train).div_ceil(self.args.batch_size),
+            batches_per_epoch: batches_per_epoch(&self.data, self.args.batch_size),
             accumulation: self.args.recipe.gradient_accumulation_steps,
             rank_rows: self.data.len(Split::Train),
             file_rows: self.data.train_file_rows(),
@@ -1143,6 +1134,11 @@ struct Best {
     weights: Vec<tch::Tensor>,
 }
 
+/// Micro-batches of one training epoch (this rank's share).
+fn batches_per_epoch(data: &TrainingData, batch_size: usize) -> usize {
+    data.len(Split::Train).div_ceil(batch_size)
+}
+
 /// Optimizer (with HF's decay groups), schedule over the run's optimizer steps, loss scaler.
 fn build_updater(
     args: &TrainArgs,
@@ -1163,7 +1159,7 @@ fn build_updater(
             fused: r.fused,
         },
     )?;
-    let per_epoch = data.len(Split::Train).div_ceil(args.batch_size).div_ceil(r.gradient_accumulation_steps);
+    let per_epoch = batches_per_epoch(data, args.batch_size).div_ceil(r.gradient_accumulation_steps);
     let total = args.max_steps.unwrap_or(per_epoch * args.epochs);
     let warmup = warmup_steps(r.warmup_steps, r.warmup_ratio, total)?;
     let schedule = Schedule::new(r.lr_scheduler_type, args.learning_rate, warmup, total)?;

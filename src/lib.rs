@@ -4,6 +4,7 @@
 //! - `model`: BERT as in transformers' modeling_bert.py, HF parameter names.
 //! - `weights`: find an HF model folder or cache entry, load it strictly, save in HF layout.
 //! - `data`: read labelled text, tokenize as HF does, collate batches.
+//! - `commands`: what a subcommand does around the library (train: results files, predictions).
 //! - `train`: the Trainer (loop, optimiser, precision, schedules, evaluation) and the reporters a
 //!   run talks through.
 //! - `metrics`: accuracy, precision, recall, F1, multi-label and regression metrics (sklearn's).
@@ -16,6 +17,7 @@
 //! - `bounds`: the limits of every numeric flag and launcher variable, in one place.
 pub mod bounds;
 pub mod cli;
+pub mod commands;
 pub mod data;
 pub mod dist;
 pub mod error;

@@ -22,7 +22,10 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             } else {
                 Box::new(bertfit::train::report::Silent)
             };
-            bertfit::train::train(&args, reporter.as_mut())?;
+            if let Some(pause) = bertfit::train::fault::StepPause::from_env() {
+                reporter = Box::new(Tee(vec![reporter, Box::new(pause)]));
+            }
+            bertfit::commands::train::train(&args, reporter.as_mut())?;
             if args.do_train && rank == 0 {
                 eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
             }

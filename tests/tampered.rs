@@ -6,8 +6,8 @@
 //! check of the content itself must catch it).
 use std::path::{Path, PathBuf};
 
+use bertfit::train::checkpoint::verify::MANIFEST;
 use bertfit::train::checkpoint::{read_tensors, tensors_to_bytes, TRAINER_STATE, TRAINING_STATE};
-use bertfit::train::verify::MANIFEST;
 use tch::Tensor;
 
 use super::common::files::copy_tree;

@@ -4,7 +4,7 @@
 //! little-endian length; every check must return (an error or Ok), never panic or hang.
 #![no_main]
 use bertfit::train::checkpoint::{read_state, read_tensors, TRAINER_STATE, TRAINING_STATE};
-use bertfit::train::verify::{self, Expected, MANIFEST};
+use bertfit::train::checkpoint::verify::{self, Expected, MANIFEST};
 use libfuzzer_sys::fuzz_target;
 
 include!("common.rs");

@@ -10,24 +10,14 @@
 //!   point a long margin without waiting at every earlier one.
 //! - `BERTFIT_TEST_FAIL_WRITE=<file name>`: [`super::write_atomic`] writes half of a file with that
 //!   name, then fails with ENOSPC ("No space left on device"), as a full disk would.
-//! - `BERTFIT_TEST_STEP_PAUSE_MS=<ms>`: the trainer prints `bertfit-test: step pause` and sleeps
-//!   this long after each optimizer step, so a signal test can stop a tiny run mid-epoch.
+//!
+//! (The step pause of the signal tests is a reporter: `crate::train::fault`.)
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub const SAVE_PAUSE_MS: &str = "BERTFIT_TEST_SAVE_PAUSE_MS";
 pub const FAIL_WRITE: &str = "BERTFIT_TEST_FAIL_WRITE";
-pub const STEP_PAUSE_MS: &str = "BERTFIT_TEST_STEP_PAUSE_MS";
 pub const SAVE_PAUSE_AT: &str = "BERTFIT_TEST_SAVE_PAUSE_AT";
-
-/// After an optimizer step: announces `bertfit-test: step pause` on stderr and pauses when
-/// `BERTFIT_TEST_STEP_PAUSE_MS` is set (a signal test waits for the line, then signals).
-pub fn step_pause() {
-    if let Some(ms) = std::env::var(STEP_PAUSE_MS).ok().and_then(|v| v.parse::<u64>().ok()) {
-        eprintln!("bertfit-test: step pause");
-        std::thread::sleep(Duration::from_millis(ms));
-    }
-}
 
 /// A named point of a save: announced and paused at when `BERTFIT_TEST_SAVE_PAUSE_MS` is set (only
 /// at the `n`th point of the process, counting from 0, when `BERTFIT_TEST_SAVE_PAUSE_AT=n` is set too).

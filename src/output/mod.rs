@@ -1,7 +1,8 @@
 //! Writing outputs so that nothing is lost: a file is replaced whole or not at all
 //! ([`write_atomic`]), a folder is replaced whole or not at all ([`StagedDir`]), leftovers of a
 //! crash are cleared at the next start ([`recover`]), and a folder that holds anything bertfit
-//! writes is recognised as a previous run ([`holds_previous_run`]).
+//! writes is recognised as a previous run ([`holds_previous_run`]); the `*_results.json` files
+//! are written by one writer ([`Results`]).
 //!
 //! Temporary names all contain [`TEMP_MARKER`] and the writer's process id
 //! (`.<name>.bertfit-tmp-<pid>[-<n>]`, `.<name>.bertfit-old-<pid>`), so recovery can tell a
@@ -14,12 +15,14 @@ pub mod hooks;
 mod lock;
 mod previous;
 mod recover;
+mod results;
 mod staged;
 
 pub use atomic::{fsync_dir, write_atomic};
 pub use lock::{remove_held_lock_files, RunLock, LOCK_FILE};
 pub use previous::{holds_previous_run, previous_run_files, remove_set_aside, set_aside, SET_ASIDE};
 pub use recover::{recover, Recovered};
+pub use results::{Results, ALL_RESULTS};
 pub use staged::StagedDir;
 
 /// Every temporary name bertfit makes contains this.

@@ -36,7 +36,6 @@ use crate::data::tokenize::{BertTokenizer, Encoding};
 use crate::error::{Error, Result};
 use crate::train::report::Reporter;
 use crate::train::Evaluation;
-use crate::weights::write_atomic;
 
 /// Where the labelled rows are.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,7 +182,7 @@ pub fn evaluate(
     };
     let metrics = metrics(&evaluation, &model.head.labels)?;
     if let Some(dir) = &args.output_dir {
-        write_results(dir, &metrics)?;
+        crate::output::Results::adding_to(dir).save("eval", &metrics)?;
     }
     reporter.finish()?;
     Ok((evaluation, metrics))
@@ -207,29 +206,6 @@ fn check_output_dir(dir: &Path, overwrite: bool) -> Result<()> {
             names.join(", ")
         ),
     ))
-}
-
-/// eval_results.json, and the eval_* keys of all_results.json where the folder has one, as HF's
-/// `Trainer.save_metrics("eval", metrics)` updates both: the two files never disagree.
-fn write_results(dir: &Path, metrics: &Map<String, Value>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let text = serde_json::to_string_pretty(metrics).unwrap_or_default();
-    write_atomic(&dir.join("eval_results.json"), text.as_bytes())?;
-    let all = dir.join("all_results.json");
-    let old = match std::fs::read_to_string(&all) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&all, e)),
-    };
-    let mut combined: Map<String, Value> = serde_json::from_str(&old).map_err(|e| {
-        Error::data(
-            &all,
-            format!("is not a JSON object ({e}); eval_results.json was written, this file was not"),
-        )
-    })?;
-    combined.extend(metrics.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let text = serde_json::to_string_pretty(&combined).unwrap_or_default();
-    write_atomic(&all, text.as_bytes())
 }
 
 /// HF Trainer's evaluation metrics, in its key order (`eval_accuracy` only where the problem type

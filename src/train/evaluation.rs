@@ -1,12 +1,20 @@
 //! What an evaluation pass found: the logits and labels of every row, the loss, and the metrics
 //! users report for the run's problem type (computed by `crate::metrics`, equal to scikit-learn's).
+use std::time::Instant;
+
 use serde_json::{json, Map, Value};
 use tch::{Kind, Tensor};
 
+use tch::{Device, Reduction};
+
+use super::precision::autocast;
+use super::step::forward;
+use super::Trainer;
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::{classification_metrics, multilabel_metrics, regression_metrics};
+use crate::model::loss;
 
 /// One pass of the model over a split in eval mode.
 #[derive(Debug)]
@@ -155,5 +163,61 @@ impl Evaluation {
                 .mse_loss(&labels.to_kind(Kind::Double), tch::Reduction::Mean)
                 .double_value(&[]),
         )
+    }
+}
+
+impl Trainer<'_> {
+    /// The model in eval mode (no dropout, no gradients) over `split` in file order.
+    pub fn evaluate(&mut self, split: Split) -> Result<Evaluation> {
+        let started = Instant::now();
+        let mut batches = self.data.eval_pass(split, &mut self.rng)?;
+        let labelled = self.data.labelled(split);
+        let problem = self.args.label_format.problem;
+        let (mut logits_all, mut labels_all, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        let mut loss_sum = 0.0;
+        tch::no_grad(|| -> Result<()> {
+            for loaded in batches.by_ref() {
+                let loaded = loaded?;
+                let batch = loaded.batch.to_device(self.args.device);
+                // HF evaluates under the same autocast as it trains.
+                let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
+                let logits = forward(&self.model, &loaded.batch, &batch, self.args.unpadded(), false);
+                if let Some(l) = &batch.labels {
+                    // HF evaluates with the training loss, label smoothing included.
+                    let smoothing = self.args.recipe.label_smoothing;
+                    let mean = loss(&logits, l, problem, smoothing, Reduction::Mean).double_value(&[]);
+                    loss_sum += mean * loaded.rows.len() as f64;
+                    labels_all.push(l.to_device(Device::Cpu));
+                }
+                logits_all.push(logits.to_device(Device::Cpu).to_kind(tch::Kind::Float));
+                rows.extend(loaded.rows);
+            }
+            Ok(())
+        })?;
+        batches.finish(false)?;
+        let expected = self.data.len(split);
+        if rows.len() != expected {
+            return Err(Error::Runtime(format!(
+                "the {} pass saw {} of {expected} rows",
+                split.name(),
+                rows.len()
+            )));
+        }
+        let width = self.config.num_labels();
+        let logits = if logits_all.is_empty() {
+            tch::Tensor::zeros([0, width], (tch::Kind::Float, Device::Cpu))
+        } else {
+            tch::Tensor::cat(&logits_all, 0)
+        };
+        let n = rows.len();
+        Ok(Evaluation {
+            split,
+            problem,
+            loss: (labelled && n > 0).then(|| loss_sum / n as f64),
+            logits,
+            labels: (labelled && !labels_all.is_empty()).then(|| tch::Tensor::cat(&labels_all, 0)),
+            rows,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 }

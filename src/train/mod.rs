@@ -1,8 +1,11 @@
 //! Training: validated settings, the [`Trainer`], the optimizer, precision and loss scaling,
 //! learning-rate schedules, evaluation, and how a run reports.
 pub mod args;
+mod best;
 pub mod checkpoint;
+pub mod control;
 pub mod evaluation;
+pub mod fault;
 pub mod identity;
 pub mod interrupt;
 pub mod optim;
@@ -11,10 +14,11 @@ pub mod pending;
 pub mod precision;
 pub mod report;
 pub mod schedule;
+mod setup;
 pub mod startup;
+mod step;
 pub mod trainer;
 pub mod update;
-pub mod verify;
 
 pub use args::TrainArgs;
-pub use trainer::{train, Evaluation, TrainSummary, Trainer};
+pub use trainer::{Evaluation, TrainSummary, Trainer};

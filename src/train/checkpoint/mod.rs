@@ -15,6 +15,10 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::output::{fsync_dir, hooks, TEMP_MARKER};
 
+mod restore;
+mod save;
+pub mod verify;
+
 pub const TRAINER_STATE: &str = "trainer_state.json";
 pub const TRAINING_STATE: &str = "training_state.safetensors";
 const PREFIX: &str = "checkpoint-";

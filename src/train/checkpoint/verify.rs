@@ -15,9 +15,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::checkpoint::{Position, TrainerState};
-use super::identity::sha256_file;
+use super::{Position, TrainerState};
 use crate::error::{Error, Result};
+use crate::train::identity::sha256_file;
 
 pub const MANIFEST: &str = "bertfit_manifest.json";
 
@@ -132,8 +132,7 @@ pub fn check_position(
         return Err(bad(format!("epoch is {}, but the position is epoch {fraction}", state.epoch)));
     }
     let Some(order) = order else { return Ok(()) };
-    let order_error =
-        |msg: String| Error::weights(path.with_file_name(super::checkpoint::TRAINING_STATE), msg);
+    let order_error = |msg: String| Error::weights(path.with_file_name(super::TRAINING_STATE), msg);
     if order.len() != expected.rank_rows {
         return Err(order_error(format!(
             "the data order has {} rows, this run's epoch {} (the data or the number of processes differs, or the file was edited)",
@@ -209,7 +208,7 @@ pub fn check_best(dir: &Path, state: &TrainerState) -> Result<()> {
     let named = best.file_name() == Some(std::ffi::OsStr::new(&format!("checkpoint-{step}")));
     if !(same_run && named) {
         return Err(Error::config(
-            dir.join(super::checkpoint::TRAINER_STATE),
+            dir.join(super::TRAINER_STATE),
             format!(
                 "best_model_checkpoint is {}, not checkpoint-{step} of this run's folder {}",
                 best.display(),

@@ -1,0 +1,4 @@
+//! What a subcommand does around the library's parts, as a script does around HF's Trainer:
+//! `train` runs the [`crate::train::Trainer`] and writes the run's results files and predictions
+//! (run_classification.py's main).
+pub mod train;

@@ -1,0 +1,144 @@
+//! What a run is built from, before its first step: the process group, the model and tokenizer,
+//! the training data, the optimizer with its schedule and loss scaler. Free functions over the
+//! settings, called in order by [`super::Trainer::new`].
+use std::sync::Arc;
+
+use tch::nn::VarStore;
+use tch::Device;
+
+use super::args::TrainArgs;
+use super::optim::{named_trainable, Optimizer, OptimizerSettings};
+use super::precision::{LossScaler, ScalerSettings};
+use super::report::Reporter;
+use super::schedule::{warmup_steps, Schedule};
+use super::update::Updater;
+use crate::data::dataset::Split;
+use crate::data::pipeline::LoaderSettings;
+use crate::data::sampler::Shard;
+use crate::data::splits::{DataSettings, TrainingData};
+use crate::data::tokenize::BertTokenizer;
+use crate::dist::ddp::Ddp;
+use crate::dist::sampler::DistributedSampler;
+use crate::error::{Error, Result};
+use crate::model::{names, BertConfig};
+use crate::weights::ModelFiles;
+
+/// Joins the process group of a multi-process run (torchrun / SLURM variables), if any, and
+/// returns the settings as this process runs them: its own GPU, the unpadded choice resolved
+/// (saved in training_args.json, so the folder alone repeats the run on any device).
+pub fn join(args: &TrainArgs) -> Result<(TrainArgs, Option<Ddp>)> {
+    let backend = crate::dist::ddp::choose_backend(args.ddp_backend, args.device)?;
+    let timeout = std::time::Duration::from_secs(args.ddp_timeout);
+    let ddp = Ddp::from_env_with(backend, timeout, args.ddp_backend.is_some())?;
+    let mut args = args.clone();
+    if let (Some(d), Device::Cuda(_)) = (&ddp, args.device) {
+        args.device = Device::Cuda(d.local_rank());
+    }
+    args.unpadded = Some(args.unpadded());
+    Ok((args, ddp))
+}
+
+/// The model's tokenizer, checked against its config.
+pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<BertTokenizer>> {
+    let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+    crate::data::tokenize::check_vocab(&tokenizer, config, &files.config)?;
+    Ok(tokenizer)
+}
+
+/// `--max-length` against the model's position embeddings.
+pub fn check_max_length(args: &TrainArgs, config: &BertConfig) -> Result<()> {
+    if args.max_length as i64 > config.max_position_embeddings {
+        return Err(Error::usage(
+            "--max-length",
+            format!(
+                "{} exceeds the model's max_position_embeddings ({})",
+                args.max_length, config.max_position_embeddings
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The training, validation and test rows, with the data's warnings told to `reporter`; the
+/// config then gets the run's labels and problem type.
+pub fn data(
+    args: &TrainArgs,
+    tokenizer: &Arc<BertTokenizer>,
+    ddp: Option<&Ddp>,
+    config: &mut BertConfig,
+    reporter: &mut dyn Reporter,
+) -> Result<TrainingData> {
+    let data = TrainingData::open(
+        &args.data,
+        &args.columns,
+        tokenizer.clone(),
+        data_settings(args, tokenizer, ddp),
+    )?;
+    for w in data.warnings() {
+        reporter.note(&format!("warning: {w}"));
+    }
+    config.set_labels(&data.labels().names);
+    config.problem_type = Some(args.label_format.problem.hf_name().into());
+    Ok(data)
+}
+
+/// Micro-batches of one training epoch (this rank's share).
+pub fn batches_per_epoch(data: &TrainingData, batch_size: usize) -> usize {
+    data.len(Split::Train).div_ceil(batch_size)
+}
+
+/// Optimizer (with HF's decay groups), schedule over the run's optimizer steps, loss scaler.
+pub fn updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &TrainingData) -> Result<Updater> {
+    let r = &args.recipe;
+    let order: Vec<String> = names::parameters(config).into_iter().map(|(n, _)| n).collect();
+    let optimizer = Optimizer::new(
+        named_trainable(vs, &order)?,
+        OptimizerSettings {
+            kind: r.optim,
+            lr: args.learning_rate,
+            betas: (r.adam_beta1, r.adam_beta2),
+            eps: r.adam_epsilon,
+            weight_decay: r.weight_decay,
+            fused: r.fused,
+        },
+    )?;
+    let per_epoch = batches_per_epoch(data, args.batch_size).div_ceil(r.gradient_accumulation_steps);
+    let total = args.max_steps.unwrap_or(per_epoch * args.epochs);
+    let warmup = warmup_steps(r.warmup_steps, r.warmup_ratio, total)?;
+    let schedule = Schedule::new(r.lr_scheduler_type, args.learning_rate, warmup, total)?;
+    let scaler = r
+        .precision
+        .needs_loss_scaling()
+        .then(|| LossScaler::new(ScalerSettings::default(), args.device))
+        .transpose()?;
+    Ok(Updater { optimizer, schedule, scaler, max_grad_norm: r.max_grad_norm, scheduled_steps: 0 })
+}
+
+fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer, ddp: Option<&Ddp>) -> DataSettings {
+    let shard = ddp.map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world_size: d.world_size() });
+    let train_sampler: Option<Arc<dyn crate::data::sampler::Sampler>> = ddp.map(|_| {
+        Arc::new(DistributedSampler { shard, shuffle: args.shuffle, seed: args.seed, drop_last: false }) as _
+    });
+    DataSettings {
+        batch_size: args.batch_size,
+        eval_batch_size: args.eval_batch_size,
+        loader: LoaderSettings {
+            padding: args.padding,
+            max_length: args.max_length,
+            pad_id: tokenizer.pad_token_id(),
+            prefetch: args.prefetch,
+            pin_for: args.device.is_cuda().then_some(args.device),
+        },
+        shuffle: args.shuffle,
+        group_by_length: args.group_by_length,
+        streaming: args.streaming,
+        shuffle_buffer: args.shuffle_buffer,
+        token_cache: args.token_cache.clone(),
+        num_labels: args.num_labels,
+        label_format: args.label_format.clone(),
+        max_samples: args.max_samples,
+        shuffle_train_dataset: args.shuffle_train_dataset,
+        shard,
+        train_sampler,
+    }
+}

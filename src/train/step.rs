@@ -1,0 +1,168 @@
+//! One training step, as HF Trainer's inner loop makes it: the micro-batches of an accumulation
+//! window each go forward and backward (their gradients add up), then, in a multi-process run,
+//! the gradients are averaged over ranks together with the step's loss and stop flag, then one
+//! optimizer update ([`super::update::Updater::apply`]).
+use serde_json::json;
+use tch::{Reduction, Tensor};
+
+use super::checkpoint;
+use super::interrupt;
+use super::pending::PendingSteps;
+use super::precision::{autocast, Precision};
+use super::update::UpdateOutcome;
+use super::Trainer;
+use crate::data::batch::Batch;
+use crate::data::pipeline::{Batches, LoadedBatch};
+use crate::error::{Error, Result};
+use crate::model::{loss, BertForSequenceClassification};
+
+/// What one step did.
+pub struct StepResult {
+    /// The step's loss: the mean over its examples (over all ranks in a multi-process run), a
+    /// 0-dim f64 tensor left on the device (reading it would wait for the GPU).
+    pub loss: Tensor,
+    /// The data rows of this rank's micro-batches.
+    pub rows: Vec<usize>,
+    /// Multi-process runs: the rows each rank trained on.
+    pub rank_rows: Option<Vec<Vec<usize>>>,
+    /// Multi-process runs: whether any rank was asked to stop (every rank stops after this step).
+    pub agreed_stop: Option<bool>,
+    pub update: UpdateOutcome,
+}
+
+impl Trainer<'_> {
+    /// The next accumulation window's micro-batches: `--gradient-accumulation-steps` of them, fewer
+    /// at the epoch's end (`consumed` of the epoch's `total` micro-batches are done). `None` when
+    /// the epoch has no batch left.
+    pub(super) fn next_window(
+        &mut self,
+        batches: &mut Batches,
+        consumed: usize,
+        total: usize,
+    ) -> Result<Option<Vec<LoadedBatch>>> {
+        let size = self.args.recipe.gradient_accumulation_steps.min(total.saturating_sub(consumed)).max(1);
+        let mut window = Vec::with_capacity(size);
+        for loaded in batches.by_ref() {
+            window.push(loaded?);
+            if let Some(s) = self.startup.as_mut() {
+                s.first_batch_ready();
+            }
+            if window.len() == size {
+                break;
+            }
+        }
+        Ok((!window.is_empty()).then_some(window))
+    }
+
+    /// Trains on one window: forward and backward of each micro-batch (the loss divided by the
+    /// window), gradients averaged over ranks, one update. The window's size is its length.
+    pub(super) fn training_step(&mut self, window: Vec<LoadedBatch>) -> Result<StepResult> {
+        let size = window.len();
+        let mut loss: Option<Tensor> = None;
+        let mut rows = Vec::new();
+        for loaded in window {
+            let micro = self.micro_step(&loaded.batch, size)? / size as f64;
+            loss = Some(match loss.take() {
+                Some(sum) => sum + micro,
+                None => micro,
+            });
+            rows.extend(loaded.rows);
+        }
+        let (mut rank_rows, mut agreed_stop) = (None, None);
+        if let Some(d) = self.ddp.as_mut() {
+            // After the window's last backward (no all-reduce on earlier micro-steps, as DDP's
+            // no_sync): gradients averaged over ranks, and the step's loss over all examples.
+            let params: Vec<Tensor> = self.updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
+            d.all_reduce_gradients(&params)?;
+            // (A host read: one sync per step in multi-process runs.)
+            let local = loss.as_ref().map_or(f64::NAN, |l| l.double_value(&[]));
+            let capacity = self.args.batch_size * self.args.recipe.gradient_accumulation_steps;
+            let summary = d.step_summary(local, &rows, capacity, interrupt::stop_requested())?;
+            loss = Some(Tensor::from(summary.loss));
+            rank_rows = Some(summary.rank_rows);
+            agreed_stop = Some(summary.stop);
+        }
+        let update = self.updater.apply()?;
+        let loss = loss.unwrap_or_else(|| Tensor::from(f64::NAN));
+        Ok(StepResult { loss, rows, rank_rows, agreed_stop, update })
+    }
+
+    /// Reads the pending steps' losses (one transfer), adds them to the epoch's sum, stops an fp32
+    /// or bf16 run at the first non-finite one, and logs each step (log_history, the reporter).
+    pub(super) fn record_steps(
+        &mut self,
+        pending: &mut PendingSteps,
+        epoch_loss_sum: &mut f64,
+    ) -> Result<()> {
+        for (record, epoch_fraction) in pending.read() {
+            *epoch_loss_sum += record.loss;
+            if !record.loss.is_finite() && self.args.recipe.precision != Precision::Fp16 {
+                return Err(Error::usage(
+                    "--learning-rate",
+                    format!(
+                        "the loss became {} at step {}; try a smaller learning rate{}",
+                        record.loss,
+                        record.step,
+                        checkpoint::list(&self.args.output_dir).pop().map_or(
+                            String::new(),
+                            |(_, p)| format!(
+                                " (the last good checkpoint is {}: --resume-from-checkpoint latest)",
+                                p.display()
+                            )
+                        )
+                    ),
+                ));
+            }
+            self.log_history.push(json!({
+                "epoch": epoch_fraction,
+                "step": record.step,
+                "loss": record.loss,
+                "learning_rate": record.lr,
+            }));
+            self.reporter.step(&record);
+        }
+        Ok(())
+    }
+
+    /// Forward in training mode (dropout on) under the run's autocast, the loss, and backward of
+    /// the loss divided by the accumulation window (scaled under fp16); returns the batch's loss
+    /// (a 0-dim f64 tensor on the device: reading it would wait for the GPU).
+    /// `host`: the batch as the loader made it, on the host; it goes to the run's device here.
+    pub fn micro_step(&mut self, host: &Batch, window: usize) -> Result<tch::Tensor> {
+        let batch = &host.to_device(self.args.device);
+        let labels =
+            batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
+        let (model, recipe) = (&self.model, &self.args.recipe);
+        let problem = self.args.label_format.problem;
+        let loss = {
+            let _autocast = autocast(self.args.device, recipe.precision)?;
+            let unpadded = self.args.unpadded();
+            let logits = self.rng.dropout(|| forward(model, host, batch, unpadded, true));
+            loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
+        };
+        let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
+        self.updater.backward_loss(&scaled)?.backward();
+        // Left on the device (train::pending); f64, so window sums are the host's bits.
+        Ok(loss.detach().to_kind(tch::Kind::Double))
+    }
+}
+
+/// The model's logits for a batch (`batch` on the run's device, `host` the loader's copy of it),
+/// padded or on the packed real tokens (`--unpadded`). What depends on the mask's values (the
+/// packing; whether anything is padded) is read from the host's copy, so that on CUDA the host
+/// never waits for the GPU to learn where the real tokens are.
+pub(super) fn forward(
+    model: &BertForSequenceClassification,
+    host: &Batch,
+    batch: &Batch,
+    unpadded: bool,
+    train: bool,
+) -> tch::Tensor {
+    let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, &batch.token_type_ids);
+    if unpadded {
+        model.forward_unpadded_t(ids, &host.attention_mask, types, train)
+    } else {
+        let padded = crate::model::bert::any_padding(&host.attention_mask);
+        model.forward_with_padding_t(ids, mask, types, padded, train)
+    }
+}

@@ -21,7 +21,8 @@ use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
 use crate::model::{names, BertConfig};
-use crate::weights::ModelFiles;
+use crate::random::RandomStream;
+use crate::weights::{from_pretrained, ModelFiles, Pretrained};
 
 /// Joins the process group of a multi-process run (torchrun / SLURM variables), if any, and
 /// returns the settings as this process runs them: its own GPU, the unpadded choice resolved
@@ -80,6 +81,46 @@ pub fn data(
     config.set_labels(&data.labels().names);
     config.problem_type = Some(args.label_format.problem.hf_name().into());
     Ok(data)
+}
+
+/// The model with its pretrained weights (the new head drawn from `rng`, in the reference
+/// script's order), saying which weights are newly initialized, as HF does.
+pub fn model(
+    args: &TrainArgs,
+    files: &ModelFiles,
+    config: &BertConfig,
+    rng: &mut RandomStream,
+    reporter: &mut dyn Reporter,
+) -> Result<Pretrained> {
+    let pretrained = rng.init_weights(|| from_pretrained(files, config, args.device))?;
+    let newly = &pretrained.report.newly_initialized;
+    if !newly.is_empty() {
+        reporter.note(&format!(
+            "Some weights of BertForSequenceClassification were not initialized from the model checkpoint at {} \
+             and are newly initialized: {:?}{}",
+            files.dir.display(),
+            newly,
+            if args.do_train { "" } else { " (nothing is trained: evaluation measures an untrained head)" }
+        ));
+    }
+    if args.recipe.tf32 {
+        crate::torch_ext::set_allow_tf32(true)?;
+    }
+    Ok(pretrained)
+}
+
+/// Makes the output folder, with every input checked. Only the folder itself: everything in it
+/// is written by the final save in one swap (training_args.json included), so a run that fails
+/// earlier changes nothing a previous run left there. `starts_afresh`: this process writes and
+/// the run neither resumes nor is finished, so `--overwrite` sets the old checkpoints aside.
+pub fn output_dir(args: &TrainArgs, starts_afresh: bool, reporter: &mut dyn Reporter) -> Result<()> {
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
+    if args.overwrite && args.do_train && starts_afresh {
+        if let Some(note) = super::output_folder::set_aside_old_checkpoints(&args.output_dir)? {
+            reporter.note(&note);
+        }
+    }
+    Ok(())
 }
 
 /// Micro-batches of one training epoch (this rank's share).

@@ -20,7 +20,7 @@ use super::control::{Control, Stop};
 pub use super::evaluation::Evaluation;
 use super::identity::RunIdentity;
 use super::interrupt;
-use super::output_folder::{self, OutputFolder};
+use super::output_folder::OutputFolder;
 use super::pending::PendingSteps;
 use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
 use super::setup;
@@ -34,7 +34,7 @@ use crate::dist::ddp::Ddp;
 use crate::error::{Error, Result};
 use crate::model::{BertConfig, BertForSequenceClassification};
 use crate::random::RandomStream;
-use crate::weights::{from_pretrained, resolve, Pretrained};
+use crate::weights::{resolve, Pretrained};
 
 /// What [`Trainer::train`] did.
 #[derive(Debug, Default)]
@@ -127,20 +127,7 @@ impl<'r> Trainer<'r> {
         setup::check_max_length(&args, &config)?;
         let data = setup::data(&args, &tokenizer, ddp.as_ref(), &mut config, reporter)?;
         startup.mark("data");
-        let Pretrained { vs, model, report } =
-            rng.init_weights(|| from_pretrained(&files, &config, args.device))?;
-        if !report.newly_initialized.is_empty() {
-            reporter.note(&format!(
-                "Some weights of BertForSequenceClassification were not initialized from the model checkpoint at {} \
-                 and are newly initialized: {:?}{}",
-                files.dir.display(),
-                report.newly_initialized,
-                if args.do_train { "" } else { " (nothing is trained: evaluation measures an untrained head)" }
-            ));
-        }
-        if args.recipe.tf32 {
-            crate::torch_ext::set_allow_tf32(true)?;
-        }
+        let Pretrained { vs, model, report } = setup::model(&args, &files, &config, &mut rng, reporter)?;
         startup.mark("weights");
         let updater = setup::updater(&args, &config, &vs, &data)?;
         let mut ddp = ddp;
@@ -149,15 +136,7 @@ impl<'r> Trainer<'r> {
             let params: Vec<tch::Tensor> = updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
             tch::no_grad(|| d.broadcast_parameters(&params))?;
         }
-        // Only the output folder itself is made now; everything in it is written by the final
-        // save in one swap (training_args.json included), so a run that fails earlier changes
-        // nothing a previous run left there.
-        std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
-        if args.overwrite && args.do_train && is_main && resume.is_none() && finished_at.is_none() {
-            if let Some(note) = output_folder::set_aside_old_checkpoints(&args.output_dir)? {
-                reporter.note(&note);
-            }
-        }
+        setup::output_dir(&args, is_main && resume.is_none() && finished_at.is_none(), reporter)?;
         startup.mark("optimizer");
         Ok(Trainer {
             control: Control::new(&args),

@@ -82,35 +82,8 @@ pub fn load_pretrained(
             ));
             continue;
         }
-        if !src.is_floating_point() {
-            return Err(Error::weights(
-                path,
-                format!("tensor '{key}' is {:?}, expected floating point", src.kind()),
-            ));
-        }
-        // A diverged run saves NaN weights; loading them would show up much later as a NaN loss,
-        // blamed on the learning rate.
-        let torch = |what: &str, e: tch::TchError| Error::damaged(path, format!("tensor '{key}': {what}"), e);
-        let bad = src
-            .f_isfinite()
-            .and_then(|f| f.f_logical_not())
-            .and_then(|f| f.f_sum(Kind::Int64))
-            .and_then(|f| f.f_int64_value(&[]))
-            .map_err(|e| torch("libtorch cannot check its values for NaN", e))?;
-        if bad > 0 {
-            return Err(Error::weights(
-                path,
-                format!(
-                    "tensor '{key}' holds {bad} NaN or infinite value(s) of {}: the checkpoint is damaged \
-                     (a run that diverged saves such weights)",
-                    src.numel()
-                ),
-            ));
-        }
+        copy_checked(path, key, src, dst)?;
         report.checkpoint_dtype.get_or_insert(src.kind());
-        // copy_ casts to the variable's fp32: an fp16 checkpoint still trains with fp32 master weights.
-        tch::no_grad(|| dst.shallow_clone().f_copy_(src))
-            .map_err(|e| torch("libtorch cannot copy it into the model", e))?;
         if !loaded.insert(name.clone()) {
             return Err(Error::weights(
                 path,
@@ -118,6 +91,64 @@ pub fn load_pretrained(
             ));
         }
     }
+    refuse_unplaced(path, mismatched, unexpected)?;
+    let mut missing: Vec<String> = variables.keys().filter(|k| !loaded.contains(*k)).cloned().collect();
+    missing.sort();
+    let not_allowed: Vec<String> =
+        missing.iter().filter(|k| !k.starts_with(CLASSIFIER_PREFIX)).cloned().collect();
+    if !not_allowed.is_empty() {
+        return Err(Error::weights(
+            path,
+            format!("{} tensor(s) missing from the checkpoint: {}", not_allowed.len(), preview(&not_allowed)),
+        ));
+    }
+    let missing_set: BTreeSet<&str> = missing.iter().map(String::as_str).collect();
+    init_weights(variables, cfg, |name| missing_set.contains(name));
+    report.newly_initialized = missing;
+    Ok(report)
+}
+
+/// Copies checkpoint tensor `key` into the model's `dst` after checking it is floating point and
+/// finite; `copy_` casts to the variable's fp32, so an fp16 checkpoint still trains with fp32
+/// master weights.
+fn copy_checked(path: &std::path::Path, key: &str, src: &Tensor, dst: &Tensor) -> Result<()> {
+    if !src.is_floating_point() {
+        return Err(Error::weights(
+            path,
+            format!("tensor '{key}' is {:?}, expected floating point", src.kind()),
+        ));
+    }
+    // A diverged run saves NaN weights; loading them would show up much later as a NaN loss,
+    // blamed on the learning rate.
+    let torch = |what: &str, e: tch::TchError| Error::damaged(path, format!("tensor '{key}': {what}"), e);
+    let bad = src
+        .f_isfinite()
+        .and_then(|f| f.f_logical_not())
+        .and_then(|f| f.f_sum(Kind::Int64))
+        .and_then(|f| f.f_int64_value(&[]))
+        .map_err(|e| torch("libtorch cannot check its values for NaN", e))?;
+    if bad > 0 {
+        return Err(Error::weights(
+            path,
+            format!(
+                "tensor '{key}' holds {bad} NaN or infinite value(s) of {}: the checkpoint is damaged \
+                 (a run that diverged saves such weights)",
+                src.numel()
+            ),
+        ));
+    }
+    tch::no_grad(|| dst.shallow_clone().f_copy_(src))
+        .map_err(|e| torch("libtorch cannot copy it into the model", e))?;
+    Ok(())
+}
+
+/// Refuses checkpoint tensors whose shape differs from the model's (`mismatched`) or that have no
+/// place in it (`unexpected`).
+fn refuse_unplaced(
+    path: &std::path::Path,
+    mut mismatched: Vec<String>,
+    mut unexpected: Vec<String>,
+) -> Result<()> {
     mismatched.sort();
     unexpected.sort();
     if !mismatched.is_empty() {
@@ -136,20 +167,7 @@ pub fn load_pretrained(
             format!("{} tensor(s) the model has no place for: {}", unexpected.len(), preview(&unexpected)),
         ));
     }
-    let mut missing: Vec<String> = variables.keys().filter(|k| !loaded.contains(*k)).cloned().collect();
-    missing.sort();
-    let not_allowed: Vec<String> =
-        missing.iter().filter(|k| !k.starts_with(CLASSIFIER_PREFIX)).cloned().collect();
-    if !not_allowed.is_empty() {
-        return Err(Error::weights(
-            path,
-            format!("{} tensor(s) missing from the checkpoint: {}", not_allowed.len(), preview(&not_allowed)),
-        ));
-    }
-    let missing_set: BTreeSet<&str> = missing.iter().map(String::as_str).collect();
-    init_weights(variables, cfg, |name| missing_set.contains(name));
-    report.newly_initialized = missing;
-    Ok(report)
+    Ok(())
 }
 
 fn preview(names: &[String]) -> String {

@@ -702,6 +702,27 @@ struct Machine<'a> {
 impl<'a> Machine<'a> {
     /// Executes one opcode; returns the root object at STOP.
     fn step(&mut self, opcode: u8) -> Res<Option<Id>> {
+        if opcode == op::STOP {
+            return self.pop().map(Some);
+        }
+        let known = self.stack_op(opcode)?
+            || self.number_op(opcode)?
+            || self.bytes_op(opcode)?
+            || self.container_op(opcode)?
+            || self.memo_op(opcode)?
+            || self.object_op(opcode)?;
+        if !known {
+            return Err(format!(
+                "unsupported pickle opcode {} (0x{opcode:02x}); only tensor state dicts are read",
+                op::name(opcode)
+            ));
+        }
+        Ok(None)
+    }
+
+    /// Framing and the stack: protocol, frames, marks, pops, duplicates.
+    /// Returns whether `opcode` is one of them.
+    fn stack_op(&mut self, opcode: u8) -> Res<bool> {
         match opcode {
             op::PROTO => {
                 let version = self.byte()?;
@@ -713,8 +734,6 @@ impl<'a> Machine<'a> {
             op::FRAME => {
                 self.take(8)?;
             }
-            op::STOP => return self.pop().map(Some),
-
             op::MARK => self.marks.push(self.stack.len()),
             op::POP => {
                 self.pop()?;
@@ -726,7 +745,15 @@ impl<'a> Machine<'a> {
                 let top = self.top()?;
                 self.stack.push(top);
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 
+    /// None, booleans, integers and floats.
+    /// Returns whether `opcode` is one of them.
+    fn number_op(&mut self, opcode: u8) -> Res<bool> {
+        match opcode {
             op::NONE => self.push(Obj::None),
             op::NEWTRUE | op::NEWFALSE => self.push(Obj::Bool),
             op::BININT => {
@@ -755,7 +782,15 @@ impl<'a> Machine<'a> {
                 self.take(8)?;
                 self.push(Obj::Float);
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 
+    /// Strings and bytes.
+    /// Returns whether `opcode` is one of them.
+    fn bytes_op(&mut self, opcode: u8) -> Res<bool> {
+        match opcode {
             op::SHORT_BINUNICODE => {
                 let n = self.byte()? as usize;
                 self.push_str(n)?;
@@ -792,7 +827,15 @@ impl<'a> Machine<'a> {
                 let b = self.take(n)?.to_vec();
                 self.push(Obj::Bytes(b));
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 
+    /// Tuples, lists and dicts.
+    /// Returns whether `opcode` is one of them.
+    fn container_op(&mut self, opcode: u8) -> Res<bool> {
+        match opcode {
             op::EMPTY_TUPLE => self.push(Obj::Tuple(Vec::new())),
             op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
                 let n = usize::from(opcode - op::TUPLE1) + 1;
@@ -833,7 +876,15 @@ impl<'a> Machine<'a> {
                     self.set_item(dict, pair[0], pair[1])?;
                 }
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 
+    /// The memo: put and get.
+    /// Returns whether `opcode` is one of them.
+    fn memo_op(&mut self, opcode: u8) -> Res<bool> {
+        match opcode {
             op::BINPUT => {
                 let i = self.byte()?.into();
                 self.put(i)?;
@@ -854,8 +905,16 @@ impl<'a> Machine<'a> {
                 let i = u32::from_le_bytes(self.array()?);
                 self.get(i)?;
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 
-            // Refused names fail here, before anything could call them.
+    /// Globals (refused names fail here, before anything could call them), calls, BUILD and
+    /// persistent ids (tensor storages).
+    /// Returns whether `opcode` is one of them.
+    fn object_op(&mut self, opcode: u8) -> Res<bool> {
+        match opcode {
             op::GLOBAL => {
                 let module = self.line()?;
                 let name = self.line()?;
@@ -898,15 +957,9 @@ impl<'a> Machine<'a> {
                 let storage = self.persistent_load(pid)?;
                 self.push(Obj::Storage(storage));
             }
-
-            other => {
-                return Err(format!(
-                    "unsupported pickle opcode {} (0x{other:02x}); only tensor state dicts are read",
-                    op::name(other)
-                ))
-            }
+            _ => return Ok(false),
         }
-        Ok(None)
+        Ok(true)
     }
 
     // --- Reading the byte stream; every length is checked against what is left.

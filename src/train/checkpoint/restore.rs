@@ -91,10 +91,30 @@ impl Trainer<'_> {
             ));
         }
         let state = checkpoint::read_state(dir)?;
+        self.check_same_run(dir, &state)?;
+        verify::check_best(dir, &state)?;
+        let tensors = checkpoint::read_tensors(dir)?;
+        let path = dir.join(checkpoint::TRAINING_STATE);
+        let names: Vec<String> = self.updater.optimizer.params().into_iter().map(|(n, _)| n).collect();
+        verify::check_optimizer_state(&path, &tensors, &names, state.bertfit_position.scheduled_steps)?;
+        let order = self.check_rank_state(&path, &state, &tensors)?;
+        let expected = verify::Expected {
+            batches_per_epoch: self.batches_per_epoch(),
+            accumulation: self.args.recipe.gradient_accumulation_steps,
+            rank_rows: self.data.len(Split::Train),
+            file_rows: self.data.train_file_rows(),
+            permutation: self.ddp.is_none(),
+        };
+        let order = order.filter(|_| state.bertfit_position.batches_done > 0);
+        verify::check_position(&dir.join(checkpoint::TRAINER_STATE), &state, order.as_deref(), &expected)?;
+        Ok((state, tensors))
+    }
+
+    /// The checkpoint is this run's: its shape first (it knows which differences a new world size
+    /// allows), then everything else that makes it this run (the identity).
+    fn check_same_run(&mut self, dir: &Path, state: &TrainerState) -> Result<()> {
         let refuse =
             |why: String| Error::usage("--resume-from-checkpoint", format!("{} {why}", dir.display()));
-        // The shape of the run first (it knows which differences a new world size allows), then
-        // everything else that makes it this run.
         if let Err(why) = state.bertfit_run.check_resume(&self.fingerprint(), &state.bertfit_position) {
             return Err(refuse(why));
         }
@@ -114,16 +134,21 @@ impl Trainer<'_> {
                 dir.display()
             )),
         }
-        verify::check_best(dir, &state)?;
-        let tensors = checkpoint::read_tensors(dir)?;
-        let path = dir.join(checkpoint::TRAINING_STATE);
-        let names: Vec<String> = self.updater.optimizer.params().into_iter().map(|(n, _)| n).collect();
-        let position = &state.bertfit_position;
-        verify::check_optimizer_state(&path, &tensors, &names, position.scheduled_steps)?;
-        let key = self.rank_key(&state);
+        Ok(())
+    }
+
+    /// This rank's generator state (present, the size libtorch's is) and data order (present when
+    /// the checkpoint is inside an in-memory epoch), as read from `path`.
+    fn check_rank_state(
+        &self,
+        path: &Path,
+        state: &TrainerState,
+        tensors: &HashMap<String, tch::Tensor>,
+    ) -> Result<Option<Vec<i64>>> {
+        let key = self.rank_key(state);
         let missing = |key: &str| {
             Error::weights(
-                &path,
+                path,
                 format!(
                     "no '{key}' tensor{}",
                     if key.starts_with("rank") {
@@ -140,7 +165,7 @@ impl Trainer<'_> {
         let want = self.rng.state()?.numel();
         if rng.numel() != want || rng.kind() != tch::Kind::Uint8 {
             return Err(Error::weights(
-                &path,
+                path,
                 format!(
                     "'{}' is a {:?} tensor of {} values; libtorch's CPU generator state is {want} bytes",
                     key("rng.cpu"),
@@ -149,23 +174,13 @@ impl Trainer<'_> {
                 ),
             ));
         }
-        let order = match tensors.get(&key("data.order")) {
-            Some(t) => Some(Vec::<i64>::try_from(t)?),
-            None if position.batches_done > 0 && !self.args.streaming => {
-                return Err(missing(&key("data.order")));
+        match tensors.get(&key("data.order")) {
+            Some(t) => Ok(Some(Vec::<i64>::try_from(t)?)),
+            None if state.bertfit_position.batches_done > 0 && !self.args.streaming => {
+                Err(missing(&key("data.order")))
             }
-            None => None,
-        };
-        let expected = verify::Expected {
-            batches_per_epoch: self.batches_per_epoch(),
-            accumulation: self.args.recipe.gradient_accumulation_steps,
-            rank_rows: self.data.len(Split::Train),
-            file_rows: self.data.train_file_rows(),
-            permutation: self.ddp.is_none(),
-        };
-        let order = order.filter(|_| position.batches_done > 0);
-        verify::check_position(&dir.join(checkpoint::TRAINER_STATE), &state, order.as_deref(), &expected)?;
-        Ok((state, tensors))
+            None => Ok(None),
+        }
     }
 
     /// The name of this rank's tensor `name` in a checkpoint: a multi-process checkpoint of this

@@ -82,19 +82,7 @@ impl Trainer<'_> {
             return Ok(());
         }
         let dir = checkpoint::folder(&self.args.output_dir, self.global_step);
-        let mut tensors = vec![("rng.cpu".to_string(), self.rng.state()?)];
-        tensors.extend(per_rank);
-        for (name, t) in self.updater.optimizer.state()? {
-            tensors.push((format!("optimizer.{name}"), t));
-        }
-        if let Some(scaler) = &self.updater.scaler {
-            for (name, t) in scaler.state()? {
-                tensors.push((format!("scaler.{name}"), t));
-            }
-        }
-        if let Some(order) = &order {
-            tensors.push(("data.order".into(), tch::Tensor::from_slice(order)));
-        }
+        let tensors = self.training_state(per_rank, order.as_deref())?;
         let best_dir = self.best.as_ref().map(|b| checkpoint::folder(&self.args.output_dir, b.step));
         let state = TrainerState {
             global_step: self.global_step,
@@ -139,6 +127,29 @@ impl Trainer<'_> {
             path: dir,
         });
         Ok(())
+    }
+
+    /// training_state.safetensors' tensors: this process's generator state, every rank's
+    /// (`per_rank`), the optimizer's and the loss scaler's state, the epoch's data order.
+    fn training_state(
+        &self,
+        per_rank: Vec<(String, tch::Tensor)>,
+        order: Option<&[i64]>,
+    ) -> Result<Vec<(String, tch::Tensor)>> {
+        let mut tensors = vec![("rng.cpu".to_string(), self.rng.state()?)];
+        tensors.extend(per_rank);
+        for (name, t) in self.updater.optimizer.state()? {
+            tensors.push((format!("optimizer.{name}"), t));
+        }
+        if let Some(scaler) = &self.updater.scaler {
+            for (name, t) in scaler.state()? {
+                tensors.push((format!("scaler.{name}"), t));
+            }
+        }
+        if let Some(order) = order {
+            tensors.push(("data.order".into(), tch::Tensor::from_slice(order)));
+        }
+        Ok(tensors)
     }
 
     /// The model as an HF folder (config.json, model.safetensors, tokenizer files) with

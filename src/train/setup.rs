@@ -128,6 +128,12 @@ pub fn batches_per_epoch(data: &TrainingData, batch_size: usize) -> usize {
     data.len(Split::Train).div_ceil(batch_size)
 }
 
+/// Optimizer steps of an epoch of `batches` micro-batches: one per accumulation window, the last
+/// window possibly shorter (HF's `num_update_steps_per_epoch`).
+pub fn steps_per_epoch(batches: usize, accumulation: usize) -> usize {
+    batches.div_ceil(accumulation)
+}
+
 /// Optimizer (with HF's decay groups), schedule over the run's optimizer steps, loss scaler.
 pub fn updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &TrainingData) -> Result<Updater> {
     let r = &args.recipe;
@@ -143,7 +149,7 @@ pub fn updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &Trai
             fused: r.fused,
         },
     )?;
-    let per_epoch = batches_per_epoch(data, args.batch_size).div_ceil(r.gradient_accumulation_steps);
+    let per_epoch = steps_per_epoch(batches_per_epoch(data, args.batch_size), r.gradient_accumulation_steps);
     let total = args.max_steps.unwrap_or(per_epoch * args.epochs);
     let warmup = warmup_steps(r.warmup_steps, r.warmup_ratio, total)?;
     let schedule = Schedule::new(r.lr_scheduler_type, args.learning_rate, warmup, total)?;

@@ -72,8 +72,7 @@ impl Trainer<'_> {
         if let Some(d) = self.ddp.as_mut() {
             // After the window's last backward (no all-reduce on earlier micro-steps, as DDP's
             // no_sync): gradients averaged over ranks, and the step's loss over all examples.
-            let params: Vec<Tensor> = self.updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
-            d.all_reduce_gradients(&params)?;
+            d.all_reduce_gradients(&self.updater.parameters())?;
             // (A host read: one sync per step in multi-process runs.)
             let local = loss.as_ref().map_or(f64::NAN, |l| l.double_value(&[]));
             let capacity = self.args.batch_size * self.args.recipe.gradient_accumulation_steps;

@@ -133,8 +133,7 @@ impl<'r> Trainer<'r> {
         let mut ddp = ddp;
         if let Some(d) = ddp.as_mut() {
             // DDP's first step: every rank starts from rank 0's weights.
-            let params: Vec<tch::Tensor> = updater.optimizer.params().into_iter().map(|(_, t)| t).collect();
-            tch::no_grad(|| d.broadcast_parameters(&params))?;
+            tch::no_grad(|| d.broadcast_parameters(&updater.parameters()))?;
         }
         setup::output_dir(&args, is_main && resume.is_none() && finished_at.is_none(), reporter)?;
         startup.mark("optimizer");
@@ -299,7 +298,10 @@ impl<'r> Trainer<'r> {
         };
         let mut batches = self.data.train_batches(&plan, pos.batches_done)?;
         let total = self.batches_per_epoch();
-        self.reporter.epoch_started(epoch, total.div_ceil(self.args.recipe.gradient_accumulation_steps));
+        self.reporter.epoch_started(
+            epoch,
+            setup::steps_per_epoch(total, self.args.recipe.gradient_accumulation_steps),
+        );
         let mut tally = Tally {
             loss_sum: pos.epoch_loss_sum,
             steps: pos.epoch_steps,
@@ -415,7 +417,7 @@ impl<'r> Trainer<'r> {
 
     /// The model's trainable tensors in state-dict order.
     pub(super) fn trainable(&self) -> Vec<tch::Tensor> {
-        self.updater.optimizer.params().into_iter().map(|(_, t)| t).collect()
+        self.updater.parameters()
     }
 
     /// Whether this process writes the run's files (rank 0, or the only process).

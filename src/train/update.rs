@@ -30,6 +30,11 @@ pub struct Updater {
 }
 
 impl Updater {
+    /// The model's trainable tensors in state-dict order (the optimizer's parameters).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.optimizer.params().into_iter().map(|(_, t)| t).collect()
+    }
+
     /// The loss to call backward on: scaled by the loss scaler under fp16, as it is otherwise.
     pub fn backward_loss(&self, loss: &Tensor) -> Result<Tensor> {
         match &self.scaler {

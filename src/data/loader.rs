@@ -1,4 +1,4 @@
-//! The one batch pipeline: a producer on a background thread turns rows into collated batches, a
+//! The one batch loader: a producer on a background thread turns rows into collated batches, a
 //! bounded number ahead of the training step, so the step does not wait for tokenization or
 //! collation. What the producer reads (an in-memory split in a given order, or a file streamed
 //! through a shuffle buffer) is the caller's closure; the thread, the queue, the stop handshake and

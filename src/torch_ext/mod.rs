@@ -1,7 +1,7 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not bind.
 //!
 //! This is the only module with `extern "C"`. Every shim function returns NULL or a malloc'd message
-//! (a C++ exception caught in C++, `csrc/guard.h`), which [`check`] turns into [`Error::TorchExt`],
+//! (a C++ exception caught in C++, `csrc/guard.h`), which `check` turns into [`Error::TorchExt`],
 //! here and in [`c10d`]. The integer codes that cross the boundary are the `#[repr(i32)]` enums
 //! below, each the twin of a C `enum` in `csrc/torch_ext.h` (whose numbers are c10's own, checked by
 //! `static_assert`s in `csrc/torch_ext.cpp`). Tensors are passed as tch's

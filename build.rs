@@ -4,11 +4,10 @@
 //! - `--no-as-needed -ltorch`, so libtorch.so (and through it libtorch_cuda.so) stays a needed library:
 //!   with `--as-needed` the linker drops it and CUDA is silently unavailable on a GPU machine.
 //!
-//!
-//! It also compiles the C++ shim in `csrc/` (what tch 0.24 does not bind: autocast with a dtype, fused
-//! Adam/AdamW, AMP unscaling over a list) against the very same libtorch headers, with libtorch's ABI.
-//!
-//! And `csrc/c10d.cpp`: PyTorch's c10d process groups (Gloo; NCCL when its headers are installed).
+//! It also compiles the C++ shim in `csrc/` against the very same libtorch headers, with libtorch's
+//! ABI, as two static libraries sharing one error path (`csrc/guard.h`): `csrc/torch_ext.cpp`, the
+//! ATen calls tch 0.24 does not bind (vendor-notes.md lists them and why), and `csrc/c10d.cpp`,
+//! PyTorch's c10d process groups (Gloo; NCCL when its headers are installed).
 //!
 //! libtorch is found as torch-sys finds it: `LIBTORCH`, else the python on PATH (`LIBTORCH_USE_PYTORCH=1`).
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-// See c10d.h for the contract: NULL on success, a malloc'd message when c10d threw.
+// See c10d.h for what each function does and guard.h for the error path they all share.
 //
 // Built with USE_C10D_GLOO against declaration-only stand-ins for gloo's headers (gloo_stubs/):
 // the real gloo lives inside libtorch_cpu.so and is reached only through ProcessGroupGloo.
@@ -18,37 +18,20 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
 
-// A fallback for a failed malloc; never handed to free (bf_c10d_free_error checks for it).
-const char kOutOfMemory[] = "out of memory while reporting a c10d error";
+using bf::guarded;
 
-char *dup_message(const char *msg) {
-    size_t len = std::strlen(msg);
-    char *out = static_cast<char *>(std::malloc(len + 1));
-    if (out == nullptr) return const_cast<char *>(kOutOfMemory);
-    std::memcpy(out, msg, len + 1);
-    return out;
-}
-
-template <typename F>
-char *guarded(F &&f) {
-    try {
-        f();
-        return nullptr;
-    } catch (const c10::Error &e) {
-        return dup_message(e.what_without_backtrace());
-    } catch (const std::exception &e) {
-        return dup_message(e.what());
-    } catch (...) {
-        return dup_message("unknown C++ exception");
-    }
-}
+// The header's reductions are c10d's own numbers.
+static_assert(BF_REDUCE_SUM == static_cast<int>(c10d::ReduceOp::SUM), "bf_reduce_op");
+static_assert(BF_REDUCE_AVG == static_cast<int>(c10d::ReduceOp::AVG), "bf_reduce_op");
+static_assert(BF_REDUCE_PRODUCT == static_cast<int>(c10d::ReduceOp::PRODUCT), "bf_reduce_op");
+static_assert(BF_REDUCE_MIN == static_cast<int>(c10d::ReduceOp::MIN), "bf_reduce_op");
+static_assert(BF_REDUCE_MAX == static_cast<int>(c10d::ReduceOp::MAX), "bf_reduce_op");
 
 struct Group {
     c10::intrusive_ptr<c10d::Store> store;
@@ -117,10 +100,6 @@ void wait(const c10::intrusive_ptr<c10d::Work> &work, int64_t timeout_ms) {
 
 extern "C" {
 
-void bf_c10d_free_error(char *msg) {
-    if (msg != kOutOfMemory) std::free(msg);
-}
-
 int bf_c10d_has_nccl(void) {
 #ifdef BERTFIT_HAVE_NCCL
     return 1;
@@ -175,18 +154,18 @@ char *bf_c10d_store_set_timeout(bf_group g, int64_t timeout_ms) {
     return guarded([&] { group(g).store->setTimeout(std::chrono::milliseconds(timeout_ms)); });
 }
 
-char *bf_c10d_backend_init(bf_group g, int backend_kind, int64_t timeout_ms, const char *gloo_ifnames,
+char *bf_c10d_backend_init(bf_group g, bf_backend backend_kind, int64_t timeout_ms, const char *gloo_ifnames,
                            const char *gloo_host) {
     return guarded([&] {
         auto &grp = group(g);
         auto timeout = std::chrono::milliseconds(timeout_ms);
-        if (backend_kind == 0) {
+        if (backend_kind == BF_BACKEND_GLOO) {
             auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
             opts->devices = gloo_devices(gloo_ifnames ? gloo_ifnames : "", gloo_host ? gloo_host : "");
             // One thread: collectives are issued one at a time and waited for.
             opts->threads = 1;
             grp.backend = c10::make_intrusive<c10d::ProcessGroupGloo>(grp.store, grp.rank, grp.world_size, opts);
-        } else if (backend_kind == 1) {
+        } else if (backend_kind == BF_BACKEND_NCCL) {
 #ifdef BERTFIT_HAVE_NCCL
             auto opts = c10d::ProcessGroupNCCL::Options::create();
             opts->timeout = timeout;
@@ -197,7 +176,7 @@ char *bf_c10d_backend_init(bf_group g, int backend_kind, int64_t timeout_ms, con
                         "(pip packages nvidia-cuda-crt and nvidia-cuda-cccl) or use the gloo backend");
 #endif
         } else {
-            TORCH_CHECK(false, "unknown backend ", backend_kind);
+            TORCH_CHECK(false, "unknown backend ", static_cast<int>(backend_kind));
         }
     });
 }
@@ -211,9 +190,9 @@ void bf_c10d_group_free(bf_group g) {
     }
 }
 
-char *bf_c10d_allreduce(bf_group g, bf_tensor *tensors, size_t n, int op, int64_t timeout_ms) {
+char *bf_c10d_allreduce(bf_group g, bf_tensor *tensors, size_t n, bf_reduce_op op, int64_t timeout_ms) {
     return guarded([&] {
-        TORCH_CHECK(op >= 0 && op <= 4, "unknown reduce op ", op);
+        TORCH_CHECK(op >= BF_REDUCE_SUM && op <= BF_REDUCE_MAX, "unknown reduce op ", static_cast<int>(op));
         auto ts = list(tensors, n);
         c10d::AllreduceOptions opts;
         opts.reduceOp = c10d::ReduceOp(static_cast<c10d::ReduceOp::RedOpType>(op));

@@ -1,4 +1,4 @@
-// See torch_ext.h for the contract: NULL on success, a malloc'd message when libtorch threw.
+// See torch_ext.h for what each function does and guard.h for the error path they all share.
 #include "torch_ext.h"
 
 #include <ATen/ATen.h>
@@ -6,45 +6,18 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/core/DeviceType.h>
+#include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
-#include <cstring>
-#include <exception>
-#include <optional>
-#include <string>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace {
 
-char *dup_message(const char *msg) {
-    size_t len = std::strlen(msg);
-    char *out = static_cast<char *>(std::malloc(len + 1));
-    if (out != nullptr) std::memcpy(out, msg, len + 1);
-    return out;
-}
-
-// Runs `f`, turning any exception into a message. A failed malloc cannot be reported as a message:
-// the static fallback is never handed to free (bf_free_error checks for it).
-const char kOutOfMemory[] = "out of memory while reporting a libtorch error";
-
-template <typename F>
-char *guarded(F &&f) {
-    try {
-        f();
-        return nullptr;
-    } catch (const c10::Error &e) {
-        char *m = dup_message(e.what_without_backtrace());
-        return m != nullptr ? m : const_cast<char *>(kOutOfMemory);
-    } catch (const std::exception &e) {
-        char *m = dup_message(e.what());
-        return m != nullptr ? m : const_cast<char *>(kOutOfMemory);
-    } catch (...) {
-        char *m = dup_message("unknown C++ exception");
-        return m != nullptr ? m : const_cast<char *>(kOutOfMemory);
-    }
-}
+using bf::guarded;
 
 at::Tensor &tensor(bf_tensor t) {
     TORCH_CHECK(t != nullptr, "bertfit shim: null tensor");
@@ -63,10 +36,17 @@ std::optional<at::Tensor> optional_tensor(bf_tensor t) {
     return tensor(t);
 }
 
-c10::DeviceType device_type_of(int device_type) {
-    TORCH_CHECK(device_type == static_cast<int>(c10::DeviceType::CPU) ||
-                    device_type == static_cast<int>(c10::DeviceType::CUDA),
-                "autocast: only CPU and CUDA are supported, got device type ", device_type);
+// The header's enums are c10's own numbers.
+static_assert(BF_DEVICE_CPU == static_cast<int>(c10::DeviceType::CPU), "bf_device_type");
+static_assert(BF_DEVICE_CUDA == static_cast<int>(c10::DeviceType::CUDA), "bf_device_type");
+static_assert(BF_DTYPE_HALF == static_cast<int>(c10::ScalarType::Half), "bf_dtype");
+static_assert(BF_DTYPE_FLOAT == static_cast<int>(c10::ScalarType::Float), "bf_dtype");
+static_assert(BF_DTYPE_DOUBLE == static_cast<int>(c10::ScalarType::Double), "bf_dtype");
+static_assert(BF_DTYPE_BFLOAT16 == static_cast<int>(c10::ScalarType::BFloat16), "bf_dtype");
+
+c10::DeviceType device_type_of(bf_device_type device_type) {
+    TORCH_CHECK(device_type == BF_DEVICE_CPU || device_type == BF_DEVICE_CUDA,
+                "autocast: only CPU and CUDA are supported, got device type ", static_cast<int>(device_type));
     return static_cast<c10::DeviceType>(device_type);
 }
 
@@ -75,11 +55,11 @@ c10::DeviceType device_type_of(int device_type) {
 extern "C" {
 
 void bf_free_error(char *msg) {
-    if (msg != kOutOfMemory) std::free(msg);
+    if (msg != bf::kOutOfMemory) std::free(msg);
 }
 
 // torch.autocast.__enter__/__exit__ (torch/amp/autocast_mode.py) use exactly these calls.
-char *bf_autocast_get(int device_type, int *enabled, int *dtype, int *cache_enabled) {
+char *bf_autocast_get(bf_device_type device_type, int *enabled, int *dtype, int *cache_enabled) {
     return guarded([&] {
         auto d = device_type_of(device_type);
         *enabled = at::autocast::is_autocast_enabled(d) ? 1 : 0;
@@ -88,7 +68,7 @@ char *bf_autocast_get(int device_type, int *enabled, int *dtype, int *cache_enab
     });
 }
 
-char *bf_autocast_set(int device_type, int enabled, int dtype) {
+char *bf_autocast_set(bf_device_type device_type, int enabled, bf_dtype dtype) {
     return guarded([&] {
         auto d = device_type_of(device_type);
         at::autocast::set_autocast_enabled(d, enabled != 0);
@@ -141,14 +121,6 @@ char *bf_amp_foreach_non_finite_check_and_unscale_(bf_tensor *grads, size_t n, b
     return guarded([&] {
         auto g = list(grads, n);
         at::_amp_foreach_non_finite_check_and_unscale_(g, tensor(found_inf), tensor(inv_scale));
-    });
-}
-
-char *bf_amp_update_scale_(bf_tensor scale, bf_tensor growth_tracker, bf_tensor found_inf,
-                           double growth_factor, double backoff_factor, int64_t growth_interval) {
-    return guarded([&] {
-        at::_amp_update_scale_(tensor(scale), tensor(growth_tracker), tensor(found_inf), growth_factor,
-                               backoff_factor, growth_interval);
     });
 }
 
@@ -219,13 +191,14 @@ char *bf_set_allow_tf32(int allow) {
     });
 }
 
-char *bf_varlen_attention(int kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
+char *bf_varlen_attention(bf_varlen_kernel kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
                           int64_t max_seqlen, double dropout_p, double scale, bf_tensor *out) {
     return guarded([&] {
         const at::Tensor &q = tensor(query), &k = tensor(key), &v = tensor(value);
         const at::Tensor &cu = tensor(cu_seqlens);
-        TORCH_CHECK(kernel == 0 || kernel == 1, "varlen attention: kernel ", kernel, " is neither 0 nor 1");
-        if (kernel == 0) {
+        TORCH_CHECK(kernel == BF_VARLEN_FLASH || kernel == BF_VARLEN_EFFICIENT, "varlen attention: kernel ",
+                    static_cast<int>(kernel), " is neither flash nor efficient");
+        if (kernel == BF_VARLEN_FLASH) {
             auto result = at::_flash_attention_forward(q, k, v, cu, cu, max_seqlen, max_seqlen, dropout_p,
                                                        /*is_causal=*/false, /*return_debug_mask=*/false, scale);
             *out = new at::Tensor(std::get<0>(result));

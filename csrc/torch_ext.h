@@ -1,29 +1,30 @@
 // bertfit's C shim over the parts of libtorch that tch 0.24 does not bind.
 //
 // Rules every function follows:
-// - it returns NULL on success, or a malloc'd message (free it with bf_free_error) when libtorch threw:
-//   no C++ exception ever crosses into Rust;
-// - a `tensor` is tch's C_tensor, i.e. an `at::Tensor*`; lists are (pointer array, length) pairs, each
+// - the error path of guard.h: NULL on success, or a malloc'd message (free it with bf_free_error)
+//   when libtorch threw; no C++ exception ever crosses into Rust;
+// - a `bf_tensor` is tch's C_tensor, i.e. an `at::Tensor*`; lists are (pointer array, length) pairs, each
 //   with its own length so that libtorch's own checks see (and report) mismatched lists;
 // - in-place functions (trailing `_`) write through the tensors' shared storage;
 // - a new tensor handed back through an out-pointer is `new at::Tensor`, which tch's Drop deletes.
 #pragma once
 
-#include <stddef.h>
-#include <stdint.h>
+#include "guard.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef void *bf_tensor;
+// The device types autocast runs on: c10::DeviceType's numbers (torch_ext.cpp checks them).
+typedef enum { BF_DEVICE_CPU = 0, BF_DEVICE_CUDA = 1 } bf_device_type;
 
-void bf_free_error(char *msg);
+// The dtypes autocast can be set to: c10::ScalarType's numbers (torch_ext.cpp checks them).
+typedef enum { BF_DTYPE_HALF = 5, BF_DTYPE_FLOAT = 6, BF_DTYPE_DOUBLE = 7, BF_DTYPE_BFLOAT16 = 15 } bf_dtype;
 
-// Autocast (thread-local state, as in PyTorch). device_type is c10::DeviceType (0 CPU, 1 CUDA),
-// dtype is c10::ScalarType (5 Half, 15 BFloat16).
-char *bf_autocast_get(int device_type, int *enabled, int *dtype, int *cache_enabled);
-char *bf_autocast_set(int device_type, int enabled, int dtype);
+// Autocast (thread-local state, as in PyTorch). bf_autocast_get writes the dtype as an int: it is
+// whatever c10::ScalarType libtorch holds, which Rust checks against bf_dtype before trusting it.
+char *bf_autocast_get(bf_device_type device_type, int *enabled, int *dtype, int *cache_enabled);
+char *bf_autocast_set(bf_device_type device_type, int enabled, bf_dtype dtype);
 char *bf_autocast_set_cache_enabled(int enabled);
 char *bf_autocast_increment_nesting(int *nesting);
 char *bf_autocast_decrement_nesting(int *nesting);
@@ -37,11 +38,10 @@ char *bf_fused_adam_(int decoupled, bf_tensor *params, size_t n_params, bf_tenso
                      size_t n_state_steps, double lr, double beta1, double beta2, double weight_decay,
                      double eps, int amsgrad, int maximize, bf_tensor grad_scale, bf_tensor found_inf);
 
-// at::_amp_foreach_non_finite_check_and_unscale_ and at::_amp_update_scale_.
+// at::_amp_foreach_non_finite_check_and_unscale_ (tch binds no in-place foreach op; its
+// `_amp_update_scale_` is used from Rust as tch's `f_internal_amp_update_scale_`).
 char *bf_amp_foreach_non_finite_check_and_unscale_(bf_tensor *grads, size_t n, bf_tensor found_inf,
                                                    bf_tensor inv_scale);
-char *bf_amp_update_scale_(bf_tensor scale, bf_tensor growth_tracker, bf_tensor found_inf,
-                           double growth_factor, double backoff_factor, int64_t growth_interval);
 
 // Foreach ops: _foreach_norm (out: n new tensors), _foreach_mul_(list, tensor),
 // _foreach_add_(list, scalar), _foreach_sub_(list, [other] * n).
@@ -69,13 +69,16 @@ char *bf_cpu_rng_set_state(bf_tensor state);
 // `torch.backends.cuda.matmul.allow_tf32` and `torch.backends.cudnn.allow_tf32`.
 char *bf_set_allow_tf32(int allow);
 
+// The varlen attention kernels: at::_flash_attention_forward (FlashAttention-2: CUDA, fp16/bf16)
+// and at::_efficient_attention_forward (memory-efficient: CUDA, fp32 too).
+typedef enum { BF_VARLEN_FLASH = 0, BF_VARLEN_EFFICIENT = 1 } bf_varlen_kernel;
+
 // Attention over packed sequences without padding (what the nested-tensor SDPA path calls):
 // query/key/value (total, nh, hs), sequence b being rows cu_seqlens[b] .. cu_seqlens[b + 1]
 // (int32, B + 1 entries, on the same device), max_seqlen the longest; no mask, not causal.
-// kernel 0: at::_flash_attention_forward (FlashAttention-2: CUDA, fp16/bf16), kernel 1:
-// at::_efficient_attention_forward (memory-efficient: CUDA, fp32 too). Both are differentiable
-// (autograd's FlashAttentionBackward0 / EfficientAttentionBackward0). *out: (total, nh, hs).
-char *bf_varlen_attention(int kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
+// Both kernels are differentiable (autograd's FlashAttentionBackward0 / EfficientAttentionBackward0).
+// *out: (total, nh, hs).
+char *bf_varlen_attention(bf_varlen_kernel kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
                           int64_t max_seqlen, double dropout_p, double scale, bf_tensor *out);
 
 #ifdef __cplusplus

@@ -11,7 +11,6 @@
 //! Rust; [`RandomStream::init_weights`] and [`RandomStream::dropout`] mark where they happen instead.
 use tch::{Device, Kind, Tensor};
 
-use crate::data::sampler::Sampler;
 use crate::error::Result;
 use crate::torch_ext;
 
@@ -39,11 +38,13 @@ impl RandomStream {
         t.int64_value(&[])
     }
 
-    /// One `iter(DataLoader)` over `n` examples: the iterator's base seed (drawn even when nothing is
-    /// shuffled and when `n` is 0), then the sampler's order.
-    pub fn dataloader_pass(&mut self, n: usize, sampler: &dyn Sampler, epoch: usize) -> Vec<usize> {
+    /// One `iter(DataLoader)`: the iterator's base seed (drawn even when nothing is shuffled and
+    /// when there are no examples), then `order`, the sampler's draws (`data::sampler` calls it as
+    /// `rng.dataloader_pass(|rng| sampler.indices(n, epoch, rng))`; the sampler depends on this
+    /// stream, not the other way round).
+    pub fn dataloader_pass<T>(&mut self, order: impl FnOnce(&mut Self) -> T) -> T {
         let _base_seed = self.draw_int64();
-        sampler.indices(n, epoch, self)
+        order(self)
     }
 
     /// One streamed pass (an `IterableDataset` DataLoader): its base seed, then, when shuffling,

@@ -257,8 +257,9 @@ fn shim_errors_come_back_as_err() {
     assert!(matches!(err, bertfit::Error::TorchExt(_)));
     assert!(msg.starts_with("libtorch: ") && msg.len() > "libtorch: ".len() + 10, "{msg}");
     // A dtype libtorch refuses: the growth tracker must be int32.
-    let scale = Tensor::from(1f32);
-    let err = torch_ext::amp_update_scale_(&scale, &Tensor::from(0f32), &Tensor::from(0f32), 2.0, 0.5, 3)
+    let mut scale = Tensor::from(1f32);
+    let err = scale
+        .f_internal_amp_update_scale_(&Tensor::from(0f32), &Tensor::from(0f32), 2.0, 0.5, 3)
         .unwrap_err();
     assert!(err.to_string().contains("growth_tracker") || err.to_string().contains("Int"), "{err}");
 }

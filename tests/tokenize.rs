@@ -293,7 +293,7 @@ fn every_code_point_matches_hf() {
         }
     }
     // Not probed: U+40000..U+6FFFF (unassigned planes) hold the stand-ins; written in a text they
-    // would read as the characters they stand in for (see `Fix::Alias` in src/data/tokenize.rs).
+    // would read as the characters they stand in for (see `Fix::Alias` in src/data/tokenize/hf_fixes.rs).
     let chars: Vec<char> =
         (0..=0x10FFFFu32).filter(|cp| !(0x40000..0x70000).contains(cp)).filter_map(char::from_u32).collect();
     let texts: Vec<(String, Option<String>)> = chars

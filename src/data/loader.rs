@@ -1,127 +1,136 @@
-//! In-memory splits: each example's text, class id and tokens, tokenized once (memoised: epoch 1
-//! pays for it on the loader thread, later epochs reuse it), and batches cut from them in an order
-//! decided on the training thread.
-use std::sync::{Arc, OnceLock};
+//! The one batch loader: a producer on a background thread turns rows into collated batches, a
+//! bounded number ahead of the training step, so the step does not wait for tokenization or
+//! collation. What the producer reads (an in-memory split in a given order, or a file streamed
+//! through a shuffle buffer) is the caller's closure; the thread, the queue, the stop handshake and
+//! the error path live here once.
+//!
+//! Nothing here draws random numbers: every order is decided on the training thread, so background
+//! work cannot move PyTorch's random stream.
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use super::dataset::SplitData;
-use super::labels::{LabelMap, Target};
-use super::pipeline::{Batches, LoaderSettings};
-use super::tokenize::{BertTokenizer, Encoding};
-use crate::error::Result;
+use tch::Device;
 
-pub use super::pipeline::LoadedBatch;
+use super::batch::{collate, Batch, Padding};
+use super::labels::Target;
+use super::tokenize::Encoding;
+use crate::error::{Error, Result};
 
-/// A split ready for batching: texts, class ids (unless the rows are only to be predicted), and
-/// each example's tokens once computed.
-pub struct Prepared {
-    texts: Vec<String>,
-    pairs: Option<Vec<String>>,
-    /// Targets, `None` for an unlabelled split.
-    pub labels: Option<Vec<Target>>,
-    /// Data rows (1-based) for metrics and messages.
+/// How batches are padded, and how many are made ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct LoaderSettings {
+    pub padding: Padding,
+    pub max_length: usize,
+    pub pad_id: i64,
+    /// Batches made ahead of the consumer (the bound on memory held by the queue).
+    pub prefetch: usize,
+    /// The CUDA device the batches go to, if any: they are made in pinned memory for it.
+    pub pin_for: Option<Device>,
+}
+
+/// One batch on the CPU, with the data rows (1-based) of its examples.
+pub struct LoadedBatch {
+    pub batch: Batch,
     pub rows: Vec<usize>,
-    encodings: Vec<OnceLock<Encoding>>,
-    max_length: usize,
 }
 
-impl Prepared {
-    /// `labels` maps the split's label cells to class ids; pass `None` (or an unlabelled split) for
-    /// rows that are only predicted.
-    pub fn new(
-        split: &SplitData,
-        labels: Option<&LabelMap>,
-        column: &str,
-        max_length: usize,
-    ) -> Result<Self> {
-        let has_pairs = split.examples.iter().any(|e| e.text_pair.is_some());
-        let labels = match labels {
-            Some(map) if split.labelled => Some(map.encode(split, column)?),
-            _ => None,
+/// The producer's end: collates and sends batches.
+pub struct Sink {
+    tx: SyncSender<Result<LoadedBatch>>,
+    settings: LoaderSettings,
+}
+
+/// The consumer hung up (an error, --max-steps, a stop request): the producer ends quietly.
+const STOPPED: &str = "bertfit: batch consumer stopped";
+
+impl Sink {
+    pub fn settings(&self) -> LoaderSettings {
+        self.settings
+    }
+
+    /// Collates one batch (`labels` is `None` for rows to predict) and queues it, waiting while
+    /// the queue is full.
+    pub fn send(&self, encodings: &[&Encoding], labels: Option<&[Target]>, rows: Vec<usize>) -> Result<()> {
+        let s = self.settings;
+        let batch = collate(encodings, labels, s.padding, s.max_length, s.pad_id, Device::Cpu);
+        let batch = match s.pin_for {
+            Some(device) => batch.pinned(device)?,
+            None => batch,
         };
-        Ok(Prepared {
-            texts: split.examples.iter().map(|e| e.text.clone()).collect(),
-            pairs: has_pairs
-                .then(|| split.examples.iter().map(|e| e.text_pair.clone().unwrap_or_default()).collect()),
-            labels,
-            rows: split.examples.iter().map(|e| e.row).collect(),
-            encodings: (0..split.examples.len()).map(|_| OnceLock::new()).collect(),
-            max_length,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.texts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
-    }
-
-    /// Tokenizes every example not yet tokenized, on all cores (used before length grouping and
-    /// for the token cache, which need every length up front).
-    pub fn encode_all(&self, tokenizer: &BertTokenizer) {
-        let missing: Vec<usize> = (0..self.len()).filter(|&i| self.encodings[i].get().is_none()).collect();
-        if missing.is_empty() {
-            return;
-        }
-        let texts: Vec<&str> = missing.iter().map(|&i| self.texts[i].as_str()).collect();
-        let pairs: Option<Vec<&str>> =
-            self.pairs.as_ref().map(|p| missing.iter().map(|&i| p[i].as_str()).collect());
-        for (i, e) in
-            missing.into_iter().zip(tokenizer.encode_batch(&texts, pairs.as_deref(), self.max_length))
-        {
-            let _ = self.encodings[i].set(e);
-        }
-    }
-
-    /// Installs encodings computed elsewhere (the token cache).
-    pub fn set_encodings(&self, encodings: Vec<Encoding>) {
-        for (slot, e) in self.encodings.iter().zip(encodings) {
-            let _ = slot.set(e);
-        }
-    }
-
-    pub fn encoding(&self, i: usize, tokenizer: &BertTokenizer) -> &Encoding {
-        self.encodings[i].get_or_init(|| {
-            tokenizer.encode(&self.texts[i], self.pairs.as_ref().map(|p| p[i].as_str()), self.max_length)
-        })
-    }
-
-    /// Token counts, tokenizing what is not yet tokenized.
-    pub fn lengths(&self, tokenizer: &BertTokenizer) -> Vec<usize> {
-        self.encode_all(tokenizer);
-        (0..self.len()).map(|i| self.encoding(i, tokenizer).input_ids.len()).collect()
+        self.tx.send(Ok(LoadedBatch { batch, rows })).map_err(|_| Error::Runtime(STOPPED.into()))
     }
 }
 
-/// The batches of `order` (indices into `set`, `batch_size` at a time), made on the loader thread.
-pub fn batches_in_order(
-    set: &Arc<Prepared>,
-    order: &[usize],
-    batch_size: usize,
-    tokenizer: &Arc<BertTokenizer>,
-    settings: LoaderSettings,
-) -> Result<Batches> {
-    let chunks = order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect();
-    batches_of(set, chunks, tokenizer, settings)
+/// One pass of batches, made by a producer thread.
+pub struct Batches {
+    rx: Option<Receiver<Result<LoadedBatch>>>,
+    worker: Option<JoinHandle<()>>,
+    /// Time the consumer spent blocked on the queue.
+    waited: Duration,
+    /// Batches the pass must yield, when known up front (in memory).
+    expected: Option<usize>,
+    received: usize,
 }
 
-/// One batch per entry of `chunks` (indices into `set`), made on the loader thread.
-pub fn batches_of(
-    set: &Arc<Prepared>,
-    chunks: Vec<Vec<usize>>,
-    tokenizer: &Arc<BertTokenizer>,
-    settings: LoaderSettings,
-) -> Result<Batches> {
-    let (set, tokenizer) = (set.clone(), tokenizer.clone());
-    Batches::spawn("bertfit-loader", settings, Some(chunks.len()), move |sink| {
-        for indices in chunks {
-            let encodings: Vec<&Encoding> = indices.iter().map(|&i| set.encoding(i, &tokenizer)).collect();
-            let labels: Option<Vec<Target>> =
-                set.labels.as_ref().map(|l| indices.iter().map(|&i| l[i].clone()).collect());
-            let rows = indices.iter().map(|&i| set.rows[i]).collect();
-            sink.send(&encodings, labels.as_deref(), rows)?;
+impl Batches {
+    /// Starts `produce` on a thread named `name`. An error it returns reaches the consumer as the
+    /// pass's next item.
+    pub fn spawn(
+        name: &str,
+        settings: LoaderSettings,
+        expected: Option<usize>,
+        produce: impl FnOnce(&Sink) -> Result<()> + Send + 'static,
+    ) -> Result<Batches> {
+        let (tx, rx) = sync_channel(settings.prefetch.max(1));
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let sink = Sink { tx, settings };
+                if let Err(e) = produce(&sink) {
+                    if !matches!(&e, Error::Runtime(m) if m == STOPPED) {
+                        let _ = sink.tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start the {name} thread: {e}")))?;
+        Ok(Batches { rx: Some(rx), worker: Some(worker), waited: Duration::ZERO, expected, received: 0 })
+    }
+
+    /// Ends the pass and returns the time the consumer waited for batches. An error if the producer
+    /// died before making every batch (stopping early, as --max-steps does, is fine).
+    pub fn finish(mut self, stopped_early: bool) -> Result<Duration> {
+        self.rx = None; // unblocks a producer waiting to send
+        let panicked = self.worker.take().map(|w| w.join().is_err()).unwrap_or(false);
+        let short = self.expected.is_some_and(|n| self.received < n);
+        if panicked || (!stopped_early && short) {
+            return Err(Error::Runtime(format!(
+                "the data loader stopped after {} of {} batches",
+                self.received,
+                self.expected.map_or("?".to_string(), |n| n.to_string())
+            )));
         }
-        Ok(())
-    })
+        Ok(self.waited)
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<LoadedBatch>;
+
+    fn next(&mut self) -> Option<Result<LoadedBatch>> {
+        let started = Instant::now();
+        let item = self.rx.as_ref()?.recv().ok();
+        self.waited += started.elapsed();
+        self.received += matches!(item, Some(Ok(_))) as usize;
+        item
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        self.rx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
 }

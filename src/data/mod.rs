@@ -1,5 +1,16 @@
 //! Data: reading labelled text (CSV, TSV, Parquet), the label map, tokenization, batch order and
-//! collation, and the one background pipeline that makes batches.
+//! collation, and the one background loader that makes batches.
+//!
+//! Rooms, from the file up:
+//! - `csv`, `parquet`: one file format each, as arrow record batches; `table`: rows of any of them,
+//!   columns checked; `dataset`: labelled examples by split (one file with a split column, or one
+//!   file per split); `labels`: the label map;
+//! - `tokenize`: HF's `BertTokenizer`; `token_cache`: tokenized splits kept on disk;
+//! - `sampler`: the order of one DataLoader pass, drawn as PyTorch draws it; `batch`: collation;
+//! - `prepared`: in-memory splits, tokenized once, and batches cut from them; `stream`:
+//!   `--streaming` passes through a shuffle buffer; `loader`: the background thread both feed;
+//! - `training_data`: a run's data (label map, splits in memory or streamed) and its passes;
+//! - `check`: `bertfit check-data`.
 pub mod batch;
 pub mod check;
 pub mod csv;
@@ -7,11 +18,10 @@ pub mod dataset;
 pub mod labels;
 pub mod loader;
 pub mod parquet;
-pub mod pipeline;
+pub mod prepared;
 pub mod sampler;
-pub mod splits;
 pub mod stream;
 pub mod table;
 pub mod token_cache;
 pub mod tokenize;
-pub mod wordpiece_ascii;
+pub mod training_data;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::dataset::{empty_train_split, for_each_split_row, Columns, DataSource, Read, Split};
 use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning, Target};
-use super::pipeline::{Batches, LoaderSettings, Sink};
+use super::loader::{Batches, LoaderSettings, Sink};
 use super::sampler::{randperm, Mt19937, Shard};
 use super::tokenize::{BertTokenizer, Encoding};
 use crate::error::Result;

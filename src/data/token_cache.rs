@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::dataset::{Columns, DataSource};
-use super::loader::Prepared;
+use super::prepared::Prepared;
 use super::tokenize::{BertTokenizer, Encoding};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;

@@ -214,7 +214,9 @@ impl Ddp {
         Ok((0..world).map(|r| summed[r * width..r * width + lengths[r]].to_vec()).collect())
     }
 
-    /// The element-wise sum of `values` over the ranks (evaluation counts and loss sums), in f64.
+    /// The element-wise sum of `values` over the ranks, in f64: which ranks have each gradient, a
+    /// step's losses, stop flags and rows ([`Self::step_summary`]), and [`Self::all_gather`]'s slots.
+    /// (Evaluation is not sharded: every rank evaluates all rows, so nothing of it is summed.)
     pub fn sum(&mut self, values: &[f64]) -> Result<Vec<f64>> {
         if values.is_empty() {
             return Ok(Vec::new());

@@ -4,7 +4,8 @@
 //! - `group`: the process group (TCPStore rendezvous, bucketed all-reduce and broadcast, barrier),
 //!   every collective bounded by one timeout, failures naming the lost rank.
 //! - `sampler`: `DistributedSampler`'s exact assignment of examples to ranks.
-//! - `ddp`: what the Trainer calls (parameter broadcast, gradient averaging, metric sums).
+//! - `ddp`: what the Trainer calls (parameter broadcast, gradient averaging, a step's loss, stop
+//!   flag and rows summed over the ranks, all-gather for checkpoints).
 //! - `selftest`: what `bertfit dist-selftest` runs (a check of a launch setup, and the tests' probe).
 pub mod ddp;
 pub mod env;

@@ -10,7 +10,7 @@
 //!
 //! Every struct serialises with HF-style keys for the metrics log. A ratio with a zero denominator
 //! is 0.0, as with sklearn's default `zero_division="warn"`; where sklearn would warn, the struct's
-//! `warnings` says so (the library prints nothing).
+//! `warnings` says so (nothing here prints).
 pub mod classification;
 pub mod multilabel;
 pub mod regression;

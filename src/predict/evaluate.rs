@@ -30,7 +30,7 @@ use super::settings::InferenceArgs;
 use crate::data::batch::stack_targets;
 use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split};
 use crate::data::labels::{self, LabelFormat, Target};
-use crate::data::pipeline::{Batches, Sink};
+use crate::data::loader::{Batches, Sink};
 use crate::data::table::{for_each_row, Row, Wanted};
 use crate::data::tokenize::{BertTokenizer, Encoding};
 use crate::error::{Error, Result};

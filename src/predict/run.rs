@@ -1,7 +1,7 @@
 //! `bertfit predict`: a saved classifier over every row of a data file, each row written out with
 //! all its columns and the model's answer (see `head.rs` for the columns added).
 //!
-//! Memory does not grow with the file. A loader thread (`data::pipeline::Batches`) reads one record
+//! Memory does not grow with the file. A loader thread (`data::loader::Batches`) reads one record
 //! batch of every column at a time (`table::BATCH_ROWS` rows), tokenizes its texts, hands the record
 //! batch to the writer's side through a small queue, then sends its model batches, at most
 //! `prefetch` ahead of the forward passes. Within a record batch the examples are batched longest
@@ -22,7 +22,7 @@ use super::input::Input;
 use super::output::{check_target, remove_partial_on_signal, sweep_stale_partials, Output};
 use super::saved::SavedModel;
 use super::settings::InferenceArgs;
-use crate::data::pipeline::Batches;
+use crate::data::loader::Batches;
 use crate::data::tokenize::Encoding;
 use crate::error::{Error, Result};
 use crate::train::report::Reporter;

@@ -4,7 +4,7 @@ use tch::Device;
 
 use super::saved::{describe_device, SavedModel};
 use crate::data::batch::Padding;
-use crate::data::pipeline::LoaderSettings;
+use crate::data::loader::LoaderSettings;
 use crate::error::Result;
 use crate::train::report::Reporter;
 

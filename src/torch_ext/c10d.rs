@@ -1,8 +1,10 @@
 //! Safe wrappers over `csrc/c10d.cpp`: PyTorch's c10d (TCPStore, ProcessGroupGloo,
 //! ProcessGroupNCCL) as the torch wheel's libraries export it. `crate::dist` builds on these.
 //!
-//! Same contract as the parent module: every call returns NULL or a malloc'd message that becomes
-//! [`Error::TorchExt`]; tensors are passed as `at::Tensor*`.
+//! Same contract as the parent module: every call returns NULL or a malloc'd message that the
+//! parent's one `check` turns into [`Error::TorchExt`]; tensors are passed as `at::Tensor*`; the
+//! backend and reduce-op codes are the `#[repr(i32)]` twins of `bf_backend` and `bf_reduce_op` in
+//! `csrc/c10d.h`.
 //!
 //! The calls that wait on the network outside a collective (connecting to the store, its reads and
 //! writes, creating the Gloo backend) run on a helper thread while the caller polls a [`Patience`]:
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tch::Tensor;
 
+use super::check;
 use crate::error::{Error, Result};
 
 type RawTensor = *mut c_void;
@@ -27,7 +30,6 @@ mod ffi {
 
     // Linked by build.rs (`static=bertfit_c10d`).
     extern "C" {
-        pub fn bf_c10d_free_error(msg: *mut c_char);
         pub fn bf_c10d_has_nccl() -> c_int;
         pub fn bf_c10d_store_new(
             master_addr: *const c_char,
@@ -54,7 +56,7 @@ mod ffi {
         pub fn bf_c10d_store_set_timeout(g: RawGroup, timeout_ms: i64) -> *mut c_char;
         pub fn bf_c10d_backend_init(
             g: RawGroup,
-            backend: c_int,
+            backend: BackendKind,
             timeout_ms: i64,
             gloo_ifnames: *const c_char,
             gloo_host: *const c_char,
@@ -64,7 +66,7 @@ mod ffi {
             g: RawGroup,
             tensors: *const RawTensor,
             n: usize,
-            op: c_int,
+            op: ReduceOp,
             timeout_ms: i64,
         ) -> *mut c_char;
         pub fn bf_c10d_broadcast(
@@ -76,16 +78,6 @@ mod ffi {
         ) -> *mut c_char;
         pub fn bf_c10d_barrier(g: RawGroup, timeout_ms: i64) -> *mut c_char;
     }
-}
-
-fn check(msg: *mut c_char) -> Result<()> {
-    if msg.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-null return is a NUL-terminated string the shim allocated; freed once, here.
-    let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned();
-    unsafe { ffi::bf_c10d_free_error(msg) };
-    Err(Error::TorchExt(text))
 }
 
 fn cstring(s: &str) -> Result<CString> {
@@ -106,14 +98,16 @@ pub fn has_nccl() -> bool {
     unsafe { ffi::bf_c10d_has_nccl() != 0 }
 }
 
-/// Which c10d backend runs the collectives.
+/// Which c10d backend runs the collectives (`bf_backend`).
+#[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
-    Gloo,
-    Nccl,
+    Gloo = 0,
+    Nccl = 1,
 }
 
-/// `c10d::ReduceOp` (Avg is NCCL only).
+/// `c10d::ReduceOp` (`bf_reduce_op`; Avg is NCCL only).
+#[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReduceOp {
     Sum = 0,
@@ -310,7 +304,7 @@ impl Group {
             GlooDevice::Interfaces(names) => (cstring(names)?, cstring("")?),
             GlooDevice::Host(host) => (cstring("")?, cstring(host)?),
         };
-        let init = move |g: RawGroup, k: c_int| {
+        let init = move |g: RawGroup, k: BackendKind| {
             // SAFETY: valid group; the C strings are owned by this closure.
             check(unsafe {
                 ffi::bf_c10d_backend_init(g, k, millis(timeout), ifnames.as_ptr(), host.as_ptr())
@@ -318,10 +312,10 @@ impl Group {
         };
         let r = match kind {
             // Gloo's creation is a rendezvous over the store and the network: it may block.
-            BackendKind::Gloo => self.detached(move |g| init(g, 0), patience),
+            BackendKind::Gloo => self.detached(move |g| init(g, BackendKind::Gloo), patience),
             // NCCL's creation stays on the caller's thread: it records per-thread CUDA state, and
             // connects lazily, at the first collective.
-            BackendKind::Nccl => init(self.raw, 1),
+            BackendKind::Nccl => init(self.raw, BackendKind::Nccl),
         };
         if r.is_err() {
             self.broken = true;
@@ -334,9 +328,7 @@ impl Group {
         self.usable()?;
         let raw = raw_list(tensors);
         // SAFETY: live tensors, the list's own length.
-        self.guard(unsafe {
-            ffi::bf_c10d_allreduce(self.raw, raw.as_ptr(), raw.len(), op as c_int, millis(timeout))
-        })
+        self.guard(unsafe { ffi::bf_c10d_allreduce(self.raw, raw.as_ptr(), raw.len(), op, millis(timeout)) })
     }
 
     /// In-place broadcast from `root`.

@@ -1,7 +1,10 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not bind.
 //!
 //! This is the only module with `extern "C"`. Every shim function returns NULL or a malloc'd message
-//! (a C++ exception caught in C++), which becomes [`Error::TorchExt`]. Tensors are passed as tch's
+//! (a C++ exception caught in C++, `csrc/guard.h`), which `check` turns into [`Error::TorchExt`],
+//! here and in [`c10d`]. The integer codes that cross the boundary are the `#[repr(i32)]` enums
+//! below, each the twin of a C `enum` in `csrc/torch_ext.h` (whose numbers are c10's own, checked by
+//! `static_assert`s in `csrc/torch_ext.cpp`). Tensors are passed as tch's
 //! `C_tensor` pointers, which are `at::Tensor*` (torch-sys `torch_api.h`: `typedef torch::Tensor *tensor`).
 //! In-place functions take `&Tensor`: they write through the storage the tch handles share, as tch's
 //! shallow clones (e.g. VarStore variables) do.
@@ -23,12 +26,12 @@ mod ffi {
     extern "C" {
         pub fn bf_free_error(msg: *mut c_char);
         pub fn bf_autocast_get(
-            device_type: c_int,
+            device_type: DeviceType,
             enabled: *mut c_int,
             dtype: *mut c_int,
             cache_enabled: *mut c_int,
         ) -> *mut c_char;
-        pub fn bf_autocast_set(device_type: c_int, enabled: c_int, dtype: c_int) -> *mut c_char;
+        pub fn bf_autocast_set(device_type: DeviceType, enabled: c_int, dtype: Dtype) -> *mut c_char;
         pub fn bf_autocast_set_cache_enabled(enabled: c_int) -> *mut c_char;
         pub fn bf_autocast_increment_nesting(nesting: *mut c_int) -> *mut c_char;
         pub fn bf_autocast_decrement_nesting(nesting: *mut c_int) -> *mut c_char;
@@ -63,14 +66,6 @@ mod ffi {
             found_inf: RawTensor,
             inv_scale: RawTensor,
         ) -> *mut c_char;
-        pub fn bf_amp_update_scale_(
-            scale: RawTensor,
-            growth_tracker: RawTensor,
-            found_inf: RawTensor,
-            growth_factor: f64,
-            backoff_factor: f64,
-            growth_interval: i64,
-        ) -> *mut c_char;
         pub fn bf_foreach_norm(
             tensors: *const RawTensor,
             n: usize,
@@ -94,7 +89,7 @@ mod ffi {
         pub fn bf_cpu_rng_set_state(state: RawTensor) -> *mut c_char;
         pub fn bf_set_allow_tf32(allow: c_int) -> *mut c_char;
         pub fn bf_varlen_attention(
-            kernel: c_int,
+            kernel: VarlenKernel,
             query: RawTensor,
             key: RawTensor,
             value: RawTensor,
@@ -107,7 +102,8 @@ mod ffi {
     }
 }
 
-/// Turns the shim's return value into a Result, freeing the message.
+/// Turns a shim function's return value (`csrc/guard.h`) into a Result, freeing the message. The
+/// one place a shim error becomes an [`Error`], for `c10d` too.
 fn check(msg: *mut c_char) -> Result<()> {
     if msg.is_null() {
         return Ok(());
@@ -139,34 +135,51 @@ unsafe fn adopt(p: RawTensor) -> Result<Tensor> {
 // ---------------------------------------------------------------------------------------------
 // Autocast
 
-/// c10::DeviceType for the devices autocast supports here.
-fn device_type(device: Device) -> Result<c_int> {
+/// `bf_device_type`: the c10::DeviceType numbers of the devices autocast supports here.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceType {
+    Cpu = 0,
+    Cuda = 1,
+}
+
+/// `bf_dtype`: the c10::ScalarType numbers (c10/core/ScalarType.h) of the dtypes autocast can run in.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    Half = 5,
+    Float = 6,
+    Double = 7,
+    BFloat16 = 15,
+}
+
+fn device_type(device: Device) -> Result<DeviceType> {
     match device {
-        Device::Cpu => Ok(0),
-        Device::Cuda(_) => Ok(1),
+        Device::Cpu => Ok(DeviceType::Cpu),
+        Device::Cuda(_) => Ok(DeviceType::Cuda),
         other => Err(Error::TorchExt(format!("autocast: only CPU and CUDA are supported, not {other:?}"))),
     }
 }
 
-/// c10::ScalarType numbers (c10/core/ScalarType.h), for the dtypes autocast can run in.
-fn scalar_type(kind: Kind) -> Result<c_int> {
+fn scalar_type(kind: Kind) -> Result<Dtype> {
     match kind {
-        Kind::Half => Ok(5),
-        Kind::Float => Ok(6),
-        Kind::Double => Ok(7),
-        Kind::BFloat16 => Ok(15),
+        Kind::Half => Ok(Dtype::Half),
+        Kind::Float => Ok(Dtype::Float),
+        Kind::Double => Ok(Dtype::Double),
+        Kind::BFloat16 => Ok(Dtype::BFloat16),
         other => {
             Err(Error::TorchExt(format!("autocast: {other:?} is not a floating dtype autocast can use")))
         }
     }
 }
 
+/// The dtype libtorch reports, read as a plain int (it may be any c10::ScalarType).
 fn kind_of(scalar_type: c_int) -> Result<Kind> {
     match scalar_type {
-        5 => Ok(Kind::Half),
-        6 => Ok(Kind::Float),
-        7 => Ok(Kind::Double),
-        15 => Ok(Kind::BFloat16),
+        x if x == Dtype::Half as c_int => Ok(Kind::Half),
+        x if x == Dtype::Float as c_int => Ok(Kind::Float),
+        x if x == Dtype::Double as c_int => Ok(Kind::Double),
+        x if x == Dtype::BFloat16 as c_int => Ok(Kind::BFloat16),
         other => Err(Error::TorchExt(format!("autocast dtype is c10::ScalarType {other}, unknown here"))),
     }
 }
@@ -329,6 +342,7 @@ pub fn fused_adam_(a: &FusedAdamArgs, decoupled_weight_decay: bool) -> Result<()
 
 /// `torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale)`: multiplies every
 /// gradient by `inv_scale` and sets `found_inf` (float32 scalar) to 1 if any holds an inf or NaN.
+/// (`torch._amp_update_scale_` is tch's own `Tensor::f_internal_amp_update_scale_`.)
 pub fn amp_foreach_non_finite_check_and_unscale_(
     grads: &[Tensor],
     found_inf: &Tensor,
@@ -337,28 +351,6 @@ pub fn amp_foreach_non_finite_check_and_unscale_(
     let g = raw_list(grads);
     check(unsafe {
         ffi::bf_amp_foreach_non_finite_check_and_unscale_(g.as_ptr(), g.len(), raw(found_inf), raw(inv_scale))
-    })
-}
-
-/// `torch._amp_update_scale_(scale, growth_tracker, found_inf, growth_factor, backoff_factor,
-/// growth_interval)`, updating `scale` (float32) and `growth_tracker` (int32) in place.
-pub fn amp_update_scale_(
-    scale: &Tensor,
-    growth_tracker: &Tensor,
-    found_inf: &Tensor,
-    growth_factor: f64,
-    backoff_factor: f64,
-    growth_interval: i64,
-) -> Result<()> {
-    check(unsafe {
-        ffi::bf_amp_update_scale_(
-            raw(scale),
-            raw(growth_tracker),
-            raw(found_inf),
-            growth_factor,
-            backoff_factor,
-            growth_interval,
-        )
     })
 }
 
@@ -444,13 +436,14 @@ pub fn set_grad_none(t: &Tensor) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Varlen attention
 
-/// libtorch's attention kernels that take packed sequences with cumulative lengths.
+/// libtorch's attention kernels that take packed sequences with cumulative lengths (`bf_varlen_kernel`).
+#[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VarlenKernel {
     /// `at::_flash_attention_forward`: FlashAttention-2, CUDA (sm80+ for bf16), fp16/bf16 only.
-    Flash,
+    Flash = 0,
     /// `at::_efficient_attention_forward`: the memory-efficient kernel, CUDA, fp32 as well.
-    Efficient,
+    Efficient = 1,
 }
 
 /// Attention of each packed sequence over itself: query/key/value (N, nh, hs), sequence b the rows
@@ -468,10 +461,6 @@ pub fn varlen_attention(
     dropout: f64,
     scale: f64,
 ) -> Result<Tensor> {
-    let kernel = match kernel {
-        VarlenKernel::Flash => 0,
-        VarlenKernel::Efficient => 1,
-    };
     let mut out: RawTensor = std::ptr::null_mut();
     check(unsafe {
         ffi::bf_varlen_attention(

@@ -237,8 +237,9 @@ impl LossScaler {
             return Err(Error::Runtime("no inf checks were recorded prior to update()".into()));
         };
         let s = self.settings;
-        torch_ext::amp_update_scale_(
-            &self.scale,
+        // In place: `scale` is a handle on this scaler's scale tensor.
+        let mut scale = self.scale.shallow_clone();
+        let _ = scale.f_internal_amp_update_scale_(
             &self.growth_tracker,
             &found_inf.f_to_device(self.scale.device())?,
             s.growth_factor,

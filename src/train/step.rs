@@ -12,7 +12,7 @@ use super::precision::{autocast, Precision};
 use super::update::UpdateOutcome;
 use super::Trainer;
 use crate::data::batch::Batch;
-use crate::data::pipeline::{Batches, LoadedBatch};
+use crate::data::loader::{Batches, LoadedBatch};
 use crate::error::{Error, Result};
 use crate::model::{loss, BertForSequenceClassification};
 

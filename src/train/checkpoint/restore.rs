@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::verify;
 use super::TrainerState;
 use crate::data::dataset::Split;
-use crate::data::splits::PassPlan;
+use crate::data::training_data::PassPlan;
 use crate::error::{Error, Result};
 use crate::train::best::Best;
 use crate::train::checkpoint::{self, Position};

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::verify;
 use super::{Fingerprint, Position, TrainerState};
 use crate::data::dataset::Split;
-use crate::data::splits::PassPlan;
+use crate::data::training_data::PassPlan;
 use crate::dist::ddp::Ddp;
 use crate::error::Result;
 use crate::train::checkpoint;

@@ -1,6 +1,6 @@
 //! A fast path for the common case of plain ASCII text: BERT's normalisation and WordPiece
 //! written out for ASCII only, where they are simple (no accents to strip, no CJK, one byte per
-//! character). Anything else returns `None` and goes through `rust_tokenizers` (`tokenize.rs`);
+//! character). Anything else returns `None` and goes through `rust_tokenizers` (`encode.rs`);
 //! the parity tests compare both paths with HF on every dataset text.
 //!
 //! Why: `rust_tokenizers` pays for Unicode normalisation and offset bookkeeping on every text;

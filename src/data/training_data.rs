@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::dataset::{read_dataset, Columns, DataSource, Split, SplitData};
 use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning};
-use super::loader::{batches_in_order, Prepared};
-use super::pipeline::{Batches, LoaderSettings};
+use super::loader::{Batches, LoaderSettings};
+use super::prepared::{batches_in_order, Prepared};
 use super::sampler::{group_by_length, randperm, sampler, Mt19937, Sampler, SequentialSampler, Shard};
 use super::stream::{self, Scan, StreamSpec};
 use super::token_cache;
@@ -190,8 +190,8 @@ impl TrainingData {
         match &self.rows {
             Rows::InMemory { sets, lengths } => {
                 // Samplers count epochs from 0, as PyTorch's set_epoch does.
-                let mut order =
-                    rng.dataloader_pass(sets[0].len(), self.train_sampler(), epoch.saturating_sub(1));
+                let (n, sampler) = (sets[0].len(), self.train_sampler());
+                let mut order = rng.dataloader_pass(|rng| sampler.indices(n, epoch.saturating_sub(1), rng));
                 if let Some(lengths) = lengths {
                     order = group_by_length(&order, lengths, s.batch_size);
                 }
@@ -233,7 +233,7 @@ impl TrainingData {
         match &self.rows {
             Rows::InMemory { sets, .. } => {
                 let set = &sets[split as usize];
-                let order = rng.dataloader_pass(set.len(), &SequentialSampler, 0);
+                let order = rng.dataloader_pass(|rng| SequentialSampler.indices(set.len(), 0, rng));
                 batches_in_order(set, &order, s.eval_batch_size, &self.tokenizer, s.loader)
             }
             Rows::Streaming { .. } => {

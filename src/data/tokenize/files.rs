@@ -1,0 +1,66 @@
+//! The tokenizer's files in an HF model folder: which exist, and copying them into a saved model.
+use std::path::{Path, PathBuf};
+
+use super::{BertTokenizer, CONFIG_FILE, SPECIAL_TOKENS_FILE, VOCAB_FILE};
+use crate::output::{hooks, write_atomic};
+use crate::{Error, Result};
+
+impl BertTokenizer {
+    /// The tokenizer files of the model folder (those that exist): what tokenization depends on.
+    pub fn files(&self) -> Vec<PathBuf> {
+        [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE]
+            .iter()
+            .map(|f| self.dir.join(f))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Copies the tokenizer files (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`
+    /// when present) into `out`, so the saved model folder loads in transformers. A folder that had
+    /// no `tokenizer_config.json` gets one with the settings used here.
+    pub fn save_files(&self, out: &Path) -> Result<()> {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        for name in [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE] {
+            let (src, dst) = (self.dir.join(name), out.join(name));
+            if !src.exists() {
+                continue;
+            }
+            if same_file(&src, &dst) {
+                continue; // saving into the folder it was read from: the file is already there
+            }
+            // Read whole and written atomically (the files are small): a full disk leaves no
+            // half-copied vocabulary.
+            let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+            write_atomic(&dst, &bytes)?;
+            hooks::save_point(name);
+        }
+        let config = out.join(CONFIG_FILE);
+        if !self.dir.join(CONFIG_FILE).exists() {
+            let mut json = serde_json::json!({
+                "tokenizer_class": "BertTokenizer",
+                "do_lower_case": self.do_lower_case,
+                "strip_accents": self.strip_accents,
+                "tokenize_chinese_chars": true,
+            });
+            if let Some(n) = self.model_max_length {
+                json["model_max_length"] = n.into();
+            }
+            let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+            write_atomic(&config, (text + "\n").as_bytes())?;
+            hooks::save_point(CONFIG_FILE);
+        }
+        Ok(())
+    }
+
+    /// The `vocab.txt` this tokenizer was read from.
+    pub fn vocab_path(&self) -> PathBuf {
+        self.dir.join(VOCAB_FILE)
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}

@@ -27,6 +27,8 @@ pub mod output;
 pub mod plot;
 pub mod predict;
 pub mod random;
+#[cfg(test)]
+mod test_support;
 pub mod torch_ext;
 pub mod train;
 pub mod weights;

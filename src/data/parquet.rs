@@ -381,8 +381,7 @@ mod tests {
 
     #[test]
     fn sniffing_tells_parquet_from_text_and_leaves_the_rest() {
-        let dir = std::env::temp_dir().join(format!("bertfit-sniff-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::fresh_dir("sniff");
         let cases: [(&[u8], Sniffed); 8] = [
             (b"PAR1\x15\x04\x00\x00PAR1", Sniffed::Parquet),
             (b"PAR1\x15\x04\x00\x00\xff", Sniffed::Parquet),

@@ -258,8 +258,7 @@ mod tests {
     }
 
     fn entry(splits: &[Vec<Encoding>]) -> Vec<u8> {
-        let dir = std::env::temp_dir().join(format!("bertfit-tc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::fresh_dir("tc");
         let path = dir.join("e.bftok");
         let refs: Vec<Vec<&Encoding>> = splits.iter().map(|s| s.iter().collect()).collect();
         write_entry(&path, &refs).unwrap();

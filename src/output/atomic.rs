@@ -63,8 +63,7 @@ mod tests {
 
     #[test]
     fn replaces_whole_and_leaves_no_temp() {
-        let dir = std::env::temp_dir().join(format!("bertfit-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::fresh_dir("atomic");
         let f = dir.join("a.json");
         write_atomic(&f, b"one").unwrap();
         write_atomic(&f, b"two").unwrap();

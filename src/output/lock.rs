@@ -175,8 +175,7 @@ mod tests {
 
     #[test]
     fn a_second_hold_is_refused_naming_the_first_and_released_on_drop() {
-        let dir = std::env::temp_dir().join(format!("bertfit-lock-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_support::missing_dir("lock");
         let first = RunLock::acquire(&dir).unwrap();
         // flock locks belong to the open file: a second open in the same process conflicts too.
         let e = RunLock::acquire(&dir).unwrap_err().to_string();

@@ -93,8 +93,7 @@ mod tests {
 
     #[test]
     fn any_bertfit_file_counts() {
-        let root = std::env::temp_dir().join(format!("bertfit-previous-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::test_support::missing_dir("previous");
         assert!(!holds_previous_run(&root), "a missing folder holds nothing");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("notes.txt"), "").unwrap();
@@ -110,8 +109,7 @@ mod tests {
 
     #[test]
     fn overwrite_sets_entries_aside_until_removed() {
-        let root = std::env::temp_dir().join(format!("bertfit-aside-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::test_support::missing_dir("aside");
         std::fs::create_dir_all(root.join("checkpoint-4")).unwrap();
         std::fs::write(root.join("config.json"), "{}").unwrap();
         set_aside(&root, &[root.join("checkpoint-4")]).unwrap();

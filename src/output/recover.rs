@@ -120,8 +120,7 @@ mod tests {
 
     #[test]
     fn restores_and_removes_leftovers_of_dead_processes() {
-        let root = std::env::temp_dir().join(format!("bertfit-recover-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::test_support::missing_dir("recover");
         let pid = dead_pid();
         // A crash between the fallback's two renames: no target, old copy and staged folder aside.
         let old = root.join(format!(".out{OLD_MARKER}{pid}"));

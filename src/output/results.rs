@@ -87,9 +87,7 @@ mod tests {
 
     #[test]
     fn a_run_writes_each_split_and_their_union() {
-        let dir = std::env::temp_dir().join(format!("bertfit-results-run-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::fresh_dir("results-run");
         std::fs::write(dir.join(ALL_RESULTS), r#"{"stale": 1}"#).unwrap();
         let mut r = Results::for_run(&dir);
         r.save("train", &map(json!({"train_loss": 0.5, "epoch": 2.0}))).unwrap();
@@ -102,8 +100,7 @@ mod tests {
 
     #[test]
     fn an_evaluation_updates_an_existing_all_results_only() {
-        let dir = std::env::temp_dir().join(format!("bertfit-results-eval-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_support::missing_dir("results-eval");
         let mut r = Results::adding_to(&dir);
         r.save("eval", &map(json!({"eval_loss": 0.25}))).unwrap();
         assert!(!dir.join(ALL_RESULTS).exists());

@@ -245,8 +245,7 @@ mod tests {
         ] {
             assert_eq!(partial_owner(name), None, "{name}");
         }
-        let dir = std::env::temp_dir().join(format!("bertfit-sweep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::fresh_dir("sweep");
         // A pid above the kernel's pid_max (2^22) belongs to no process.
         let dead = dir.join(".p.csv.bertfit-partial-99999999");
         let mine = dir.join(format!(".p.csv.bertfit-partial-{}", std::process::id()));

@@ -313,8 +313,7 @@ mod tests {
 
     #[test]
     fn prune_keeps_the_newest_and_the_best_and_leaves_nothing_aside() {
-        let root = std::env::temp_dir().join(format!("bertfit-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::test_support::missing_dir("prune");
         for step in [1, 2, 3, 4] {
             let dir = folder(&root, step);
             std::fs::create_dir_all(&dir).unwrap();

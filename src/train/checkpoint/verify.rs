@@ -269,9 +269,7 @@ mod tests {
 
     #[test]
     fn a_manifest_names_the_changed_file() {
-        let dir = std::env::temp_dir().join(format!("bertfit-manifest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::fresh_dir("manifest");
         assert!(!check_manifest(&dir).unwrap(), "no manifest: nothing to check");
         std::fs::write(dir.join("a.bin"), [1u8, 2, 3]).unwrap();
         write_manifest(&dir).unwrap();

@@ -11,9 +11,12 @@
 //! - `predict`: a fine-tuned model over a data file (`predict`) or labelled rows (`evaluate`).
 //! - `plot`: a run's metrics.jsonl as a PNG.
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
-//! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP scaling), over `csrc/`.
+//! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP unscaling, varlen
+//!   attention, c10d), over `csrc/`.
 //! - `dist`: data-parallel training over c10d (process group, DistributedSampler, launch variables).
 //! - `output`: atomic files and folders, crash recovery, the previous-run check, the folder lock.
+//! - `cli`: the flags (clap), validated once into the settings the library takes.
+//! - `error`: the typed errors, each naming the file, row, column, key or flag.
 //! - `bounds`: the limits of every numeric flag and launcher variable, in one place.
 pub mod bounds;
 pub mod cli;

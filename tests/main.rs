@@ -6,6 +6,7 @@ mod cli;
 mod config_file;
 mod data;
 mod dist;
+mod docs;
 mod hardening;
 mod hardening2;
 mod lifecycle_faults;

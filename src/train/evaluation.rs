@@ -7,6 +7,7 @@ use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
 use crate::error::Result;
 use crate::metrics::{classification_metrics, multilabel_metrics, regression_metrics};
+use crate::model::loss;
 
 /// One pass of the model over a split in eval mode.
 #[derive(Debug)]
@@ -148,12 +149,8 @@ impl Evaluation {
         if self.problem != ProblemType::Regression || self.rows.is_empty() {
             return None;
         }
-        Some(
-            self.logits
-                .squeeze_dim(-1)
-                .to_kind(Kind::Double)
-                .mse_loss(&labels.to_kind(Kind::Double), tch::Reduction::Mean)
-                .double_value(&[]),
-        )
+        // The head's regression loss, in f64.
+        let (logits, labels) = (self.logits.to_kind(Kind::Double), labels.to_kind(Kind::Double));
+        Some(loss(&logits, &labels, ProblemType::Regression, 0.0, tch::Reduction::Mean).double_value(&[]))
     }
 }

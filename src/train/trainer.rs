@@ -42,7 +42,7 @@ use crate::data::tokenize::BertTokenizer;
 use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
-use crate::model::{loss, names, BertConfig, BertForSequenceClassification};
+use crate::model::{loss, names, BertConfig, BertForSequenceClassification, LayoutPolicy};
 use crate::random::RandomStream;
 use crate::weights::{from_pretrained, resolve, save_pretrained, write_atomic, Pretrained};
 
@@ -82,6 +82,8 @@ pub struct Trainer<'r> {
     data: TrainingData,
     vs: VarStore,
     model: BertForSequenceClassification,
+    /// How each batch is laid out (padded or `--unpadded`), from the host's copy of its mask.
+    layouts: LayoutPolicy,
     updater: Updater,
     /// The process group of a multi-process run (torchrun / SLURM variables), rank 0 writing.
     ddp: Option<Ddp>,
@@ -206,6 +208,7 @@ impl<'r> Trainer<'r> {
             data,
             vs,
             model,
+            layouts: LayoutPolicy::new(args.device, args.unpadded()),
             updater,
             ddp,
             global_step: 0,
@@ -542,12 +545,16 @@ impl<'r> Trainer<'r> {
             batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
         let (model, recipe) = (&self.model, &self.args.recipe);
         let problem = self.args.label_format.problem;
+        let layout = self.layouts.for_batch(&host.attention_mask);
         let loss = {
             let _autocast = autocast(self.args.device, recipe.precision)?;
-            let unpadded = self.args.unpadded();
-            let logits = self.rng.dropout(|| forward(model, host, batch, unpadded, true));
+            let logits =
+                self.rng.dropout(|| model.forward_t(&batch.input_ids, &batch.token_type_ids, &layout, true));
             loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
         };
+        if let Some(fallback) = self.layouts.fallback(&layout) {
+            self.reporter.note(&fallback.to_string());
+        }
         let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
         self.updater.backward_loss(&scaled)?.backward();
         // Left on the device (train::pending); f64, so window sums are the host's bits.
@@ -625,7 +632,11 @@ impl<'r> Trainer<'r> {
                 let batch = loaded.batch.to_device(self.args.device);
                 // HF evaluates under the same autocast as it trains.
                 let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
-                let logits = forward(&self.model, &loaded.batch, &batch, self.args.unpadded(), false);
+                let layout = self.layouts.for_batch(&loaded.batch.attention_mask);
+                let logits = self.model.forward_t(&batch.input_ids, &batch.token_type_ids, &layout, false);
+                if let Some(fallback) = self.layouts.fallback(&layout) {
+                    self.reporter.note(&fallback.to_string());
+                }
                 if let Some(l) = &batch.labels {
                     // HF evaluates with the training loss, label smoothing included.
                     let smoothing = self.args.recipe.label_smoothing;
@@ -1092,26 +1103,6 @@ impl<'r> Trainer<'r> {
             out.push_str(&format!("{i}\t{item}\n"));
         }
         write_atomic(&self.args.output_dir.join("predict_results.txt"), out.as_bytes())
-    }
-}
-
-/// The model's logits for a batch (`batch` on the run's device, `host` the loader's copy of it),
-/// padded or on the packed real tokens (`--unpadded`). What depends on the mask's values (the
-/// packing; whether anything is padded) is read from the host's copy, so that on CUDA the host
-/// never waits for the GPU to learn where the real tokens are.
-fn forward(
-    model: &BertForSequenceClassification,
-    host: &Batch,
-    batch: &Batch,
-    unpadded: bool,
-    train: bool,
-) -> tch::Tensor {
-    let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, &batch.token_type_ids);
-    if unpadded {
-        model.forward_unpadded_t(ids, &host.attention_mask, types, train)
-    } else {
-        let padded = crate::model::bert::any_padding(&host.attention_mask);
-        model.forward_with_padding_t(ids, mask, types, padded, train)
     }
 }
 

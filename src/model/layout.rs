@@ -5,7 +5,8 @@
 //!
 //! [`LayoutPolicy::for_batch`] is the one place a batch's layout is decided, for training,
 //! evaluation and prediction alike: from the host's copy of the attention mask, so that on a GPU
-//! the host never waits for the device to learn where the real tokens are.
+//! the host never waits for the device to learn where the real tokens are. `Layout::padded` and
+//! `Layout::packed` build one layout or the other whatever the policy (tests and benches compare them).
 use tch::{Device, Kind, Tensor};
 
 use super::packing::Packing;
@@ -139,4 +140,57 @@ fn expand_keys(mask: &Tensor) -> Tensor {
     let size = mask.size();
     let (b, t) = (size[0], size[3]);
     mask.expand([b, 1, t, t], false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(rows: &[&[i64]]) -> Tensor {
+        let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
+    }
+
+    #[test]
+    fn padded_layout_masks_keys_only_when_something_is_padded() {
+        let full = Layout::padded(&mask(&[&[1, 1], &[1, 1]]), Device::Cpu);
+        assert!(matches!(full, Layout::Padded { attention_mask: None }));
+        let Layout::Padded { attention_mask: Some(m) } = Layout::padded(&mask(&[&[1, 1, 0]]), Device::Cpu)
+        else {
+            panic!("a padded batch needs a mask")
+        };
+        assert_eq!(m.size(), vec![1, 1, 3, 3]);
+        assert_eq!(Vec::<bool>::try_from(m.get(0).get(0).get(2)).unwrap(), vec![true, true, false]);
+    }
+
+    #[test]
+    fn a_refused_kernel_is_reported_once_and_then_skipped() {
+        // The CPU has no varlen kernel: the Varlen core falls back, and says so through the layout.
+        let m = mask(&[&[1, 1, 1, 0], &[1, 1, 0, 0]]);
+        let mut policy = LayoutPolicy::new(Device::Cpu, true).with_core(AttentionCore::Varlen);
+        let qkv = Tensor::randn([5, 2, 4], (Kind::Float, Device::Cpu));
+        let attend = |layout: &Layout| match layout {
+            Layout::Packed { packing, attention } => attention.attention(packing, &qkv, &qkv, &qkv, 0.0, 0.5),
+            Layout::Padded { .. } => unreachable!("the policy is unpadded"),
+        };
+        let first = policy.for_batch(&m);
+        let out = attend(&first);
+        assert_eq!(out.size(), vec![5, 8]);
+        let fallback = policy.fallback(&first).expect("the CPU refuses the varlen kernel");
+        assert_eq!(fallback.kernel, VarlenKernel::Efficient);
+        assert!(
+            fallback.to_string().starts_with(
+                "bertfit: the Efficient varlen attention kernel refused Float [5, 2, 4] on Cpu ("
+            ) && fallback.to_string().ends_with("); attending on the padded layout instead"),
+            "{fallback}"
+        );
+        assert!(policy.fallback(&first).is_none(), "reported once");
+        let second = policy.for_batch(&m);
+        let again = attend(&second);
+        assert!(second.fallback().is_none(), "a refused kernel is not tried again");
+        assert_eq!(
+            Vec::<f32>::try_from(out.flatten(0, -1)).unwrap(),
+            Vec::<f32>::try_from(again.flatten(0, -1)).unwrap()
+        );
+    }
 }

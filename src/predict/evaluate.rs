@@ -285,7 +285,9 @@ fn bce_with_logits(logits: &[f32], hot: &[f32]) -> f64 {
     sum / logits.len().max(1) as f64
 }
 
-/// The training loss of one row for its target, in f64.
+/// The training loss of one row for its target, in f64: the head's loss (`model::heads::loss`)
+/// written out on the host. It stays apart from the tensor form because the two round differently
+/// in the last bits, and this one's sums are what `eval_loss` has always recorded.
 fn row_loss(logits: &[f32], target: &Target) -> f64 {
     match target {
         Target::Class(y) => cross_entropy(logits, *y as usize),

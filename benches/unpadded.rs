@@ -1,4 +1,4 @@
-//! Forward + backward time per batch, padded (`forward_t`) against unpadded (`forward_packed_t`
+//! Forward + backward time per batch, padded (`Layout::padded`) against unpadded (`Layout::packed`
 //! with each attention core), MiniLM with a new 2-class head, batch 32, CPU. A figure, not a test:
 //! `scripts/bench_unpadded.sh` runs it. Two cases:
 //! - the movie snippets at max length 128, in a shuffled order, padded to each batch's longest;
@@ -17,7 +17,7 @@ use bertfit::data::batch::{collate, Batch, Padding};
 use bertfit::data::dataset::{read_with_split_column, Columns};
 use bertfit::data::labels::Target;
 use bertfit::data::tokenize::BertTokenizer;
-use bertfit::model::{cross_entropy, AttentionCore, BertConfig, Packing};
+use bertfit::model::{cross_entropy, AttentionCore, BertConfig, Layout};
 use bertfit::weights::{from_pretrained, resolve, Pretrained};
 use tch::{Device, Tensor};
 
@@ -52,15 +52,11 @@ const METHODS: [Method; 4] = [
 /// One training step's compute without the optimizer: forward, loss, backward.
 fn step(pre: &Pretrained, batch: &Batch, method: Method) {
     let labels = batch.labels.as_ref().expect("labelled batch");
-    let logits = match method {
-        Method::Padded => {
-            pre.model.forward_t(&batch.input_ids, &batch.attention_mask, &batch.token_type_ids, true)
-        }
-        Method::Unpadded(core) => {
-            let packing = Packing::from_mask(&batch.attention_mask);
-            pre.model.forward_packed_t(&batch.input_ids, &batch.token_type_ids, &packing, core, true)
-        }
+    let layout = match method {
+        Method::Padded => Layout::padded(&batch.attention_mask, Device::Cpu),
+        Method::Unpadded(core) => Layout::packed(&batch.attention_mask, Device::Cpu, core),
     };
+    let logits = pre.model.forward_t(&batch.input_ids, &batch.token_type_ids, &layout, true);
     cross_entropy(&logits, labels).backward();
     pre.vs.trainable_variables().iter_mut().for_each(Tensor::zero_grad);
 }

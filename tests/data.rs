@@ -13,7 +13,7 @@ use bertfit::data::prepared::{batches_of, Prepared};
 use bertfit::data::sampler::{group_by_length, randperm, Mt19937, Shard};
 use bertfit::data::stream::{self, StreamSpec};
 use bertfit::data::tokenize::BertTokenizer;
-use bertfit::model::BertConfig;
+use bertfit::model::{BertConfig, Layout};
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
 
@@ -132,7 +132,12 @@ fn padding_and_length_grouping_change_no_per_example_logit() {
         for loaded in all_batches(loader) {
             let b = &loaded.batch;
             let logits = tch::no_grad(|| {
-                pre.model.forward_t(&b.input_ids, &b.attention_mask, &b.token_type_ids, false)
+                pre.model.forward_t(
+                    &b.input_ids,
+                    &b.token_type_ids,
+                    &Layout::padded(&b.attention_mask, Device::Cpu),
+                    false,
+                )
             });
             for (k, row) in loaded.rows.iter().enumerate() {
                 out.insert(*row, logits.get(k as i64));

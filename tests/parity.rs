@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use bertfit::data::dataset::{read_with_split_column, Columns};
-use bertfit::model::BertConfig;
+use bertfit::model::{BertConfig, Layout};
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
 
@@ -56,7 +56,7 @@ pub fn bertfit_logits(model_dir: &Path, ids: &Tensor, mask: &Tensor, types: &Ten
     let config = BertConfig::from_file(&files.config).unwrap();
     let pre = from_pretrained(&files, &config, Device::Cpu).unwrap();
     assert!(pre.report.newly_initialized.is_empty(), "{:?}", pre.report.newly_initialized);
-    tch::no_grad(|| pre.model.forward_t(ids, mask, types, false))
+    tch::no_grad(|| pre.model.forward_t(ids, types, &Layout::padded(mask, Device::Cpu), false))
 }
 
 #[test]

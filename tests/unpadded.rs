@@ -1,9 +1,11 @@
-//! The unpadded forward (`forward_unpadded_t` / `forward_packed_t`) against the padded one
-//! (`forward_t`, the --reproduce-pytorch path) on the same weights: eval logits, 30 Adam steps
+//! The unpadded forward (`Layout::packed` / `LayoutPolicy::for_batch`) against the padded one
+//! (`Layout::padded`, the --reproduce-pytorch path) on the same weights: eval logits, 30 Adam steps
 //! without dropout, and gradients reaching every parameter.
 use std::path::Path;
 
-use bertfit::model::{cross_entropy, AttentionCore, BertConfig, BertForSequenceClassification, Packing};
+use bertfit::model::{
+    cross_entropy, AttentionCore, BertConfig, BertForSequenceClassification, Layout, LayoutPolicy, Packing,
+};
 use bertfit::weights::{from_pretrained, resolve, Pretrained};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -62,15 +64,17 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 
 fn assert_logits_equal(model: &BertForSequenceClassification, name: &str) {
     for (what, b) in batches() {
-        let padded = tch::no_grad(|| model.forward_t(&b.ids, &b.mask, &b.types, false));
-        let packing = Packing::from_mask(&b.mask);
+        let padded =
+            tch::no_grad(|| model.forward_t(&b.ids, &b.types, &Layout::padded(&b.mask, Device::Cpu), false));
         for core in CORES {
-            let unpadded = tch::no_grad(|| model.forward_packed_t(&b.ids, &b.types, &packing, core, false));
+            let layout = Layout::packed(&b.mask, Device::Cpu, core);
+            let unpadded = tch::no_grad(|| model.forward_t(&b.ids, &b.types, &layout, false));
             let diff = max_abs(&padded, &unpadded);
             println!("{name}, {what}, {core:?}: max |Δlogit| = {diff:e}");
             assert!(diff <= 1e-5, "{name}, {what}, {core:?}: logits differ by {diff}");
         }
-        let default = tch::no_grad(|| model.forward_unpadded_t(&b.ids, &b.mask, &b.types, false));
+        let layout = LayoutPolicy::new(Device::Cpu, true).for_batch(&b.mask);
+        let default = tch::no_grad(|| model.forward_t(&b.ids, &b.types, &layout, false));
         assert!(max_abs(&padded, &default) <= 1e-5, "{name}, {what}: forward_unpadded_t");
     }
 }
@@ -117,13 +121,11 @@ fn train(pre: &Pretrained, data: &[(Batch, Tensor)], steps: usize, core: Option<
     (0..steps)
         .map(|i| {
             let (b, labels) = &data[i % data.len()];
-            let logits = match core {
-                None => pre.model.forward_t(&b.ids, &b.mask, &b.types, true),
-                Some(core) => {
-                    let packing = Packing::from_mask(&b.mask);
-                    pre.model.forward_packed_t(&b.ids, &b.types, &packing, core, true)
-                }
+            let layout = match core {
+                None => Layout::padded(&b.mask, Device::Cpu),
+                Some(core) => Layout::packed(&b.mask, Device::Cpu, core),
             };
+            let logits = pre.model.forward_t(&b.ids, &b.types, &layout, true);
             let loss = cross_entropy(&logits, labels);
             opt.backward_step(&loss);
             loss.double_value(&[])
@@ -184,12 +186,11 @@ fn gradients_reach_every_parameter() {
     let labels = Tensor::from_slice(&[0i64, 1, 2, 1]);
     let grads = |core: Option<AttentionCore>| {
         pre.vs.trainable_variables().iter_mut().for_each(Tensor::zero_grad);
-        let logits = match core {
-            None => pre.model.forward_t(&b.ids, &b.mask, &b.types, true),
-            Some(core) => {
-                pre.model.forward_packed_t(&b.ids, &b.types, &Packing::from_mask(&b.mask), core, true)
-            }
+        let layout = match core {
+            None => Layout::padded(&b.mask, Device::Cpu),
+            Some(core) => Layout::packed(&b.mask, Device::Cpu, core),
         };
+        let logits = pre.model.forward_t(&b.ids, &b.types, &layout, true);
         cross_entropy(&logits, &labels).backward();
         // Sorted by name: two HashMaps of the same keys iterate in different orders.
         let vars: std::collections::BTreeMap<String, Tensor> = pre.vs.variables().into_iter().collect();

@@ -6,8 +6,9 @@
 //! tests run the kernels themselves against per-sequence SDPA and the padded model; without a GPU
 //! they say so and pass, unless BERTFIT_REQUIRE_CUDA=1 (scripts/gpu-check.sh sets it), where a
 //! missing GPU fails them.
-use bertfit::model::varlen::refused_kernels;
-use bertfit::model::{cross_entropy, AttentionCore, BertConfig, BertForSequenceClassification, Packing};
+use bertfit::model::{
+    cross_entropy, AttentionCore, BertConfig, BertForSequenceClassification, Layout, LayoutPolicy,
+};
 use bertfit::torch_ext::{self, AutocastGuard, VarlenKernel};
 use bertfit::weights::init::init_weights;
 use tch::nn::{self, OptimizerConfig};
@@ -73,10 +74,9 @@ fn without_the_kernels_the_shim_reports_an_error() {
 fn varlen_core_without_its_kernel_attends_padded() {
     let (_vs, model) = random_model(&small_config(0.0), Device::Cpu, 1);
     let (ids, mask, types) = batch(&[3, 40, 1, 17], 40, 2, Device::Cpu);
-    let padded = tch::no_grad(|| model.forward_t(&ids, &mask, &types, false));
-    let packing = Packing::from_mask(&mask);
-    let varlen =
-        tch::no_grad(|| model.forward_packed_t(&ids, &types, &packing, AttentionCore::Varlen, false));
+    let padded = tch::no_grad(|| model.forward_t(&ids, &types, &Layout::padded(&mask, Device::Cpu), false));
+    let layout = Layout::packed(&mask, Device::Cpu, AttentionCore::Varlen);
+    let varlen = tch::no_grad(|| model.forward_t(&ids, &types, &layout, false));
     let diff = max_abs(&padded, &varlen);
     println!("CPU, Varlen core (padded fallback): max |Δlogit| = {diff:e}");
     assert!(diff <= 1e-5, "logits differ by {diff}");
@@ -166,19 +166,19 @@ fn cuda_varlen_model_matches_padded_in_fp32_and_bf16() {
     let cfg = small_config(0.0);
     let (_vs, model) = random_model(&cfg, device, 3);
     let (ids, mask, types) = batch(&[2, 512, 17, 300, 1, 64], 512, 4, device);
-    let packing = Packing::from_mask(&mask);
+    let layout = Layout::packed(&mask, device, AttentionCore::Varlen);
     for precision in [None, Some(Kind::BFloat16)] {
         let _autocast = precision.map(|kind| AutocastGuard::new(device, kind).expect("autocast"));
-        let padded = tch::no_grad(|| model.forward_t(&ids, &mask, &types, false));
-        let varlen =
-            tch::no_grad(|| model.forward_packed_t(&ids, &types, &packing, AttentionCore::Varlen, false));
+        let padded = tch::no_grad(|| model.forward_t(&ids, &types, &Layout::padded(&mask, device), false));
+        let varlen = tch::no_grad(|| model.forward_t(&ids, &types, &layout, false));
         let diff = max_abs(&padded, &varlen);
         let scale = padded.to_kind(Kind::Float).abs().max().double_value(&[]);
         println!("{precision:?}: max |Δlogit| = {diff:e} (largest logit {scale:e})");
         let tol = if precision.is_some() { 2e-2 * scale.max(1.0) } else { 1e-4 };
         assert!(diff <= tol, "{precision:?}: logits differ by {diff}");
     }
-    assert_eq!(refused_kernels(), vec![], "a varlen kernel was refused: the comparison ran padded");
+    let refused_kernels: Vec<VarlenKernel> = layout.fallback().map(|f| f.kernel).into_iter().collect();
+    assert_eq!(refused_kernels, vec![], "a varlen kernel was refused: the comparison ran padded");
 }
 
 #[test]
@@ -192,16 +192,18 @@ fn cuda_thirty_adam_steps_varlen_match_padded() {
             (batch(l, 64, 10 + i as i64, device), Tensor::from_slice(&[0i64, 1, 0, 1, 1, 0]).to(device))
         })
         .collect();
-    let run = |core: Option<AttentionCore>| {
+    let mut refused_kernels: Vec<VarlenKernel> = Vec::new();
+    let mut run = |core: Option<AttentionCore>| {
         let (vs, model) = random_model(&cfg, device, 5);
+        let mut layouts =
+            LayoutPolicy::new(device, core.is_some()).with_core(core.unwrap_or(AttentionCore::Varlen));
         let mut opt = nn::Adam::default().build(&vs, 1e-4).expect("adam");
         let losses: Vec<f64> = (0..30)
             .map(|step| {
                 let ((ids, mask, types), labels) = &data[step % data.len()];
-                let logits = match core {
-                    None => model.forward_t(ids, mask, types, true),
-                    Some(core) => model.forward_packed_t(ids, types, &Packing::from_mask(mask), core, true),
-                };
+                let layout = layouts.for_batch(mask);
+                let logits = model.forward_t(ids, types, &layout, true);
+                refused_kernels.extend(layouts.fallback(&layout).map(|f| f.kernel));
                 let loss = cross_entropy(&logits, labels);
                 opt.backward_step(&loss);
                 loss.double_value(&[])
@@ -215,5 +217,5 @@ fn cuda_thirty_adam_steps_varlen_match_padded() {
     println!("30 steps: losses {:.6} -> {:.6}; max relative difference {worst:e}", padded[0], padded[29]);
     assert!(padded[29] < padded[0], "the padded run did not learn: {padded:?}");
     assert!(worst <= 1e-4, "losses differ by {worst:e} (relative)");
-    assert_eq!(refused_kernels(), vec![], "a varlen kernel was refused: the comparison ran padded");
+    assert_eq!(refused_kernels, vec![], "a varlen kernel was refused: the comparison ran padded");
 }

@@ -3,6 +3,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::labels::Target;
 use super::tokenize::Encoding;
+pub use crate::device::to_device_async;
 
 /// How a batch is padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,19 +60,6 @@ impl Batch {
 
     pub fn size(&self) -> usize {
         self.input_ids.size()[0] as usize
-    }
-}
-
-/// `t` on `device`, the copy queued without waiting (a no-op on the CPU). tch's `to_device` is
-/// a blocking copy, which on CUDA waits for everything queued before it: done per batch, the host
-/// would stop getting ahead of the GPU. From pinned memory the copy runs while the host goes on;
-/// from ordinary (pageable) memory CUDA stages the bytes before the call returns, so `t` may be
-/// dropped right after.
-pub fn to_device_async(t: &Tensor, device: Device) -> Tensor {
-    if device == Device::Cpu {
-        t.shallow_clone()
-    } else {
-        t.to_device_(device, t.kind(), true, false)
     }
 }
 

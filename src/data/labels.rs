@@ -12,34 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::{Example, SplitData};
 use crate::error::{Error, Result};
+pub use crate::model::config::ProblemType;
 use crate::model::config::{check_label_count, LabelSource};
-
-/// HF's `problem_type`, which picks the head's loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemType {
-    /// One class per row; cross-entropy.
-    #[default]
-    #[value(name = "single_label_classification", alias = "single-label")]
-    SingleLabelClassification,
-    /// Any number of classes per row; binary cross-entropy with logits per class.
-    #[value(name = "multi_label_classification", alias = "multi-label")]
-    MultiLabelClassification,
-    /// One number per row; mean squared error, one output.
-    #[value(name = "regression")]
-    Regression,
-}
-
-impl ProblemType {
-    /// The name config.json stores.
-    pub fn hf_name(self) -> &'static str {
-        match self {
-            ProblemType::SingleLabelClassification => "single_label_classification",
-            ProblemType::MultiLabelClassification => "multi_label_classification",
-            ProblemType::Regression => "regression",
-        }
-    }
-}
 
 /// How a label cell is read.
 #[derive(Debug, Clone, PartialEq)]

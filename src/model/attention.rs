@@ -6,7 +6,6 @@ use tch::Tensor;
 use super::config::BertConfig;
 use super::layers::{LayerNorm, Linear};
 use super::layout::Layout;
-use super::varlen;
 
 #[derive(Debug)]
 pub struct BertSelfAttention {
@@ -34,8 +33,8 @@ impl BertSelfAttention {
     /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape. The
     /// projections are per token; only the attention core differs: SDPA over the padded rows with
     /// their mask (`None` when nothing is padded: HF passes `None` then too, which lets SDPA pick
-    /// its fused kernel), or `varlen::attention` over the packed sequences.
-    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+    /// its fused kernel), or the packed layout's attention core over its sequences (`super::varlen`).
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let query_layer = self.query.forward(hidden_states);
         let key_layer = self.key.forward(hidden_states);
         let value_layer = self.value.forward(hidden_states);
@@ -50,7 +49,7 @@ impl BertSelfAttention {
                     &heads(query_layer),
                     &heads(key_layer),
                     &heads(value_layer),
-                    attention_mask,
+                    attention_mask.as_ref(),
                     dropout,
                     false,
                     Some(scaling),
@@ -58,11 +57,11 @@ impl BertSelfAttention {
                 ); // (B, nh, T, hs)
                 attn_output.transpose(1, 2).reshape([b, t, -1])
             }
-            Layout::Packed { packing, core } => {
+            Layout::Packed { packing, attention } => {
                 let heads = |x: Tensor| x.view([-1, nh, hs]); // (N, nh, hs)
                 let (query_layer, key_layer, value_layer) =
                     (heads(query_layer), heads(key_layer), heads(value_layer));
-                varlen::attention(core, packing, &query_layer, &key_layer, &value_layer, dropout, scaling)
+                attention.attention(packing, &query_layer, &key_layer, &value_layer, dropout, scaling)
             }
         }
     }
@@ -106,7 +105,7 @@ impl BertAttention {
     }
 
     /// BertSelfOutput is per token: it runs the same on either layout.
-    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let self_output = self.self_attention.forward_t(hidden_states, layout, train);
         self.output.forward_t(&self_output, hidden_states, train)
     }

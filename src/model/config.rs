@@ -47,6 +47,45 @@ pub struct BertConfig {
     pub extra: serde_json::Map<String, Value>,
 }
 
+/// HF's `problem_type` (config.json's key), which picks the head's loss ([`super::heads::loss`])
+/// and how label cells are read and logits are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    /// One class per row; cross-entropy.
+    #[default]
+    #[value(name = "single_label_classification", alias = "single-label")]
+    SingleLabelClassification,
+    /// Any number of classes per row; binary cross-entropy with logits per class.
+    #[value(name = "multi_label_classification", alias = "multi-label")]
+    MultiLabelClassification,
+    /// One number per row; mean squared error, one output.
+    #[value(name = "regression")]
+    Regression,
+}
+
+impl ProblemType {
+    pub const ALL: [ProblemType; 3] = [
+        ProblemType::SingleLabelClassification,
+        ProblemType::MultiLabelClassification,
+        ProblemType::Regression,
+    ];
+
+    /// The name config.json stores.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            ProblemType::SingleLabelClassification => "single_label_classification",
+            ProblemType::MultiLabelClassification => "multi_label_classification",
+            ProblemType::Regression => "regression",
+        }
+    }
+
+    /// The problem type config.json's `problem_type` names, if it names one.
+    pub fn from_hf_name(name: &str) -> Option<ProblemType> {
+        ProblemType::ALL.into_iter().find(|p| p.hf_name() == name)
+    }
+}
+
 impl Default for BertConfig {
     fn default() -> Self {
         // bert-base-uncased's values, which are also HF's BertConfig defaults.

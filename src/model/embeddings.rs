@@ -1,11 +1,11 @@
 //! BertEmbeddings (modeling_bert.py `BertEmbeddings`): word + token type + absolute position,
 //! then LayerNorm and dropout.
 use tch::nn::Path;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::config::BertConfig;
 use super::layers::{Embedding, LayerNorm};
-use super::packing::Packing;
+use super::layout::Layout;
 
 #[derive(Debug)]
 pub struct BertEmbeddings {
@@ -42,33 +42,21 @@ impl BertEmbeddings {
         }
     }
 
-    /// input_ids, token_type_ids: (B, T) int64 -> (B, T, H)
-    pub fn forward_t(&self, input_ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
-        let seq_length = input_ids.size()[1];
-        let position_ids = Tensor::arange(seq_length, (Kind::Int64, input_ids.device())).unsqueeze(0); // (1, T)
-        let inputs_embeds = self.word_embeddings.forward(input_ids);
-        let token_type_embeddings = self.token_type_embeddings.forward(token_type_ids);
-        // Same summation order as HF, so results agree to the last bit where the kernels do.
-        let embeddings = inputs_embeds + token_type_embeddings;
-        let position_embeddings = self.position_embeddings.forward(&position_ids);
-        let embeddings = embeddings + position_embeddings;
-        let embeddings = self.layer_norm.forward(&embeddings);
-        embeddings.dropout(self.dropout, train)
-    }
-
-    /// The kept tokens only: input_ids, token_type_ids (B, T) int64 -> packed (N, H). Position ids
-    /// are each token's place in its padded row, as in `forward_t`.
-    pub fn forward_packed_t(
+    /// input_ids, token_type_ids: (B, T) int64 -> (B, T, H), or packed (N, H): the tokens
+    /// `layout` keeps, each with its position id in its padded row.
+    pub fn forward_t(
         &self,
         input_ids: &Tensor,
         token_type_ids: &Tensor,
-        packing: &Packing,
+        layout: &Layout,
         train: bool,
     ) -> Tensor {
-        let inputs_embeds = self.word_embeddings.forward(&packing.pack(input_ids));
-        let token_type_embeddings = self.token_type_embeddings.forward(&packing.pack(token_type_ids));
+        let position_ids = layout.position_ids(input_ids); // (1, T) or (N,)
+        let inputs_embeds = self.word_embeddings.forward(&layout.tokens(input_ids));
+        let token_type_embeddings = self.token_type_embeddings.forward(&layout.tokens(token_type_ids));
+        // Same summation order as HF, so results agree to the last bit where the kernels do.
         let embeddings = inputs_embeds + token_type_embeddings;
-        let position_embeddings = self.position_embeddings.forward(&packing.position_ids);
+        let position_embeddings = self.position_embeddings.forward(&position_ids);
         let embeddings = embeddings + position_embeddings;
         let embeddings = self.layer_norm.forward(&embeddings);
         embeddings.dropout(self.dropout, train)

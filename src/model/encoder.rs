@@ -65,7 +65,7 @@ impl BertLayer {
     }
 
     /// The feed-forward part is per token: it runs the same on either layout.
-    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let attention_output = self.attention.forward_t(hidden_states, layout, train);
         let intermediate_output = self.intermediate.forward(&attention_output);
         self.output.forward_t(&intermediate_output, &attention_output, train)
@@ -84,7 +84,7 @@ impl BertEncoder {
     }
 
     /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape.
-    pub fn forward_t(&self, hidden_states: &Tensor, layout: Layout<'_>, train: bool) -> Tensor {
+    pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let mut hidden_states = hidden_states.shallow_clone();
         for layer_module in &self.layer {
             hidden_states = layer_module.forward_t(&hidden_states, layout, train);

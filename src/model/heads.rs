@@ -2,12 +2,10 @@
 use tch::nn::Path;
 use tch::{Reduction, Tensor};
 
-use super::bert::{any_padding, BertModel};
-use super::config::BertConfig;
+use super::bert::BertModel;
+use super::config::{BertConfig, ProblemType};
 use super::layers::Linear;
-use super::packing::Packing;
-use super::varlen::AttentionCore;
-use crate::data::labels::ProblemType;
+use super::layout::Layout;
 
 #[derive(Debug)]
 pub struct BertForSequenceClassification {
@@ -27,62 +25,17 @@ impl BertForSequenceClassification {
         }
     }
 
-    /// Returns logits (B, num_labels).
+    /// Returns logits (B, num_labels). input_ids, token_type_ids: (B, T) int64; `layout`: the
+    /// batch's ([`super::LayoutPolicy::for_batch`]). The padded and the packed layouts compute the
+    /// same logits up to float rounding, from the same parameters.
     pub fn forward_t(
         &self,
         input_ids: &Tensor,
-        attention_mask: &Tensor,
         token_type_ids: &Tensor,
+        layout: &Layout,
         train: bool,
     ) -> Tensor {
-        let padded = any_padding(attention_mask);
-        self.forward_with_padding_t(input_ids, attention_mask, token_type_ids, padded, train)
-    }
-
-    /// `forward_t` with "is any position padded?" answered by the caller (`BertModel::forward_with_padding_t`).
-    pub fn forward_with_padding_t(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-        token_type_ids: &Tensor,
-        padded: bool,
-        train: bool,
-    ) -> Tensor {
-        let outputs =
-            self.bert.forward_with_padding_t(input_ids, attention_mask, token_type_ids, padded, train);
-        let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
-        self.classifier.forward(&pooled_output)
-    }
-
-    /// `forward_t` without computing padding: same arguments, same logits (B, num_labels) up to
-    /// float rounding, same parameters. The real tokens are packed once per batch and every
-    /// per-token layer runs on them only; the attention core is picked for the device.
-    /// `attention_mask` may also be the host's copy of a GPU batch's mask: then the packing is
-    /// worked out without waiting for the GPU ([`Packing::new`]).
-    pub fn forward_unpadded_t(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-        token_type_ids: &Tensor,
-        train: bool,
-    ) -> Tensor {
-        let device = input_ids.device();
-        let packing = Packing::new(attention_mask, device);
-        let core = AttentionCore::for_device(device);
-        self.forward_packed_t(input_ids, token_type_ids, &packing, core, train)
-    }
-
-    /// `forward_unpadded_t` with the packing and attention core given (to reuse a packing, or to
-    /// compare cores).
-    pub fn forward_packed_t(
-        &self,
-        input_ids: &Tensor,
-        token_type_ids: &Tensor,
-        packing: &Packing,
-        core: AttentionCore,
-        train: bool,
-    ) -> Tensor {
-        let outputs = self.bert.forward_packed_t(input_ids, token_type_ids, packing, core, train);
+        let outputs = self.bert.forward_t(input_ids, token_type_ids, layout, train);
         let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
         self.classifier.forward(&pooled_output)
     }
@@ -90,7 +43,7 @@ impl BertForSequenceClassification {
 
 /// HF's single-label loss: mean cross-entropy over the batch. logits (B, C), labels (B,) int64.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
+    loss(logits, labels, ProblemType::SingleLabelClassification, 0.0, Reduction::Mean)
 }
 
 /// The loss BertForSequenceClassification computes for its `problem_type`, as a batch mean or

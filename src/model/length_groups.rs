@@ -10,8 +10,8 @@
 //! group for a batch of similar lengths, a few for a batch of short and long texts.
 use tch::{Device, Tensor};
 
-use super::varlen::attend_padded;
-use crate::data::batch::to_device_async;
+use super::sdpa::attend_padded;
+use crate::device::to_device_async;
 
 /// The cost of one more attention call, in the unit of one query-key pair (token²): about what
 /// the call's fixed overhead and its gather/scatter cost on 2 CPU cores against MiniLM's per-pair

@@ -10,11 +10,12 @@ pub mod layout;
 pub mod length_groups;
 pub mod names;
 pub mod packing;
+pub mod sdpa;
 pub mod varlen;
 
 pub use bert::{BertModel, BertModelOutput};
-pub use config::BertConfig;
+pub use config::{BertConfig, ProblemType};
 pub use heads::{cross_entropy, loss, BertForSequenceClassification};
-pub use layout::Layout;
+pub use layout::{Layout, LayoutPolicy};
 pub use packing::Packing;
-pub use varlen::{unpadded_by_default, AttentionCore};
+pub use varlen::{unpadded_by_default, AttentionCore, KernelFallback};

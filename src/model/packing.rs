@@ -7,7 +7,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::length_groups::LengthGroups;
-use crate::data::batch::to_device_async;
+use crate::device::to_device_async;
 
 #[derive(Debug)]
 pub struct Packing {

@@ -4,13 +4,15 @@
 //! On CUDA the packed tokens go straight into libtorch's varlen kernels (`_flash_attention_forward`
 //! and `_efficient_attention_forward` with cumulative sequence lengths, which tch 0.24 does not
 //! bind: `crate::torch_ext::varlen_attention`). The CPU has no such kernel, so there the core goes
-//! through `scaled_dot_product_attention`: on the padded layout, one sequence at a time, or in
-//! groups of similar length.
-use std::sync::Mutex;
+//! through `scaled_dot_product_attention` (`super::sdpa`): on the padded layout, one sequence at a
+//! time, or in groups of similar length (`super::length_groups`).
+use std::cell::OnceCell;
+use std::fmt;
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::packing::Packing;
+use super::sdpa::{attend_padded, per_sequence};
 use crate::torch_ext::{self, VarlenKernel};
 
 /// How the packed q/k/v reach `scaled_dot_product_attention`.
@@ -28,35 +30,141 @@ pub enum AttentionCore {
     /// libtorch's varlen kernels on the packed (N, nh, hs) tokens with cumulative sequence lengths:
     /// no padded slot and one call per layer. FlashAttention-2 for fp16/bf16 (autocast), the
     /// memory-efficient kernel for fp32. Right padding only; `Padded` otherwise, and wherever the
-    /// kernel refuses the input (the CPU, an older GPU): said once on stderr, then `Padded` for
-    /// the rest of the process.
+    /// kernel refuses the input (the CPU, an older GPU): the refusal is recorded as a
+    /// [`KernelFallback`] for the caller to report, and the rest of the batch attends `Padded`.
     Varlen,
 }
 
-/// q, k, v: (N, nh, hs) packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
-pub fn attention(
-    core: AttentionCore,
-    packing: &Packing,
-    query: &Tensor,
-    key: &Tensor,
-    value: &Tensor,
-    dropout: f64,
-    scale: f64,
-) -> Tensor {
-    match (core, &packing.lengths) {
-        (AttentionCore::PerSequence, Some(lengths)) => {
-            per_sequence(lengths, query, key, value, dropout, scale)
+impl AttentionCore {
+    /// The CPU: `Grouped` (measured fastest there: BENCHMARKS.md, scripts/bench_unpadded.sh); the
+    /// padded core's masked attention over the batch's longest row is what a long batch spends
+    /// its time on. CUDA: `Varlen` (no padding at all, one kernel call per layer; what
+    /// scripts/gpu-check.sh times against the padded layout).
+    pub fn for_device(device: Device) -> AttentionCore {
+        if device == Device::Cpu {
+            AttentionCore::Grouped
+        } else {
+            AttentionCore::Varlen
         }
-        (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
-            Some(groups) => groups.attention(query, key, value, dropout, scale),
-            None => padded(packing, query, key, value, dropout, scale),
-        },
-        (AttentionCore::Varlen, Some(_)) => varlen(packing, query, key, value, dropout, scale)
-            .unwrap_or_else(|| padded(packing, query, key, value, dropout, scale)),
-        _ => padded(packing, query, key, value, dropout, scale),
     }
 }
 
+/// Whether training and evaluation run unpadded when the user does not say: where it was
+/// measured faster. CPU: yes (BENCHMARKS.md). CUDA: not measured yet (scripts/gpu-check.sh times
+/// both), so the padded layout, SDPA's fast path, stays the default.
+pub fn unpadded_by_default(device: Device) -> bool {
+    device == Device::Cpu
+}
+
+/// A varlen kernel that refused an input: the batch attended on the padded layout instead.
+/// Silently falling back would hide that `--unpadded` on this GPU is not the fast path it was
+/// asked for, so the caller reports it (once per kernel: `LayoutPolicy::fallback`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelFallback {
+    pub kernel: VarlenKernel,
+    /// What to tell the user: the kernel, the input, libtorch's reason.
+    pub message: String,
+}
+
+impl fmt::Display for KernelFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The packed layout's attention core for one batch: the core, the varlen kernels not to try
+/// (refused earlier in the run), and the refusal this batch met, shared by every layer.
+#[derive(Debug)]
+pub struct PackedAttention {
+    pub core: AttentionCore,
+    skip: Vec<VarlenKernel>,
+    fallback: OnceCell<KernelFallback>,
+}
+
+impl PackedAttention {
+    pub fn new(core: AttentionCore, skip: &[VarlenKernel]) -> PackedAttention {
+        PackedAttention { core, skip: skip.to_vec(), fallback: OnceCell::new() }
+    }
+
+    /// The varlen kernel refusal this batch met, if any.
+    pub fn fallback(&self) -> Option<&KernelFallback> {
+        self.fallback.get()
+    }
+
+    /// q, k, v: (N, nh, hs) packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
+    pub fn attention(
+        &self,
+        packing: &Packing,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        dropout: f64,
+        scale: f64,
+    ) -> Tensor {
+        match (self.core, &packing.lengths) {
+            (AttentionCore::PerSequence, Some(lengths)) => {
+                per_sequence(lengths, query, key, value, dropout, scale)
+            }
+            (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
+                Some(groups) => groups.attention(query, key, value, dropout, scale),
+                None => padded(packing, query, key, value, dropout, scale),
+            },
+            (AttentionCore::Varlen, Some(_)) => self
+                .varlen(packing, query, key, value, dropout, scale)
+                .unwrap_or_else(|| padded(packing, query, key, value, dropout, scale)),
+            _ => padded(packing, query, key, value, dropout, scale),
+        }
+    }
+
+    /// The varlen kernel's output (N, nh * hs), or `None` when there is none for this input (the
+    /// caller attends on the padded layout instead). A refusal is recorded once, and the kernel
+    /// is not tried again for this batch.
+    fn varlen(
+        &self,
+        packing: &Packing,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        dropout: f64,
+        scale: f64,
+    ) -> Option<Tensor> {
+        let kernel = varlen_kernel(query.kind())?;
+        let cu = packing.cu_seqlens()?;
+        if self.skip.contains(&kernel) || self.fallback.get().is_some_and(|f| f.kernel == kernel) {
+            return None;
+        }
+        let n = query.size()[0];
+        match torch_ext::varlen_attention(
+            kernel,
+            query,
+            key,
+            value,
+            &cu.offsets,
+            cu.max_seqlen,
+            dropout,
+            scale,
+        ) {
+            Ok(out) => Some(out.view([n, -1])),
+            Err(why) => {
+                // libtorch's first sentence; the rest is its dispatch-key listing.
+                let reason = why.to_string();
+                let reason = reason.lines().next().unwrap_or_default();
+                let reason = reason.split_once(". ").map_or(reason, |(first, _)| first);
+                let message = format!(
+                    "bertfit: the {kernel:?} varlen attention kernel refused {:?} {:?} on {:?} ({reason}); \
+                     attending on the padded layout instead",
+                    query.kind(),
+                    query.size(),
+                    query.device()
+                );
+                let _ = self.fallback.set(KernelFallback { kernel, message });
+                None
+            }
+        }
+    }
+}
+
+/// The padded core: one scatter of q/k/v into the padded layout, one masked SDPA call, one gather.
 fn padded(
     packing: &Packing,
     query: &Tensor,
@@ -73,34 +181,6 @@ fn padded(
         .view([n, -1])
 }
 
-/// Attention over a padded layout: qkv (B, T, 3, nh, hs), key_mask (B, 1, 1, T) true = attend
-/// (`None`: every key) -> (B * T, nh * hs), every slot, padded ones included (callers keep the
-/// real ones). The one SDPA call of the padded and the grouped cores.
-pub(super) fn attend_padded(qkv: &Tensor, key_mask: Option<&Tensor>, dropout: f64, scale: f64) -> Tensor {
-    let size = qkv.size();
-    let (b, t) = (size[0], size[1]);
-    let x = qkv.permute([2, 0, 3, 1, 4]); // 3 x (B, nh, T, hs)
-    let attn_output = Tensor::scaled_dot_product_attention(
-        &x.get(0),
-        &x.get(1),
-        &x.get(2),
-        key_mask,
-        dropout,
-        false,
-        Some(scale),
-        false,
-    ); // (B, nh, T, hs)
-    attn_output.transpose(1, 2).reshape([b * t, -1])
-}
-
-/// Kernels that refused an input once, with libtorch's reason; not tried again in this process.
-static REFUSED: Mutex<Vec<VarlenKernel>> = Mutex::new(Vec::new());
-
-/// The kernels that refused an input in this process (each was then replaced by the padded core).
-pub fn refused_kernels() -> Vec<VarlenKernel> {
-    REFUSED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
-}
-
 /// The kernel for the dtype the projections produced (under autocast: its dtype).
 pub fn varlen_kernel(kind: Kind) -> Option<VarlenKernel> {
     match kind {
@@ -108,100 +188,4 @@ pub fn varlen_kernel(kind: Kind) -> Option<VarlenKernel> {
         Kind::Float => Some(VarlenKernel::Efficient),
         _ => None,
     }
-}
-
-/// The varlen kernel's output (N, nh * hs), or `None` when there is none for this input (the
-/// caller attends on the padded layout instead). A refusal is reported once per kernel: silently
-/// falling back would hide that `--unpadded` on this GPU is not the fast path it was asked for.
-fn varlen(
-    packing: &Packing,
-    query: &Tensor,
-    key: &Tensor,
-    value: &Tensor,
-    dropout: f64,
-    scale: f64,
-) -> Option<Tensor> {
-    let kernel = varlen_kernel(query.kind())?;
-    let cu = packing.cu_seqlens()?;
-    let refused = REFUSED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if refused.contains(&kernel) {
-        return None;
-    }
-    drop(refused);
-    let n = query.size()[0];
-    match torch_ext::varlen_attention(kernel, query, key, value, &cu.offsets, cu.max_seqlen, dropout, scale) {
-        Ok(out) => Some(out.view([n, -1])),
-        Err(why) => {
-            let mut refused = REFUSED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !refused.contains(&kernel) {
-                refused.push(kernel);
-                // libtorch's first sentence; the rest is its dispatch-key listing.
-                let reason = why.to_string();
-                let reason = reason.lines().next().unwrap_or_default();
-                let reason = reason.split_once(". ").map_or(reason, |(first, _)| first);
-                eprintln!(
-                    "bertfit: the {kernel:?} varlen attention kernel refused {:?} {:?} on {:?} ({reason}); \
-                     attending on the padded layout instead",
-                    query.kind(),
-                    query.size(),
-                    query.device()
-                );
-            }
-            None
-        }
-    }
-}
-
-fn per_sequence(
-    lengths: &[i64],
-    query: &Tensor,
-    key: &Tensor,
-    value: &Tensor,
-    dropout: f64,
-    scale: f64,
-) -> Tensor {
-    let n = query.size()[0];
-    let mut outputs = Vec::with_capacity(lengths.len());
-    let mut start = 0;
-    for &len in lengths {
-        // (len, nh, hs) -> (1, nh, len, hs)
-        let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);
-        let attn_output = Tensor::scaled_dot_product_attention(
-            &one(query),
-            &one(key),
-            &one(value),
-            None::<&Tensor>,
-            dropout,
-            false,
-            Some(scale),
-            false,
-        );
-        outputs.push(attn_output.squeeze_dim(0).transpose(0, 1).reshape([len, -1]));
-        start += len;
-    }
-    Tensor::cat(&outputs, 0).view([n, -1])
-}
-
-impl AttentionCore {
-    /// The CPU: `Grouped`. On 2 cores (MiniLM, batch 32, forward + backward, scripts/
-    /// bench_unpadded.sh, 2026-11-29, idle machine) against the padded forward: movie snippets at
-    /// 128 (54% padding) padded core 1.80x, per-sequence 1.97x, grouped 2.12x; mixed long texts at
-    /// 512 (73% padding) 1.58x, 7.06x, 7.03x: the padded core's masked attention over the batch's
-    /// longest row is what a long batch spends its time on. CUDA: `Varlen` (no padding at all, one
-    /// kernel call per layer; what scripts/gpu-check.sh times against the padded layout).
-    pub fn for_device(device: tch::Device) -> AttentionCore {
-        if device == tch::Device::Cpu {
-            AttentionCore::Grouped
-        } else {
-            AttentionCore::Varlen
-        }
-    }
-}
-
-/// Whether training and evaluation run unpadded when the user does not say: where it was
-/// measured faster. CPU: yes (MiniLM forward + backward, batch 32, 2 threads: 2.1x the padded
-/// layout on movie snippets at 128, 7x on mixed long texts at 512; BENCHMARKS.md). CUDA: not measured yet
-/// (scripts/gpu-check.sh times both), so the padded layout, SDPA's fast path, stays the default.
-pub fn unpadded_by_default(device: tch::Device) -> bool {
-    device == tch::Device::Cpu
 }

@@ -25,15 +25,15 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use super::head::ProblemType;
 use super::settings::InferenceArgs;
 use crate::data::batch::stack_targets;
 use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split};
-use crate::data::labels::{self, LabelFormat, Target};
+use crate::data::labels::{LabelFormat, Target};
 use crate::data::loader::{Batches, Sink};
 use crate::data::table::{for_each_row, Row, Wanted};
 use crate::data::tokenize::{BertTokenizer, Encoding};
 use crate::error::{Error, Result};
+use crate::model::config::ProblemType;
 use crate::train::report::Reporter;
 use crate::train::Evaluation;
 
@@ -93,7 +93,7 @@ impl ModelLabels {
 
     /// Cells read as training reads them for `problem`, multi-label names split by `separator`.
     pub fn reading(mut self, problem: ProblemType, separator: &str) -> Self {
-        self.format = LabelFormat { problem: data_problem(problem), separator: separator.to_string() };
+        self.format = LabelFormat { problem, separator: separator.to_string() };
         self
     }
 
@@ -135,10 +135,10 @@ pub fn evaluate(
     if let Some(dir) = &args.output_dir {
         check_output_dir(dir, args.overwrite)?;
     }
-    let model = args.run.load_model(reporter)?;
+    let mut model = args.run.load_model(reporter)?;
     model.check_max_length(args.run.max_length, args.columns.text_pair.is_some())?;
     let problem = model.head.problem;
-    if problem == ProblemType::MultiLabel && args.label_separator.is_empty() {
+    if problem == ProblemType::MultiLabelClassification && args.label_separator.is_empty() {
         return Err(Error::usage("--label-separator", "must not be empty"));
     }
     let labels = ModelLabels::new(&model.head.labels, &model.dir.join("config.json"))
@@ -150,7 +150,7 @@ pub fn evaluate(
     let mut loss_sum = 0.0;
     for loaded in batches.by_ref() {
         let loaded = loaded?;
-        let logits = model.logits(&loaded.batch)?;
+        let logits = model.logits(&loaded.batch, reporter)?;
         let gold = match &loaded.batch.labels {
             Some(l) => batch_targets(l, problem, outputs)?,
             None => return Err(Error::Runtime("an evaluation batch without labels".into())),
@@ -173,7 +173,7 @@ pub fn evaluate(
     let flat: Vec<f32> = results.iter().flat_map(|r| r.1.iter().copied()).collect();
     let evaluation = Evaluation {
         split: Split::Validation,
-        problem: data_problem(problem),
+        problem,
         loss: Some(loss_sum / n as f64),
         logits: tch::Tensor::from_slice(&flat).view([n as i64, outputs as i64]),
         labels: Some(stack_targets(&results.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
@@ -261,7 +261,9 @@ fn bce_with_logits(logits: &[f32], hot: &[f32]) -> f64 {
     sum / logits.len().max(1) as f64
 }
 
-/// The training loss of one row for its target, in f64.
+/// The training loss of one row for its target, in f64: the head's loss (`model::heads::loss`)
+/// written out on the host. It stays apart from the tensor form because the two round differently
+/// in the last bits, and this one's sums are what `eval_loss` has always recorded.
 fn row_loss(logits: &[f32], target: &Target) -> f64 {
     match target {
         Target::Class(y) => cross_entropy(logits, *y as usize),
@@ -273,21 +275,14 @@ fn row_loss(logits: &[f32], target: &Target) -> f64 {
     }
 }
 
-/// training's problem type for a saved model's.
-fn data_problem(p: ProblemType) -> labels::ProblemType {
-    match p {
-        ProblemType::SingleLabel => labels::ProblemType::SingleLabelClassification,
-        ProblemType::MultiLabel => labels::ProblemType::MultiLabelClassification,
-        ProblemType::Regression => labels::ProblemType::Regression,
-    }
-}
-
 /// A batch's label tensor back as one target per row: (B,) class ids, (B, C) multi-hot rows or
 /// (B,) values, as `data::batch` stacks them.
 fn batch_targets(labels: &tch::Tensor, problem: ProblemType, outputs: usize) -> Result<Vec<Target>> {
     Ok(match problem {
-        ProblemType::SingleLabel => Vec::<i64>::try_from(labels)?.into_iter().map(Target::Class).collect(),
-        ProblemType::MultiLabel => Vec::<f32>::try_from(&labels.flatten(0, -1))?
+        ProblemType::SingleLabelClassification => {
+            Vec::<i64>::try_from(labels)?.into_iter().map(Target::Class).collect()
+        }
+        ProblemType::MultiLabelClassification => Vec::<f32>::try_from(&labels.flatten(0, -1))?
             .chunks_exact(outputs.max(1))
             .map(|r| Target::MultiHot(r.to_vec()))
             .collect(),
@@ -392,7 +387,8 @@ mod tests {
     #[test]
     fn multi_label_and_regression_cells_are_read_as_training_reads_them() {
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let m = ModelLabels::new(&names, Path::new("m/config.json")).reading(ProblemType::MultiLabel, "|");
+        let m = ModelLabels::new(&names, Path::new("m/config.json"))
+            .reading(ProblemType::MultiLabelClassification, "|");
         let p = Path::new("d.csv");
         assert_eq!(m.target("c|a", p, 1, "tags").unwrap(), Target::MultiHot(vec![1.0, 0.0, 1.0]));
         assert_eq!(m.target("[1, 2]", p, 1, "tags").unwrap(), Target::MultiHot(vec![0.0, 1.0, 1.0]));

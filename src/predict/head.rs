@@ -16,25 +16,8 @@ use arrow_array::{ArrayRef, Float32Array, StringArray};
 use arrow_schema::{DataType, Field};
 
 use crate::error::{Error, Result};
+use crate::model::config::ProblemType;
 use crate::model::BertConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProblemType {
-    SingleLabel,
-    MultiLabel,
-    Regression,
-}
-
-impl ProblemType {
-    /// HF's name for it (config.json's `problem_type`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ProblemType::SingleLabel => "single_label_classification",
-            ProblemType::MultiLabel => "multi_label_classification",
-            ProblemType::Regression => "regression",
-        }
-    }
-}
 
 /// The model's outputs: what they are and what each is called.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,20 +35,17 @@ impl Head {
             .map_err(|msg| Error::config(path, msg))?
             .unwrap_or_else(|| (0..cfg.num_labels()).map(|i| format!("LABEL_{i}")).collect());
         let problem = match cfg.problem_type.as_deref() {
-            Some("single_label_classification") => ProblemType::SingleLabel,
-            Some("multi_label_classification") => ProblemType::MultiLabel,
-            Some("regression") => ProblemType::Regression,
-            Some(other) => {
-                return Err(Error::config(
+            Some(name) => ProblemType::from_hf_name(name).ok_or_else(|| {
+                Error::config(
                     path,
                     format!(
-                        "key 'problem_type': '{other}' is not single_label_classification, \
+                        "key 'problem_type': '{name}' is not single_label_classification, \
                          multi_label_classification or regression"
                     ),
-                ))
-            }
+                )
+            })?,
             None if labels.len() == 1 => ProblemType::Regression,
-            None => ProblemType::SingleLabel,
+            None => ProblemType::SingleLabelClassification,
         };
         if problem == ProblemType::Regression && labels.len() != 1 {
             return Err(Error::config(
@@ -89,12 +69,12 @@ impl Head {
             self.labels.iter().map(|l| Field::new(format!("{prefix}{l}"), DataType::Float32, false)).collect()
         };
         match self.problem {
-            ProblemType::SingleLabel => {
+            ProblemType::SingleLabelClassification => {
                 let mut f = vec![Field::new("predicted_label", DataType::Utf8, false)];
                 f.extend(per_label("prob_"));
                 f
             }
-            ProblemType::MultiLabel => {
+            ProblemType::MultiLabelClassification => {
                 let mut f = vec![Field::new("predicted_labels", DataType::Utf8, false)];
                 f.extend(per_label("score_"));
                 f
@@ -114,14 +94,14 @@ impl Head {
                 .collect()
         };
         match self.problem {
-            ProblemType::SingleLabel => {
+            ProblemType::SingleLabelClassification => {
                 let probs: Vec<Vec<f32>> = rows.iter().map(|r| softmax(r)).collect();
                 let names = rows.iter().map(|r| self.labels[argmax(r)].as_str());
                 let mut out: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(names))];
                 out.extend(per_label(&probs));
                 out
             }
-            ProblemType::MultiLabel => {
+            ProblemType::MultiLabelClassification => {
                 let scores: Vec<Vec<f32>> =
                     rows.iter().map(|r| r.iter().map(|&x| sigmoid(x)).collect()).collect();
                 let names = scores.iter().map(|s| {
@@ -187,7 +167,7 @@ mod tests {
 
     #[test]
     fn single_label_columns_name_the_argmax_and_sum_to_one() {
-        let h = head(ProblemType::SingleLabel, &["neg", "pos"]);
+        let h = head(ProblemType::SingleLabelClassification, &["neg", "pos"]);
         let names: Vec<String> = h.fields().iter().map(|f| f.name().clone()).collect();
         assert_eq!(names, ["predicted_label", "prob_neg", "prob_pos"]);
         let cols = h.columns(&[0.0, 1.0, 2.0, -1.0]);
@@ -201,7 +181,7 @@ mod tests {
 
     #[test]
     fn multi_label_joins_labels_above_one_half() {
-        let h = head(ProblemType::MultiLabel, &["a", "b", "c"]);
+        let h = head(ProblemType::MultiLabelClassification, &["a", "b", "c"]);
         let cols = h.columns(&[2.0, -2.0, 0.5, -1.0, -1.0, -1.0]);
         let chosen = cols[0].as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!((chosen.value(0), chosen.value(1)), ("a|c", ""));
@@ -217,7 +197,10 @@ mod tests {
         assert_eq!(h.problem, ProblemType::Regression);
         assert_eq!(h.columns(&[0.25, -3.0])[0].len(), 2);
         cfg.set_labels(&["x".to_string(), "y".to_string()]);
-        assert_eq!(Head::from_config(&cfg, Path::new("c")).unwrap().problem, ProblemType::SingleLabel);
+        assert_eq!(
+            Head::from_config(&cfg, Path::new("c")).unwrap().problem,
+            ProblemType::SingleLabelClassification
+        );
         cfg.problem_type = Some("ranking".into());
         let err = Head::from_config(&cfg, Path::new("m/config.json")).unwrap_err().to_string();
         assert!(err.contains("m/config.json") && err.contains("ranking"), "{err}");

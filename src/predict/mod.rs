@@ -14,7 +14,7 @@ pub mod saved;
 pub mod settings;
 
 pub use evaluate::{evaluate, EvalData, EvaluateArgs};
-pub use head::{Head, ProblemType};
+pub use head::Head;
 pub use run::{predict, PredictArgs, PredictSummary};
 pub use saved::SavedModel;
 pub use settings::InferenceArgs;

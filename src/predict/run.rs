@@ -88,7 +88,7 @@ pub fn predict(args: &PredictArgs, reporter: &mut dyn Reporter) -> Result<Predic
     }
     remove_partial_on_signal();
     let input = Input::open(&args.data, &args.text_column, args.text_pair_column.as_deref())?;
-    let model = args.run.load_model(reporter)?;
+    let mut model = args.run.load_model(reporter)?;
     model.check_max_length(args.run.max_length, args.text_pair_column.is_some())?;
     let schema = output_schema(&input, &model)?;
     let mut output = Output::create(&args.output, schema.clone(), args.overwrite)?;
@@ -99,7 +99,7 @@ pub fn predict(args: &PredictArgs, reporter: &mut dyn Reporter) -> Result<Predic
     let (mut done, mut last_report) = (0usize, Instant::now());
     for loaded in pass.batches.by_ref() {
         let loaded = loaded?;
-        let logits = model.logits(&loaded.batch)?;
+        let logits = model.logits(&loaded.batch, reporter)?;
         for (k, &row) in loaded.rows.iter().enumerate() {
             // The loader queues a record batch before any of its model batches: it is there.
             while pending.back().is_none_or(|p| p.first_row + p.batch.num_rows() <= row) {

@@ -13,7 +13,8 @@ use super::head::Head;
 use crate::data::batch::Batch;
 use crate::data::tokenize::{validate_max_length, BertTokenizer};
 use crate::error::{Error, Result};
-use crate::model::{BertConfig, BertForSequenceClassification};
+use crate::model::{unpadded_by_default, BertConfig, BertForSequenceClassification, LayoutPolicy};
+use crate::train::report::Reporter;
 use crate::weights::{from_pretrained, resolve, Pretrained};
 
 pub struct SavedModel {
@@ -23,6 +24,8 @@ pub struct SavedModel {
     pub head: Head,
     pub device: Device,
     model: BertForSequenceClassification,
+    /// Padded or unpadded as the device's default (the same logits, less compute where unpadded).
+    layouts: LayoutPolicy,
     /// Owns the weights the model's tensors point into.
     _vs: VarStore,
 }
@@ -46,7 +49,8 @@ impl SavedModel {
                 ),
             ));
         }
-        Ok(SavedModel { dir: files.dir, config, tokenizer, head, device, model, _vs: vs })
+        let layouts = LayoutPolicy::new(device, unpadded_by_default(device));
+        Ok(SavedModel { dir: files.dir, config, tokenizer, head, device, model, layouts, _vs: vs })
     }
 
     /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings.
@@ -65,17 +69,15 @@ impl SavedModel {
     }
 
     /// The model in eval mode (no dropout) without gradients: logits (B, C), row by row, as f32
-    /// on the CPU. Unpadded where that is the device's default (the same logits, less compute).
-    pub fn logits(&self, batch: &Batch) -> Result<Vec<f32>> {
+    /// on the CPU. `batch` is the loader's, on the host: its layout is read from there, as in
+    /// training, without waiting for the device. A kernel fallback is told to `reporter`.
+    pub fn logits(&mut self, batch: &Batch, reporter: &mut dyn Reporter) -> Result<Vec<f32>> {
         let b = batch.to_device(self.device);
-        let (ids, mask, types) = (&b.input_ids, &b.attention_mask, &b.token_type_ids);
-        let logits = tch::no_grad(|| {
-            if crate::model::unpadded_by_default(self.device) {
-                self.model.forward_unpadded_t(ids, mask, types, false)
-            } else {
-                self.model.forward_t(ids, mask, types, false)
-            }
-        });
+        let layout = self.layouts.for_batch(&batch.attention_mask);
+        let logits = tch::no_grad(|| self.model.forward_t(&b.input_ids, &b.token_type_ids, &layout, false));
+        if let Some(fallback) = self.layouts.fallback(&layout) {
+            reporter.note(&fallback.to_string());
+        }
         let flat = logits.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1);
         Ok(Vec::<f32>::try_from(&flat)?)
     }

@@ -8,7 +8,6 @@ use tch::{Kind, Tensor};
 use tch::{Device, Reduction};
 
 use super::precision::autocast;
-use super::step::forward;
 use super::Trainer;
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
@@ -156,13 +155,9 @@ impl Evaluation {
         if self.problem != ProblemType::Regression || self.rows.is_empty() {
             return None;
         }
-        Some(
-            self.logits
-                .squeeze_dim(-1)
-                .to_kind(Kind::Double)
-                .mse_loss(&labels.to_kind(Kind::Double), tch::Reduction::Mean)
-                .double_value(&[]),
-        )
+        // The head's regression loss, in f64.
+        let (logits, labels) = (self.logits.to_kind(Kind::Double), labels.to_kind(Kind::Double));
+        Some(loss(&logits, &labels, ProblemType::Regression, 0.0, tch::Reduction::Mean).double_value(&[]))
     }
 }
 
@@ -181,7 +176,11 @@ impl Trainer<'_> {
                 let batch = loaded.batch.to_device(self.args.device);
                 // HF evaluates under the same autocast as it trains.
                 let _autocast = autocast(self.args.device, self.args.recipe.precision)?;
-                let logits = forward(&self.model, &loaded.batch, &batch, self.args.unpadded(), false);
+                let layout = self.layouts.for_batch(&loaded.batch.attention_mask);
+                let logits = self.model.forward_t(&batch.input_ids, &batch.token_type_ids, &layout, false);
+                if let Some(fallback) = self.layouts.fallback(&layout) {
+                    self.reporter.note(&fallback.to_string());
+                }
                 if let Some(l) = &batch.labels {
                     // HF evaluates with the training loss, label smoothing included.
                     let smoothing = self.args.recipe.label_smoothing;

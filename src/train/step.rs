@@ -14,7 +14,7 @@ use super::Trainer;
 use crate::data::batch::Batch;
 use crate::data::loader::{Batches, LoadedBatch};
 use crate::error::{Error, Result};
-use crate::model::{loss, BertForSequenceClassification};
+use crate::model::loss;
 
 /// What one step did.
 pub struct StepResult {
@@ -133,35 +133,19 @@ impl Trainer<'_> {
             batch.labels.as_ref().ok_or_else(|| Error::Runtime("a training batch without labels".into()))?;
         let (model, recipe) = (&self.model, &self.args.recipe);
         let problem = self.args.label_format.problem;
+        let layout = self.layouts.for_batch(&host.attention_mask);
         let loss = {
             let _autocast = autocast(self.args.device, recipe.precision)?;
-            let unpadded = self.args.unpadded();
-            let logits = self.rng.dropout(|| forward(model, host, batch, unpadded, true));
+            let logits =
+                self.rng.dropout(|| model.forward_t(&batch.input_ids, &batch.token_type_ids, &layout, true));
             loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)
         };
+        if let Some(fallback) = self.layouts.fallback(&layout) {
+            self.reporter.note(&fallback.to_string());
+        }
         let scaled = if window > 1 { &loss / window as f64 } else { loss.shallow_clone() };
         self.updater.backward_loss(&scaled)?.backward();
         // Left on the device (train::pending); f64, so window sums are the host's bits.
         Ok(loss.detach().to_kind(tch::Kind::Double))
-    }
-}
-
-/// The model's logits for a batch (`batch` on the run's device, `host` the loader's copy of it),
-/// padded or on the packed real tokens (`--unpadded`). What depends on the mask's values (the
-/// packing; whether anything is padded) is read from the host's copy, so that on CUDA the host
-/// never waits for the GPU to learn where the real tokens are.
-pub(super) fn forward(
-    model: &BertForSequenceClassification,
-    host: &Batch,
-    batch: &Batch,
-    unpadded: bool,
-    train: bool,
-) -> tch::Tensor {
-    let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, &batch.token_type_ids);
-    if unpadded {
-        model.forward_unpadded_t(ids, &host.attention_mask, types, train)
-    } else {
-        let padded = crate::model::bert::any_padding(&host.attention_mask);
-        model.forward_with_padding_t(ids, mask, types, padded, train)
     }
 }

@@ -32,7 +32,7 @@ use crate::data::tokenize::BertTokenizer;
 use crate::data::training_data::{PassPlan, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::error::{Error, Result};
-use crate::model::{BertConfig, BertForSequenceClassification};
+use crate::model::{BertConfig, BertForSequenceClassification, LayoutPolicy};
 use crate::random::RandomStream;
 use crate::weights::{resolve, Pretrained};
 
@@ -78,6 +78,9 @@ pub struct Trainer<'r> {
     pub(super) data: TrainingData,
     pub(super) vs: VarStore,
     pub(super) model: BertForSequenceClassification,
+    /// How each batch's tokens are laid out for the forward (padded or packed), and the kernel
+    /// fallbacks seen so far.
+    pub(super) layouts: LayoutPolicy,
     pub(super) updater: Updater,
     pub(super) control: Control,
     /// The process group of a multi-process run (torchrun / SLURM variables), rank 0 writing.
@@ -139,6 +142,7 @@ impl<'r> Trainer<'r> {
         startup.mark("optimizer");
         Ok(Trainer {
             control: Control::new(&args),
+            layouts: LayoutPolicy::new(args.device, args.unpadded()),
             args,
             reporter,
             rng,

@@ -106,8 +106,8 @@ pub fn has_nccl() -> bool {
     unsafe { ffi::bf_c10d_has_nccl() != 0 }
 }
 
-/// Which c10d backend runs the collectives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which c10d backend runs the collectives (`--ddp-backend`'s choices: gloo, nccl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     Gloo,
     Nccl,

@@ -94,3 +94,64 @@ pub enum ParseFailure {
     /// clap's own error (or --help / --version, which clap prints and exits 0 for).
     Clap(clap::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flags::DeviceChoice;
+    use super::recipe::Optim;
+    use super::*;
+    use crate::torch_ext::c10d::BackendKind;
+    use crate::train::precision::Precision;
+    use crate::train::schedule::SchedulerType;
+
+    fn train(extra: &[&str]) -> TrainFlags {
+        let mut args = vec!["bertfit", "train", "--model", "m", "--data", "d.csv", "--output-dir", "o"];
+        args.extend(extra);
+        match parse(args.into_iter().map(OsString::from)) {
+            Ok(Cli { command: Command::Train(flags) }) => flags,
+            _ => panic!("{extra:?} did not parse"),
+        }
+    }
+
+    #[test]
+    fn hf_booleans_take_an_optional_value() {
+        let f = train(&["--do-train", "--do-eval", "no", "--bf16=1", "--tf32", "false"]);
+        assert_eq!((f.do_train, f.do_eval, f.do_predict), (Some(true), Some(false), None));
+        assert_eq!((f.recipe.bf16, f.recipe.tf32, f.recipe.fp16), (Some(true), Some(false), None));
+        // Every Option<bool> flag of every subcommand reads so.
+        let cli = command();
+        let optional = |a: &&clap::Arg| a.get_value_parser().type_id() == std::any::TypeId::of::<bool>();
+        let bools: Vec<_> = cli
+            .get_subcommands()
+            .flat_map(|s| s.get_arguments())
+            .filter(optional)
+            .filter(|a| matches!(a.get_action(), clap::ArgAction::Set))
+            .collect();
+        assert_eq!(bools.len(), 13);
+        assert!(bools.iter().all(|a| a.get_num_args() == Some((0..=1).into())));
+    }
+
+    #[test]
+    fn choices_are_typed_with_hf_spellings() {
+        let f = train(&[
+            "--optim",
+            "adamw_torch",
+            "--precision",
+            "BF16",
+            "--lr-scheduler-type",
+            "constant_with_warmup",
+            "--device",
+            "cuda:1",
+            "--ddp_backend",
+            "gloo",
+        ]);
+        assert_eq!(f.recipe.optim, Optim::AdamW);
+        assert_eq!(f.recipe.precision, Precision::Bf16);
+        assert_eq!(f.recipe.lr_scheduler_type, SchedulerType::ConstantWithWarmup);
+        assert_eq!(f.device.device, DeviceChoice::Cuda(1));
+        assert_eq!(f.dist.ddp_backend, Some(BackendKind::Gloo));
+        assert_eq!(train(&["--optim", "adamw-torch-fused"]).recipe.optim, Optim::AdamWTorchFused);
+        assert_eq!(train(&["--device", "cuda"]).device.device, DeviceChoice::Cuda(0));
+        assert_eq!(train(&[]).device.device, DeviceChoice::Auto);
+    }
+}

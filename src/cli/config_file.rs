@@ -286,7 +286,6 @@ fn scalar(value: &toml::Value) -> std::result::Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     fn expand_with(toml: &str, cmdline: &[&str]) -> Result<Vec<String>> {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -298,8 +297,7 @@ mod tests {
         let mut args =
             vec!["bertfit".to_string(), "train".into(), "--config".into(), file.display().to_string()];
         args.extend(cmdline.iter().map(|s| s.to_string()));
-        let mut cli = crate::cli::Cli::command();
-        cli.build();
+        let cli = crate::cli::command();
         let out = expand(args.into_iter().map(OsString::from).collect(), &cli)?;
         Ok(out.args.into_iter().map(|a| a.into_string().unwrap()).collect())
     }

@@ -98,9 +98,9 @@ pub fn has_nccl() -> bool {
     unsafe { ffi::bf_c10d_has_nccl() != 0 }
 }
 
-/// Which c10d backend runs the collectives (`bf_backend`).
+/// Which c10d backend runs the collectives (`bf_backend`; `--ddp-backend`'s choices: gloo, nccl).
 #[repr(i32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     Gloo = 0,
     Nccl = 1,

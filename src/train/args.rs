@@ -11,8 +11,9 @@ use super::schedule::SchedulerType;
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
 use crate::data::labels::LabelFormat;
-use crate::error::{Error, Result};
 use crate::torch_ext::c10d::BackendKind;
+
+mod validate;
 
 /// HF's save_strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -103,49 +104,7 @@ fn precision_name<S: serde::Serializer>(p: &Precision, s: S) -> std::result::Res
     s.serialize_str(p.as_str())
 }
 
-/// A number that must be finite and inside `range`, or an error naming its flag.
-fn check_range(flag: &str, v: f64, ok: bool, what: &str) -> Result<()> {
-    if v.is_finite() && ok {
-        Ok(())
-    } else {
-        Err(Error::usage(flag, format!("must be {what}, got {v}")))
-    }
-}
-
 impl Recipe {
-    /// Checks the values that need no file.
-    pub fn validate(&self) -> Result<()> {
-        check_range("--weight-decay", self.weight_decay, self.weight_decay >= 0.0, "at least 0")?;
-        check_range("--adam-beta1", self.adam_beta1, (0.0..1.0).contains(&self.adam_beta1), "in [0, 1)")?;
-        check_range("--adam-beta2", self.adam_beta2, (0.0..1.0).contains(&self.adam_beta2), "in [0, 1)")?;
-        check_range("--adam-epsilon", self.adam_epsilon, self.adam_epsilon > 0.0, "positive")?;
-        check_range(
-            "--label-smoothing",
-            self.label_smoothing,
-            (0.0..1.0).contains(&self.label_smoothing),
-            "in [0, 1)",
-        )?;
-        if let Some(m) = self.max_grad_norm {
-            check_range("--max-grad-norm", m, m > 0.0, "positive")?;
-        }
-        if let Some(r) = self.warmup_ratio {
-            check_range("--warmup-ratio", r, (0.0..=1.0).contains(&r), "in [0, 1]")?;
-        }
-        if self.warmup_ratio.is_some() && self.warmup_steps.is_some() {
-            return Err(Error::usage("--warmup-steps", "give --warmup-steps or --warmup-ratio, not both"));
-        }
-        if self.gradient_accumulation_steps == 0 {
-            return Err(Error::usage("--gradient-accumulation-steps", "must be at least 1"));
-        }
-        if self.eval_steps == Some(0) {
-            return Err(Error::usage("--eval-steps", "must be at least 1"));
-        }
-        if self.early_stopping_patience == Some(0) {
-            return Err(Error::usage("--early-stopping-patience", "must be at least 1"));
-        }
-        Ok(())
-    }
-
     /// The metric that picks the best model, as the key `eval_<name>` of an evaluation's metrics,
     /// and whether larger is better (HF: unless the name ends in `loss`).
     pub fn best_model_metric(&self) -> Option<(String, bool)> {
@@ -270,161 +229,5 @@ impl TrainArgs {
     /// default, never under `--reproduce-pytorch`.
     pub fn unpadded(&self) -> bool {
         self.unpadded.unwrap_or(!self.reproduce_pytorch && crate::model::unpadded_by_default(self.device))
-    }
-
-    /// Checks the settings that do not need any file.
-    pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(Error::usage("--epochs", "must be at least 1"));
-        }
-        if self.max_steps == Some(0) {
-            return Err(Error::usage("--max-steps", "must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::usage("--batch-size", "must be at least 1"));
-        }
-        if self.eval_batch_size == 0 {
-            return Err(Error::usage("--eval-batch-size", "must be at least 1"));
-        }
-        if !(self.do_train || self.do_eval || self.do_predict) {
-            return Err(Error::usage(
-                "--do-train",
-                "nothing to do: give --do-train, --do-eval or --do-predict",
-            ));
-        }
-        for (flag, n) in ["--max-train-samples", "--max-eval-samples", "--max-predict-samples"]
-            .iter()
-            .zip(self.max_samples)
-        {
-            if n == Some(0) {
-                return Err(Error::usage(*flag, "must be at least 1"));
-            }
-            if n.is_some() && self.streaming {
-                return Err(Error::usage(
-                    *flag,
-                    "needs the data in memory; it cannot be combined with --streaming",
-                ));
-            }
-        }
-        if self.shuffle_train_dataset.is_some() && self.streaming {
-            return Err(Error::usage(
-                "--shuffle-train-dataset",
-                "needs the data in memory; it cannot be combined with --streaming",
-            ));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::usage(
-                "--learning-rate",
-                format!("must be a positive number, got {}", self.learning_rate),
-            ));
-        }
-        if self.max_length < 2 {
-            return Err(Error::usage("--max-length", "must be at least 2 ([CLS] and [SEP])"));
-        }
-        if self.columns.text_pair.is_some() && self.max_length < 3 {
-            return Err(Error::usage(
-                "--max-length",
-                "must be at least 3 for sentence pairs ([CLS] and two [SEP])",
-            ));
-        }
-        if let Some(n) = self.num_labels {
-            if n < 2 {
-                return Err(Error::usage("--num-labels", format!("must be at least 2, got {n}")));
-            }
-        }
-        if self.reproduce_pytorch && self.device != Device::Cpu {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "the identical run is guaranteed on CPU only (CUDA kernels draw dropout masks differently); pass --device cpu",
-            ));
-        }
-        if self.reproduce_pytorch && self.group_by_length {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "--group-by-length changes the batch order PyTorch's DataLoader makes; drop one of them",
-            ));
-        }
-        if self.reproduce_pytorch
-            && (self.max_samples.iter().any(Option::is_some) || self.shuffle_train_dataset.is_some())
-        {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "scripts/reference_train.py reads every row in file order; drop --max-*-samples and --shuffle-train-dataset",
-            ));
-        }
-        if self.reproduce_pytorch && !(self.do_train && self.do_eval && !self.do_predict) {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "the seed script trains and validates every epoch: drop --do-* flags or give --do-train --do-eval",
-            ));
-        }
-        self.recipe.validate()?;
-        if self.save_steps == 0 {
-            return Err(Error::usage("--save-steps", "must be at least 1"));
-        }
-        if self.save_total_limit == Some(0) {
-            return Err(Error::usage("--save-total-limit", "must be at least 1"));
-        }
-        if self.recipe.tf32 && !matches!(self.device, Device::Cuda(_)) {
-            return Err(Error::usage("--tf32", "TF32 applies to CUDA matmuls; the device is not CUDA"));
-        }
-        if self.recipe.label_smoothing > 0.0
-            && self.label_format.problem != crate::data::labels::ProblemType::SingleLabelClassification
-        {
-            return Err(Error::usage("--label-smoothing", "applies to single-label classification only"));
-        }
-        if self.recipe.best_model_metric().is_some() && !self.do_eval {
-            return Err(Error::usage(
-                "--metric-for-best-model",
-                "choosing the best model (or stopping early) needs evaluations: add --do-eval",
-            ));
-        }
-        if self.reproduce_pytorch && self.recipe.precision != Precision::Fp32 {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "the identical run is guaranteed in fp32 only (low-precision kernels round differently); drop --precision",
-            ));
-        }
-        if self.reproduce_pytorch
-            && (self.recipe.eval_steps.is_some() || self.recipe.best_model_metric().is_some())
-        {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "scripts/reference_train.py evaluates once per epoch and keeps the last model; drop --eval-steps, \
-                 --metric-for-best-model, --early-stopping-patience and --load-best-model-at-end",
-            ));
-        }
-        if self.reproduce_pytorch && self.unpadded == Some(true) {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "--unpadded draws dropout masks over the packed tokens, not PyTorch's padded shapes; drop one of them",
-            ));
-        }
-        if self.reproduce_pytorch && self.streaming {
-            return Err(Error::usage(
-                "--reproduce-pytorch",
-                "--streaming shuffles through a buffer, not in PyTorch's DataLoader order; drop one of them",
-            ));
-        }
-        if self.streaming && (self.group_by_length || self.token_cache.is_some()) {
-            let flag = if self.group_by_length { "--group-by-length" } else { "--token-cache" };
-            return Err(Error::usage(
-                flag,
-                "needs the data in memory; it cannot be combined with --streaming",
-            ));
-        }
-        if self.streaming && self.shuffle_buffer == 0 {
-            return Err(Error::usage("--shuffle-buffer", "must be at least 1"));
-        }
-        crate::dist::ddp::choose_backend(self.ddp_backend, self.device)?;
-        if self.prefetch == 0 {
-            return Err(Error::usage("--prefetch", "must be at least 1"));
-        }
-        if let Some(t) = self.threads {
-            if t < 1 {
-                return Err(Error::usage("--threads", "must be at least 1"));
-            }
-        }
-        Ok(())
     }
 }

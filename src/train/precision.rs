@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 use crate::torch_ext::{self, AutocastGuard};
 
 /// The precision of the forward and backward passes. Parameters and optimizer state stay float32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Also `--precision`'s choices (clap's names: fp32, bf16, fp16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Precision {
+    /// float32 throughout (the seed script's).
     #[default]
     Fp32,
     /// bfloat16 autocast: fp32's range, no loss scaling needed.
@@ -52,13 +54,10 @@ impl fmt::Display for Precision {
 
 impl FromStr for Precision {
     type Err = Error;
+    /// Case-insensitive, as `--precision` reads it.
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "fp32" => Ok(Precision::Fp32),
-            "bf16" => Ok(Precision::Bf16),
-            "fp16" => Ok(Precision::Fp16),
-            _ => Err(Error::usage("--precision", format!("'{s}' is not one of fp32, bf16, fp16"))),
-        }
+        <Precision as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| Error::usage("--precision", format!("'{s}' is not one of fp32, bf16, fp16")))
     }
 }
 

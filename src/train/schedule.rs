@@ -13,12 +13,18 @@ use crate::error::{Error, Result};
 
 const SCHEDULER_FLAG: &str = "--lr-scheduler-type";
 
-/// HF's `SchedulerType`, limited to the four schedules bertfit offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// HF's `SchedulerType`, limited to the four schedules bertfit offers (`--lr-scheduler-type`'s
+/// choices, by HF's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SchedulerType {
+    /// The seed script's: the learning rate throughout.
     Constant,
+    /// Linear warmup, then constant.
+    #[value(name = "constant_with_warmup")]
     ConstantWithWarmup,
+    /// Linear warmup, then linear decay to 0.
     Linear,
+    /// Linear warmup, then half a cosine down to 0.
     Cosine,
 }
 
@@ -165,6 +171,9 @@ mod tests {
     fn parses_hf_names_and_names_the_flag_otherwise() {
         for t in SchedulerType::ALL {
             assert_eq!(t.hf_name().parse::<SchedulerType>().unwrap(), t);
+            // --lr-scheduler-type takes the same names.
+            let flag_name = clap::ValueEnum::to_possible_value(&t).unwrap();
+            assert_eq!(flag_name.get_name(), t.hf_name());
         }
         let err = "cosine_with_restarts".parse::<SchedulerType>().unwrap_err().to_string();
         assert!(err.contains("--lr-scheduler-type"), "{err}");

@@ -147,7 +147,6 @@ pub fn evaluate(
     let mut batches = start(args, model.tokenizer.clone(), labels, model.tokenizer.pad_token_id())?;
     let outputs = model.head.num_outputs();
     let mut results: Vec<(usize, Vec<f32>, Target)> = Vec::new(); // (row, logits, label)
-    let mut loss_sum = 0.0;
     for loaded in batches.by_ref() {
         let loaded = loaded?;
         let logits = model.logits(&loaded.batch, reporter)?;
@@ -156,7 +155,6 @@ pub fn evaluate(
             None => return Err(Error::Runtime("an evaluation batch without labels".into())),
         };
         for ((row, l), y) in loaded.rows.iter().zip(logits.chunks_exact(outputs)).zip(gold) {
-            loss_sum += row_loss(l, &y);
             results.push((*row, l.to_vec(), y));
         }
     }
@@ -171,12 +169,14 @@ pub fn evaluate(
     results.sort_unstable_by_key(|r| r.0);
     let n = results.len();
     let flat: Vec<f32> = results.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let logits = tch::Tensor::from_slice(&flat).view([n as i64, outputs as i64]);
+    let labels = stack_targets(&results.iter().map(|r| r.2.clone()).collect::<Vec<_>>());
     let evaluation = Evaluation {
         split: Split::Validation,
         problem,
-        loss: Some(loss_sum / n as f64),
-        logits: tch::Tensor::from_slice(&flat).view([n as i64, outputs as i64]),
-        labels: Some(stack_targets(&results.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
+        loss: Some(mean_loss(&logits, &labels, problem)),
+        logits,
+        labels: Some(labels),
         rows: results.iter().map(|r| r.0).collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -239,40 +239,14 @@ pub fn render(metrics: &Map<String, Value>) -> String {
     s
 }
 
-/// -log softmax(logits)[label], in f64.
-fn cross_entropy(logits: &[f32], label: usize) -> f64 {
-    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
-    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
-    max + sum.ln() - logits.get(label).copied().unwrap_or(f32::NAN) as f64
-}
-
-/// The mean over the row's outputs of binary cross-entropy with logits, in f64, in torch's stable
-/// form `max(x, 0) - x y + log(1 + exp(-|x|))`. The mean of these row means is the mean over every
-/// output, as `BCEWithLogitsLoss(reduction="mean")`, since every row has the same width.
-fn bce_with_logits(logits: &[f32], hot: &[f32]) -> f64 {
-    let sum: f64 = logits
-        .iter()
-        .zip(hot)
-        .map(|(&x, &y)| {
-            let (x, y) = (x as f64, y as f64);
-            x.max(0.0) - x * y + (-x.abs()).exp().ln_1p()
-        })
-        .sum();
-    sum / logits.len().max(1) as f64
-}
-
-/// The training loss of one row for its target, in f64: the head's loss (`model::heads::loss`)
-/// written out on the host. It stays apart from the tensor form because the two round differently
-/// in the last bits, and this one's sums are what `eval_loss` has always recorded.
-fn row_loss(logits: &[f32], target: &Target) -> f64 {
-    match target {
-        Target::Class(y) => cross_entropy(logits, *y as usize),
-        Target::MultiHot(hot) => bce_with_logits(logits, hot),
-        Target::Value(y) => {
-            let d = logits.first().copied().unwrap_or(f32::NAN) as f64 - *y as f64;
-            d * d
-        }
-    }
+/// The head's loss (`model::loss`, no label smoothing) over every row at once, in f64 from the fp32
+/// logits: the mean cross-entropy, the mean binary cross-entropy over every (row, label) output,
+/// or the mean squared error.
+fn mean_loss(logits: &tch::Tensor, labels: &tch::Tensor, problem: ProblemType) -> f64 {
+    let logits = logits.to_kind(tch::Kind::Double);
+    let labels =
+        if labels.is_floating_point() { labels.to_kind(tch::Kind::Double) } else { labels.shallow_clone() };
+    crate::model::loss(&logits, &labels, problem, 0.0, tch::Reduction::Mean).double_value(&[])
 }
 
 /// A batch's label tensor back as one target per row: (B,) class ids, (B, C) multi-hot rows or
@@ -406,19 +380,23 @@ mod tests {
     }
 
     #[test]
-    fn bce_and_squared_error_are_the_torch_losses_in_f64() {
+    fn the_loss_is_the_heads_in_f64() {
+        let logits = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0]).view([2, 3]);
+        let classes = tch::Tensor::from_slice(&[1i64, 0]);
+        let expected = ((1f64.exp() + 2f64.exp() + 3f64.exp()).ln() - 2.0 + 3f64.ln()) / 2.0;
+        let ce = mean_loss(&logits, &classes, ProblemType::SingleLabelClassification);
+        assert!((ce - expected).abs() < 1e-12, "{ce} vs {expected}");
         // -[y log s(x) + (1 - y) log(1 - s(x))] for x = 2, y = 1 and x = -30, y = 1 (no overflow).
         let s = |x: f64| 1.0 / (1.0 + (-x).exp());
         let expected = (-(s(2.0).ln()) + 30.0 + (-30f64).exp().ln_1p()) / 2.0;
-        assert!((bce_with_logits(&[2.0, -30.0], &[1.0, 1.0]) - expected).abs() < 1e-12);
-        assert!((row_loss(&[0.0], &Target::MultiHot(vec![0.0])) - 2f64.ln()).abs() < 1e-15);
-        assert_eq!(row_loss(&[1.5], &Target::Value(-0.5)), 4.0);
-    }
-
-    #[test]
-    fn cross_entropy_is_log_sum_exp_minus_the_label_logit() {
-        let l = [1.0f32, 2.0, 3.0];
-        let expected = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln() - 2.0;
-        assert!((cross_entropy(&l, 1) - expected).abs() < 1e-12);
+        let bce = mean_loss(
+            &tch::Tensor::from_slice(&[2.0f32, -30.0]).view([1, 2]),
+            &tch::Tensor::from_slice(&[1.0f32, 1.0]).view([1, 2]),
+            ProblemType::MultiLabelClassification,
+        );
+        assert!((bce - expected).abs() < 1e-12, "{bce} vs {expected}");
+        let values = tch::Tensor::from_slice(&[1.5f32, 0.0]).view([2, 1]);
+        let mse = mean_loss(&values, &tch::Tensor::from_slice(&[-0.5f32, 1.0]), ProblemType::Regression);
+        assert_eq!(mse, 2.5);
     }
 }

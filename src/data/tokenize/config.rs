@@ -48,11 +48,33 @@ pub(super) fn read_settings(path: &Path) -> Result<Settings> {
     let Value::Object(map) = json else {
         return Err(tokenizer_error(path, "expected a JSON object"));
     };
-    let bad = |key: &str, expected: &str, found: &Value| {
-        tokenizer_error(path, format!("'{key}' must be {expected}, found {found}"))
-    };
-    let get = |key: &str| map.get(key).filter(|v| !v.is_null());
+    let keys = Keys { map: &map, path };
+    read_options(&keys, &mut settings)?;
+    read_tokens(&keys, &mut settings)?;
+    Ok(settings)
+}
 
+/// The config's keys, null ones read as absent, and the error naming one.
+struct Keys<'a> {
+    map: &'a serde_json::Map<String, Value>,
+    path: &'a Path,
+}
+
+impl Keys<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn bad(&self, key: &str, expected: &str, found: &Value) -> crate::Error {
+        tokenizer_error(self.path, format!("'{key}' must be {expected}, found {found}"))
+    }
+}
+
+/// Casing, accents, CJK splitting and the length limit.
+fn read_options(keys: &Keys, settings: &mut Settings) -> Result<()> {
+    let get = |key: &str| keys.get(key);
+    let bad = |key: &str, expected: &str, found: &Value| keys.bad(key, expected, found);
+    let path = keys.path;
     if let Some(v) = get("do_lower_case") {
         settings.do_lower_case = v.as_bool().ok_or_else(|| bad("do_lower_case", "true or false", v))?;
     }
@@ -79,6 +101,13 @@ pub(super) fn read_settings(path: &Path) -> Result<Settings> {
             _ => return Err(bad("model_max_length", "a positive integer", v)),
         };
     }
+    Ok(())
+}
+
+/// The special tokens, additional ones, and `added_tokens_decoder`.
+fn read_tokens(keys: &Keys, settings: &mut Settings) -> Result<()> {
+    let get = |key: &str| keys.get(key);
+    let bad = |key: &str, expected: &str, found: &Value| keys.bad(key, expected, found);
     for (key, slot) in [
         ("unk_token", &mut settings.unk_token),
         ("sep_token", &mut settings.sep_token),
@@ -118,7 +147,7 @@ pub(super) fn read_settings(path: &Path) -> Result<Settings> {
             settings.added_tokens.push((id, content));
         }
     }
-    Ok(settings)
+    Ok(())
 }
 
 /// A token written either as a string or as a serialised `AddedToken` (`{"content": ...}`).

@@ -6,7 +6,7 @@ use std::path::Path;
 use rust_tokenizers::tokenizer::BertTokenizer as RtBertTokenizer;
 use rust_tokenizers::vocab::BertVocab;
 
-use super::config::read_settings;
+use super::config::{read_settings, Settings};
 use super::hf_fixes::{fix, stand_in, Fix};
 use super::wordpiece_ascii::AsciiWordPiece;
 use super::{tokenizer_error, BertTokenizer, CONFIG_FILE, VOCAB_FILE};
@@ -39,27 +39,7 @@ impl BertTokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let settings = read_settings(&dir.join(CONFIG_FILE))?;
         let vocab_path = dir.join(VOCAB_FILE);
-        let text = std::fs::read_to_string(&vocab_path)
-            .map_err(|e| tokenizer_error(&vocab_path, format!("cannot read the vocabulary: {e}")))?;
-
-        // As `tokenizers`' WordPiece::read_file: one token per line, trailing whitespace trimmed,
-        // id = line number, a repeated token keeps its last line. Lines end as transformers'
-        // `load_vocab` reads them (Python's universal newlines): "\n", "\r\n" or a lone "\r".
-        if let Some(first) = text.strip_prefix('\u{feff}') {
-            let token = first.split(['\r', '\n']).next().unwrap_or_default();
-            return Err(tokenizer_error(
-                &vocab_path,
-                format!(
-                    "starts with a byte-order mark (U+FEFF), which transformers reads as part of the \
-                     first token ({:?} instead of {token:?}); save the file as UTF-8 without a BOM",
-                    format!("\u{feff}{token}")
-                ),
-            ));
-        }
-        let mut values: HashMap<String, i64> = HashMap::new();
-        for (id, line) in vocab_lines(&text).enumerate() {
-            values.insert(line.trim_end().to_owned(), id as i64);
-        }
+        let mut values = read_vocab(&vocab_path)?;
         let vocab_size = values.values().max().map_or(0, |&id| id as usize + 1);
         if vocab_size == 0 {
             return Err(tokenizer_error(&vocab_path, "the vocabulary is empty"));
@@ -72,19 +52,7 @@ impl BertTokenizer {
         let cls_token_id = id_of(&settings.cls_token, "cls_token")?;
         let sep_token_id = id_of(&settings.sep_token, "sep_token")?;
         let pad_token_id = id_of(&settings.pad_token, "pad_token")?;
-        let mut special_values: HashMap<String, i64> = HashMap::new();
-        for (key, token) in [
-            ("unk_token", &settings.unk_token),
-            ("sep_token", &settings.sep_token),
-            ("pad_token", &settings.pad_token),
-            ("cls_token", &settings.cls_token),
-            ("mask_token", &settings.mask_token),
-        ] {
-            special_values.insert(token.clone(), id_of(token, key)?);
-        }
-        for token in &settings.additional_special_tokens {
-            special_values.insert(token.clone(), id_of(token, "additional_special_tokens")?);
-        }
+        let special_values = special_ids(&settings, &id_of)?;
         // HF gives an added token that is not in vocab.txt a new id; that is not supported here.
         for (id, content) in &settings.added_tokens {
             if values.get(content) != Some(id) {
@@ -97,47 +65,14 @@ impl BertTokenizer {
                 ));
             }
         }
-
-        // Vocabulary entries that contain a character `prenormalise` rewrites to a stand-in are
-        // also entered under the rewritten spelling, with the same id.
-        let aliases: Vec<(String, i64)> = values
-            .iter()
-            .filter(|(token, _)| token.chars().any(|c| matches!(fix(c), Some(Fix::Alias | Fix::PunctAlias))))
-            .map(|(token, &id)| {
-                let alias = token
-                    .chars()
-                    .map(|c| match fix(c) {
-                        Some(Fix::Alias | Fix::PunctAlias) => stand_in(c),
-                        _ => c,
-                    })
-                    .collect();
-                (alias, id)
-            })
-            .collect();
+        let aliases = stand_in_aliases(&values);
         let indices = values.iter().map(|(token, &id)| (id, token.clone())).collect();
         let ascii = settings.additional_special_tokens.is_empty().then(|| {
             AsciiWordPiece::new(values.clone(), special_values[&settings.unk_token], settings.do_lower_case)
         });
         values.extend(aliases);
 
-        let special_indices = special_values.iter().map(|(token, &id)| (id, token.clone())).collect();
-        let mut vocab = BertVocab {
-            values,
-            indices,
-            special_token_map: Default::default(),
-            special_values,
-            special_indices,
-        };
-        vocab.special_token_map.unk_token = settings.unk_token.clone();
-        vocab.special_token_map.sep_token = Some(settings.sep_token.clone());
-        vocab.special_token_map.pad_token = Some(settings.pad_token.clone());
-        vocab.special_token_map.cls_token = Some(settings.cls_token.clone());
-        vocab.special_token_map.mask_token = Some(settings.mask_token.clone());
-        if !settings.additional_special_tokens.is_empty() {
-            vocab.special_token_map.additional_special_tokens =
-                Some(settings.additional_special_tokens.iter().cloned().collect());
-        }
-
+        let vocab = bert_vocab(values, indices, special_values, &settings);
         let strip_accents = settings.strip_accents.unwrap_or(settings.do_lower_case);
         Ok(BertTokenizer {
             inner: RtBertTokenizer::from_existing_vocab(vocab, settings.do_lower_case, strip_accents),
@@ -152,6 +87,92 @@ impl BertTokenizer {
             ascii,
         })
     }
+}
+
+/// vocab.txt as `tokenizers`' WordPiece::read_file reads it: one token per line, trailing
+/// whitespace trimmed, id = line number, a repeated token keeps its last line. Lines end as
+/// transformers' `load_vocab` reads them (Python's universal newlines): "\n", "\r\n" or a lone "\r".
+fn read_vocab(vocab_path: &Path) -> Result<HashMap<String, i64>> {
+    let text = std::fs::read_to_string(vocab_path)
+        .map_err(|e| tokenizer_error(vocab_path, format!("cannot read the vocabulary: {e}")))?;
+    if let Some(first) = text.strip_prefix('\u{feff}') {
+        let token = first.split(['\r', '\n']).next().unwrap_or_default();
+        return Err(tokenizer_error(
+            &vocab_path,
+            format!(
+                "starts with a byte-order mark (U+FEFF), which transformers reads as part of the \
+                 first token ({:?} instead of {token:?}); save the file as UTF-8 without a BOM",
+                format!("\u{feff}{token}")
+            ),
+        ));
+    }
+    let mut values: HashMap<String, i64> = HashMap::new();
+    for (id, line) in vocab_lines(&text).enumerate() {
+        values.insert(line.trim_end().to_owned(), id as i64);
+    }
+    Ok(values)
+}
+
+/// The special tokens' ids (each must be in the vocabulary).
+fn special_ids(
+    settings: &Settings,
+    id_of: &dyn Fn(&str, &str) -> Result<i64>,
+) -> Result<HashMap<String, i64>> {
+    let mut special_values: HashMap<String, i64> = HashMap::new();
+    for (key, token) in [
+        ("unk_token", &settings.unk_token),
+        ("sep_token", &settings.sep_token),
+        ("pad_token", &settings.pad_token),
+        ("cls_token", &settings.cls_token),
+        ("mask_token", &settings.mask_token),
+    ] {
+        special_values.insert(token.clone(), id_of(token, key)?);
+    }
+    for token in &settings.additional_special_tokens {
+        special_values.insert(token.clone(), id_of(token, "additional_special_tokens")?);
+    }
+    Ok(special_values)
+}
+
+/// Vocabulary entries that contain a character `prenormalise` rewrites to a stand-in, under the
+/// rewritten spelling, with the same id.
+fn stand_in_aliases(values: &HashMap<String, i64>) -> Vec<(String, i64)> {
+    values
+        .iter()
+        .filter(|(token, _)| token.chars().any(|c| matches!(fix(c), Some(Fix::Alias | Fix::PunctAlias))))
+        .map(|(token, &id)| {
+            let alias = token
+                .chars()
+                .map(|c| match fix(c) {
+                    Some(Fix::Alias | Fix::PunctAlias) => stand_in(c),
+                    _ => c,
+                })
+                .collect();
+            (alias, id)
+        })
+        .collect()
+}
+
+/// rust_tokenizers' vocabulary with HF's special-token map.
+fn bert_vocab(
+    values: HashMap<String, i64>,
+    indices: HashMap<i64, String>,
+    special_values: HashMap<String, i64>,
+    settings: &Settings,
+) -> BertVocab {
+    let special_indices = special_values.iter().map(|(token, &id)| (id, token.clone())).collect();
+    let mut vocab =
+        BertVocab { values, indices, special_token_map: Default::default(), special_values, special_indices };
+    vocab.special_token_map.unk_token = settings.unk_token.clone();
+    vocab.special_token_map.sep_token = Some(settings.sep_token.clone());
+    vocab.special_token_map.pad_token = Some(settings.pad_token.clone());
+    vocab.special_token_map.cls_token = Some(settings.cls_token.clone());
+    vocab.special_token_map.mask_token = Some(settings.mask_token.clone());
+    if !settings.additional_special_tokens.is_empty() {
+        vocab.special_token_map.additional_special_tokens =
+            Some(settings.additional_special_tokens.iter().cloned().collect());
+    }
+    vocab
 }
 
 /// Refuses a tokenizer whose ids do not all have a row in the model's embedding: a `vocab.txt`

@@ -6,6 +6,7 @@ use tch::Tensor;
 use super::config::BertConfig;
 use super::layers::{LayerNorm, Linear};
 use super::layout::Layout;
+use super::sdpa::PackedQkv;
 
 #[derive(Debug)]
 pub struct BertSelfAttention {
@@ -61,7 +62,14 @@ impl BertSelfAttention {
                 let heads = |x: Tensor| x.view([-1, nh, hs]); // (N, nh, hs)
                 let (query_layer, key_layer, value_layer) =
                     (heads(query_layer), heads(key_layer), heads(value_layer));
-                attention.attention(packing, &query_layer, &key_layer, &value_layer, dropout, scaling)
+                let qkv = PackedQkv {
+                    query: &query_layer,
+                    key: &key_layer,
+                    value: &value_layer,
+                    dropout,
+                    scale: scaling,
+                };
+                attention.attention(packing, &qkv)
             }
         }
     }

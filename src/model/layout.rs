@@ -145,6 +145,7 @@ fn expand_keys(mask: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::sdpa::PackedQkv;
 
     fn mask(rows: &[&[i64]]) -> Tensor {
         let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
@@ -170,7 +171,10 @@ mod tests {
         let mut policy = LayoutPolicy::new(Device::Cpu, true).with_core(AttentionCore::Varlen);
         let qkv = Tensor::randn([5, 2, 4], (Kind::Float, Device::Cpu));
         let attend = |layout: &Layout| match layout {
-            Layout::Packed { packing, attention } => attention.attention(packing, &qkv, &qkv, &qkv, 0.0, 0.5),
+            Layout::Packed { packing, attention } => attention.attention(
+                packing,
+                &PackedQkv { query: &qkv, key: &qkv, value: &qkv, dropout: 0.0, scale: 0.5 },
+            ),
             Layout::Padded { .. } => unreachable!("the policy is unpadded"),
         };
         let first = policy.for_batch(&m);

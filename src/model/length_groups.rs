@@ -10,7 +10,7 @@
 //! group for a batch of similar lengths, a few for a batch of short and long texts.
 use tch::{Device, Tensor};
 
-use super::sdpa::attend_padded;
+use super::sdpa::{attend_padded, PackedQkv};
 use crate::device::to_device_async;
 
 /// The cost of one more attention call, in the unit of one query-key pair (token²): about what
@@ -121,14 +121,8 @@ impl LengthGroups {
     }
 
     /// q, k, v: (N, nh, hs) packed -> (N, nh * hs).
-    pub fn attention(
-        &self,
-        query: &Tensor,
-        key: &Tensor,
-        value: &Tensor,
-        dropout: f64,
-        scale: f64,
-    ) -> Tensor {
+    pub fn attention(&self, qkv: &PackedQkv) -> Tensor {
+        let PackedQkv { query, key, value, dropout, scale } = *qkv;
         let (nh, hs) = (query.size()[1], query.size()[2]);
         // One extra zero row for the padded slots: one gather for the three.
         let qkv = Tensor::stack(&[query, key, value], 1); // (N, 3, nh, hs)
@@ -178,7 +172,7 @@ mod tests {
         let v = Tensor::randn([n, nh, hs], (Kind::Float, Device::Cpu));
         let groups = LengthGroups::new(&lengths, Device::Cpu);
         assert!(groups.num_groups() >= 2);
-        let got = groups.attention(&q, &k, &v, 0.0, 0.5);
+        let got = groups.attention(&PackedQkv { query: &q, key: &k, value: &v, dropout: 0.0, scale: 0.5 });
         let mut start = 0;
         for &len in &lengths {
             let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);

@@ -23,16 +23,21 @@ pub fn attend_padded(qkv: &Tensor, key_mask: Option<&Tensor>, dropout: f64, scal
     attn_output.transpose(1, 2).reshape([b * t, -1])
 }
 
+/// One attention call's inputs on packed tokens: q, k, v (N, nh, hs), the attention dropout
+/// probability (0 in eval) and the score scale (1/sqrt(hs)), as every attention core takes them.
+#[derive(Clone, Copy)]
+pub struct PackedQkv<'a> {
+    pub query: &'a Tensor,
+    pub key: &'a Tensor,
+    pub value: &'a Tensor,
+    pub dropout: f64,
+    pub scale: f64,
+}
+
 /// One maskless SDPA call per sequence: q, k, v (N, nh, hs) packed, sequence b the `lengths[b]`
 /// rows after the ones before it -> (N, nh * hs).
-pub fn per_sequence(
-    lengths: &[i64],
-    query: &Tensor,
-    key: &Tensor,
-    value: &Tensor,
-    dropout: f64,
-    scale: f64,
-) -> Tensor {
+pub fn per_sequence(lengths: &[i64], qkv: &PackedQkv) -> Tensor {
+    let PackedQkv { query, key, value, dropout, scale } = *qkv;
     let n = query.size()[0];
     let mut outputs = Vec::with_capacity(lengths.len());
     let mut start = 0;

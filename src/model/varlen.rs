@@ -12,7 +12,7 @@ use std::fmt;
 use tch::{Device, Kind, Tensor};
 
 use super::packing::Packing;
-use super::sdpa::{attend_padded, per_sequence};
+use super::sdpa::{attend_padded, per_sequence, PackedQkv};
 use crate::torch_ext::{self, VarlenKernel};
 
 /// How the packed q/k/v reach `scaled_dot_product_attention`.
@@ -92,42 +92,25 @@ impl PackedAttention {
     }
 
     /// q, k, v: (N, nh, hs) packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
-    pub fn attention(
-        &self,
-        packing: &Packing,
-        query: &Tensor,
-        key: &Tensor,
-        value: &Tensor,
-        dropout: f64,
-        scale: f64,
-    ) -> Tensor {
+    pub fn attention(&self, packing: &Packing, qkv: &PackedQkv) -> Tensor {
         match (self.core, &packing.lengths) {
-            (AttentionCore::PerSequence, Some(lengths)) => {
-                per_sequence(lengths, query, key, value, dropout, scale)
-            }
+            (AttentionCore::PerSequence, Some(lengths)) => per_sequence(lengths, qkv),
             (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
-                Some(groups) => groups.attention(query, key, value, dropout, scale),
-                None => padded(packing, query, key, value, dropout, scale),
+                Some(groups) => groups.attention(qkv),
+                None => padded(packing, qkv),
             },
-            (AttentionCore::Varlen, Some(_)) => self
-                .varlen(packing, query, key, value, dropout, scale)
-                .unwrap_or_else(|| padded(packing, query, key, value, dropout, scale)),
-            _ => padded(packing, query, key, value, dropout, scale),
+            (AttentionCore::Varlen, Some(_)) => {
+                self.varlen(packing, qkv).unwrap_or_else(|| padded(packing, qkv))
+            }
+            _ => padded(packing, qkv),
         }
     }
 
     /// The varlen kernel's output (N, nh * hs), or `None` when there is none for this input (the
     /// caller attends on the padded layout instead). A refusal is recorded once, and the kernel
     /// is not tried again for this batch.
-    fn varlen(
-        &self,
-        packing: &Packing,
-        query: &Tensor,
-        key: &Tensor,
-        value: &Tensor,
-        dropout: f64,
-        scale: f64,
-    ) -> Option<Tensor> {
+    fn varlen(&self, packing: &Packing, qkv: &PackedQkv) -> Option<Tensor> {
+        let PackedQkv { query, key, value, dropout, scale } = *qkv;
         let kernel = varlen_kernel(query.kind())?;
         let cu = packing.cu_seqlens()?;
         if self.skip.contains(&kernel) || self.fallback.get().is_some_and(|f| f.kernel == kernel) {
@@ -165,14 +148,8 @@ impl PackedAttention {
 }
 
 /// The padded core: one scatter of q/k/v into the padded layout, one masked SDPA call, one gather.
-fn padded(
-    packing: &Packing,
-    query: &Tensor,
-    key: &Tensor,
-    value: &Tensor,
-    dropout: f64,
-    scale: f64,
-) -> Tensor {
+fn padded(packing: &Packing, qkv: &PackedQkv) -> Tensor {
+    let PackedQkv { query, key, value, dropout, scale } = *qkv;
     let n = query.size()[0];
     // One scatter for the three: (N, 3, nh, hs) -> (B, T, 3, nh, hs).
     let qkv = packing.unpack(&Tensor::stack(&[query, key, value], 1));

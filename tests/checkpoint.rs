@@ -2,11 +2,11 @@
 //! weights of the uninterrupted run (bitwise, CPU fp32, dropout and shuffling on) after the same
 //! remaining losses; SIGTERM writes a checkpoint and a resume reaches the same end; a checkpoint
 //! of another run is refused by what differs.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use super::common::{bertfit, read_json, run_bertfit, temp_dir, tiny_model};
-use super::train::{compare_weights, records, subset};
+use super::common::fixtures::{compare_weights, records, resume_fixture};
+use super::common::{bertfit, read_json, run_bertfit};
 
 fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
@@ -24,16 +24,6 @@ fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> (i32, String)
     args.extend(extra);
     let (code, _, err) = run_bertfit(&args);
     (code, err)
-}
-
-/// The tiny model (dropout 0.1) and 320 + 32 movie rows in a fresh `name` folder: 20 steps an
-/// epoch at batch 16. (Also the requeue and tampered-checkpoint tests' fixture.)
-pub fn setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = temp_dir(name);
-    let model = tiny_model(&dir, 2, Some(0.1), &[]);
-    let data = dir.join("data.csv");
-    subset("movies", &data, 320, 32);
-    (dir, model, data)
 }
 
 fn losses_from(path: &Path, first_step: u64) -> Vec<(u64, f64)> {
@@ -54,7 +44,7 @@ fn a_resumed_run_is_the_uninterrupted_run_bitwise() {
         ),
         ("ckpt_resume_streaming", &["--streaming", "--shuffle-buffer", "64"][..]),
     ] {
-        let (dir, model, data) = setup(name);
+        let (dir, model, data) = resume_fixture(name);
         let full = dir.join("full");
         let save = [&["--save-steps", "7"][..], extra].concat();
         let (code, err) = train(&model, &data, &full, &save);
@@ -80,7 +70,7 @@ fn a_resumed_run_is_the_uninterrupted_run_bitwise() {
 
 #[test]
 fn sigterm_writes_a_checkpoint_and_latest_resumes_to_the_same_end() {
-    let (dir, model, data) = setup("ckpt_sigterm");
+    let (dir, model, data) = resume_fixture("ckpt_sigterm");
     let full = dir.join("full");
     let (code, err) = train(&model, &data, &full, &[]);
     assert_eq!(code, 0, "{err}");
@@ -136,7 +126,7 @@ fn sigterm_writes_a_checkpoint_and_latest_resumes_to_the_same_end() {
 
 #[test]
 fn a_checkpoint_of_another_run_is_refused_by_what_differs() {
-    let (dir, model, data) = setup("ckpt_other_run");
+    let (dir, model, data) = resume_fixture("ckpt_other_run");
     let full = dir.join("full");
     let (code, err) = train(&model, &data, &full, &["--save-steps", "5", "--save-total-limit", "2"]);
     assert_eq!(code, 0, "{err}");

@@ -17,10 +17,10 @@ use bertfit::model::BertConfig;
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
 
+use super::common::fixtures::records;
 use super::common::{
     assert_refused, dataset, minilm, minilm_str, read_json, run_bertfit, run_python, temp_dir, write_csv,
 };
-use super::train::records;
 
 fn sms_parquet(dir: &Path) -> PathBuf {
     let out = dir.join("sms.parquet");

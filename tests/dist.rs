@@ -513,7 +513,7 @@ fn launch_local_sigterm_stops_every_rank_once_and_exits_130() {
     let dir = common::temp_dir("dist_launch_sigterm");
     let model = common::tiny_model(&dir, 2, None, &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 128, 16);
+    crate::common::fixtures::subset("movies", &data, 128, 16);
     let out_dir = dir.join("out");
     let flags = ddp_train_args(&model, &data, &out_dir, "8", &[]);
     let mut launcher = Command::new("bash")
@@ -613,7 +613,7 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     let dir = common::temp_dir("dist_train");
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 256, 32);
+    crate::common::fixtures::subset("movies", &data, 256, 32);
     let flags = |out: &Path, batch: &str| ddp_train_args(&model, &data, out, batch, &[]);
     let one = dir.join("one");
     let out = Command::new(env!("CARGO_BIN_EXE_bertfit")).args(flags(&one, "16")).output().unwrap();
@@ -632,7 +632,8 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     common::check(&out, "launch-local.sh 2, batch 8 each");
     println!("2 processes took {:.1} s", started.elapsed().as_secs_f64());
     let (a, b) = (one.join("metrics.jsonl"), two.join("metrics.jsonl"));
-    let (ra, rb) = (crate::train::records(&a, "step"), crate::train::records(&b, "step"));
+    let (ra, rb) =
+        (crate::common::fixtures::records(&a, "step"), crate::common::fixtures::records(&b, "step"));
     assert_eq!(ra.len(), 32);
     assert_eq!(ra.len(), rb.len());
     let mut worst: f64 = 0.0;
@@ -640,8 +641,10 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         worst = worst.max((lx - ly).abs() / lx.abs());
     }
-    let weights =
-        crate::train::compare_weights(&one.join("model.safetensors"), &two.join("model.safetensors"));
+    let weights = crate::common::fixtures::compare_weights(
+        &one.join("model.safetensors"),
+        &two.join("model.safetensors"),
+    );
     println!("2 x batch 8 vs 1 x batch 16: max relative loss difference {worst:e}, weights {weights:e}");
     assert!(worst <= 1e-5, "losses differ by {worst}");
     assert!(weights <= 1e-5, "weights differ by {weights}");
@@ -712,7 +715,7 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
     let dir = common::temp_dir("dist_pytorch_ddp");
     let model = common::tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 131, 48);
+    crate::common::fixtures::subset("movies", &data, 131, 48);
     let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
     let flags = [
         "--model",
@@ -750,9 +753,9 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         args.extend(["--metrics-out", metrics.to_str().unwrap()]);
         args.extend(extra);
         common::run_torchrun(2, "reference_train.py", &args);
-        crate::train::records(&metrics, "step")
+        crate::common::fixtures::records(&metrics, "step")
             .into_iter()
-            .chain(crate::train::records(&metrics, "epoch"))
+            .chain(crate::common::fixtures::records(&metrics, "epoch"))
             .collect::<Vec<_>>()
     };
     let started = Instant::now();
@@ -770,7 +773,7 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
     let metrics = out.join("metrics.jsonl");
     let (a, b) = (
         theirs.iter().filter(|r| r["kind"] == "step").collect::<Vec<_>>(),
-        crate::train::records(&metrics, "step"),
+        crate::common::fixtures::records(&metrics, "step"),
     );
     // 66 rows per rank in batches of 4: 17 micro-batches, 9 windows per epoch.
     assert_eq!(a.len(), 18, "PyTorch's steps");
@@ -790,7 +793,7 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
     assert_ne!(rank_rows(a[0]), rank_rows(a[9]));
     let (ea, eb) = (
         theirs.iter().filter(|r| r["kind"] == "epoch").collect::<Vec<_>>(),
-        crate::train::records(&metrics, "epoch"),
+        crate::common::fixtures::records(&metrics, "epoch"),
     );
     assert_eq!(ea.len(), 2);
     for (x, y) in ea.iter().zip(&eb) {
@@ -855,7 +858,7 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
     let dir = common::temp_dir("dist_resume_world");
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 256, 32);
+    crate::common::fixtures::subset("movies", &data, 256, 32);
     let flags = |out: &Path, batch: &str| {
         ddp_train_args(&model, &data, out, batch, &["--lr-scheduler-type", "linear"])
     };
@@ -871,11 +874,11 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
     args.extend(strings(&["--resume-from-checkpoint", boundary.to_str().unwrap()]));
     let out = common::bertfit().args(&args).output().unwrap();
     common::check(&out, "1 x batch 8 resuming the 2-rank checkpoint");
-    let uninterrupted: Vec<_> = crate::train::records(&two.join("metrics.jsonl"), "step")
+    let uninterrupted: Vec<_> = crate::common::fixtures::records(&two.join("metrics.jsonl"), "step")
         .into_iter()
         .filter(|r| r["epoch"] == 2)
         .collect();
-    let resumed: Vec<_> = crate::train::records(&one.join("metrics.jsonl"), "step")
+    let resumed: Vec<_> = crate::common::fixtures::records(&one.join("metrics.jsonl"), "step")
         .into_iter()
         .filter(|r| r["epoch"] == 2)
         .collect();
@@ -924,7 +927,7 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
     let dir = common::temp_dir("dist_world_of_one");
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 48, 16);
+    crate::common::fixtures::subset("movies", &data, 48, 16);
     let run = |name: &str, extra: &[&str], launched: bool| -> Vec<serde_json::Value> {
         let out = dir.join(name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertfit"));

@@ -173,7 +173,7 @@ fn tiny() -> &'static (PathBuf, PathBuf) {
         let dir = common::temp_dir("multihost_model");
         let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
         let data = dir.join("data.csv");
-        crate::train::subset("movies", &data, 64, 8);
+        crate::common::fixtures::subset("movies", &data, 64, 8);
         (model, data)
     })
 }
@@ -264,7 +264,7 @@ fn training_across_hosts_whose_names_resolve_to_loopback() {
         assert_eq!(*code, 0, "rank {r} failed after {secs:.1}s:\n{}", ranks[r].log());
     }
     assert!(out.join("model.safetensors").exists());
-    let steps = crate::train::records(&out.join("metrics.jsonl"), "step");
+    let steps = crate::common::fixtures::records(&out.join("metrics.jsonl"), "step");
     assert_eq!(steps.len(), 16, "64 rows, 2 ranks of batch 2");
     eprintln!("tiny training across hosts: {:.1}s", done[0].1);
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use bertfit::data::dataset::{read_with_split_column, Columns};
 
+use super::common::fixtures::{compare_steps, compare_weights, records, run_both};
 use super::common::{dataset, read_json, run_python, temp_dir, tiny_model};
-use super::train::{compare_steps, compare_weights, records, run_both};
 
 /// Movie snippets with a derived label: multi-label sets (sentiment plus length and punctuation
 /// tags; some rows have no tag) or a regression score (signed length).

@@ -8,11 +8,11 @@ use std::path::Path;
 use bertfit::train::precision::{autocast, Precision};
 use tch::{Device, Tensor};
 
+use super::common::fixtures::{compare_steps, compare_weights, records, run_both, subset};
 use super::common::{
     assert_refused, minilm_with_head, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv,
 };
 use super::parity::{parity_texts, write_texts};
-use super::train::{compare_steps, compare_weights, records, run_both, subset};
 
 const RECIPE: &[&str] = &[
     "--optim",

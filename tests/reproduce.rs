@@ -2,8 +2,8 @@
 //! dropout masks included (issue: reproduce the PyTorch loop).
 use std::path::Path;
 
+use super::common::fixtures::{compare_steps, compare_weights, movie_subset, records, run_both};
 use super::common::{minilm, run_python, temp_dir, tiny_model};
-use super::train::{compare_steps, compare_weights, movie_subset, records, run_both};
 
 /// Two shuffled epochs of 20 steps each with dropout on (the second epoch's order is drawn after
 /// the first epoch's dropout: the generator's whole sequence has to match); returns (loss, weight)

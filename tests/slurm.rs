@@ -167,7 +167,7 @@ fn fixture() -> &'static Fixture {
         let dir = common::temp_dir("slurm");
         let model = common::tiny_model(&dir, 2, None, &[]);
         let data = dir.join("data.csv");
-        crate::train::subset("movies", &data, 128, 16);
+        crate::common::fixtures::subset("movies", &data, 128, 16);
         let bin = dir.join("bertfit-first-attempt-pauses");
         let script = format!(
             "#!/bin/bash\n# Pause only on a job's first attempt (SLURM_RESTART_COUNT unset or 0).\n\
@@ -353,14 +353,16 @@ fn assert_trap(log: &Path, forwarded: bool) {
 /// and kept every step of the run once.
 fn assert_resumed_from(out: &Path, step: usize, steps_total: usize) {
     let metrics = out.join("metrics.jsonl");
-    let loads = crate::train::records(&metrics, "checkpoint_load");
+    let loads = crate::common::fixtures::records(&metrics, "checkpoint_load");
     assert!(
         loads.iter().any(|r| r["step"] == step),
         "{}: no checkpoint_load of step {step}: {loads:?}",
         metrics.display()
     );
-    let steps: Vec<u64> =
-        crate::train::records(&metrics, "step").iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> = crate::common::fixtures::records(&metrics, "step")
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
     let want: Vec<u64> = (1..=steps_total as u64).collect();
     assert_eq!(steps, want, "{}: every step once", metrics.display());
 }

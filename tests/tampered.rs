@@ -80,7 +80,7 @@ fn refused(run: &Run, what: &str, (out, ckpt): (PathBuf, PathBuf), needles: &[&s
 
 #[test]
 fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
-    let (dir, model, data) = super::checkpoint::setup("tampered");
+    let (dir, model, data) = super::common::fixtures::resume_fixture("tampered");
     let full = dir.join("full");
     let run = Run { dir: dir.clone(), model, data, full: full.clone() };
     let (code, err) = exec(&args(&run, &full, None));

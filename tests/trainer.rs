@@ -3,8 +3,8 @@
 //! HF's flag names work, and unsupported HF flags are refused by name.
 use std::path::Path;
 
+use super::common::fixtures::{compare_steps, records, run_both, subset};
 use super::common::{minilm_str, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv};
-use super::train::{compare_steps, records, run_both, subset};
 
 /// Steps, rows and validation accuracy of both runs agree; returns the worst relative loss gap.
 fn assert_same_run(reference: &Path, ours: &Path, steps: usize) -> f64 {

@@ -4,6 +4,7 @@
 //! setup.sh's cache paths. A test that needs them fails (it does not skip) when they are missing.
 #![allow(dead_code)]
 pub mod files;
+pub mod fixtures;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

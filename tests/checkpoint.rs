@@ -6,23 +6,15 @@ use std::path::Path;
 use std::process::Command;
 
 use super::common::fixtures::{compare_weights, records, resume_fixture};
-use super::common::{bertfit, read_json, run_bertfit};
+use super::common::{read_json, TrainRun};
+
+/// The resume tests' run: [`TrainRun::new`] on two threads.
+fn run(model: &Path, data: &Path, out: &Path) -> TrainRun {
+    TrainRun::new(model, data, out).flag("--threads", "2")
+}
 
 fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
-    let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend([
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-    ]);
-    args.extend(["--max-length", "48", "--learning-rate", "2e-3", "--seed", "9", "--threads", "2"]);
-    args.extend(extra);
-    let (code, _, err) = run_bertfit(&args);
+    let (code, _, err) = run(model, data, out).append(extra).run();
     (code, err)
 }
 
@@ -76,35 +68,9 @@ fn sigterm_writes_a_checkpoint_and_latest_resumes_to_the_same_end() {
     assert_eq!(code, 0, "{err}");
 
     let cut = dir.join("cut");
-    let mut args: Vec<String> =
-        ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    for a in [
-        "--output-dir",
-        cut.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--learning-rate",
-        "2e-3",
-        "--seed",
-        "9",
-        "--threads",
-        "2",
-        "--prefetch",
-        "1",
-    ] {
-        args.push(a.to_string());
-    }
-    let child = bertfit()
-        .args(&args)
+    let child = run(&model, &data, &cut)
+        .flag("--prefetch", "1")
+        .command()
         .env("BERTFIT_TEST_STEP_PAUSE_MS", "150")
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -655,36 +655,16 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
 /// one process with the combined batch takes too), AdamW at 1e-3, one thread per process; `extra`
 /// appended.
 fn ddp_train_args(model: &Path, data: &Path, out: &Path, batch: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = strings(&[
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        batch,
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--learning-rate",
-        "1e-3",
-        "--optim",
-        "adamw",
-        "--threads",
-        "1",
-        "--ddp-timeout",
-        "120",
-    ]);
-    args.extend(strings(extra));
-    args
+    common::TrainRun::new(model, data, out)
+        .flag("--batch-size", batch)
+        .unset("--seed")
+        .flag("--padding", "longest")
+        .switch("--no-shuffle")
+        .flag("--learning-rate", "1e-3")
+        .flag("--optim", "adamw")
+        .flag("--ddp-timeout", "120")
+        .append(extra)
+        .args()
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -931,30 +911,19 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
     let run = |name: &str, extra: &[&str], launched: bool| -> Vec<serde_json::Value> {
         let out = dir.join(name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertfit"));
-        cmd.args(["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()])
-            .args([
-                "--output-dir",
-                out.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "8",
-            ])
-            .args([
-                "--max-length",
-                "32",
-                "--learning-rate",
-                "1e-3",
-                "--threads",
-                "1",
-                "--save-strategy",
-                "no",
-            ])
-            // In order: a group shards with DistributedSampler, whose shuffle is not RandomSampler's.
-            .arg("--no-shuffle")
-            .args(extra);
+        cmd.args(
+            common::TrainRun::new(&model, &data, &out)
+                .flag("--epochs", "1")
+                .flag("--batch-size", "8")
+                .flag("--max-length", "32")
+                .flag("--learning-rate", "1e-3")
+                .unset("--seed")
+                .flag("--save-strategy", "no")
+                // In order: a group shards with DistributedSampler, whose shuffle is not RandomSampler's.
+                .switch("--no-shuffle")
+                .append(extra)
+                .args(),
+        );
         if launched {
             cmd.env("RANK", "0").env("WORLD_SIZE", "1").env("MASTER_ADDR", "127.0.0.1");
             cmd.env("MASTER_PORT", free_port().to_string());

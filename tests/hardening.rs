@@ -8,9 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes};
-use super::common::{
-    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, tiny_model, write_csv, write_small_csv,
-};
+use super::common::fixtures::small_fixture;
+use super::common::{assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, write_csv, TrainRun};
 
 /// A tiny model folder, a small CSV and a finished run of it, made once and shared (read only).
 struct Fixture {
@@ -23,9 +22,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = temp_dir("hardening_fixture");
-        let model = tiny_model(&dir, 2, None, &[]);
-        let data = dir.join("data.csv");
-        write_small_csv(&data);
+        let (model, data) = small_fixture(&dir);
         let previous = dir.join("previous");
         let out = bertfit().args(train(&model, &data, &previous, &[])).output().unwrap();
         check(&out, "bertfit train (previous run)");
@@ -33,35 +30,9 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// `train` arguments for one short CPU run.
+/// `train` arguments for one short CPU run (two steps); `extra` appended.
 fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--max-length",
-        "16",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--overwrite",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    TrainRun::tiny(model, data, out).flag("--epochs", "1").flag("--max-steps", "2").append(extra).args()
 }
 
 /// A copy of the shared previous run in `dir/out`, for a test to run into.

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes, names, MODEL_FILES};
-use super::common::{bertfit, check, run_python, temp_dir, tiny_model, write_small_csv};
+use super::common::fixtures::small_fixture;
+use super::common::{bertfit, check, run_python, temp_dir, TrainRun};
 use bertfit::train::checkpoint;
 
 /// What a complete checkpoint folder holds.
@@ -36,9 +37,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = temp_dir("lifecycle_fixture");
-        let model = tiny_model(&dir, 2, None, &[]);
-        let data = dir.join("data.csv");
-        write_small_csv(&data);
+        let (model, data) = small_fixture(&dir);
         let base = dir.join("base");
         let args = train_args(&model, &data, &base, &["--max-steps", "1"]);
         check(&bertfit().args(&args).output().unwrap(), "bertfit train (base run)");
@@ -47,37 +46,14 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// `train` arguments for a short CPU run that checkpoints every step.
+/// `train` arguments for a short CPU run that checkpoints every step; `extra` appended.
 fn train_args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "4",
-        "--max-length",
-        "16",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--save-strategy",
-        "steps",
-        "--save-steps",
-        "1",
-        "--overwrite",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    TrainRun::tiny(model, data, out)
+        .flag("--epochs", "3")
+        .flag("--save-strategy", "steps")
+        .flag("--save-steps", "1")
+        .append(extra)
+        .args()
 }
 
 /// The run that continues the base: resumes from checkpoint-1, writes checkpoint-2,

@@ -43,7 +43,7 @@ impl Hosts {
     }
 
     /// Rank `rank` of 2 on host a (rank 0) or b (rank 1): `bertfit args`, torchrun's variables only.
-    fn rank(&self, rank: usize, args: &[&str]) -> Command {
+    fn rank(&self, rank: usize, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
         let mut cmd = Command::new("bash");
         cmd.arg(netns_sh())
             .args(["exec", &self.name, if rank == 0 { "a" } else { "b" }])
@@ -179,29 +179,15 @@ fn tiny() -> &'static (PathBuf, PathBuf) {
 }
 
 /// `bertfit train` flags for a tiny 2-rank run into `out`; `extra` appended.
-fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+fn train_args(out: &Path, extra: &[&str]) -> Vec<String> {
     let (model, data) = tiny();
-    let mut args = vec![
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--batch-size",
-        "2",
-        "--max-length",
-        "32",
-        "--threads",
-        "1",
-        "--logging-steps",
-        "1",
-    ];
-    args.extend_from_slice(extra);
-    args
+    common::TrainRun::bare(model, data, out)
+        .flag("--batch-size", "2")
+        .flag("--max-length", "32")
+        .flag("--threads", "1")
+        .flag("--logging-steps", "1")
+        .append(extra)
+        .args()
 }
 
 /// Debian maps the hostname to 127.0.1.1: PyTorch's choice binds Gloo to loopback and the two hosts

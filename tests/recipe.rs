@@ -10,7 +10,7 @@ use tch::{Device, Tensor};
 
 use super::common::fixtures::{compare_steps, compare_weights, records, run_both, subset};
 use super::common::{
-    assert_refused, minilm_with_head, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv,
+    assert_refused, minilm_with_head, read_json, run_python, temp_dir, tiny_model, write_csv, TrainRun,
 };
 use super::parity::{parity_texts, write_texts};
 
@@ -110,10 +110,7 @@ fn thirty_steps(name: &str, schedule: &str) {
     assert!(weights <= 1e-4, "weights differ by {weights}");
 
     let unfused = dir.join("unfused");
-    let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend(["--output-dir", unfused.to_str().unwrap(), "--device", "cpu", "--no-fused"]);
-    args.extend(&flags);
-    let (code, _, err) = run_bertfit(&args);
+    let (code, _, err) = TrainRun::bare(&model, &data, &unfused).switch("--no-fused").append(&flags).run();
     assert_eq!(code, 0, "{err}");
     let between = compare_weights(&fused.join("model.safetensors"), &unfused.join("model.safetensors"));
     println!("{schedule}: fused vs unfused final weights differ by {between:e}");
@@ -227,28 +224,14 @@ fn early_stopping_ends_after_the_patience_and_keeps_the_best_model() {
     subset("movies", &data, 320, 32);
     let run = |name: &str, extra: &[&str]| {
         let out = dir.join(name);
-        let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-        args.extend([
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--no-shuffle",
-            "--epochs",
-            "3",
-        ]);
-        args.extend([
-            "--max-length",
-            "48",
-            "--learning-rate",
-            "3e-3",
-            "--threads",
-            "2",
-            "--batch-size",
-            "16",
-        ]);
-        args.extend(extra);
-        let (code, _, err) = run_bertfit(&args);
+        let (code, _, err) = TrainRun::new(&model, &data, &out)
+            .switch("--no-shuffle")
+            .flag("--epochs", "3")
+            .flag("--learning-rate", "3e-3")
+            .flag("--threads", "2")
+            .unset("--seed")
+            .append(extra)
+            .run();
         assert_eq!(code, 0, "{err}");
         (out, err)
     };

@@ -13,10 +13,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::common::fixtures::{records, resume_fixture};
-use super::common::{bertfit, read_json, run_bertfit, train_args};
+use super::common::{bertfit, read_json, run_bertfit, TrainRun};
 
 fn args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    train_args(model, data, out, extra)
+    TrainRun::new(model, data, out).extra(extra).args()
 }
 
 fn run_ok(args: &[String]) -> String {
@@ -313,14 +313,9 @@ fn a_folder_whose_name_is_not_utf8_resumes() {
     use std::os::unix::ffi::OsStrExt;
     let (dir, model, data) = resume_fixture("requeue_not_utf8");
     let out = dir.join(std::ffi::OsStr::from_bytes(b"run-\xff"));
-    let placeholder = dir.join("placeholder");
     let flags = ["--save-steps", "5", "--eval-steps", "5", "--load-best-model-at-end"];
     let run = |extra: &[&str]| {
-        let mut a = train_args(&model, &data, &placeholder, &[&flags[..], extra].concat());
-        let at = a.iter().position(|x| x == "--output-dir").unwrap() + 1;
-        let mut cmd = bertfit();
-        cmd.args(&a[..at]).arg(&out).args(a.drain(at + 1..));
-        let o = cmd.output().unwrap();
+        let o = TrainRun::new(&model, &data, &out).extra(&[&flags[..], extra].concat()).output();
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let (code, err) = run(&["--max-steps", "7"]);

@@ -11,7 +11,7 @@ use bertfit::train::verify::MANIFEST;
 use tch::Tensor;
 
 use super::common::files::copy_tree;
-use super::common::{read_json, run_bertfit, train_args};
+use super::common::{read_json, run_bertfit, TrainRun};
 
 struct Run {
     dir: PathBuf,
@@ -26,7 +26,7 @@ fn args(run: &Run, out: &Path, resume: Option<&Path>) -> Vec<String> {
     if let Some(dir) = resume {
         extra.extend(["--resume-from-checkpoint", dir.to_str().unwrap()]);
     }
-    train_args(&run.model, &run.data, out, &extra)
+    TrainRun::new(&run.model, &run.data, out).extra(&extra).args()
 }
 
 /// Runs bertfit with `args`: (exit code, stderr).

@@ -8,7 +8,7 @@ use bertfit::weights::{from_pretrained, resolve, Pretrained};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use super::common::{minilm_with_head, temp_dir, tiny_model};
+use super::common::{minilm_with_head, temp_dir, tiny_model, TrainRun};
 
 const CORES: [AttentionCore; 3] = [AttentionCore::Padded, AttentionCore::PerSequence, AttentionCore::Grouped];
 
@@ -228,31 +228,15 @@ fn with_dropout_unpadded_learns_like_padded() {
     let mut accuracy = Vec::new();
     for unpadded in ["true", "false"] {
         let out = dir.join(format!("unpadded-{unpadded}"));
-        let (code, _, stderr) = super::common::run_bertfit(&[
-            "train",
-            "--model",
-            super::common::minilm_str(),
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--max-train-samples",
-            "640",
-            "--max-eval-samples",
-            "400",
-            "--max-length",
-            "64",
-            "--learning-rate",
-            "5e-5",
-            "--save-strategy",
-            "no",
-            "--device",
-            "cpu",
-            "--unpadded",
-            unpadded,
-            "--output-dir",
-            out.to_str().unwrap(),
-        ]);
+        let (code, _, stderr) = TrainRun::bare(&super::common::minilm(), &data, &out)
+            .flag("--epochs", "1")
+            .flag("--max-train-samples", "640")
+            .flag("--max-eval-samples", "400")
+            .flag("--max-length", "64")
+            .flag("--learning-rate", "5e-5")
+            .flag("--save-strategy", "no")
+            .flag("--unpadded", unpadded)
+            .run();
         assert_eq!(code, 0, "{stderr}");
         let args = super::common::read_json(&out.join("training_args.json"));
         assert_eq!(args["unpadded"], unpadded == "true", "training_args.json records the layout used");
@@ -288,24 +272,12 @@ fn the_cpu_default_is_unpadded_except_when_reproducing_pytorch() {
         [(&[][..], true), (&["--reproduce-pytorch"][..], false), (&["--unpadded", "false"][..], false)]
     {
         let out = dir.join(format!("out{}", extra.len()));
-        let mut args = vec![
-            "train",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--save-strategy",
-            "no",
-            "--overwrite",
-            "--output-dir",
-            out.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        let (code, _, stderr) = super::common::run_bertfit(&args);
+        let (code, _, stderr) = TrainRun::bare(&model, &data, &out)
+            .flag("--epochs", "1")
+            .flag("--save-strategy", "no")
+            .switch("--overwrite")
+            .append(extra)
+            .run();
         assert_eq!(code, 0, "{extra:?}: {stderr}");
         let saved = super::common::read_json(&out.join("training_args.json"));
         assert_eq!(saved["unpadded"], expected, "{extra:?}");

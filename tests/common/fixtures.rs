@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bertfit::data::dataset::{read_with_split_column, Columns};
 use tch::Tensor;
 
-use super::{bertfit, check, dataset, run_python, temp_dir, tiny_model, write_csv};
+use super::{check, dataset, run_python, temp_dir, tiny_model, write_csv, write_small_csv, TrainRun};
 
 /// `n_train` + `n_val` movie snippets as a `text,label,split` CSV, taken evenly through each split
 /// (the file is grouped by sentiment, so a prefix would hold one class).
@@ -42,6 +42,14 @@ pub fn resume_fixture(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, model, data)
 }
 
+/// The tiny model and [`write_small_csv`]'s 12 rows in `dir` (the fault tests' fixture).
+pub fn small_fixture(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = tiny_model(dir, 2, None, &[]);
+    let data = dir.join("data.csv");
+    write_small_csv(&data);
+    (model, data)
+}
+
 pub fn records(path: &Path, kind: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -62,9 +70,8 @@ pub fn run_both(
 ) -> (PathBuf, PathBuf, PathBuf) {
     let ref_metrics = dir.join("reference_metrics.jsonl");
     let ref_weights = dir.join("reference.safetensors");
-    let mut args = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend(flags);
-    let mut py = args.clone();
+    let mut py = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
+    py.extend(flags);
     py.extend([
         "--metrics-out",
         ref_metrics.to_str().unwrap(),
@@ -73,14 +80,12 @@ pub fn run_both(
     ]);
     run_python("reference_train.py", &py);
     let out = dir.join("bertfit_out");
-    let mut rs = vec!["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu", "--overwrite"];
-    rs.extend(args);
-    rs.extend(bertfit_only);
+    let mut run = TrainRun::bare(model, data, &out).switch("--overwrite").append(flags).append(bertfit_only);
     // Parity is with PyTorch's padded layout; the unpadded one has its own tests (tests/unpadded.rs).
     if !bertfit_only.iter().any(|f| f.starts_with("--reproduce-pytorch") || f.starts_with("--unpadded")) {
-        rs.extend(["--unpadded", "false"]);
+        run = run.append(&["--unpadded", "false"]);
     }
-    let result = bertfit().args(&rs).output().expect("spawn bertfit");
+    let result = run.output();
     check(&result, "bertfit train");
     (ref_metrics, out, ref_weights)
 }

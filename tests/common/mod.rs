@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 pub mod files;
 pub mod fixtures;
+pub mod train_run;
+
+pub use train_run::{Flags, TrainRun};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -163,7 +166,11 @@ pub fn write_small_csv(path: &Path) {
 
 /// Runs bertfit and returns (exit code, stdout, stderr).
 pub fn run_bertfit(args: &[&str]) -> (i32, String, String) {
-    let out = bertfit().args(args).output().expect("spawn bertfit");
+    outcome(&bertfit().args(args).output().expect("spawn bertfit"))
+}
+
+/// A finished process as (exit code, or -1 if a signal ended it; stdout; stderr).
+pub fn outcome(out: &Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -216,30 +223,4 @@ pub fn launch_local(nproc: usize, args: &[&str]) -> Output {
         .env_remove("MASTER_PORT")
         .output()
         .expect("spawn launch-local.sh")
-}
-
-/// `bertfit train` of `model` on `data` into `out` on the CPU, as the fault and resume tests run
-/// it: 2 epochs, batch 16, max length 48, lr 2e-3, seed 9, one thread. A flag in `extra` replaces
-/// the default of the same name (bertfit refuses a repeated flag); the rest of `extra` is appended.
-pub fn train_args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let defaults = [
-        ("--output-dir", out.to_str().unwrap()),
-        ("--device", "cpu"),
-        ("--epochs", "2"),
-        ("--batch-size", "16"),
-        ("--max-length", "48"),
-        ("--learning-rate", "2e-3"),
-        ("--seed", "9"),
-        ("--threads", "1"),
-    ];
-    let mut args: Vec<String> =
-        ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    for (flag, value) in defaults.iter().filter(|(f, _)| !extra.contains(f)) {
-        args.extend([flag.to_string(), value.to_string()]);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
 }

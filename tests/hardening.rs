@@ -8,26 +8,17 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes};
-use super::common::fixtures::small_fixture;
-use super::common::{assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, write_csv, TrainRun};
+use super::common::fixtures::{finished_run, FinishedRun};
+use super::common::{
+    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, user_mount_namespaces, write_csv,
+    TrainRun,
+};
 
-/// A tiny model folder, a small CSV and a finished run of it, made once and shared (read only).
-struct Fixture {
-    model: PathBuf,
-    data: PathBuf,
-    previous: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = temp_dir("hardening_fixture");
-        let (model, data) = small_fixture(&dir);
-        let previous = dir.join("previous");
-        let out = bertfit().args(train(&model, &data, &previous, &[])).output().unwrap();
-        check(&out, "bertfit train (previous run)");
-        Fixture { model, data, previous }
-    })
+/// A tiny model folder, a small CSV and a finished run of it (`out`: the previous run), made once
+/// and shared (read only).
+fn fixture() -> &'static FinishedRun {
+    static FIXTURE: OnceLock<FinishedRun> = OnceLock::new();
+    FIXTURE.get_or_init(|| finished_run("hardening_fixture", "previous", |m, d, o| train(m, d, o, &[])))
 }
 
 /// `train` arguments for one short CPU run (two steps); `extra` appended.
@@ -38,7 +29,7 @@ fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
 /// A copy of the shared previous run in `dir/out`, for a test to run into.
 fn previous_run_in(dir: &Path) -> PathBuf {
     let out = dir.join("out");
-    copy_tree(&fixture().previous, &out);
+    copy_tree(&fixture().out, &out);
     out
 }
 
@@ -269,7 +260,7 @@ fn kill_during_final_save_leaves_old_or_new_model() {
     println!("save points: {points:?}");
     assert!(points.len() >= 5 && points.contains(&"before-swap".to_string()), "{points:?}");
     let new = model_hashes(&reference);
-    let old = model_hashes(&fixture().previous);
+    let old = model_hashes(&fixture().out);
     assert_eq!(new.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>());
     assert_ne!(new["model.safetensors"], old["model.safetensors"], "the new run must change the weights");
 
@@ -334,9 +325,7 @@ fn injected_write_failure_keeps_previous_model() {
 /// (about 4 MB), so the new model.safetensors cannot fit.
 #[test]
 fn full_tmpfs_keeps_previous_model() {
-    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
+    if !user_mount_namespaces() {
         return;
     }
     let dir = temp_dir("hardening_tmpfs");
@@ -361,7 +350,7 @@ fn full_tmpfs_keeps_previous_model() {
     let out = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"])
         .arg(&mnt)
-        .arg(&f.previous)
+        .arg(&f.out)
         .arg(env!("CARGO_BIN_EXE_bertfit"))
         .args(&args)
         .output()

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes, names, MODEL_FILES};
-use super::common::fixtures::small_fixture;
-use super::common::{bertfit, check, run_python, temp_dir, TrainRun};
+use super::common::fixtures::{finished_run, FinishedRun};
+use super::common::{bertfit, check, run_python, temp_dir, user_mount_namespaces, TrainRun};
 use bertfit::train::checkpoint;
 
 /// What a complete checkpoint folder holds.
@@ -25,24 +25,15 @@ const CHECKPOINT_FILES: &[&str] = &[
     "training_state.safetensors",
 ];
 
-/// A tiny model, a small CSV, and a finished run of it that saved `checkpoint-1`
-/// (`--save-steps 1 --max-steps 1`), made once and shared (read only).
-struct Fixture {
-    model: PathBuf,
-    data: PathBuf,
-    base: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+/// A tiny model, a small CSV, and a finished run of it (`out`: the base run) that saved
+/// `checkpoint-1` (`--save-steps 1 --max-steps 1`), made once and shared (read only).
+fn fixture() -> &'static FinishedRun {
+    static FIXTURE: OnceLock<FinishedRun> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = temp_dir("lifecycle_fixture");
-        let (model, data) = small_fixture(&dir);
-        let base = dir.join("base");
-        let args = train_args(&model, &data, &base, &["--max-steps", "1"]);
-        check(&bertfit().args(&args).output().unwrap(), "bertfit train (base run)");
-        assert_eq!(names(&base).iter().filter(|n| n.starts_with("checkpoint-")).count(), 1);
-        Fixture { model, data, base }
+        let f =
+            finished_run("lifecycle_fixture", "base", |m, d, o| train_args(m, d, o, &["--max-steps", "1"]));
+        assert_eq!(names(&f.out).iter().filter(|n| n.starts_with("checkpoint-")).count(), 1);
+        f
     })
 }
 
@@ -69,7 +60,7 @@ fn resume_args(out: &Path, extra: &[&str]) -> Vec<String> {
 fn base_in(dir: &Path) -> PathBuf {
     let out = dir.join("out");
     let _ = std::fs::remove_dir_all(&out);
-    copy_tree(&fixture().base, &out);
+    copy_tree(&fixture().out, &out);
     out
 }
 
@@ -286,14 +277,12 @@ fn a_write_error_in_a_checkpoint_names_the_file_and_keeps_the_previous_one() {
 /// run as root here, and root ignores a chmod'ed folder: a read-only mount refuses root too.)
 #[test]
 fn a_full_disk_or_read_only_folder_during_a_checkpoint_keeps_the_previous_one() {
-    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
+    if !user_mount_namespaces() {
         return;
     }
     let dir = temp_dir("lifecycle_tmpfs");
-    let base_mb = checkpoint::size_of(&fixture().base).div_ceil(1 << 20);
-    let ckpt_mb = checkpoint::size_of(&fixture().base.join("checkpoint-1")).div_ceil(1 << 20);
+    let base_mb = checkpoint::size_of(&fixture().out).div_ceil(1 << 20);
+    let ckpt_mb = checkpoint::size_of(&fixture().out.join("checkpoint-1")).div_ceil(1 << 20);
     // Room for the base and a few MB more, not for a whole further checkpoint.
     let size = format!("{}m", base_mb + ckpt_mb / 2);
     for mode in ["full", "read-only"] {
@@ -322,7 +311,7 @@ fn a_full_disk_or_read_only_folder_during_a_checkpoint_keeps_the_previous_one() 
         let run = Command::new("unshare")
             .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", mode, &size])
             .arg(&mnt)
-            .arg(&fixture().base)
+            .arg(&fixture().out)
             .arg(env!("CARGO_BIN_EXE_bertfit"))
             .args(resume_args(&out, &[]))
             .output()
@@ -424,7 +413,7 @@ fn a_second_signal_during_the_save_quits_at_once_leaving_old_or_new_files() {
     assert_eq!(code, Some(130), "{err}");
     println!("save points after one SIGTERM: {points:?}");
     let new_model = model_hashes(&out);
-    let old_model = model_hashes(&fixture().base);
+    let old_model = model_hashes(&fixture().out);
     assert_ne!(new_model["model.safetensors"], old_model["model.safetensors"]);
     assert_checkpoints_complete(&out, "one signal");
     let swaps: Vec<usize> =

@@ -10,24 +10,17 @@ use tch::{Device, Tensor};
 
 use super::common::fixtures::{compare_steps, compare_weights, records, run_both, subset};
 use super::common::{
-    assert_refused, minilm_with_head, read_json, run_python, temp_dir, tiny_model, write_csv, TrainRun,
+    assert_refused, minilm_with_head, read_json, run_python, temp_dir, tiny_model, write_csv, Flags, TrainRun,
 };
 use super::parity::{parity_texts, write_texts};
 
-const RECIPE: &[&str] = &[
-    "--optim",
-    "adamw",
-    "--weight-decay",
-    "0.01",
-    "--lr-scheduler-type",
-    "linear",
-    "--warmup-steps",
-    "4",
-    "--gradient-accumulation-steps",
-    "2",
-    "--max-grad-norm",
-    "1.0",
-];
+/// HF's recipe: AdamW with weight decay, a linear schedule with 4 warmup steps, 2 accumulation
+/// steps, clipping at 1.0.
+fn recipe(flags: Flags) -> Flags {
+    let flags = flags.flag("--optim", "adamw").flag("--weight-decay", "0.01");
+    let flags = flags.flag("--lr-scheduler-type", "linear").flag("--warmup-steps", "4");
+    flags.flag("--gradient-accumulation-steps", "2").flag("--max-grad-norm", "1.0")
+}
 
 /// Every step's rows and loss agree; returns the worst relative loss difference.
 fn same_steps(reference: &Path, ours: &Path, steps: usize, tolerance: f64) -> f64 {
@@ -47,25 +40,8 @@ fn reproduce_pytorch_with_the_full_recipe_dropout_and_shuffling() {
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 320, 48);
-    let mut flags = vec![
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--seed",
-        "21",
-        "--learning-rate",
-        "2e-3",
-        "--threads",
-        "2",
-        "--label-smoothing",
-        "0.1",
-    ];
-    flags.extend(RECIPE);
+    let flags = Flags::parity().flag("--epochs", "2").flag("--seed", "21").flag("--learning-rate", "2e-3");
+    let flags = recipe(flags.flag("--label-smoothing", "0.1"));
     let (reference, out, ref_weights) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
     let worst = same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-4);
     for (a, b) in records(&reference, "epoch").iter().zip(records(&out.join("metrics.jsonl"), "epoch")) {
@@ -83,26 +59,9 @@ fn thirty_steps(name: &str, schedule: &str) {
     let model = tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 960, 16);
-    let mut flags = vec![
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--seed",
-        "4",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-    ];
-    flags.extend(RECIPE);
-    let i = flags.iter().position(|f| *f == "linear").unwrap();
-    flags[i] = schedule;
+    let flags = Flags::parity().flag("--epochs", "1").switch("--no-shuffle");
+    let flags = recipe(flags.flag("--seed", "4").flag("--learning-rate", "1e-3"));
+    let flags = flags.flag("--lr-scheduler-type", schedule);
     let (reference, fused, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     let worst = same_steps(&reference, &fused.join("metrics.jsonl"), 30, 1e-4);
     let weights = compare_weights(&ref_weights, &fused.join("model.safetensors"));
@@ -110,7 +69,8 @@ fn thirty_steps(name: &str, schedule: &str) {
     assert!(weights <= 1e-4, "weights differ by {weights}");
 
     let unfused = dir.join("unfused");
-    let (code, _, err) = TrainRun::bare(&model, &data, &unfused).switch("--no-fused").append(&flags).run();
+    let (code, _, err) =
+        TrainRun::bare(&model, &data, &unfused).switch("--no-fused").append(&flags.args()).run();
     assert_eq!(code, 0, "{err}");
     let between = compare_weights(&fused.join("model.safetensors"), &unfused.join("model.safetensors"));
     println!("{schedule}: fused vs unfused final weights differ by {between:e}");
@@ -133,27 +93,9 @@ fn low_precision_steps(name: &str, precision: &str) {
     let model = tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 320, 32);
-    let flags = [
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--seed",
-        "8",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-        "--optim",
-        "adamw",
-        "--precision",
-        precision,
-    ];
+    let flags = Flags::parity().flag("--epochs", "1").switch("--no-shuffle");
+    let flags = flags.flag("--seed", "8").flag("--learning-rate", "1e-3");
+    let flags = flags.flag("--optim", "adamw").flag("--precision", precision);
     let (reference, out, _) = run_both(&dir, &model, &data, &flags, &[]);
     let worst = same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-2);
     println!("{precision}: 20 steps, max relative loss difference {worst:e} (bound 1e-2)");

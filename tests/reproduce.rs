@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::common::fixtures::{compare_steps, compare_weights, movie_subset, records, run_both};
-use super::common::{minilm, run_python, temp_dir, tiny_model};
+use super::common::{minilm, run_python, temp_dir, tiny_model, Flags};
 
 /// Two shuffled epochs of 20 steps each with dropout on (the second epoch's order is drawn after
 /// the first epoch's dropout: the generator's whole sequence has to match); returns (loss, weight)
@@ -11,22 +11,8 @@ use super::common::{minilm, run_python, temp_dir, tiny_model};
 fn same_run(dir: &Path, model: &Path, seed: &str, lr: &str) -> (f64, f64) {
     let data = dir.join("data.csv");
     movie_subset(&data, 320, 64);
-    let flags = [
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "64",
-        "--padding",
-        "longest",
-        "--threads",
-        "2",
-        "--seed",
-        seed,
-        "--learning-rate",
-        lr,
-    ];
+    let flags = Flags::parity().flag("--epochs", "2").flag("--max-length", "64");
+    let flags = flags.flag("--seed", seed).flag("--learning-rate", lr);
     let (ref_metrics, out, ref_weights) = run_both(dir, model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert_eq!(records(&ref_metrics, "step").len(), 40, "two epochs of 20 steps");
@@ -67,29 +53,16 @@ fn one_random_call_out_of_order_diverges() {
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
     movie_subset(&data, 160, 16);
-    let flags = [
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "64",
-        "--padding",
-        "longest",
-        "--seed",
-        "5",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-    ];
+    let flags = Flags::parity().flag("--epochs", "1").flag("--max-length", "64");
+    let flags = flags.flag("--seed", "5").flag("--learning-rate", "1e-3");
     let (ref_metrics, out, _) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert!(compare_steps(&ref_metrics, &ours) <= 1e-4, "the unshifted runs must agree");
 
     let shifted = dir.join("shifted.jsonl");
     let mut args = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend(flags);
+    let flags = flags.args();
+    args.extend(flags.iter().map(String::as_str));
     args.extend(["--metrics-out", shifted.to_str().unwrap(), "--extra-random-draw"]);
     run_python("reference_train.py", &args);
     let (x, y) = (records(&ours, "step"), records(&shifted, "step"));

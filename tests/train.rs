@@ -1,22 +1,14 @@
 //! Training parity: bertfit and `scripts/reference_train.py` (PyTorch) on identical work give the
 //! same per-step losses and final weights; the saved folder loads in transformers with equal logits.
 use super::common::fixtures::{compare_steps, compare_weights, movie_subset, records, run_both};
-use super::common::{minilm_with_head, read_json, temp_dir, tiny_model};
+use super::common::{minilm_with_head, read_json, temp_dir, tiny_model, Flags};
 use super::parity::max_logit_difference;
 
-const FLAGS: &[&str] = &[
-    "--epochs",
-    "1",
-    "--batch-size",
-    "16",
-    "--max-length",
-    "64",
-    "--padding",
-    "longest",
-    "--no-shuffle",
-    "--threads",
-    "2",
-];
+/// One epoch in file order at max length 64, with `lr` and `seed`.
+fn flags(lr: &str, seed: &str) -> Flags {
+    let flags = Flags::parity().flag("--epochs", "1").flag("--max-length", "64").switch("--no-shuffle");
+    flags.flag("--learning-rate", lr).flag("--seed", seed)
+}
 
 #[test]
 fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
@@ -24,9 +16,7 @@ fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
     let model = tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     movie_subset(&data, 480, 40);
-    let mut flags = FLAGS.to_vec();
-    flags.extend(["--learning-rate", "1e-3", "--seed", "7"]);
-    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
+    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags("1e-3", "7"), &[]);
     let steps = compare_steps(&ref_metrics, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
     println!("random config: max relative loss difference {steps:e}, max weight difference {weights:e}");
@@ -50,9 +40,7 @@ fn minilm_30_steps_equal_pytorch() {
     let model = minilm_with_head(&dir, 2, 2, Some(0.0));
     let data = dir.join("data.csv");
     movie_subset(&data, 480, 16);
-    let mut flags = FLAGS.to_vec();
-    flags.extend(["--learning-rate", "5e-5", "--seed", "3"]);
-    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
+    let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags("5e-5", "3"), &[]);
     let steps = compare_steps(&ref_metrics, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
     println!("MiniLM: max relative loss difference {steps:e}, max weight difference {weights:e}");

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use bertfit::data::dataset::{read_with_split_column, Columns};
 use tch::Tensor;
 
-use super::{check, dataset, run_python, temp_dir, tiny_model, write_csv, write_small_csv, TrainRun};
+use super::{
+    bertfit, check, dataset, run_python, temp_dir, tiny_model, write_csv, write_small_csv, Flags, TrainRun,
+};
 
 /// `n_train` + `n_val` movie snippets as a `text,label,split` CSV, taken evenly through each split
 /// (the file is grouped by sentiment, so a prefix would hold one class).
@@ -42,12 +44,30 @@ pub fn resume_fixture(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, model, data)
 }
 
-/// The tiny model and [`write_small_csv`]'s 12 rows in `dir` (the fault tests' fixture).
-pub fn small_fixture(dir: &Path) -> (PathBuf, PathBuf) {
-    let model = tiny_model(dir, 2, None, &[]);
+/// The fault tests' shared fixture: a tiny model, [`write_small_csv`]'s 12 rows, and a finished
+/// run of them into `run` (the arguments `args` gives for model, data and output folder).
+pub struct FinishedRun {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+}
+
+/// Makes a [`FinishedRun`] in a fresh `name` folder; panics if the run fails.
+pub fn finished_run(
+    name: &str,
+    run: &str,
+    args: impl FnOnce(&Path, &Path, &Path) -> Vec<String>,
+) -> FinishedRun {
+    let dir = temp_dir(name);
+    let model = tiny_model(&dir, 2, None, &[]);
     let data = dir.join("data.csv");
     write_small_csv(&data);
-    (model, data)
+    let out = dir.join(run);
+    check(
+        &bertfit().args(args(&model, &data, &out)).output().unwrap(),
+        &format!("bertfit train ({run} run)"),
+    );
+    FinishedRun { model, data, out }
 }
 
 pub fn records(path: &Path, kind: &str) -> Vec<serde_json::Value> {
@@ -65,13 +85,14 @@ pub fn run_both(
     dir: &Path,
     model: &Path,
     data: &Path,
-    flags: &[&str],
+    flags: &Flags,
     bertfit_only: &[&str],
 ) -> (PathBuf, PathBuf, PathBuf) {
     let ref_metrics = dir.join("reference_metrics.jsonl");
     let ref_weights = dir.join("reference.safetensors");
     let mut py = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    py.extend(flags);
+    let flags = flags.args();
+    py.extend(flags.iter().map(String::as_str));
     py.extend([
         "--metrics-out",
         ref_metrics.to_str().unwrap(),
@@ -80,7 +101,7 @@ pub fn run_both(
     ]);
     run_python("reference_train.py", &py);
     let out = dir.join("bertfit_out");
-    let mut run = TrainRun::bare(model, data, &out).switch("--overwrite").append(flags).append(bertfit_only);
+    let mut run = TrainRun::bare(model, data, &out).switch("--overwrite").append(&flags).append(bertfit_only);
     // Parity is with PyTorch's padded layout; the unpadded one has its own tests (tests/unpadded.rs).
     if !bertfit_only.iter().any(|f| f.starts_with("--reproduce-pytorch") || f.starts_with("--unpadded")) {
         run = run.append(&["--unpadded", "false"]);

@@ -224,3 +224,14 @@ pub fn launch_local(nproc: usize, args: &[&str]) -> Output {
         .output()
         .expect("spawn launch-local.sh")
 }
+
+/// Whether `unshare --user --map-root-user --mount` works here (the real full-disk and read-only
+/// tests mount a tmpfs in one); says so on stderr when it does not.
+pub fn user_mount_namespaces() -> bool {
+    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
+    let works = probe.is_ok_and(|o| o.status.success());
+    if !works {
+        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
+    }
+    works
+}

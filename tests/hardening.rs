@@ -2,7 +2,6 @@
 //! row) named, a non-zero exit and no panic, and the previous run in the output folder is left as
 //! it was (hashed before and after). A final save killed at any point, or failing on a full disk,
 //! leaves the complete old model or the complete new one, and transformers loads it.
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -10,8 +9,8 @@ use std::sync::OnceLock;
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes};
 use super::common::fixtures::{finished_run, FinishedRun};
 use super::common::{
-    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, user_mount_namespaces, write_csv,
-    TrainRun,
+    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, user_mount_namespaces,
+    watch_save_points, write_csv, TrainRun,
 };
 
 /// A tiny model folder, a small CSV and a finished run of it (`out`: the previous run), made once
@@ -219,29 +218,15 @@ fn bad_token_cache_entries_are_rebuilt_not_used() {
 /// reaches `kill_at`, or lets it finish when `None`. Returns the save points it announced.
 fn run_until(out: &Path, extra: &[&str], kill_at: Option<&str>) -> Vec<String> {
     let f = fixture();
-    let mut child = bertfit()
+    let child = bertfit()
         .args(train(&f.model, &f.data, out, extra))
         .env("BERTFIT_TEST_SAVE_PAUSE_MS", if kill_at.is_some() { "1500" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut points = Vec::new();
-    let mut log = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
-            points.push(point.to_string());
-            if Some(point) == kill_at {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    let status = child.wait().unwrap();
+    let (points, log, status) =
+        watch_save_points(child, |points| points.last().map(String::as_str) == kill_at);
     if kill_at.is_none() {
         assert!(status.success(), "{log}");
     } else {

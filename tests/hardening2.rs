@@ -528,6 +528,11 @@ fn predict_into_a_missing_folder_names_the_folder() {
     assert!(!err.contains("bertfit-partial"), "names the partial file:\n{err}");
 }
 
+/// `evaluate` of the shared model on `data` on the CPU, results into `out`.
+fn evaluate_args<'a>(data: &'a Path, out: &'a Path) -> [&'a str; 9] {
+    ["evaluate", "--model", s(model()), "--data", s(data), "--device", "cpu", "--output-dir", s(out)]
+}
+
 #[test]
 fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     let dir = temp_dir("hardening2_evaluate");
@@ -540,17 +545,7 @@ fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     let old_all = "{\"eval_accuracy\": 0.123, \"eval_loss\": 9.0, \"train_loss\": 1.5}";
     std::fs::write(results.join("eval_results.json"), old_eval).unwrap();
     std::fs::write(results.join("all_results.json"), old_all).unwrap();
-    let args = [
-        "evaluate",
-        "--model",
-        s(model()),
-        "--data",
-        s(&data),
-        "--device",
-        "cpu",
-        "--output-dir",
-        s(&results),
-    ];
+    let args = evaluate_args(&data, &results);
     assert_refused(
         &args,
         &[
@@ -580,17 +575,7 @@ fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     }
     // An empty folder needs no --overwrite.
     let fresh = dir.join("fresh");
-    let (code, _, err) = run_bertfit(&[
-        "evaluate",
-        "--model",
-        s(model()),
-        "--data",
-        s(&data),
-        "--device",
-        "cpu",
-        "--output-dir",
-        s(&fresh),
-    ]);
+    let (code, _, err) = run_bertfit(&evaluate_args(&data, &fresh));
     assert_eq!(code, 0, "{err}");
     assert!(fresh.join("eval_results.json").is_file());
 }

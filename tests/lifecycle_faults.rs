@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes, names, MODEL_FILES};
 use super::common::fixtures::{finished_run, FinishedRun};
-use super::common::{bertfit, check, run_python, temp_dir, user_mount_namespaces, TrainRun};
+use super::common::{
+    bertfit, check, run_python, temp_dir, user_mount_namespaces, watch_save_points, TrainRun,
+};
 use bertfit::train::checkpoint;
 
 /// What a complete checkpoint folder holds.
@@ -127,28 +129,14 @@ const PAUSE_MS: &str = "3000";
 /// finish when `None`). Returns the points it announced and its stderr.
 fn kill_at(args: &[String], nth: Option<usize>) -> (Vec<String>, String) {
     let at = nth.map(|n| n.to_string()).unwrap_or_default();
-    let mut child = match nth {
+    let child = match nth {
         // A long pause at that one point only: the kill lands there even on a loaded machine.
         Some(_) => {
             spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", PAUSE_MS), ("BERTFIT_TEST_SAVE_PAUSE_AT", &at)])
         }
         None => spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", "0")]),
     };
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut points, mut log) = (Vec::new(), String::new());
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
-            points.push(point.to_string());
-            if Some(points.len() - 1) == nth {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    let status = child.wait().unwrap();
+    let (points, log, status) = watch_save_points(child, |points| Some(points.len() - 1) == nth);
     match nth {
         None => assert!(status.success(), "{log}"),
         Some(n) => assert_eq!(points.len(), n + 1, "never reached save point {n}:\n{log}"),

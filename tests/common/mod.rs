@@ -235,3 +235,29 @@ pub fn user_mount_namespaces() -> bool {
     }
     works
 }
+
+/// Reads a running bertfit's stderr (piped) for the save points its test hook announces
+/// (`bertfit-test: save point NAME`), SIGKILLs it as soon as `kill_when(points so far)` holds, and
+/// waits for it. Returns (the points, its stderr up to then, its exit status).
+pub fn watch_save_points(
+    mut child: std::process::Child,
+    kill_when: impl Fn(&[String]) -> bool,
+) -> (Vec<String>, String, std::process::ExitStatus) {
+    use std::io::{BufRead, BufReader};
+    let stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let (mut points, mut log) = (Vec::new(), String::new());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
+            points.push(point.to_string());
+            if kill_when(&points) {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    (points, log, status)
+}

@@ -152,7 +152,6 @@ fn padding_and_length_grouping_change_no_per_example_logit() {
             worst = worst.max((p - &other[row]).abs().max().double_value(&[]));
         }
     }
-    println!("max per-example |logit difference| across paddings and grouping: {worst:e}");
     assert_eq!(padded.len(), n);
     assert!(worst <= 1e-5, "per-example logits differ by {worst}");
 }

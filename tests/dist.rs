@@ -186,7 +186,6 @@ fn kill_one(victim: usize) {
     assert!(took < Duration::from_secs(60), "the survivor took {took:?}");
     assert!(f.stderr.contains(&format!("lost rank {victim}")), "{}", f.stderr);
     assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
-    eprintln!("rank {} noticed in {took:?}: {}", 1 - victim, f.stderr.trim());
 }
 
 #[test]
@@ -619,7 +618,6 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     let out = Command::new(env!("CARGO_BIN_EXE_bertfit")).args(flags(&one, "16")).output().unwrap();
     common::check(&out, "one process, batch 16");
     let two = dir.join("two");
-    let started = Instant::now();
     let out = Command::new("bash")
         .arg(script("launch-local.sh"))
         .arg("2")
@@ -630,7 +628,6 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
         .output()
         .unwrap();
     common::check(&out, "launch-local.sh 2, batch 8 each");
-    println!("2 processes took {:.1} s", started.elapsed().as_secs_f64());
     let (a, b) = (one.join("metrics.jsonl"), two.join("metrics.jsonl"));
     let (ra, rb) =
         (crate::common::fixtures::records(&a, "step"), crate::common::fixtures::records(&b, "step"));
@@ -645,7 +642,6 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
         &one.join("model.safetensors"),
         &two.join("model.safetensors"),
     );
-    println!("2 x batch 8 vs 1 x batch 16: max relative loss difference {worst:e}, weights {weights:e}");
     assert!(worst <= 1e-5, "losses differ by {worst}");
     assert!(weights <= 1e-5, "weights differ by {weights}");
 }
@@ -738,16 +734,12 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
             .chain(crate::common::fixtures::records(&metrics, "epoch"))
             .collect::<Vec<_>>()
     };
-    let started = Instant::now();
     let theirs = reference("reference.jsonl", &[]);
-    println!("torchrun, 2 processes: {:.1} s", started.elapsed().as_secs_f64());
     let out = dir.join("bertfit");
     let mut ours = strings(&["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu"]);
     ours.extend(strings(&flags));
     ours.extend(strings(&["--reproduce-pytorch", "--ddp_backend", "gloo", "--ddp-timeout", "120"]));
-    let started = Instant::now();
     common::check(&common::launch_local(2, &as_str(&ours)), "launch-local.sh 2 -- train --reproduce-pytorch");
-    println!("bertfit, 2 processes: {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(common::read_json(&out.join("training_args.json"))["ddp_backend"], "gloo");
 
     let metrics = out.join("metrics.jsonl");
@@ -766,7 +758,6 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         assert_eq!(x["rows"], y["rows"], "step {}: rank 0's rows", x["step"]);
         assert_ne!(rx[0], rx[1], "step {}: both ranks took the same rows", x["step"]);
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
-        println!("step {:>2}  pytorch {lx:.8}  bertfit {ly:.8}  rows {rx:?}", x["step"]);
         worst = worst.max((lx - ly).abs() / lx.abs());
     }
     // Shuffled: the epochs' first steps differ.
@@ -782,7 +773,6 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         assert!((vx - vy).abs() <= 1e-4 * vx.abs(), "epoch {} validation loss {vx} vs {vy}", x["epoch"]);
         assert!(y["allreduce_seconds"].as_f64().unwrap() > 0.0, "{y}");
     }
-    println!("2 processes, bertfit vs PyTorch DDP: max relative step-loss difference {worst:e}");
     assert!(worst <= 1e-4, "losses differ by {worst} relative");
 
     let shifted = reference("reference_extra_draw.jsonl", &["--extra-random-draw"]);
@@ -793,7 +783,6 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         apart = apart.max((lx - ly).abs() / lx.abs());
     }
-    println!("negative control (one extra draw): max relative step-loss difference {apart:e}");
     assert!(apart > 1e-3, "dropout masks do not show in the losses ({apart})");
 }
 
@@ -876,9 +865,6 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         worst = worst.max((lx - ly).abs() / lx.abs());
     }
-    println!(
-        "epoch 2 resumed on 1 x batch 8 vs uninterrupted 2 x batch 4: max relative loss difference {worst:e}"
-    );
     assert!(worst <= 1e-5, "losses differ by {worst}");
 
     // Mid-epoch: a 1-process checkpoint after 3 of 32 steps, resumed by 2 ranks.
@@ -947,7 +933,6 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
     assert_eq!(losses(&plain).len(), 6);
     assert_eq!(losses(&plain), losses(&unnamed));
     assert_eq!(losses(&plain), losses(&joined), "averaging over a group of one changed the losses");
-    println!("world of one over gloo: all-reduce {:.4} s in the epoch", seconds.unwrap_or_default());
 }
 
 /// A mistyped WORLD_SIZE (2^40, 2^64 - 1) is refused at once naming the variable and the limit;

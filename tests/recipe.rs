@@ -48,8 +48,7 @@ fn reproduce_pytorch_with_the_full_recipe_dropout_and_shuffling() {
         assert_eq!(a["val_accuracy"], b["val_accuracy"], "epoch {}", a["epoch"]);
     }
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
-    println!("full recipe, dropout, shuffling: max relative loss difference {worst:e}, weights {weights:e}");
-    assert!(weights <= 1e-4);
+    assert!(weights <= 1e-4, "weights differ by {weights} (losses by {worst:e} relative)");
 }
 
 /// 30 optimizer steps without dropout against HF's model with torch.optim.AdamW (HF's decay groups)
@@ -65,15 +64,13 @@ fn thirty_steps(name: &str, schedule: &str) {
     let (reference, fused, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     let worst = same_steps(&reference, &fused.join("metrics.jsonl"), 30, 1e-4);
     let weights = compare_weights(&ref_weights, &fused.join("model.safetensors"));
-    println!("{schedule}: 30 steps, max relative loss difference {worst:e}, weights {weights:e}");
-    assert!(weights <= 1e-4, "weights differ by {weights}");
+    assert!(weights <= 1e-4, "{schedule}: weights differ by {weights} (losses by {worst:e} relative)");
 
     let unfused = dir.join("unfused");
     let (code, _, err) =
         TrainRun::bare(&model, &data, &unfused).switch("--no-fused").append(&flags.args()).run();
     assert_eq!(code, 0, "{err}");
     let between = compare_weights(&fused.join("model.safetensors"), &unfused.join("model.safetensors"));
-    println!("{schedule}: fused vs unfused final weights differ by {between:e}");
     assert!(between <= 1e-5, "fused and unfused differ by {between}");
 }
 
@@ -97,8 +94,7 @@ fn low_precision_steps(name: &str, precision: &str) {
     let flags = flags.flag("--seed", "8").flag("--learning-rate", "1e-3");
     let flags = flags.flag("--optim", "adamw").flag("--precision", precision);
     let (reference, out, _) = run_both(&dir, &model, &data, &flags, &[]);
-    let worst = same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-2);
-    println!("{precision}: 20 steps, max relative loss difference {worst:e} (bound 1e-2)");
+    same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-2);
     if precision == "fp16" {
         for (a, b) in records(&reference, "step").iter().zip(records(&out.join("metrics.jsonl"), "step")) {
             assert_eq!(a["skipped"], b["skipped"], "step {} skip", a["step"]);
@@ -149,7 +145,6 @@ fn autocast_logits_are_within_pytorchs_own_low_precision_error() {
         let theirs = &hf[&format!("logits_{name}")];
         let pytorch_own = (theirs - &hf["logits"]).abs().max().double_value(&[]);
         let ours_vs_theirs = (&ours - theirs).abs().max().double_value(&[]);
-        println!("{name}: |bertfit - pytorch| {ours_vs_theirs:e}; pytorch {name} vs fp32 {pytorch_own:e}");
         assert!(ours_vs_theirs <= pytorch_own.max(1e-6), "{name}: {ours_vs_theirs} > {pytorch_own}");
     }
 }
@@ -208,8 +203,10 @@ fn early_stopping_ends_after_the_patience_and_keeps_the_best_model() {
     // The saved model is the best step's: the same as a run stopped there.
     let (at_best, _) = run("at_best", &["--max-steps", &best_step.to_string()]);
     let diff = compare_weights(&at_best.join("model.safetensors"), &stopped.join("model.safetensors"));
-    println!("early stop at step {stop_at}, best step {best_step}: saved weights differ by {diff:e}");
-    assert_eq!(diff, 0.0, "the saved model is not the best one");
+    assert_eq!(
+        diff, 0.0,
+        "the saved model is not the best one (stopped at step {stop_at}, best step {best_step})"
+    );
     let results = read_json(&stopped.join("eval_results.json"));
     assert_eq!(results["eval_loss"].as_f64().unwrap(), best, "eval_results.json describes the kept model");
 }

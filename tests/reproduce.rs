@@ -28,7 +28,6 @@ fn same_run(dir: &Path, model: &Path, seed: &str, lr: &str) -> (f64, f64) {
 fn minilm_with_dropout_and_shuffling_is_pytorchs_run() {
     let dir = temp_dir("reproduce_minilm");
     let (steps, weights) = same_run(&dir, &minilm(), "1234", "2e-5");
-    println!("MiniLM, seed 1234: max relative loss difference {steps:e}, max weight difference {weights:e}");
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
 }
@@ -38,9 +37,6 @@ fn random_config_other_seed_is_pytorchs_run() {
     let dir = temp_dir("reproduce_random");
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let (steps, weights) = same_run(&dir, &model, "987", "1e-3");
-    println!(
-        "random config, seed 987: max relative loss difference {steps:e}, max weight difference {weights:e}"
-    );
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
 }
@@ -78,7 +74,6 @@ fn one_random_call_out_of_order_diverges() {
         })
         .count();
     let other_rows = x.iter().zip(&y).filter(|(p, q)| p["rows"] != q["rows"]).count();
-    println!("shifted reference: {off} of {} steps outside 1e-4, {other_rows} with other rows", x.len());
     assert!(off * 10 >= x.len() * 8, "only {off} of {} steps diverged", x.len());
     assert!(other_rows * 10 >= x.len() * 8, "only {other_rows} of {} batches differ", x.len());
 }

@@ -19,7 +19,6 @@ fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
     let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags("1e-3", "7"), &[]);
     let steps = compare_steps(&ref_metrics, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
-    println!("random config: max relative loss difference {steps:e}, max weight difference {weights:e}");
     assert_eq!(records(&ref_metrics, "step").len(), 30);
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
@@ -30,7 +29,6 @@ fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
     assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
     let texts: Vec<String> = super::parity::parity_texts(12);
     let diff = max_logit_difference(&out, &texts, 64);
-    println!("round trip: max |logit difference| {diff:e}");
     assert!(diff <= 1e-5, "reloaded logits differ by {diff}");
 }
 
@@ -43,7 +41,6 @@ fn minilm_30_steps_equal_pytorch() {
     let (ref_metrics, out, ref_weights) = run_both(&dir, &model, &data, &flags("5e-5", "3"), &[]);
     let steps = compare_steps(&ref_metrics, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
-    println!("MiniLM: max relative loss difference {steps:e}, max weight difference {weights:e}");
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
 }

@@ -119,7 +119,6 @@ pub fn compare_steps(reference: &Path, ours: &Path) -> f64 {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x["rows"], y["rows"], "step {} used different examples", x["step"]);
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
-        println!("step {:>3}  pytorch {lx:.8}  bertfit {ly:.8}", x["step"]);
         worst = worst.max((lx - ly).abs() / lx.abs().max(1e-12));
     }
     worst

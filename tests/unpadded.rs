@@ -67,7 +67,6 @@ fn assert_logits_equal(model: &BertForSequenceClassification, name: &str) {
         for core in CORES {
             let unpadded = tch::no_grad(|| model.forward_packed_t(&b.ids, &b.types, &packing, core, false));
             let diff = max_abs(&padded, &unpadded);
-            println!("{name}, {what}, {core:?}: max |Δlogit| = {diff:e}");
             assert!(diff <= 1e-5, "{name}, {what}, {core:?}: logits differ by {diff}");
         }
         let default = tch::no_grad(|| model.forward_unpadded_t(&b.ids, &b.mask, &b.types, false));
@@ -164,11 +163,6 @@ fn thirty_adam_steps_match_padded() {
                 worst_weight = worst_weight.max(diff);
             }
         }
-        println!(
-            "{core:?}: losses {:.6} -> {:.6}; max relative loss difference {worst_loss:e}, \
-             max |Δweight| {worst_weight:e}, key biases {worst_key_bias:e}",
-            reference[0], reference[29]
-        );
         assert!(reference[29] < reference[0], "training did not lower the loss: {reference:?}");
         assert!(worst_loss <= 1e-5, "{core:?}: losses differ by {worst_loss:e} (relative)");
         assert!(worst_weight <= 1e-5, "{core:?}: weights differ by {worst_weight:e}");
@@ -243,7 +237,6 @@ fn with_dropout_unpadded_learns_like_padded() {
         let eval = super::common::read_json(&out.join("eval_results.json"));
         accuracy.push(100.0 * eval["eval_accuracy"].as_f64().unwrap());
     }
-    println!("validation accuracy after one epoch: unpadded {:.2}%, padded {:.2}%", accuracy[0], accuracy[1]);
     assert!(accuracy.iter().all(|&a| a > 92.0), "a run did not learn: {accuracy:?}");
     assert!(
         (accuracy[0] - accuracy[1]).abs() <= 2.0,

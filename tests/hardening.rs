@@ -242,7 +242,6 @@ fn kill_during_final_save_leaves_old_or_new_model() {
     let new_flags = ["--learning-rate", "0.001", "--seed", "7"];
     let reference = dir.join("reference");
     let points = run_until(&reference, &new_flags, None);
-    println!("save points: {points:?}");
     assert!(points.len() >= 5 && points.contains(&"before-swap".to_string()), "{points:?}");
     let new = model_hashes(&reference);
     let old = model_hashes(&fixture().out);

@@ -208,7 +208,6 @@ fn kill_during_a_checkpoint_write_or_rotation_keeps_every_checkpoint_complete() 
     let args: Vec<&str> = folders.iter().map(String::as_str).collect();
     let out = run_python("parity/load_saved.py", &args);
     assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), folders.len(), "{out}");
-    println!("transformers loaded {} folders", folders.len());
 }
 
 /// Asserts a run that failed on a write: non-zero, no panic, every needle in stderr,

@@ -1,6 +1,6 @@
 //! Fixtures the training tests share: subsets of the setup's datasets, the per-run fixture of the
-//! resume tests, metrics.jsonl records, and a bertfit run beside `scripts/reference_train.py` with
-//! its step-by-step and weight-by-weight comparison.
+//! resume tests, the finished run of the fault tests, metrics.jsonl records, and a bertfit run
+//! beside `scripts/reference_train.py` with its step-by-step and weight-by-weight comparison.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +70,7 @@ pub fn finished_run(
     FinishedRun { model, data, out }
 }
 
+/// The records of one `kind` (`step`, `epoch`, `eval`, ...) in a metrics.jsonl.
 pub fn records(path: &Path, kind: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -2,38 +2,20 @@
 //! weights of the uninterrupted run (bitwise, CPU fp32, dropout and shuffling on) after the same
 //! remaining losses; SIGTERM writes a checkpoint and a resume reaches the same end; a checkpoint
 //! of another run is refused by what differs.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use super::common::{bertfit, read_json, run_bertfit, temp_dir, tiny_model};
-use super::train::{compare_weights, records, subset};
+use super::common::fixtures::{compare_weights, records, resume_fixture};
+use super::common::{read_json, TrainRun};
 
-fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
-    let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend([
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-    ]);
-    args.extend(["--max-length", "48", "--learning-rate", "2e-3", "--seed", "9", "--threads", "2"]);
-    args.extend(extra);
-    let (code, _, err) = run_bertfit(&args);
-    (code, err)
+/// The resume tests' run: [`TrainRun::new`] on two threads.
+fn run(model: &Path, data: &Path, out: &Path) -> TrainRun {
+    TrainRun::new(model, data, out).flag("--threads", "2")
 }
 
-/// The tiny model (dropout 0.1) and 320 + 32 movie rows in a fresh `name` folder: 20 steps an
-/// epoch at batch 16. (Also the requeue and tampered-checkpoint tests' fixture.)
-pub fn setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = temp_dir(name);
-    let model = tiny_model(&dir, 2, Some(0.1), &[]);
-    let data = dir.join("data.csv");
-    subset("movies", &data, 320, 32);
-    (dir, model, data)
+fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let (code, _, err) = run(model, data, out).append(extra).run();
+    (code, err)
 }
 
 fn losses_from(path: &Path, first_step: u64) -> Vec<(u64, f64)> {
@@ -54,7 +36,7 @@ fn a_resumed_run_is_the_uninterrupted_run_bitwise() {
         ),
         ("ckpt_resume_streaming", &["--streaming", "--shuffle-buffer", "64"][..]),
     ] {
-        let (dir, model, data) = setup(name);
+        let (dir, model, data) = resume_fixture(name);
         let full = dir.join("full");
         let save = [&["--save-steps", "7"][..], extra].concat();
         let (code, err) = train(&model, &data, &full, &save);
@@ -73,48 +55,21 @@ fn a_resumed_run_is_the_uninterrupted_run_bitwise() {
             "{name}: the remaining steps differ"
         );
         let diff = compare_weights(&full.join("model.safetensors"), &resumed.join("model.safetensors"));
-        println!("{name}: resumed from step 7, final weights differ by {diff:e}");
         assert_eq!(diff, 0.0, "{name}: final weights differ");
     }
 }
 
 #[test]
 fn sigterm_writes_a_checkpoint_and_latest_resumes_to_the_same_end() {
-    let (dir, model, data) = setup("ckpt_sigterm");
+    let (dir, model, data) = resume_fixture("ckpt_sigterm");
     let full = dir.join("full");
     let (code, err) = train(&model, &data, &full, &[]);
     assert_eq!(code, 0, "{err}");
 
     let cut = dir.join("cut");
-    let mut args: Vec<String> =
-        ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    for a in [
-        "--output-dir",
-        cut.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--learning-rate",
-        "2e-3",
-        "--seed",
-        "9",
-        "--threads",
-        "2",
-        "--prefetch",
-        "1",
-    ] {
-        args.push(a.to_string());
-    }
-    let child = bertfit()
-        .args(&args)
+    let child = run(&model, &data, &cut)
+        .flag("--prefetch", "1")
+        .command()
         .env("BERTFIT_TEST_STEP_PAUSE_MS", "150")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -130,13 +85,12 @@ fn sigterm_writes_a_checkpoint_and_latest_resumes_to_the_same_end() {
     let (code, err) = train(&model, &data, &cut, &["--resume-from-checkpoint", "latest"]);
     assert_eq!(code, 0, "{err}");
     let diff = compare_weights(&full.join("model.safetensors"), &cut.join("model.safetensors"));
-    println!("SIGTERM at {:?}, resumed: final weights differ by {diff:e}", latest);
-    assert_eq!(diff, 0.0);
+    assert_eq!(diff, 0.0, "SIGTERM at {latest:?}, resumed: final weights differ");
 }
 
 #[test]
 fn a_checkpoint_of_another_run_is_refused_by_what_differs() {
-    let (dir, model, data) = setup("ckpt_other_run");
+    let (dir, model, data) = resume_fixture("ckpt_other_run");
     let full = dir.join("full");
     let (code, err) = train(&model, &data, &full, &["--save-steps", "5", "--save-total-limit", "2"]);
     assert_eq!(code, 0, "{err}");

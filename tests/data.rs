@@ -17,10 +17,10 @@ use bertfit::model::{BertConfig, Layout};
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
 
+use super::common::fixtures::records;
 use super::common::{
     assert_refused, dataset, minilm, minilm_str, read_json, run_bertfit, run_python, temp_dir, write_csv,
 };
-use super::train::records;
 
 fn sms_parquet(dir: &Path) -> PathBuf {
     let out = dir.join("sms.parquet");
@@ -157,7 +157,6 @@ fn padding_and_length_grouping_change_no_per_example_logit() {
             worst = worst.max((p - &other[row]).abs().max().double_value(&[]));
         }
     }
-    println!("max per-example |logit difference| across paddings and grouping: {worst:e}");
     assert_eq!(padded.len(), n);
     assert!(worst <= 1e-5, "per-example logits differ by {worst}");
 }

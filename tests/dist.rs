@@ -186,7 +186,6 @@ fn kill_one(victim: usize) {
     assert!(took < Duration::from_secs(60), "the survivor took {took:?}");
     assert!(f.stderr.contains(&format!("lost rank {victim}")), "{}", f.stderr);
     assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
-    eprintln!("rank {} noticed in {took:?}: {}", 1 - victim, f.stderr.trim());
 }
 
 #[test]
@@ -513,7 +512,7 @@ fn launch_local_sigterm_stops_every_rank_once_and_exits_130() {
     let dir = common::temp_dir("dist_launch_sigterm");
     let model = common::tiny_model(&dir, 2, None, &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 128, 16);
+    crate::common::fixtures::subset("movies", &data, 128, 16);
     let out_dir = dir.join("out");
     let flags = ddp_train_args(&model, &data, &out_dir, "8", &[]);
     let mut launcher = Command::new("bash")
@@ -613,13 +612,12 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
     let dir = common::temp_dir("dist_train");
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 256, 32);
+    crate::common::fixtures::subset("movies", &data, 256, 32);
     let flags = |out: &Path, batch: &str| ddp_train_args(&model, &data, out, batch, &[]);
     let one = dir.join("one");
     let out = Command::new(env!("CARGO_BIN_EXE_bertfit")).args(flags(&one, "16")).output().unwrap();
     common::check(&out, "one process, batch 16");
     let two = dir.join("two");
-    let started = Instant::now();
     let out = Command::new("bash")
         .arg(script("launch-local.sh"))
         .arg("2")
@@ -630,9 +628,9 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
         .output()
         .unwrap();
     common::check(&out, "launch-local.sh 2, batch 8 each");
-    println!("2 processes took {:.1} s", started.elapsed().as_secs_f64());
     let (a, b) = (one.join("metrics.jsonl"), two.join("metrics.jsonl"));
-    let (ra, rb) = (crate::train::records(&a, "step"), crate::train::records(&b, "step"));
+    let (ra, rb) =
+        (crate::common::fixtures::records(&a, "step"), crate::common::fixtures::records(&b, "step"));
     assert_eq!(ra.len(), 32);
     assert_eq!(ra.len(), rb.len());
     let mut worst: f64 = 0.0;
@@ -640,9 +638,10 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         worst = worst.max((lx - ly).abs() / lx.abs());
     }
-    let weights =
-        crate::train::compare_weights(&one.join("model.safetensors"), &two.join("model.safetensors"));
-    println!("2 x batch 8 vs 1 x batch 16: max relative loss difference {worst:e}, weights {weights:e}");
+    let weights = crate::common::fixtures::compare_weights(
+        &one.join("model.safetensors"),
+        &two.join("model.safetensors"),
+    );
     assert!(worst <= 1e-5, "losses differ by {worst}");
     assert!(weights <= 1e-5, "weights differ by {weights}");
 }
@@ -652,36 +651,16 @@ fn two_processes_train_as_one_process_with_the_combined_batch() {
 /// one process with the combined batch takes too), AdamW at 1e-3, one thread per process; `extra`
 /// appended.
 fn ddp_train_args(model: &Path, data: &Path, out: &Path, batch: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = strings(&[
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--epochs",
-        "2",
-        "--batch-size",
-        batch,
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--learning-rate",
-        "1e-3",
-        "--optim",
-        "adamw",
-        "--threads",
-        "1",
-        "--ddp-timeout",
-        "120",
-    ]);
-    args.extend(strings(extra));
-    args
+    common::TrainRun::new(model, data, out)
+        .flag("--batch-size", batch)
+        .unset("--seed")
+        .flag("--padding", "longest")
+        .switch("--no-shuffle")
+        .flag("--learning-rate", "1e-3")
+        .flag("--optim", "adamw")
+        .flag("--ddp-timeout", "120")
+        .append(extra)
+        .args()
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -712,7 +691,7 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
     let dir = common::temp_dir("dist_pytorch_ddp");
     let model = common::tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 131, 48);
+    crate::common::fixtures::subset("movies", &data, 131, 48);
     let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
     let flags = [
         "--model",
@@ -750,27 +729,23 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         args.extend(["--metrics-out", metrics.to_str().unwrap()]);
         args.extend(extra);
         common::run_torchrun(2, "reference_train.py", &args);
-        crate::train::records(&metrics, "step")
+        crate::common::fixtures::records(&metrics, "step")
             .into_iter()
-            .chain(crate::train::records(&metrics, "epoch"))
+            .chain(crate::common::fixtures::records(&metrics, "epoch"))
             .collect::<Vec<_>>()
     };
-    let started = Instant::now();
     let theirs = reference("reference.jsonl", &[]);
-    println!("torchrun, 2 processes: {:.1} s", started.elapsed().as_secs_f64());
     let out = dir.join("bertfit");
     let mut ours = strings(&["train", "--output-dir", out.to_str().unwrap(), "--device", "cpu"]);
     ours.extend(strings(&flags));
     ours.extend(strings(&["--reproduce-pytorch", "--ddp_backend", "gloo", "--ddp-timeout", "120"]));
-    let started = Instant::now();
     common::check(&common::launch_local(2, &as_str(&ours)), "launch-local.sh 2 -- train --reproduce-pytorch");
-    println!("bertfit, 2 processes: {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(common::read_json(&out.join("training_args.json"))["ddp_backend"], "gloo");
 
     let metrics = out.join("metrics.jsonl");
     let (a, b) = (
         theirs.iter().filter(|r| r["kind"] == "step").collect::<Vec<_>>(),
-        crate::train::records(&metrics, "step"),
+        crate::common::fixtures::records(&metrics, "step"),
     );
     // 66 rows per rank in batches of 4: 17 micro-batches, 9 windows per epoch.
     assert_eq!(a.len(), 18, "PyTorch's steps");
@@ -783,14 +758,13 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         assert_eq!(x["rows"], y["rows"], "step {}: rank 0's rows", x["step"]);
         assert_ne!(rx[0], rx[1], "step {}: both ranks took the same rows", x["step"]);
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
-        println!("step {:>2}  pytorch {lx:.8}  bertfit {ly:.8}  rows {rx:?}", x["step"]);
         worst = worst.max((lx - ly).abs() / lx.abs());
     }
     // Shuffled: the epochs' first steps differ.
     assert_ne!(rank_rows(a[0]), rank_rows(a[9]));
     let (ea, eb) = (
         theirs.iter().filter(|r| r["kind"] == "epoch").collect::<Vec<_>>(),
-        crate::train::records(&metrics, "epoch"),
+        crate::common::fixtures::records(&metrics, "epoch"),
     );
     assert_eq!(ea.len(), 2);
     for (x, y) in ea.iter().zip(&eb) {
@@ -799,7 +773,6 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         assert!((vx - vy).abs() <= 1e-4 * vx.abs(), "epoch {} validation loss {vx} vs {vy}", x["epoch"]);
         assert!(y["allreduce_seconds"].as_f64().unwrap() > 0.0, "{y}");
     }
-    println!("2 processes, bertfit vs PyTorch DDP: max relative step-loss difference {worst:e}");
     assert!(worst <= 1e-4, "losses differ by {worst} relative");
 
     let shifted = reference("reference_extra_draw.jsonl", &["--extra-random-draw"]);
@@ -810,7 +783,6 @@ fn two_processes_are_pytorch_ddps_run_with_dropout_and_shuffling() {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         apart = apart.max((lx - ly).abs() / lx.abs());
     }
-    println!("negative control (one extra draw): max relative step-loss difference {apart:e}");
     assert!(apart > 1e-3, "dropout masks do not show in the losses ({apart})");
 }
 
@@ -855,7 +827,7 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
     let dir = common::temp_dir("dist_resume_world");
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 256, 32);
+    crate::common::fixtures::subset("movies", &data, 256, 32);
     let flags = |out: &Path, batch: &str| {
         ddp_train_args(&model, &data, out, batch, &["--lr-scheduler-type", "linear"])
     };
@@ -871,11 +843,11 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
     args.extend(strings(&["--resume-from-checkpoint", boundary.to_str().unwrap()]));
     let out = common::bertfit().args(&args).output().unwrap();
     common::check(&out, "1 x batch 8 resuming the 2-rank checkpoint");
-    let uninterrupted: Vec<_> = crate::train::records(&two.join("metrics.jsonl"), "step")
+    let uninterrupted: Vec<_> = crate::common::fixtures::records(&two.join("metrics.jsonl"), "step")
         .into_iter()
         .filter(|r| r["epoch"] == 2)
         .collect();
-    let resumed: Vec<_> = crate::train::records(&one.join("metrics.jsonl"), "step")
+    let resumed: Vec<_> = crate::common::fixtures::records(&one.join("metrics.jsonl"), "step")
         .into_iter()
         .filter(|r| r["epoch"] == 2)
         .collect();
@@ -893,9 +865,6 @@ fn resume_across_world_sizes_at_an_epoch_boundary() {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         worst = worst.max((lx - ly).abs() / lx.abs());
     }
-    println!(
-        "epoch 2 resumed on 1 x batch 8 vs uninterrupted 2 x batch 4: max relative loss difference {worst:e}"
-    );
     assert!(worst <= 1e-5, "losses differ by {worst}");
 
     // Mid-epoch: a 1-process checkpoint after 3 of 32 steps, resumed by 2 ranks.
@@ -924,34 +893,23 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
     let dir = common::temp_dir("dist_world_of_one");
     let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
-    crate::train::subset("movies", &data, 48, 16);
+    crate::common::fixtures::subset("movies", &data, 48, 16);
     let run = |name: &str, extra: &[&str], launched: bool| -> Vec<serde_json::Value> {
         let out = dir.join(name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertfit"));
-        cmd.args(["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()])
-            .args([
-                "--output-dir",
-                out.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "8",
-            ])
-            .args([
-                "--max-length",
-                "32",
-                "--learning-rate",
-                "1e-3",
-                "--threads",
-                "1",
-                "--save-strategy",
-                "no",
-            ])
-            // In order: a group shards with DistributedSampler, whose shuffle is not RandomSampler's.
-            .arg("--no-shuffle")
-            .args(extra);
+        cmd.args(
+            common::TrainRun::new(&model, &data, &out)
+                .flag("--epochs", "1")
+                .flag("--batch-size", "8")
+                .flag("--max-length", "32")
+                .flag("--learning-rate", "1e-3")
+                .unset("--seed")
+                .flag("--save-strategy", "no")
+                // In order: a group shards with DistributedSampler, whose shuffle is not RandomSampler's.
+                .switch("--no-shuffle")
+                .append(extra)
+                .args(),
+        );
         if launched {
             cmd.env("RANK", "0").env("WORLD_SIZE", "1").env("MASTER_ADDR", "127.0.0.1");
             cmd.env("MASTER_PORT", free_port().to_string());
@@ -975,7 +933,6 @@ fn a_world_of_one_joins_a_group_only_when_a_backend_is_named() {
     assert_eq!(losses(&plain).len(), 6);
     assert_eq!(losses(&plain), losses(&unnamed));
     assert_eq!(losses(&plain), losses(&joined), "averaging over a group of one changed the losses");
-    println!("world of one over gloo: all-reduce {:.4} s in the epoch", seconds.unwrap_or_default());
 }
 
 /// A mistyped WORLD_SIZE (2^40, 2^64 - 1) is refused at once naming the variable and the limit;

@@ -2,72 +2,33 @@
 //! row) named, a non-zero exit and no panic, and the previous run in the output folder is left as
 //! it was (hashed before and after). A final save killed at any point, or failing on a full disk,
 //! leaves the complete old model or the complete new one, and transformers loads it.
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes};
+use super::common::fixtures::{finished_run, FinishedRun};
 use super::common::{
-    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, tiny_model, write_csv, write_small_csv,
+    assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, user_mount_namespaces,
+    watch_save_points, write_csv, TrainRun,
 };
 
-/// A tiny model folder, a small CSV and a finished run of it, made once and shared (read only).
-struct Fixture {
-    model: PathBuf,
-    data: PathBuf,
-    previous: PathBuf,
+/// A tiny model folder, a small CSV and a finished run of it (`out`: the previous run), made once
+/// and shared (read only).
+fn fixture() -> &'static FinishedRun {
+    static FIXTURE: OnceLock<FinishedRun> = OnceLock::new();
+    FIXTURE.get_or_init(|| finished_run("hardening_fixture", "previous", |m, d, o| train(m, d, o, &[])))
 }
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = temp_dir("hardening_fixture");
-        let model = tiny_model(&dir, 2, None, &[]);
-        let data = dir.join("data.csv");
-        write_small_csv(&data);
-        let previous = dir.join("previous");
-        let out = bertfit().args(train(&model, &data, &previous, &[])).output().unwrap();
-        check(&out, "bertfit train (previous run)");
-        Fixture { model, data, previous }
-    })
-}
-
-/// `train` arguments for one short CPU run.
+/// `train` arguments for one short CPU run (two steps); `extra` appended.
 fn train(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--max-length",
-        "16",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--overwrite",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    TrainRun::tiny(model, data, out).flag("--epochs", "1").flag("--max-steps", "2").append(extra).args()
 }
 
 /// A copy of the shared previous run in `dir/out`, for a test to run into.
 fn previous_run_in(dir: &Path) -> PathBuf {
     let out = dir.join("out");
-    copy_tree(&fixture().previous, &out);
+    copy_tree(&fixture().out, &out);
     out
 }
 
@@ -257,29 +218,15 @@ fn bad_token_cache_entries_are_rebuilt_not_used() {
 /// reaches `kill_at`, or lets it finish when `None`. Returns the save points it announced.
 fn run_until(out: &Path, extra: &[&str], kill_at: Option<&str>) -> Vec<String> {
     let f = fixture();
-    let mut child = bertfit()
+    let child = bertfit()
         .args(train(&f.model, &f.data, out, extra))
         .env("BERTFIT_TEST_SAVE_PAUSE_MS", if kill_at.is_some() { "1500" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut points = Vec::new();
-    let mut log = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
-            points.push(point.to_string());
-            if Some(point) == kill_at {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    let status = child.wait().unwrap();
+    let (points, log, status) =
+        watch_save_points(child, |points| points.last().map(String::as_str) == kill_at);
     if kill_at.is_none() {
         assert!(status.success(), "{log}");
     } else {
@@ -295,10 +242,9 @@ fn kill_during_final_save_leaves_old_or_new_model() {
     let new_flags = ["--learning-rate", "0.001", "--seed", "7"];
     let reference = dir.join("reference");
     let points = run_until(&reference, &new_flags, None);
-    println!("save points: {points:?}");
     assert!(points.len() >= 5 && points.contains(&"before-swap".to_string()), "{points:?}");
     let new = model_hashes(&reference);
-    let old = model_hashes(&fixture().previous);
+    let old = model_hashes(&fixture().out);
     assert_eq!(new.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>());
     assert_ne!(new["model.safetensors"], old["model.safetensors"], "the new run must change the weights");
 
@@ -363,9 +309,7 @@ fn injected_write_failure_keeps_previous_model() {
 /// (about 4 MB), so the new model.safetensors cannot fit.
 #[test]
 fn full_tmpfs_keeps_previous_model() {
-    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
+    if !user_mount_namespaces() {
         return;
     }
     let dir = temp_dir("hardening_tmpfs");
@@ -390,7 +334,7 @@ fn full_tmpfs_keeps_previous_model() {
     let out = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"])
         .arg(&mnt)
-        .arg(&f.previous)
+        .arg(&f.out)
         .arg(env!("CARGO_BIN_EXE_bertfit"))
         .args(&args)
         .output()

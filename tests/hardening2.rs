@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::files::names;
 use crate::common::{assert_refused, bertfit, read_json, run_bertfit, temp_dir, tiny_model, write_small_csv};
 
 /// One tiny model for the whole module (made once by transformers); tests copy it to damage it.
@@ -403,6 +404,12 @@ fn repeated_label_names_and_other_model_types_are_refused() {
     predictions(&plain, &texts, &dir.join("plain.csv"));
 }
 
+/// `train` with the TOML `file` for a model that does not exist: a value the file gets wrong is
+/// refused before the model is looked for.
+fn toml_args<'a>(out: &'a Path, file: &'a Path) -> [&'a str; 9] {
+    ["train", "--model", "no-such-model", "--data", "d.csv", "--output-dir", s(out), "--config", s(file)]
+}
+
 #[test]
 fn toml_values_of_the_wrong_type_are_refused_by_key() {
     let dir = temp_dir("hardening2_toml");
@@ -422,18 +429,7 @@ fn toml_values_of_the_wrong_type_are_refused_by_key() {
         std::fs::write(&file, text).unwrap();
         let mut want = vec![s(&file)];
         want.extend(needles.iter());
-        let args = [
-            "train",
-            "--model",
-            "no-such-model",
-            "--data",
-            "d.csv",
-            "--output-dir",
-            s(&out),
-            "--config",
-            s(&file),
-        ];
-        assert_refused(&args, &want);
+        assert_refused(&toml_args(&out, &file), &want);
     }
     // The same values with their TOML types get past the file (and stop at the missing model).
     let file = dir.join("typed.toml");
@@ -442,30 +438,13 @@ fn toml_values_of_the_wrong_type_are_refused_by_key() {
         "learning_rate = 1e-3\ndo_train = true\nnum_train_epochs = 3\nseed = 7\ndevice = \"cpu\"\n",
     )
     .unwrap();
-    let args = [
-        "train",
-        "--model",
-        "no-such-model",
-        "--data",
-        "d.csv",
-        "--output-dir",
-        s(&out),
-        "--config",
-        s(&file),
-    ];
-    let err = assert_refused(&args, &["no-such-model"]);
+    let err = assert_refused(&toml_args(&out, &file), &["no-such-model"]);
     assert!(!err.contains("key '"), "{err}");
 }
 
 /// The partial files of predict in `dir` (`.NAME.bertfit-partial-PID`).
 fn partials(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".bertfit-partial-"))
-        .collect();
-    v.sort();
-    v
+    names(dir).into_iter().filter(|n| n.contains(".bertfit-partial-")).collect()
 }
 
 #[test]
@@ -549,6 +528,11 @@ fn predict_into_a_missing_folder_names_the_folder() {
     assert!(!err.contains("bertfit-partial"), "names the partial file:\n{err}");
 }
 
+/// `evaluate` of the shared model on `data` on the CPU, results into `out`.
+fn evaluate_args<'a>(data: &'a Path, out: &'a Path) -> [&'a str; 9] {
+    ["evaluate", "--model", s(model()), "--data", s(data), "--device", "cpu", "--output-dir", s(out)]
+}
+
 #[test]
 fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     let dir = temp_dir("hardening2_evaluate");
@@ -561,17 +545,7 @@ fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     let old_all = "{\"eval_accuracy\": 0.123, \"eval_loss\": 9.0, \"train_loss\": 1.5}";
     std::fs::write(results.join("eval_results.json"), old_eval).unwrap();
     std::fs::write(results.join("all_results.json"), old_all).unwrap();
-    let args = [
-        "evaluate",
-        "--model",
-        s(model()),
-        "--data",
-        s(&data),
-        "--device",
-        "cpu",
-        "--output-dir",
-        s(&results),
-    ];
+    let args = evaluate_args(&data, &results);
     assert_refused(
         &args,
         &[
@@ -601,17 +575,7 @@ fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     }
     // An empty folder needs no --overwrite.
     let fresh = dir.join("fresh");
-    let (code, _, err) = run_bertfit(&[
-        "evaluate",
-        "--model",
-        s(model()),
-        "--data",
-        s(&data),
-        "--device",
-        "cpu",
-        "--output-dir",
-        s(&fresh),
-    ]);
+    let (code, _, err) = run_bertfit(&evaluate_args(&data, &fresh));
     assert_eq!(code, 0, "{err}");
     assert!(fresh.join("eval_results.json").is_file());
 }

@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use super::common::files::{copy_tree, hash_tree, leftovers, model_hashes, names, MODEL_FILES};
-use super::common::{bertfit, check, run_python, temp_dir, tiny_model, write_small_csv};
+use super::common::fixtures::{finished_run, FinishedRun};
+use super::common::{
+    bertfit, check, run_python, temp_dir, user_mount_namespaces, watch_save_points, TrainRun,
+};
 use bertfit::train::checkpoint;
 
 /// What a complete checkpoint folder holds.
@@ -24,60 +27,26 @@ const CHECKPOINT_FILES: &[&str] = &[
     "training_state.safetensors",
 ];
 
-/// A tiny model, a small CSV, and a finished run of it that saved `checkpoint-1`
-/// (`--save-steps 1 --max-steps 1`), made once and shared (read only).
-struct Fixture {
-    model: PathBuf,
-    data: PathBuf,
-    base: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+/// A tiny model, a small CSV, and a finished run of it (`out`: the base run) that saved
+/// `checkpoint-1` (`--save-steps 1 --max-steps 1`), made once and shared (read only).
+fn fixture() -> &'static FinishedRun {
+    static FIXTURE: OnceLock<FinishedRun> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = temp_dir("lifecycle_fixture");
-        let model = tiny_model(&dir, 2, None, &[]);
-        let data = dir.join("data.csv");
-        write_small_csv(&data);
-        let base = dir.join("base");
-        let args = train_args(&model, &data, &base, &["--max-steps", "1"]);
-        check(&bertfit().args(&args).output().unwrap(), "bertfit train (base run)");
-        assert_eq!(names(&base).iter().filter(|n| n.starts_with("checkpoint-")).count(), 1);
-        Fixture { model, data, base }
+        let f =
+            finished_run("lifecycle_fixture", "base", |m, d, o| train_args(m, d, o, &["--max-steps", "1"]));
+        assert_eq!(names(&f.out).iter().filter(|n| n.starts_with("checkpoint-")).count(), 1);
+        f
     })
 }
 
-/// `train` arguments for a short CPU run that checkpoints every step.
+/// `train` arguments for a short CPU run that checkpoints every step; `extra` appended.
 fn train_args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "4",
-        "--max-length",
-        "16",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--save-strategy",
-        "steps",
-        "--save-steps",
-        "1",
-        "--overwrite",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    TrainRun::tiny(model, data, out)
+        .flag("--epochs", "3")
+        .flag("--save-strategy", "steps")
+        .flag("--save-steps", "1")
+        .append(extra)
+        .args()
 }
 
 /// The run that continues the base: resumes from checkpoint-1, writes checkpoint-2,
@@ -93,7 +62,7 @@ fn resume_args(out: &Path, extra: &[&str]) -> Vec<String> {
 fn base_in(dir: &Path) -> PathBuf {
     let out = dir.join("out");
     let _ = std::fs::remove_dir_all(&out);
-    copy_tree(&fixture().base, &out);
+    copy_tree(&fixture().out, &out);
     out
 }
 
@@ -160,28 +129,14 @@ const PAUSE_MS: &str = "3000";
 /// finish when `None`). Returns the points it announced and its stderr.
 fn kill_at(args: &[String], nth: Option<usize>) -> (Vec<String>, String) {
     let at = nth.map(|n| n.to_string()).unwrap_or_default();
-    let mut child = match nth {
+    let child = match nth {
         // A long pause at that one point only: the kill lands there even on a loaded machine.
         Some(_) => {
             spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", PAUSE_MS), ("BERTFIT_TEST_SAVE_PAUSE_AT", &at)])
         }
         None => spawn(args, &[("BERTFIT_TEST_SAVE_PAUSE_MS", "0")]),
     };
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut points, mut log) = (Vec::new(), String::new());
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
-            points.push(point.to_string());
-            if Some(points.len() - 1) == nth {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    let status = child.wait().unwrap();
+    let (points, log, status) = watch_save_points(child, |points| Some(points.len() - 1) == nth);
     match nth {
         None => assert!(status.success(), "{log}"),
         Some(n) => assert_eq!(points.len(), n + 1, "never reached save point {n}:\n{log}"),
@@ -253,7 +208,6 @@ fn kill_during_a_checkpoint_write_or_rotation_keeps_every_checkpoint_complete() 
     let args: Vec<&str> = folders.iter().map(String::as_str).collect();
     let out = run_python("parity/load_saved.py", &args);
     assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), folders.len(), "{out}");
-    println!("transformers loaded {} folders", folders.len());
 }
 
 /// Asserts a run that failed on a write: non-zero, no panic, every needle in stderr,
@@ -310,14 +264,12 @@ fn a_write_error_in_a_checkpoint_names_the_file_and_keeps_the_previous_one() {
 /// run as root here, and root ignores a chmod'ed folder: a read-only mount refuses root too.)
 #[test]
 fn a_full_disk_or_read_only_folder_during_a_checkpoint_keeps_the_previous_one() {
-    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
+    if !user_mount_namespaces() {
         return;
     }
     let dir = temp_dir("lifecycle_tmpfs");
-    let base_mb = checkpoint::size_of(&fixture().base).div_ceil(1 << 20);
-    let ckpt_mb = checkpoint::size_of(&fixture().base.join("checkpoint-1")).div_ceil(1 << 20);
+    let base_mb = checkpoint::size_of(&fixture().out).div_ceil(1 << 20);
+    let ckpt_mb = checkpoint::size_of(&fixture().out.join("checkpoint-1")).div_ceil(1 << 20);
     // Room for the base and a few MB more, not for a whole further checkpoint.
     let size = format!("{}m", base_mb + ckpt_mb / 2);
     for mode in ["full", "read-only"] {
@@ -346,7 +298,7 @@ fn a_full_disk_or_read_only_folder_during_a_checkpoint_keeps_the_previous_one() 
         let run = Command::new("unshare")
             .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", mode, &size])
             .arg(&mnt)
-            .arg(&fixture().base)
+            .arg(&fixture().out)
             .arg(env!("CARGO_BIN_EXE_bertfit"))
             .args(resume_args(&out, &[]))
             .output()
@@ -448,7 +400,7 @@ fn a_second_signal_during_the_save_quits_at_once_leaving_old_or_new_files() {
     assert_eq!(code, Some(130), "{err}");
     println!("save points after one SIGTERM: {points:?}");
     let new_model = model_hashes(&out);
-    let old_model = model_hashes(&fixture().base);
+    let old_model = model_hashes(&fixture().out);
     assert_ne!(new_model["model.safetensors"], old_model["model.safetensors"]);
     assert_checkpoints_complete(&out, "one signal");
     let swaps: Vec<usize> =

@@ -288,7 +288,8 @@ fn metrics_match_sklearn_and_scipy() {
     assert_eq!(want["multilabel"].as_array().unwrap().len(), multis.len());
     assert_eq!(want["regression"].as_array().unwrap().len(), regs.len());
     assert!(errs.is_empty(), "{} differences from sklearn/scipy:\n{}", errs.len(), errs.join("\n"));
-    eprintln!(
+    assert!(
+        worst <= TOL,
         "metrics parity: {} classification, {} multi-label, {} regression cases; worst float diff {worst:e}",
         classes.len(),
         multis.len(),

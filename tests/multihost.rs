@@ -43,7 +43,7 @@ impl Hosts {
     }
 
     /// Rank `rank` of 2 on host a (rank 0) or b (rank 1): `bertfit args`, torchrun's variables only.
-    fn rank(&self, rank: usize, args: &[&str]) -> Command {
+    fn rank(&self, rank: usize, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
         let mut cmd = Command::new("bash");
         cmd.arg(netns_sh())
             .args(["exec", &self.name, if rank == 0 { "a" } else { "b" }])
@@ -173,35 +173,21 @@ fn tiny() -> &'static (PathBuf, PathBuf) {
         let dir = common::temp_dir("multihost_model");
         let model = common::tiny_model(&dir, 2, Some(0.0), &[]);
         let data = dir.join("data.csv");
-        crate::train::subset("movies", &data, 64, 8);
+        crate::common::fixtures::subset("movies", &data, 64, 8);
         (model, data)
     })
 }
 
 /// `bertfit train` flags for a tiny 2-rank run into `out`; `extra` appended.
-fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+fn train_args(out: &Path, extra: &[&str]) -> Vec<String> {
     let (model, data) = tiny();
-    let mut args = vec![
-        "train",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--batch-size",
-        "2",
-        "--max-length",
-        "32",
-        "--threads",
-        "1",
-        "--logging-steps",
-        "1",
-    ];
-    args.extend_from_slice(extra);
-    args
+    common::TrainRun::bare(model, data, out)
+        .flag("--batch-size", "2")
+        .flag("--max-length", "32")
+        .flag("--threads", "1")
+        .flag("--logging-steps", "1")
+        .append(extra)
+        .args()
 }
 
 /// Debian maps the hostname to 127.0.1.1: PyTorch's choice binds Gloo to loopback and the two hosts
@@ -224,7 +210,6 @@ fn selftest_across_hosts_whose_names_resolve_to_loopback() {
         assert!(log.contains("resolves only to 127.0.1.1") && log.contains("GLOO_SOCKET_IFNAME"), "{log}");
         assert!(log.contains("all-reduce sum [3.0, 6.0, 9.0]"), "{log}");
     }
-    eprintln!("2 ranks across hosts: {:.1}s, {:.1}s", done[0].1, done[1].1);
 }
 
 /// GLOO_SOCKET_IFNAME set by the user wins over bertfit's choice, and is named in the log.
@@ -264,9 +249,8 @@ fn training_across_hosts_whose_names_resolve_to_loopback() {
         assert_eq!(*code, 0, "rank {r} failed after {secs:.1}s:\n{}", ranks[r].log());
     }
     assert!(out.join("model.safetensors").exists());
-    let steps = crate::train::records(&out.join("metrics.jsonl"), "step");
+    let steps = crate::common::fixtures::records(&out.join("metrics.jsonl"), "step");
     assert_eq!(steps.len(), 16, "64 rows, 2 ranks of batch 2");
-    eprintln!("tiny training across hosts: {:.1}s", done[0].1);
 }
 
 /// A partition mid-run (the link down, no RST, no FIN): both ranks end non-zero within 2x
@@ -296,7 +280,7 @@ fn a_cut_link_ends_both_ranks_within_twice_the_timeout() {
     hosts.cut();
     let cut = Instant::now();
     let done = finish(&mut ranks, cut, Duration::from_secs(2 * timeout));
-    for (r, (code, secs)) in done.iter().enumerate() {
+    for (r, (code, _)) in done.iter().enumerate() {
         let log = ranks[r].log();
         assert!(*code != 0, "rank {r} exited 0 after the cut:\n{log}");
         assert!(
@@ -305,8 +289,6 @@ fn a_cut_link_ends_both_ranks_within_twice_the_timeout() {
             1 - r
         );
         assert!(!log.contains("panicked"), "{log}");
-        let error = log.lines().filter(|l| l.starts_with("error:")).last().unwrap_or("").to_string();
-        eprintln!("rank {r} ended {secs:.1}s after the cut (--ddp-timeout {timeout}), exit {code}: {error}");
     }
     let last =
         common::latest_checkpoint(&out).unwrap_or_else(|| panic!("no checkpoint in {}", out.display()));
@@ -341,6 +323,4 @@ fn a_rank_waiting_for_a_master_that_never_comes_says_so_and_stops_on_sigterm() {
     assert!(took < Duration::from_secs(2), "took {took:?} after SIGTERM:\n{log}");
     assert!(log.contains("stopped by a signal while waiting for the master (rank 0)"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
-    let error = log.lines().filter(|l| l.starts_with("error:")).last().unwrap_or("").to_string();
-    eprintln!("stopped {:.2}s after SIGTERM: {error}", took.as_secs_f64());
 }

@@ -81,9 +81,6 @@ fn fused_matches_unfused_after_30_steps() {
             let fused = run(&named, &grads, settings(kind, wd, true));
             let diff = unfused.iter().zip(&fused).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f64::max);
             let moved = unfused.iter().zip(&named).map(|(a, (_, b))| max_abs_diff(a, b)).fold(0.0, f64::max);
-            eprintln!(
-                "fused vs unfused {kind:?} wd {wd}: max |diff| {diff:e} (params moved up to {moved:e})"
-            );
             assert!(moved > 1e-3, "the parameters did not move");
             assert!(diff < 1e-5, "{kind:?} wd {wd}: fused and unfused differ by {diff}");
         }
@@ -125,7 +122,6 @@ fn matches_torch_optim(kind: &str) {
         for (n, p) in opt.params() {
             worst = worst.max(max_abs_diff(&p.detach(), &t[&format!("{tag}.{n}")]));
         }
-        eprintln!("{kind} {tag} vs torch.optim: max |diff| {worst:e} after {} steps", lrs.len());
         assert!(worst < 1e-6, "{kind} {tag}: {worst}");
         // Measured bitwise equal here (same kernels, same op order): keep it so, since a 1e-6 bound
         // alone would not notice e.g. a slightly wrong decay factor.
@@ -182,7 +178,6 @@ fn clip_grad_norm_matches_torch() {
             .enumerate()
             .map(|(i, g)| max_abs_diff(g, &t[&format!("{case}.after.{i}")]))
             .fold(0.0, f64::max);
-        eprintln!("clip case {case} (max_norm {max_norm}): |Δnorm| {d_norm:e}, max |Δgrad| {d_grads:e}");
         assert!(d_norm < 1e-6 && d_grads < 1e-6, "case {case}: {d_norm} {d_grads}");
     }
 }

@@ -63,7 +63,6 @@ pub fn bertfit_logits(model_dir: &Path, ids: &Tensor, mask: &Tensor, types: &Ten
 fn minilm_logits_equal_hf() {
     let model = minilm_with_head(&temp_dir("parity_minilm"), 3, 3, None);
     let diff = max_logit_difference(&model, &parity_texts(30), 512);
-    println!("MiniLM max |logit difference| = {diff:e}");
     assert!(diff <= 1e-5, "MiniLM logits differ from HF by {diff}");
 }
 
@@ -84,6 +83,5 @@ fn random_config_logits_equal_hf() {
     ];
     let model = make_model(&temp_dir("parity_random"), &random, 5, 11, None, &[]);
     let diff = max_logit_difference(&model, &parity_texts(20), 512);
-    println!("random config max |logit difference| = {diff:e}");
     assert!(diff <= 1e-5, "random-config logits differ from HF by {diff}");
 }

@@ -39,7 +39,6 @@ fn plot_writes_a_png_with_one_panel_per_quantity() {
         u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
         u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
     );
-    println!("plot: {} bytes, {w}x{h}", bytes.len());
     assert_eq!((w, h), (1000, 1280));
     assert!(bytes.len() > 20_000, "a PNG of {} bytes has no plot in it", bytes.len());
 

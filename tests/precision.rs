@@ -102,7 +102,6 @@ fn loss_scaler_matches_grad_scaler() {
             report[tag]["scales"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         let want_skipped: Vec<bool> =
             report[tag]["skipped"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
-        eprintln!("{tag}: scales {scales:?}, skipped {skipped:?}");
         assert_eq!(scales, want_scales, "{tag}");
         assert_eq!(skipped, want_skipped, "{tag}");
         assert!(skipped.iter().filter(|s| **s).count() == inject.len());

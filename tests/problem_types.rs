@@ -5,8 +5,8 @@ use std::path::Path;
 
 use bertfit::data::dataset::{read_with_split_column, Columns};
 
-use super::common::{dataset, read_json, run_python, temp_dir, tiny_model};
-use super::train::{compare_steps, compare_weights, records, run_both};
+use super::common::fixtures::{compare_steps, compare_weights, records, run_both};
+use super::common::{dataset, read_json, run_python, temp_dir, tiny_model, Flags};
 
 /// Movie snippets with a derived label: multi-label sets (sentiment plus length and punctuation
 /// tags; some rows have no tag) or a regression score (signed length).
@@ -45,30 +45,12 @@ fn same_as_hf(name: &str, problem: &str, multi: bool, num_labels: usize) {
     let model = tiny_model(&dir, num_labels, Some(0.0), &[]);
     let data = dir.join("data.csv");
     derived_csv(&data, 160, 32, multi);
-    let flags = [
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--seed",
-        "3",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-        "--problem-type",
-        problem,
-    ];
+    let flags = Flags::parity().flag("--epochs", "2").switch("--no-shuffle");
+    let flags = flags.flag("--seed", "3").flag("--learning-rate", "1e-3").flag("--problem-type", problem);
     let (reference, out, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     assert_eq!(records(&reference, "step").len(), 20);
     let steps = compare_steps(&reference, &out.join("metrics.jsonl"));
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
-    println!("{problem}: max relative loss difference {steps:e}, max weight difference {weights:e}");
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "weights differ by {weights}");
     for (a, b) in records(&reference, "epoch").iter().zip(records(&out.join("metrics.jsonl"), "epoch")) {

@@ -8,26 +8,19 @@ use std::path::Path;
 use bertfit::train::precision::{autocast, Precision};
 use tch::{Device, Tensor};
 
+use super::common::fixtures::{compare_steps, compare_weights, records, run_both, subset};
 use super::common::{
-    assert_refused, minilm_with_head, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv,
+    assert_refused, minilm_with_head, read_json, run_python, temp_dir, tiny_model, write_csv, Flags, TrainRun,
 };
 use super::parity::{parity_texts, write_texts};
-use super::train::{compare_steps, compare_weights, records, run_both, subset};
 
-const RECIPE: &[&str] = &[
-    "--optim",
-    "adamw",
-    "--weight-decay",
-    "0.01",
-    "--lr-scheduler-type",
-    "linear",
-    "--warmup-steps",
-    "4",
-    "--gradient-accumulation-steps",
-    "2",
-    "--max-grad-norm",
-    "1.0",
-];
+/// HF's recipe: AdamW with weight decay, a linear schedule with 4 warmup steps, 2 accumulation
+/// steps, clipping at 1.0.
+fn recipe(flags: Flags) -> Flags {
+    let flags = flags.flag("--optim", "adamw").flag("--weight-decay", "0.01");
+    let flags = flags.flag("--lr-scheduler-type", "linear").flag("--warmup-steps", "4");
+    flags.flag("--gradient-accumulation-steps", "2").flag("--max-grad-norm", "1.0")
+}
 
 /// Every step's rows and loss agree; returns the worst relative loss difference.
 fn same_steps(reference: &Path, ours: &Path, steps: usize, tolerance: f64) -> f64 {
@@ -47,33 +40,15 @@ fn reproduce_pytorch_with_the_full_recipe_dropout_and_shuffling() {
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 320, 48);
-    let mut flags = vec![
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--seed",
-        "21",
-        "--learning-rate",
-        "2e-3",
-        "--threads",
-        "2",
-        "--label-smoothing",
-        "0.1",
-    ];
-    flags.extend(RECIPE);
+    let flags = Flags::parity().flag("--epochs", "2").flag("--seed", "21").flag("--learning-rate", "2e-3");
+    let flags = recipe(flags.flag("--label-smoothing", "0.1"));
     let (reference, out, ref_weights) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
     let worst = same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-4);
     for (a, b) in records(&reference, "epoch").iter().zip(records(&out.join("metrics.jsonl"), "epoch")) {
         assert_eq!(a["val_accuracy"], b["val_accuracy"], "epoch {}", a["epoch"]);
     }
     let weights = compare_weights(&ref_weights, &out.join("model.safetensors"));
-    println!("full recipe, dropout, shuffling: max relative loss difference {worst:e}, weights {weights:e}");
-    assert!(weights <= 1e-4);
+    assert!(weights <= 1e-4, "weights differ by {weights} (losses by {worst:e} relative)");
 }
 
 /// 30 optimizer steps without dropout against HF's model with torch.optim.AdamW (HF's decay groups)
@@ -83,40 +58,19 @@ fn thirty_steps(name: &str, schedule: &str) {
     let model = tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 960, 16);
-    let mut flags = vec![
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--seed",
-        "4",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-    ];
-    flags.extend(RECIPE);
-    let i = flags.iter().position(|f| *f == "linear").unwrap();
-    flags[i] = schedule;
+    let flags = Flags::parity().flag("--epochs", "1").switch("--no-shuffle");
+    let flags = recipe(flags.flag("--seed", "4").flag("--learning-rate", "1e-3"));
+    let flags = flags.flag("--lr-scheduler-type", schedule);
     let (reference, fused, ref_weights) = run_both(&dir, &model, &data, &flags, &[]);
     let worst = same_steps(&reference, &fused.join("metrics.jsonl"), 30, 1e-4);
     let weights = compare_weights(&ref_weights, &fused.join("model.safetensors"));
-    println!("{schedule}: 30 steps, max relative loss difference {worst:e}, weights {weights:e}");
-    assert!(weights <= 1e-4, "weights differ by {weights}");
+    assert!(weights <= 1e-4, "{schedule}: weights differ by {weights} (losses by {worst:e} relative)");
 
     let unfused = dir.join("unfused");
-    let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend(["--output-dir", unfused.to_str().unwrap(), "--device", "cpu", "--no-fused"]);
-    args.extend(&flags);
-    let (code, _, err) = run_bertfit(&args);
+    let (code, _, err) =
+        TrainRun::bare(&model, &data, &unfused).switch("--no-fused").append(&flags.args()).run();
     assert_eq!(code, 0, "{err}");
     let between = compare_weights(&fused.join("model.safetensors"), &unfused.join("model.safetensors"));
-    println!("{schedule}: fused vs unfused final weights differ by {between:e}");
     assert!(between <= 1e-5, "fused and unfused differ by {between}");
 }
 
@@ -136,30 +90,11 @@ fn low_precision_steps(name: &str, precision: &str) {
     let model = tiny_model(&dir, 2, Some(0.0), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 320, 32);
-    let flags = [
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--no-shuffle",
-        "--seed",
-        "8",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-        "--optim",
-        "adamw",
-        "--precision",
-        precision,
-    ];
+    let flags = Flags::parity().flag("--epochs", "1").switch("--no-shuffle");
+    let flags = flags.flag("--seed", "8").flag("--learning-rate", "1e-3");
+    let flags = flags.flag("--optim", "adamw").flag("--precision", precision);
     let (reference, out, _) = run_both(&dir, &model, &data, &flags, &[]);
-    let worst = same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-2);
-    println!("{precision}: 20 steps, max relative loss difference {worst:e} (bound 1e-2)");
+    same_steps(&reference, &out.join("metrics.jsonl"), 20, 1e-2);
     if precision == "fp16" {
         for (a, b) in records(&reference, "step").iter().zip(records(&out.join("metrics.jsonl"), "step")) {
             assert_eq!(a["skipped"], b["skipped"], "step {} skip", a["step"]);
@@ -210,7 +145,6 @@ fn autocast_logits_are_within_pytorchs_own_low_precision_error() {
         let theirs = &hf[&format!("logits_{name}")];
         let pytorch_own = (theirs - &hf["logits"]).abs().max().double_value(&[]);
         let ours_vs_theirs = (&ours - theirs).abs().max().double_value(&[]);
-        println!("{name}: |bertfit - pytorch| {ours_vs_theirs:e}; pytorch {name} vs fp32 {pytorch_own:e}");
         assert!(ours_vs_theirs <= pytorch_own.max(1e-6), "{name}: {ours_vs_theirs} > {pytorch_own}");
     }
 }
@@ -227,28 +161,14 @@ fn early_stopping_ends_after_the_patience_and_keeps_the_best_model() {
     subset("movies", &data, 320, 32);
     let run = |name: &str, extra: &[&str]| {
         let out = dir.join(name);
-        let mut args = vec!["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-        args.extend([
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--no-shuffle",
-            "--epochs",
-            "3",
-        ]);
-        args.extend([
-            "--max-length",
-            "48",
-            "--learning-rate",
-            "3e-3",
-            "--threads",
-            "2",
-            "--batch-size",
-            "16",
-        ]);
-        args.extend(extra);
-        let (code, _, err) = run_bertfit(&args);
+        let (code, _, err) = TrainRun::new(&model, &data, &out)
+            .switch("--no-shuffle")
+            .flag("--epochs", "3")
+            .flag("--learning-rate", "3e-3")
+            .flag("--threads", "2")
+            .unset("--seed")
+            .append(extra)
+            .run();
         assert_eq!(code, 0, "{err}");
         (out, err)
     };
@@ -283,8 +203,10 @@ fn early_stopping_ends_after_the_patience_and_keeps_the_best_model() {
     // The saved model is the best step's: the same as a run stopped there.
     let (at_best, _) = run("at_best", &["--max-steps", &best_step.to_string()]);
     let diff = compare_weights(&at_best.join("model.safetensors"), &stopped.join("model.safetensors"));
-    println!("early stop at step {stop_at}, best step {best_step}: saved weights differ by {diff:e}");
-    assert_eq!(diff, 0.0, "the saved model is not the best one");
+    assert_eq!(
+        diff, 0.0,
+        "the saved model is not the best one (stopped at step {stop_at}, best step {best_step})"
+    );
     let results = read_json(&stopped.join("eval_results.json"));
     assert_eq!(results["eval_loss"].as_f64().unwrap(), best, "eval_results.json describes the kept model");
 }

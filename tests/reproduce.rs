@@ -2,8 +2,8 @@
 //! dropout masks included (issue: reproduce the PyTorch loop).
 use std::path::Path;
 
-use super::common::{minilm, run_python, temp_dir, tiny_model};
-use super::train::{compare_steps, compare_weights, movie_subset, records, run_both};
+use super::common::fixtures::{compare_steps, compare_weights, movie_subset, records, run_both};
+use super::common::{minilm, run_python, temp_dir, tiny_model, Flags};
 
 /// Two shuffled epochs of 20 steps each with dropout on (the second epoch's order is drawn after
 /// the first epoch's dropout: the generator's whole sequence has to match); returns (loss, weight)
@@ -11,22 +11,8 @@ use super::train::{compare_steps, compare_weights, movie_subset, records, run_bo
 fn same_run(dir: &Path, model: &Path, seed: &str, lr: &str) -> (f64, f64) {
     let data = dir.join("data.csv");
     movie_subset(&data, 320, 64);
-    let flags = [
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "64",
-        "--padding",
-        "longest",
-        "--threads",
-        "2",
-        "--seed",
-        seed,
-        "--learning-rate",
-        lr,
-    ];
+    let flags = Flags::parity().flag("--epochs", "2").flag("--max-length", "64");
+    let flags = flags.flag("--seed", seed).flag("--learning-rate", lr);
     let (ref_metrics, out, ref_weights) = run_both(dir, model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert_eq!(records(&ref_metrics, "step").len(), 40, "two epochs of 20 steps");
@@ -42,7 +28,6 @@ fn same_run(dir: &Path, model: &Path, seed: &str, lr: &str) -> (f64, f64) {
 fn minilm_with_dropout_and_shuffling_is_pytorchs_run() {
     let dir = temp_dir("reproduce_minilm");
     let (steps, weights) = same_run(&dir, &minilm(), "1234", "2e-5");
-    println!("MiniLM, seed 1234: max relative loss difference {steps:e}, max weight difference {weights:e}");
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
 }
@@ -52,9 +37,6 @@ fn random_config_other_seed_is_pytorchs_run() {
     let dir = temp_dir("reproduce_random");
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let (steps, weights) = same_run(&dir, &model, "987", "1e-3");
-    println!(
-        "random config, seed 987: max relative loss difference {steps:e}, max weight difference {weights:e}"
-    );
     assert!(steps <= 1e-4, "losses differ by {steps} relative");
     assert!(weights <= 1e-4, "final weights differ by {weights}");
 }
@@ -67,29 +49,16 @@ fn one_random_call_out_of_order_diverges() {
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
     movie_subset(&data, 160, 16);
-    let flags = [
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "64",
-        "--padding",
-        "longest",
-        "--seed",
-        "5",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-    ];
+    let flags = Flags::parity().flag("--epochs", "1").flag("--max-length", "64");
+    let flags = flags.flag("--seed", "5").flag("--learning-rate", "1e-3");
     let (ref_metrics, out, _) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
     let ours = out.join("metrics.jsonl");
     assert!(compare_steps(&ref_metrics, &ours) <= 1e-4, "the unshifted runs must agree");
 
     let shifted = dir.join("shifted.jsonl");
     let mut args = vec!["--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    args.extend(flags);
+    let flags = flags.args();
+    args.extend(flags.iter().map(String::as_str));
     args.extend(["--metrics-out", shifted.to_str().unwrap(), "--extra-random-draw"]);
     run_python("reference_train.py", &args);
     let (x, y) = (records(&ours, "step"), records(&shifted, "step"));
@@ -105,7 +74,6 @@ fn one_random_call_out_of_order_diverges() {
         })
         .count();
     let other_rows = x.iter().zip(&y).filter(|(p, q)| p["rows"] != q["rows"]).count();
-    println!("shifted reference: {off} of {} steps outside 1e-4, {other_rows} with other rows", x.len());
     assert!(off * 10 >= x.len() * 8, "only {off} of {} steps diverged", x.len());
     assert!(other_rows * 10 >= x.len() * 8, "only {other_rows} of {} batches differ", x.len());
 }

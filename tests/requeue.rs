@@ -12,13 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::common::{bertfit, read_json, run_bertfit, train_args};
-use super::train::records;
-
-use super::checkpoint::setup;
+use super::common::fixtures::{records, resume_fixture};
+use super::common::{bertfit, read_json, run_bertfit, TrainRun};
 
 fn args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    train_args(model, data, out, extra)
+    TrainRun::new(model, data, out).extra(extra).args()
 }
 
 fn run_ok(args: &[String]) -> String {
@@ -98,7 +96,7 @@ fn steps(out: &Path) -> Vec<(u64, f64)> {
 
 #[test]
 fn stopped_twice_and_resumed_with_auto_is_the_uninterrupted_run_logged_once() {
-    let (dir, model, data) = setup("requeue_twice");
+    let (dir, model, data) = resume_fixture("requeue_twice");
     let full = dir.join("full");
     // `auto` on a fresh folder starts the run.
     run_ok(&args(&model, &data, &full, &["--resume-from-checkpoint", "auto"]));
@@ -124,7 +122,7 @@ fn stopped_twice_and_resumed_with_auto_is_the_uninterrupted_run_logged_once() {
 
 #[test]
 fn a_resume_at_the_end_trains_nothing() {
-    let (dir, model, data) = setup("requeue_at_end");
+    let (dir, model, data) = resume_fixture("requeue_at_end");
     let out = dir.join("out");
     let run = args(&model, &data, &out, &["--max-steps", "10", "--save-steps", "5"]);
     run_ok(&run);
@@ -141,7 +139,7 @@ fn a_resume_at_the_end_trains_nothing() {
 
 #[test]
 fn latest_refuses_another_runs_checkpoint_and_overwrite_sets_the_old_run_aside() {
-    let (dir, model, data) = setup("requeue_identity");
+    let (dir, model, data) = resume_fixture("requeue_identity");
     let out = dir.join("out");
     run_ok(&args(&model, &data, &out, &["--save-steps", "5"]));
     // Another learning rate, resumed from the folder's newest checkpoint: refused by name.
@@ -180,7 +178,7 @@ fn latest_refuses_another_runs_checkpoint_and_overwrite_sets_the_old_run_aside()
 
 #[test]
 fn rotation_with_a_limit_of_one_keeps_the_newest_and_the_best() {
-    let (dir, model, data) = setup("requeue_rotation");
+    let (dir, model, data) = resume_fixture("requeue_rotation");
     let out = dir.join("out");
     // The "best" by the largest loss is an early evaluation, so best and newest differ.
     let best = [
@@ -211,7 +209,7 @@ fn rotation_with_a_limit_of_one_keeps_the_newest_and_the_best() {
 
 #[test]
 fn a_second_run_into_a_busy_folder_is_refused_naming_the_first() {
-    let (dir, model, data) = setup("requeue_lock");
+    let (dir, model, data) = resume_fixture("requeue_lock");
     let out = dir.join("out");
     let (tx, rx) = mpsc::channel();
     let run = args(&model, &data, &out, &["--prefetch", "1"]);
@@ -272,7 +270,7 @@ fn two_ranks(args: &[String], pause: Option<&str>) -> (Vec<Child>, mpsc::Receive
 
 #[test]
 fn two_ranks_stopped_mid_epoch_resume_to_the_uninterrupted_run() {
-    let (dir, model, data) = setup("requeue_two_ranks");
+    let (dir, model, data) = resume_fixture("requeue_two_ranks");
     let flags = ["--batch-size", "8", "--ddp-timeout", "60", "--prefetch", "1"];
     let full = dir.join("full");
     let (children, rx) = two_ranks(&args(&model, &data, &full, &flags), None);
@@ -299,7 +297,7 @@ fn two_ranks_stopped_mid_epoch_resume_to_the_uninterrupted_run() {
 
 #[test]
 fn latest_with_no_checkpoint_is_refused_and_leaves_no_folder() {
-    let (dir, model, data) = setup("requeue_latest_none");
+    let (dir, model, data) = resume_fixture("requeue_latest_none");
     let out = dir.join("never");
     let run = args(&model, &data, &out, &["--resume-from-checkpoint", "latest"]);
     let (code, _, err) = run_bertfit(&run.iter().map(String::as_str).collect::<Vec<_>>());
@@ -313,16 +311,11 @@ fn latest_with_no_checkpoint_is_refused_and_leaves_no_folder() {
 #[test]
 fn a_folder_whose_name_is_not_utf8_resumes() {
     use std::os::unix::ffi::OsStrExt;
-    let (dir, model, data) = setup("requeue_not_utf8");
+    let (dir, model, data) = resume_fixture("requeue_not_utf8");
     let out = dir.join(std::ffi::OsStr::from_bytes(b"run-\xff"));
-    let placeholder = dir.join("placeholder");
     let flags = ["--save-steps", "5", "--eval-steps", "5", "--load-best-model-at-end"];
     let run = |extra: &[&str]| {
-        let mut a = train_args(&model, &data, &placeholder, &[&flags[..], extra].concat());
-        let at = a.iter().position(|x| x == "--output-dir").unwrap() + 1;
-        let mut cmd = bertfit();
-        cmd.args(&a[..at]).arg(&out).args(a.drain(at + 1..));
-        let o = cmd.output().unwrap();
+        let o = TrainRun::new(&model, &data, &out).extra(&[&flags[..], extra].concat()).output();
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let (code, err) = run(&["--max-steps", "7"]);

@@ -167,7 +167,7 @@ fn fixture() -> &'static Fixture {
         let dir = common::temp_dir("slurm");
         let model = common::tiny_model(&dir, 2, None, &[]);
         let data = dir.join("data.csv");
-        crate::train::subset("movies", &data, 128, 16);
+        crate::common::fixtures::subset("movies", &data, 128, 16);
         let bin = dir.join("bertfit-first-attempt-pauses");
         let script = format!(
             "#!/bin/bash\n# Pause only on a job's first attempt (SLURM_RESTART_COUNT unset or 0).\n\
@@ -308,21 +308,21 @@ fn checkpoint_step(ckpt: &Path) -> usize {
     ckpt.file_name().unwrap().to_str().unwrap().trim_start_matches("checkpoint-").parse().unwrap()
 }
 
-/// Asserts the stop was clean (bertfit's "stopped, saved" exit, no quit-at-once) and prints the
-/// time from the signal to the saved checkpoint.
+/// Asserts the stop was clean (bertfit's "stopped, saved" exit, no quit-at-once) and the checkpoint
+/// was saved within a minute of the signal (a liveness bound, not a speed check).
 fn report_stop(path: &str, log: &Path, ckpt: &Path, signalled_at: f64, saved_at: f64) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     assert!(!text.contains("second stop signal"), "{path}: bertfit got two signals:\n{text}");
     assert!(!text.contains(": Killed"), "{path}: a task was killed:\n{text}");
     let seconds = saved_at - signalled_at;
-    println!(
-        "{path}: signal -> {} saved in {seconds:.2} s (step {}; the step in progress, at most one test \
-         pause, then the save, which metrics.jsonl times at {})",
+    assert!(
+        (-0.5..60.0).contains(&seconds),
+        "{path}: signal to checkpoint {seconds:.2} s ({} at step {}; the step in progress, at most one \
+         test pause, then the save, which metrics.jsonl times at {})",
         ckpt.file_name().unwrap().to_string_lossy(),
         checkpoint_step(ckpt),
         save_seconds(ckpt).map_or("?".into(), |s| format!("{s:.3} s"))
     );
-    assert!((-0.5..60.0).contains(&seconds), "{path}: signal to checkpoint {seconds:.2} s");
 }
 
 /// How long the write of checkpoint `ckpt` took, from its run's `checkpoint` record.
@@ -353,14 +353,16 @@ fn assert_trap(log: &Path, forwarded: bool) {
 /// and kept every step of the run once.
 fn assert_resumed_from(out: &Path, step: usize, steps_total: usize) {
     let metrics = out.join("metrics.jsonl");
-    let loads = crate::train::records(&metrics, "checkpoint_load");
+    let loads = crate::common::fixtures::records(&metrics, "checkpoint_load");
     assert!(
         loads.iter().any(|r| r["step"] == step),
         "{}: no checkpoint_load of step {step}: {loads:?}",
         metrics.display()
     );
-    let steps: Vec<u64> =
-        crate::train::records(&metrics, "step").iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> = crate::common::fixtures::records(&metrics, "step")
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
     let want: Vec<u64> = (1..=steps_total as u64).collect();
     assert_eq!(steps, want, "{}: every step once", metrics.display());
 }
@@ -455,12 +457,12 @@ fn the_time_limit_signal_saves_and_the_job_requeues_itself() {
         .find_map(|l| l.strip_prefix("train.sbatch: SIGTERM at "))
         .and_then(|rest| rest.split_whitespace().next()?.trim_end_matches(':').parse().ok())
         .unwrap_or_else(|| panic!("no 'train.sbatch: SIGTERM at' line in the log:\n{text}"));
-    let started: f64 = text
+    // The job logs its start; the time-limit signal is due 5 s after it.
+    let _started: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("train.sbatch: started at "))
         .and_then(|rest| rest.split_whitespace().next()?.trim_end_matches(':').parse().ok())
         .unwrap_or_else(|| panic!("no 'train.sbatch: started at' line:\n{text}"));
-    println!("time limit: SIGTERM came {:.1} s after the job started (due at 5 s)", signalled_at - started);
     // The requeued attempt must not meet the 1-minute limit again while it finishes.
     release_requeued(&id, &log, &["TimeLimit=10"]);
     wait_completed(&id, &log);

@@ -11,7 +11,7 @@ use bertfit::train::checkpoint::{read_tensors, tensors_to_bytes, TRAINER_STATE, 
 use tch::Tensor;
 
 use super::common::files::copy_tree;
-use super::common::{read_json, run_bertfit, train_args};
+use super::common::{read_json, run_bertfit, TrainRun};
 
 struct Run {
     dir: PathBuf,
@@ -26,7 +26,7 @@ fn args(run: &Run, out: &Path, resume: Option<&Path>) -> Vec<String> {
     if let Some(dir) = resume {
         extra.extend(["--resume-from-checkpoint", dir.to_str().unwrap()]);
     }
-    train_args(&run.model, &run.data, out, &extra)
+    TrainRun::new(&run.model, &run.data, out).extra(&extra).args()
 }
 
 /// Runs bertfit with `args`: (exit code, stderr).
@@ -80,7 +80,7 @@ fn refused(run: &Run, what: &str, (out, ckpt): (PathBuf, PathBuf), needles: &[&s
 
 #[test]
 fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
-    let (dir, model, data) = super::checkpoint::setup("tampered");
+    let (dir, model, data) = super::common::fixtures::resume_fixture("tampered");
     let full = dir.join("full");
     let run = Run { dir: dir.clone(), model, data, full: full.clone() };
     let (code, err) = exec(&args(&run, &full, None));

@@ -3,18 +3,17 @@
 //! HF's flag names work, and unsupported HF flags are refused by name.
 use std::path::Path;
 
-use super::common::{minilm_str, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv};
-use super::train::{compare_steps, records, run_both, subset};
+use super::common::fixtures::{compare_steps, records, run_both, subset};
+use super::common::{minilm_str, read_json, run_bertfit, run_python, temp_dir, tiny_model, write_csv, Flags};
 
-/// Steps, rows and validation accuracy of both runs agree; returns the worst relative loss gap.
-fn assert_same_run(reference: &Path, ours: &Path, steps: usize) -> f64 {
+/// Steps, rows and validation accuracy of both runs agree.
+fn assert_same_run(reference: &Path, ours: &Path, steps: usize) {
     assert_eq!(records(reference, "step").len(), steps);
     let worst = compare_steps(reference, ours); // asserts the same rows at every step
     for (a, b) in records(reference, "epoch").iter().zip(records(ours, "epoch")) {
         assert_eq!(a["val_accuracy"], b["val_accuracy"], "epoch {} validation accuracy", a["epoch"]);
     }
     assert!(worst <= 1e-4, "losses differ by {worst} relative");
-    worst
 }
 
 /// No validation rows: PyTorch still iterates the empty validation DataLoader each epoch, which
@@ -25,25 +24,9 @@ fn no_validation_rows_still_draw_what_pytorch_draws() {
     let model = tiny_model(&dir, 2, Some(0.1), &[]);
     let data = dir.join("data.csv");
     subset("movies", &data, 160, 0);
-    let flags = [
-        "--epochs",
-        "3",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "48",
-        "--padding",
-        "longest",
-        "--seed",
-        "5",
-        "--learning-rate",
-        "1e-3",
-        "--threads",
-        "2",
-    ];
+    let flags = Flags::parity().flag("--epochs", "3").flag("--seed", "5").flag("--learning-rate", "1e-3");
     let (reference, out, _) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
-    let worst = assert_same_run(&reference, &out.join("metrics.jsonl"), 30);
-    println!("no validation rows, 3 epochs: max relative loss difference {worst:e}");
+    assert_same_run(&reference, &out.join("metrics.jsonl"), 30);
     assert!(records(&out.join("metrics.jsonl"), "epoch").iter().all(|e| e["val_accuracy"].is_null()));
 }
 
@@ -55,11 +38,15 @@ fn reproduce_pytorch_with_the_reference_defaults_is_the_reference_run() {
     let model = tiny_model(&dir, 6, Some(0.1), &[]);
     let data = dir.join("trec.csv");
     subset("trec", &data, 160, 60);
-    let flags =
-        ["--epochs", "3", "--max-length", "40", "--seed", "11", "--learning-rate", "2e-3", "--threads", "2"];
+    let flags = Flags::of(&[
+        ("--epochs", "3"),
+        ("--max-length", "40"),
+        ("--seed", "11"),
+        ("--learning-rate", "2e-3"),
+        ("--threads", "2"),
+    ]);
     let (reference, out, _) = run_both(&dir, &model, &data, &flags, &["--reproduce-pytorch"]);
-    let worst = assert_same_run(&reference, &out.join("metrics.jsonl"), 30);
-    println!("reference defaults, 6 classes, 3 epochs: max relative loss difference {worst:e}");
+    assert_same_run(&reference, &out.join("metrics.jsonl"), 30);
     let saved = read_json(&out.join("training_args.json"));
     assert_eq!(saved["padding"], "max-length");
 }
@@ -194,18 +181,12 @@ fn hf_flags_bertfit_does_not_implement_are_refused_by_name() {
     let rows: Vec<_> = (0..8).map(|i| (format!("text {i}"), (i % 2).to_string(), "train")).collect();
     write_csv(&data, &rows);
     let out = dir.join("out");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let train = |flag: &str, value: &str| {
+        run_bertfit(&["train", "--model", minilm_str(), "--data", d, "--output-dir", o, flag, value])
+    };
     for (flag, value) in [("--deepspeed", "ds.json"), ("--push_to_hub", "true"), ("--dataset_name", "imdb")] {
-        let (code, _, stderr) = run_bertfit(&[
-            "train",
-            "--model",
-            minilm_str(),
-            "--data",
-            data.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            flag,
-            value,
-        ]);
+        let (code, _, stderr) = train(flag, value);
         assert_ne!(code, 0);
         assert!(
             stderr.contains(&format!(
@@ -216,17 +197,7 @@ fn hf_flags_bertfit_does_not_implement_are_refused_by_name() {
         assert!(!out.exists(), "a refused command line wrote {}", out.display());
     }
     // Values HF accepts but bertfit cannot honour are refused by flag, too.
-    let (code, _, stderr) = run_bertfit(&[
-        "train",
-        "--model",
-        minilm_str(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--num_train_epochs",
-        "2.5",
-    ]);
+    let (code, _, stderr) = train("--num_train_epochs", "2.5");
     assert_ne!(code, 0);
     assert!(stderr.contains("--epochs: must be a whole number"), "{stderr}");
 }

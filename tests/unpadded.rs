@@ -10,7 +10,7 @@ use bertfit::weights::{from_pretrained, resolve, Pretrained};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use super::common::{minilm_with_head, temp_dir, tiny_model};
+use super::common::{minilm_with_head, temp_dir, tiny_model, TrainRun};
 
 const CORES: [AttentionCore; 3] = [AttentionCore::Padded, AttentionCore::PerSequence, AttentionCore::Grouped];
 
@@ -70,7 +70,6 @@ fn assert_logits_equal(model: &BertForSequenceClassification, name: &str) {
             let layout = Layout::packed(&b.mask, Device::Cpu, core);
             let unpadded = tch::no_grad(|| model.forward_t(&b.ids, &b.types, &layout, false));
             let diff = max_abs(&padded, &unpadded);
-            println!("{name}, {what}, {core:?}: max |Δlogit| = {diff:e}");
             assert!(diff <= 1e-5, "{name}, {what}, {core:?}: logits differ by {diff}");
         }
         let layout = LayoutPolicy::new(Device::Cpu, true).for_batch(&b.mask);
@@ -166,11 +165,6 @@ fn thirty_adam_steps_match_padded() {
                 worst_weight = worst_weight.max(diff);
             }
         }
-        println!(
-            "{core:?}: losses {:.6} -> {:.6}; max relative loss difference {worst_loss:e}, \
-             max |Δweight| {worst_weight:e}, key biases {worst_key_bias:e}",
-            reference[0], reference[29]
-        );
         assert!(reference[29] < reference[0], "training did not lower the loss: {reference:?}");
         assert!(worst_loss <= 1e-5, "{core:?}: losses differ by {worst_loss:e} (relative)");
         assert!(worst_weight <= 1e-5, "{core:?}: weights differ by {worst_weight:e}");
@@ -229,38 +223,21 @@ fn with_dropout_unpadded_learns_like_padded() {
     let mut accuracy = Vec::new();
     for unpadded in ["true", "false"] {
         let out = dir.join(format!("unpadded-{unpadded}"));
-        let (code, _, stderr) = super::common::run_bertfit(&[
-            "train",
-            "--model",
-            super::common::minilm_str(),
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--max-train-samples",
-            "640",
-            "--max-eval-samples",
-            "400",
-            "--max-length",
-            "64",
-            "--learning-rate",
-            "5e-5",
-            "--save-strategy",
-            "no",
-            "--device",
-            "cpu",
-            "--unpadded",
-            unpadded,
-            "--output-dir",
-            out.to_str().unwrap(),
-        ]);
+        let (code, _, stderr) = TrainRun::bare(&super::common::minilm(), &data, &out)
+            .flag("--epochs", "1")
+            .flag("--max-train-samples", "640")
+            .flag("--max-eval-samples", "400")
+            .flag("--max-length", "64")
+            .flag("--learning-rate", "5e-5")
+            .flag("--save-strategy", "no")
+            .flag("--unpadded", unpadded)
+            .run();
         assert_eq!(code, 0, "{stderr}");
         let args = super::common::read_json(&out.join("training_args.json"));
         assert_eq!(args["unpadded"], unpadded == "true", "training_args.json records the layout used");
         let eval = super::common::read_json(&out.join("eval_results.json"));
         accuracy.push(100.0 * eval["eval_accuracy"].as_f64().unwrap());
     }
-    println!("validation accuracy after one epoch: unpadded {:.2}%, padded {:.2}%", accuracy[0], accuracy[1]);
     assert!(accuracy.iter().all(|&a| a > 92.0), "a run did not learn: {accuracy:?}");
     assert!(
         (accuracy[0] - accuracy[1]).abs() <= 2.0,
@@ -289,24 +266,12 @@ fn the_cpu_default_is_unpadded_except_when_reproducing_pytorch() {
         [(&[][..], true), (&["--reproduce-pytorch"][..], false), (&["--unpadded", "false"][..], false)]
     {
         let out = dir.join(format!("out{}", extra.len()));
-        let mut args = vec![
-            "train",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--save-strategy",
-            "no",
-            "--overwrite",
-            "--output-dir",
-            out.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        let (code, _, stderr) = super::common::run_bertfit(&args);
+        let (code, _, stderr) = TrainRun::bare(&model, &data, &out)
+            .flag("--epochs", "1")
+            .flag("--save-strategy", "no")
+            .switch("--overwrite")
+            .append(extra)
+            .run();
         assert_eq!(code, 0, "{extra:?}: {stderr}");
         let saved = super::common::read_json(&out.join("training_args.json"));
         assert_eq!(saved["unpadded"], expected, "{extra:?}");

@@ -31,7 +31,6 @@ fn fp16_and_pytorch_bin_checkpoints_load_with_fp32_weights() {
             assert_eq!(t.kind(), Kind::Float, "{name}: {n} is {:?}", t.kind());
         }
         let diff = max_logit_difference(&model, &parity_texts(8), 128);
-        println!("{name}: max |logit difference| {diff:e}");
         assert!(diff <= 1e-5, "{name}: logits differ by {diff}");
     }
 }

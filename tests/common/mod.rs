@@ -4,6 +4,10 @@
 //! setup.sh's cache paths. A test that needs them fails (it does not skip) when they are missing.
 #![allow(dead_code)]
 pub mod files;
+pub mod fixtures;
+pub mod train_run;
+
+pub use train_run::{Flags, TrainRun};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -162,7 +166,11 @@ pub fn write_small_csv(path: &Path) {
 
 /// Runs bertfit and returns (exit code, stdout, stderr).
 pub fn run_bertfit(args: &[&str]) -> (i32, String, String) {
-    let out = bertfit().args(args).output().expect("spawn bertfit");
+    outcome(&bertfit().args(args).output().expect("spawn bertfit"))
+}
+
+/// A finished process as (exit code, or -1 if a signal ended it; stdout; stderr).
+pub fn outcome(out: &Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -217,28 +225,39 @@ pub fn launch_local(nproc: usize, args: &[&str]) -> Output {
         .expect("spawn launch-local.sh")
 }
 
-/// `bertfit train` of `model` on `data` into `out` on the CPU, as the fault and resume tests run
-/// it: 2 epochs, batch 16, max length 48, lr 2e-3, seed 9, one thread. A flag in `extra` replaces
-/// the default of the same name (bertfit refuses a repeated flag); the rest of `extra` is appended.
-pub fn train_args(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let defaults = [
-        ("--output-dir", out.to_str().unwrap()),
-        ("--device", "cpu"),
-        ("--epochs", "2"),
-        ("--batch-size", "16"),
-        ("--max-length", "48"),
-        ("--learning-rate", "2e-3"),
-        ("--seed", "9"),
-        ("--threads", "1"),
-    ];
-    let mut args: Vec<String> =
-        ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    for (flag, value) in defaults.iter().filter(|(f, _)| !extra.contains(f)) {
-        args.extend([flag.to_string(), value.to_string()]);
+/// Whether `unshare --user --map-root-user --mount` works here (the real full-disk and read-only
+/// tests mount a tmpfs in one); says so on stderr when it does not.
+pub fn user_mount_namespaces() -> bool {
+    let probe = Command::new("unshare").args(["--user", "--map-root-user", "--mount", "true"]).output();
+    let works = probe.is_ok_and(|o| o.status.success());
+    if !works {
+        eprintln!("unshare --user --mount is not available here: the injected-failure test covers this");
     }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    works
+}
+
+/// Reads a running bertfit's stderr (piped) for the save points its test hook announces
+/// (`bertfit-test: save point NAME`), SIGKILLs it as soon as `kill_when(points so far)` holds, and
+/// waits for it. Returns (the points, its stderr up to then, its exit status).
+pub fn watch_save_points(
+    mut child: std::process::Child,
+    kill_when: impl Fn(&[String]) -> bool,
+) -> (Vec<String>, String, std::process::ExitStatus) {
+    use std::io::{BufRead, BufReader};
+    let stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let (mut points, mut log) = (Vec::new(), String::new());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(point) = line.strip_prefix("bertfit-test: save point ") {
+            points.push(point.to_string());
+            if kill_when(&points) {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    (points, log, status)
 }

@@ -9,10 +9,10 @@ use bertfit::train::precision::{autocast, Precision};
 use tch::{Device, Tensor};
 
 use super::common::fixtures::{compare_steps, compare_weights, records, run_both, subset};
+use super::common::logits::{parity_texts, write_texts};
 use super::common::{
     assert_refused, minilm_with_head, read_json, run_python, temp_dir, tiny_model, write_csv, Flags, TrainRun,
 };
-use super::parity::{parity_texts, write_texts};
 
 /// HF's recipe: AdamW with weight decay, a linear schedule with 4 warmup steps, 2 accumulation
 /// steps, clipping at 1.0.
@@ -134,7 +134,7 @@ fn autocast_logits_are_within_pytorchs_own_low_precision_error() {
     for (name, precision) in [("bf16", Precision::Bf16), ("fp16", Precision::Fp16)] {
         let ours = {
             let _guard = autocast(Device::Cpu, precision).unwrap();
-            super::parity::bertfit_logits(
+            super::common::logits::bertfit_logits(
                 &model,
                 &hf["input_ids"],
                 &hf["attention_mask"],

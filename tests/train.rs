@@ -1,8 +1,8 @@
 //! Training parity: bertfit and `scripts/reference_train.py` (PyTorch) on identical work give the
 //! same per-step losses and final weights; the saved folder loads in transformers with equal logits.
 use super::common::fixtures::{compare_steps, compare_weights, movie_subset, records, run_both};
+use super::common::logits::max_logit_difference;
 use super::common::{minilm_with_head, read_json, temp_dir, tiny_model, Flags};
-use super::parity::max_logit_difference;
 
 /// One epoch in file order at max length 64, with `lr` and `seed`.
 fn flags(lr: &str, seed: &str) -> Flags {
@@ -27,7 +27,7 @@ fn random_config_30_steps_equal_pytorch_and_round_trip_through_transformers() {
     let cfg = read_json(&out.join("config.json"));
     assert_eq!(cfg["id2label"]["0"], "negative");
     assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
-    let texts: Vec<String> = super::parity::parity_texts(12);
+    let texts: Vec<String> = super::common::logits::parity_texts(12);
     let diff = max_logit_difference(&out, &texts, 64);
     assert!(diff <= 1e-5, "reloaded logits differ by {diff}");
 }

@@ -7,8 +7,8 @@ use bertfit::model::BertConfig;
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Kind, Tensor};
 
+use super::common::logits::{bertfit_logits, max_logit_difference, parity_texts};
 use super::common::{assert_refused, minilm, temp_dir, tiny_model, write_csv};
-use super::parity::{bertfit_logits, max_logit_difference, parity_texts};
 
 /// Two hand-written, padded inputs: "this is a test", "hello".
 fn inputs() -> (Tensor, Tensor, Tensor) {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 pub mod files;
 pub mod fixtures;
+pub mod logits;
 pub mod train_run;
 
 pub use train_run::{Flags, TrainRun};

@@ -108,6 +108,24 @@ fn build_c10d(torch_root: &Path) {
     build.compile("bertfit_c10d");
 }
 
+/// `BERTFIT_LIBTORCH_VERSION` (e.g. `2.11.0`) from libtorch's `TORCH_VERSION_*` macros, for the
+/// model card's framework versions; `unknown` when the headers do not say.
+fn libtorch_version(torch_root: &Path) {
+    let include = torch_root.join("include/torch");
+    let headers = [include.join("headeronly/version.h"), include.join("csrc/api/include/torch/version.h")];
+    let text: String = headers.iter().filter_map(|h| std::fs::read_to_string(h).ok()).collect();
+    let part = |name: &str| {
+        text.lines().find_map(|l| {
+            l.trim().strip_prefix(&format!("#define TORCH_VERSION_{name} "))?.trim().parse::<u32>().ok()
+        })
+    };
+    let version = match (part("MAJOR"), part("MINOR"), part("PATCH")) {
+        (Some(a), Some(b), Some(c)) => format!("{a}.{b}.{c}"),
+        _ => "unknown".into(),
+    };
+    println!("cargo:rustc-env=BERTFIT_LIBTORCH_VERSION={version}");
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
@@ -123,6 +141,7 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
     match lib.parent() {
         Some(root) => {
+            libtorch_version(root);
             build_shim(root);
             build_c10d(root);
         }

@@ -1,4 +1,5 @@
 //! What a subcommand does around the library's parts, as a script does around HF's Trainer:
 //! `train` runs the [`crate::train::Trainer`] and writes the run's results files and predictions
-//! (run_classification.py's main).
+//! (run_classification.py's main), and the model card `README.md` (`model_card`).
+pub mod model_card;
 pub mod train;

@@ -1,9 +1,11 @@
 //! `bertfit train` as run_classification.py's main drives HF's Trainer: train (`do_train`) and
 //! save the training metrics, evaluate on the validation rows (`do_eval`), predict on the test rows
 //! (`do_predict`) and write `predict_results.txt`; every `*_results.json` through one
-//! [`Results`] writer. Only the main process (rank 0) writes.
+//! [`Results`] writer; last, the model card (`README.md`, `Trainer.create_model_card`). Only the
+//! main process (rank 0) writes.
 use serde_json::{json, Map, Value};
 
+use super::model_card::{base_license, model_card, CardFacts, MODEL_CARD_FILE};
 use crate::data::dataset::Split;
 use crate::data::labels::ProblemType;
 use crate::error::Result;
@@ -31,9 +33,10 @@ pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSumma
         summary.eval = Some(trainer.evaluate(Split::Validation)?);
     }
     let epochs = trainer.args().do_train.then_some(summary.epochs.len() as f64);
+    let mut eval_metrics = None;
     if let Some(eval) = summary.eval.as_ref().filter(|_| trainer.args().do_eval) {
         if write {
-            save_split(&mut trainer, &mut results, "eval", eval, epochs)?;
+            eval_metrics = Some(save_split(&mut trainer, &mut results, "eval", eval, epochs)?);
         }
     }
     if trainer.args().do_predict {
@@ -45,8 +48,20 @@ pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSumma
             }
         }
     }
+    if write && trainer.args().do_train {
+        write_model_card(&trainer, eval_metrics.as_ref())?;
+    }
     trainer.finish()?;
     Ok(summary)
+}
+
+/// `README.md` in the output folder beside the final model, as run_classification.py's
+/// `trainer.create_model_card(finetuned_from=model_name_or_path, ...)` writes it.
+fn write_model_card(trainer: &Trainer, eval: Option<&Map<String, Value>>) -> Result<()> {
+    let args = trainer.args();
+    let license = crate::weights::resolve::resolve_dir(&args.model).ok().and_then(|d| base_license(&d));
+    let facts = CardFacts { world_size: trainer.world_size(), eval, license };
+    write_atomic(&args.output_dir.join(MODEL_CARD_FILE), model_card(args, &facts).as_bytes())
 }
 
 /// train_results.json with HF's keys and units.
@@ -74,7 +89,7 @@ fn save_split(
     prefix: &str,
     e: &Evaluation,
     epoch: Option<f64>,
-) -> Result<()> {
+) -> Result<Map<String, Value>> {
     let names = trainer.label_names().to_vec();
     let n = e.rows.len();
     let mut metrics = Map::new();
@@ -93,7 +108,7 @@ fn save_split(
     if !summary.is_empty() {
         trainer.reporter().note(&format!("{} rows ({prefix}_results.json):\n{summary}", e.split.name()));
     }
-    Ok(())
+    Ok(metrics)
 }
 
 /// `predict_results.txt` as HF's run_classification.py writes it: `index<TAB>prediction`, one

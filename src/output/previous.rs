@@ -7,6 +7,7 @@ use super::{fsync_dir, OLD_MARKER, TEMP_MARKER};
 use crate::error::{Error, Result};
 
 /// File names bertfit (or HF's Trainer, whose folders look the same) writes into an output folder.
+/// Not the model card `README.md`: a folder with only a README is someone's folder, not a run.
 pub const WRITTEN_FILES: &[&str] = &[
     "config.json",
     "model.safetensors",
@@ -97,8 +98,11 @@ mod tests {
         assert!(!holds_previous_run(&root), "a missing folder holds nothing");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("notes.txt"), "").unwrap();
+        std::fs::write(root.join("README.md"), "").unwrap();
         assert!(!holds_previous_run(&root));
-        for name in ["metrics.jsonl", "eval_results.json", "checkpoint-500", "training_args.json"] {
+        for name in
+            ["metrics.jsonl", "eval_results.json", "checkpoint-500", "training_args.json", "tokenizer.json"]
+        {
             let p = root.join(name);
             std::fs::write(&p, "").unwrap();
             assert_eq!(previous_run_files(&root), vec![p.clone()]);

@@ -433,6 +433,11 @@ impl<'r> Trainer<'r> {
         &self.args
     }
 
+    /// Processes training together (1 without DDP).
+    pub fn world_size(&self) -> usize {
+        self.ddp.as_ref().map_or(1, Ddp::world_size)
+    }
+
     /// The label names, in class-id order.
     pub fn label_names(&self) -> &[String] {
         &self.data.labels().names

@@ -26,11 +26,12 @@
 //! Rooms: `vocab.rs` reads `vocab.txt` (and `config.rs` `tokenizer_config.json`) into a
 //! [`BertTokenizer`]; `encode.rs` encodes and truncates; `hf_fixes.rs` holds the rewrites above;
 //! `wordpiece_ascii.rs` the fast path for plain ASCII text; `files.rs` the tokenizer's files in a
-//! model folder.
+//! model folder; `tokenizer_json.rs` the `tokenizer.json` written beside them for transformers.
 mod config;
 mod encode;
 mod files;
 mod hf_fixes;
+mod tokenizer_json;
 mod vocab;
 mod wordpiece_ascii;
 
@@ -42,6 +43,7 @@ use crate::Error;
 use wordpiece_ascii::AsciiWordPiece;
 
 pub use encode::{truncate_pair, validate_max_length};
+pub use tokenizer_json::TOKENIZER_FILE;
 pub use vocab::{check_vocab, vocab_lines};
 
 /// One encoded text (or pair): `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. The attention mask is

@@ -92,7 +92,7 @@ impl BertTokenizer {
 /// vocab.txt as `tokenizers`' WordPiece::read_file reads it: one token per line, trailing
 /// whitespace trimmed, id = line number, a repeated token keeps its last line. Lines end as
 /// transformers' `load_vocab` reads them (Python's universal newlines): "\n", "\r\n" or a lone "\r".
-fn read_vocab(vocab_path: &Path) -> Result<HashMap<String, i64>> {
+pub(super) fn read_vocab(vocab_path: &Path) -> Result<HashMap<String, i64>> {
     let text = std::fs::read_to_string(vocab_path)
         .map_err(|e| tokenizer_error(vocab_path, format!("cannot read the vocabulary: {e}")))?;
     if let Some(first) = text.strip_prefix('\u{feff}') {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::common::{
     latest_checkpoint, make_model, minilm, read_json, run_bertfit, run_python, temp_dir, tiny_model,
-    train_args, write_small_csv,
+    write_small_csv, TrainRun,
 };
 
 /// A tiny run of `model` on the small CSV into `dir/out`, with `extra` flags; panics if it fails.
@@ -14,7 +14,7 @@ fn train(dir: &Path, model: &Path, extra: &[&str]) -> PathBuf {
     let data = dir.join("data.csv");
     write_small_csv(&data);
     let out = dir.join("out");
-    let args = train_args(model, &data, &out, extra);
+    let args = TrainRun::new(model, &data, &out).extra(extra).args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, err) = run_bertfit(&args);
     assert_eq!(code, 0, "bertfit train failed:\n{err}");

@@ -25,8 +25,7 @@ pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSumma
         if summary.already_finished {
             return Ok(summary);
         }
-        let dir = &trainer.args().output_dir;
-        if write && (!summary.epochs.is_empty() || !dir.join("train_results.json").exists()) {
+        if write && (!summary.epochs.is_empty() || !results.path("train").exists()) {
             results.save("train", &train_metrics(&summary, trainer.started().elapsed().as_secs_f64()))?;
         }
     } else if trainer.args().do_eval {
@@ -59,7 +58,7 @@ pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSumma
 /// `trainer.create_model_card(finetuned_from=model_name_or_path, ...)` writes it.
 fn write_model_card(trainer: &Trainer, eval: Option<&Map<String, Value>>) -> Result<()> {
     let args = trainer.args();
-    let license = crate::weights::resolve::resolve_dir(&args.model).ok().and_then(|d| base_license(&d));
+    let license = base_license(trainer.model_dir());
     let facts = CardFacts { world_size: trainer.world_size(), eval, license };
     write_atomic(&args.output_dir.join(MODEL_CARD_FILE), model_card(args, &facts).as_bytes())
 }

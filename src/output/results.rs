@@ -36,11 +36,16 @@ impl Results {
         Results { dir: dir.to_path_buf(), combined: Combined::UpdateExisting }
     }
 
+    /// `<split>_results.json` in the folder.
+    pub fn path(&self, split: &str) -> PathBuf {
+        self.dir.join(format!("{split}_results.json"))
+    }
+
     /// Writes `<split>_results.json` and the same keys into all_results.json.
     pub fn save(&mut self, split: &str, metrics: &Map<String, Value>) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let file = format!("{split}_results.json");
-        write_atomic(&self.dir.join(&file), pretty(metrics).as_bytes())?;
+        write_atomic(&self.path(split), pretty(metrics).as_bytes())?;
         let all = self.dir.join(ALL_RESULTS);
         let combined = match &mut self.combined {
             Combined::ThisRun(map) => {

@@ -3,9 +3,7 @@
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
-use tch::{Kind, Tensor};
-
-use tch::{Device, Reduction};
+use tch::{Device, Kind, Reduction, Tensor};
 
 use super::precision::autocast;
 use super::Trainer;

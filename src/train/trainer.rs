@@ -60,13 +60,11 @@ struct EpochOutcome {
     stop: Stop,
 }
 
-/// An epoch's running figures (restored from a checkpoint taken inside it).
-struct Tally {
-    loss_sum: f64,
-    steps: usize,
-    samples: usize,
-    /// Micro-batches of the epoch trained on.
-    consumed: usize,
+/// Where a resumed run goes on: the checkpoint's position and, inside an epoch, that epoch's
+/// data plan (its order, or its stream's seed).
+pub(super) struct Resume {
+    pub plan: Option<PassPlan>,
+    pub position: Position,
 }
 
 pub struct Trainer<'r> {
@@ -78,6 +76,8 @@ pub struct Trainer<'r> {
     pub(super) data: TrainingData,
     pub(super) vs: VarStore,
     pub(super) model: BertForSequenceClassification,
+    /// The folder the model was loaded from (`--model`, resolved).
+    pub(super) model_dir: std::path::PathBuf,
     /// How each batch's tokens are laid out for the forward (padded or packed), and the kernel
     /// fallbacks seen so far.
     pub(super) layouts: LayoutPolicy,
@@ -142,6 +142,7 @@ impl<'r> Trainer<'r> {
         startup.mark("optimizer");
         Ok(Trainer {
             control: Control::new(&args),
+            model_dir: files.dir,
             layouts: LayoutPolicy::new(args.device, args.unpadded()),
             args,
             reporter,
@@ -214,9 +215,9 @@ impl<'r> Trainer<'r> {
 
     /// Where training starts: the first epoch, and the checkpoint's data plan and position when
     /// resuming. A checkpoint at or past the run's last step leaves nothing to train.
-    fn resume_point(&mut self) -> Result<(usize, Option<(Option<PassPlan>, Position)>)> {
+    fn resume_point(&mut self) -> Result<(usize, Option<Resume>)> {
         let Some(dir) = self.resume.clone() else { return Ok((1, None)) };
-        let (plan, position) = self.restore(&dir)?;
+        let resume = self.restore(&dir)?;
         self.reporter.note(&format!("resuming from {} (step {})", dir.display(), self.global_step));
         // Optimizer steps of the whole run, as the schedule counts them.
         let total = self.updater.schedule.total_steps;
@@ -227,9 +228,9 @@ impl<'r> Trainer<'r> {
                 "the checkpoint is at step {} of {total}: the run is complete, nothing left to train",
                 self.global_step
             ));
-            return Ok((self.args.epochs + 1, Some((plan, position))));
+            return Ok((self.args.epochs + 1, Some(resume)));
         }
-        Ok((position.epoch, Some((plan, position))))
+        Ok((resume.position.epoch, Some(resume)))
     }
 
     /// After a stop signal: the model saved as it is (a checkpoint was written at the step), and
@@ -286,16 +287,15 @@ impl<'r> Trainer<'r> {
 
     /// One epoch over the training rows, one step per accumulation window (the epoch's last
     /// window may be shorter), until its end or a stop.
-    fn train_epoch(
-        &mut self,
-        epoch: usize,
-        resume: Option<(Option<PassPlan>, Position)>,
-    ) -> Result<EpochOutcome> {
+    fn train_epoch(&mut self, epoch: usize, resume: Option<Resume>) -> Result<EpochOutcome> {
         let started = Instant::now();
         let allreduce_before = self.ddp.as_ref().map(Ddp::allreduce_seconds);
-        let (plan, pos) = match resume {
-            Some((Some(plan), pos)) => (plan, pos),
-            Some((None, pos)) => (self.data.plan_train_pass(&mut self.rng, epoch), pos),
+        // The epoch's running figures: a checkpoint taken inside it restores them.
+        let (plan, mut pos) = match resume {
+            Some(Resume { plan: Some(plan), position }) => (plan, position),
+            Some(Resume { plan: None, position }) => {
+                (self.data.plan_train_pass(&mut self.rng, epoch), position)
+            }
             None => {
                 (self.data.plan_train_pass(&mut self.rng, epoch), Position { epoch, ..Default::default() })
             }
@@ -306,28 +306,22 @@ impl<'r> Trainer<'r> {
             epoch,
             setup::steps_per_epoch(total, self.args.recipe.gradient_accumulation_steps),
         );
-        let mut tally = Tally {
-            loss_sum: pos.epoch_loss_sum,
-            steps: pos.epoch_steps,
-            samples: pos.epoch_samples,
-            consumed: pos.batches_done,
-        };
         let mut pending = PendingSteps::for_device(self.args.device);
         let mut stop = Stop::default();
-        while let Some(window) = self.next_window(&mut batches, tally.consumed, total)? {
-            tally.consumed += window.len();
-            tally.samples += window.iter().map(|b| b.rows.len()).sum::<usize>();
+        while let Some(window) = self.next_window(&mut batches, pos.batches_done, total)? {
+            pos.batches_done += window.len();
+            pos.epoch_samples += window.iter().map(|b| b.rows.len()).sum::<usize>();
             let step = self.training_step(window)?;
-            stop = self.after_step(epoch, step, &mut tally, &mut pending, &plan)?;
+            stop = self.after_step(step, &mut pos, &mut pending, &plan)?;
             if stop.any() {
                 break;
             }
         }
-        self.record_steps(&mut pending, &mut tally.loss_sum)?;
+        self.record_steps(&mut pending, &mut pos.epoch_loss_sum)?;
         let waited = batches.finish(stop.any())?;
         Ok(EpochOutcome {
-            mean_loss: tally.loss_sum / tally.steps.max(1) as f64,
-            samples: tally.samples,
+            mean_loss: pos.epoch_loss_sum / pos.epoch_steps.max(1) as f64,
+            samples: pos.epoch_samples,
             seconds: started.elapsed().as_secs_f64(),
             data_wait_seconds: waited.as_secs_f64(),
             allreduce_seconds: allreduce_before
@@ -339,20 +333,21 @@ impl<'r> Trainer<'r> {
 
     /// After an optimizer step: its record, then what [`Control`] says is due (evaluate, save),
     /// and whether the epoch stops here.
+    /// `pos`: where the run is in its epoch, this step's batches counted.
     fn after_step(
         &mut self,
-        epoch: usize,
         step: StepResult,
-        tally: &mut Tally,
+        pos: &mut Position,
         pending: &mut PendingSteps,
         plan: &PassPlan,
     ) -> Result<Stop> {
+        let epoch = pos.epoch;
         if let Some(mut s) = self.startup.take() {
             s.mark("first_step");
             self.reporter.startup(&s.record());
         }
         self.global_step += 1;
-        tally.steps += 1;
+        pos.epoch_steps += 1;
         let update = step.update;
         let record = StepRecord {
             kind: "step",
@@ -366,11 +361,11 @@ impl<'r> Trainer<'r> {
             rank_rows: step.rank_rows,
         };
         let epoch_fraction =
-            (epoch - 1) as f64 + tally.consumed as f64 / self.batches_per_epoch().max(1) as f64;
+            (epoch - 1) as f64 + pos.batches_done as f64 / self.batches_per_epoch().max(1) as f64;
         pending.push(step.loss, record, epoch_fraction);
         let due = self.control.after_step(self.global_step);
         if pending.due() || due.evaluate || due.save {
-            self.record_steps(pending, &mut tally.loss_sum)?;
+            self.record_steps(pending, &mut pos.epoch_loss_sum)?;
         }
         let mut stop = Stop::default();
         if due.evaluate {
@@ -379,28 +374,24 @@ impl<'r> Trainer<'r> {
         }
         stop.interrupted = step.agreed_stop.unwrap_or_else(interrupt::stop_requested);
         if due.save || stop.interrupted {
-            self.record_steps(pending, &mut tally.loss_sum)?;
-            let here = self.position(epoch, tally, plan);
+            self.record_steps(pending, &mut pos.epoch_loss_sum)?;
+            let here = self.checkpoint_position(pos, plan);
             self.save_checkpoint(Some(plan), &here)?;
         }
         stop.max_steps = self.control.reached_max_steps(self.global_step);
         Ok(stop)
     }
 
-    /// Where the run is inside `epoch`, as a checkpoint records it.
-    fn position(&self, epoch: usize, tally: &Tally, plan: &PassPlan) -> Position {
+    /// `pos` as a checkpoint records it: with the run's counters at this step and the stream's seed.
+    fn checkpoint_position(&self, pos: &Position, plan: &PassPlan) -> Position {
         Position {
-            epoch,
-            batches_done: tally.consumed,
-            epoch_loss_sum: tally.loss_sum,
-            epoch_steps: tally.steps,
-            epoch_samples: tally.samples,
             scheduled_steps: self.updater.scheduled_steps,
             stream_seed: match plan {
                 PassPlan::Stream(seed) => *seed,
                 PassPlan::Order(_) => None,
             },
             evals_without_improvement: self.evals_without_improvement,
+            ..pos.clone()
         }
     }
 
@@ -427,6 +418,11 @@ impl<'r> Trainer<'r> {
     /// Whether this process writes the run's files (rank 0, or the only process).
     pub fn is_main(&self) -> bool {
         self.ddp.as_ref().is_none_or(Ddp::is_main)
+    }
+
+    /// The folder the model was loaded from (`--model`, resolved).
+    pub fn model_dir(&self) -> &std::path::Path {
+        &self.model_dir
     }
 
     pub fn args(&self) -> &TrainArgs {

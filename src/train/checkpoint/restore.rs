@@ -11,15 +11,16 @@ use crate::data::dataset::Split;
 use crate::data::training_data::PassPlan;
 use crate::error::{Error, Result};
 use crate::train::best::Best;
-use crate::train::checkpoint::{self, Position};
+use crate::train::checkpoint;
 use crate::train::report::CheckpointRecord;
+use crate::train::trainer::Resume;
 use crate::train::Trainer;
 
 impl Trainer<'_> {
     /// Puts the run back where the checkpoint in `dir` was taken: weights, optimizer, scaler,
     /// generator state, counters, and the epoch's order. The checkpoint is verified first
     /// ([`Self::verified_checkpoint`]).
-    pub(in crate::train) fn restore(&mut self, dir: &Path) -> Result<(Option<PassPlan>, Position)> {
+    pub(in crate::train) fn restore(&mut self, dir: &Path) -> Result<Resume> {
         let started = Instant::now();
         let (state, tensors) = self.verified_checkpoint(dir)?;
         self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);
@@ -73,7 +74,7 @@ impl Trainer<'_> {
             bytes: checkpoint::size_of(dir),
             path: dir.to_path_buf(),
         });
-        Ok((plan, position))
+        Ok(Resume { plan, position })
     }
 
     /// The checkpoint in `dir`, checked before any of it is used: its files against its manifest,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::files::names;
-use crate::common::{assert_refused, bertfit, read_json, run_bertfit, temp_dir, tiny_model, write_small_csv};
+use crate::common::{assert_refused, bertfit, read_json, run_bertfit, small_csv, temp_dir, tiny_model};
 
 /// One tiny model for the whole module (made once by transformers); tests copy it to damage it.
 fn model() -> &'static Path {
@@ -66,8 +66,7 @@ fn write_texts(path: &Path, n: usize) {
 #[test]
 fn threads_out_of_range_are_refused_by_every_subcommand_within_seconds() {
     let dir = temp_dir("hardening2_threads");
-    let data = dir.join("data.csv");
-    write_small_csv(&data);
+    let data = small_csv(&dir);
     let texts = dir.join("texts.csv");
     write_texts(&texts, 4);
     let (m, d, t) = (s(model()), s(&data), s(&texts));
@@ -361,8 +360,7 @@ fn repeated_label_names_and_other_model_types_are_refused() {
     let dir = temp_dir("hardening2_config");
     let texts = dir.join("texts.csv");
     write_texts(&texts, 2);
-    let data = dir.join("data.csv");
-    write_small_csv(&data);
+    let data = small_csv(&dir);
 
     let dup = model_with_config(&dir.join("dup"), |c| {
         c["id2label"] = serde_json::json!({"0": "spam", "1": "spam"});
@@ -536,8 +534,7 @@ fn evaluate_args<'a>(data: &'a Path, out: &'a Path) -> [&'a str; 9] {
 #[test]
 fn evaluate_into_a_folder_with_results_follows_the_overwrite_rule() {
     let dir = temp_dir("hardening2_evaluate");
-    let data = dir.join("data.csv");
-    write_small_csv(&data);
+    let data = small_csv(&dir);
     let results = dir.join("results");
     std::fs::create_dir_all(&results).unwrap();
     // A training folder's results: evaluate must not replace one without --overwrite.

@@ -5,14 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use super::common::{
-    latest_checkpoint, make_model, minilm, read_json, run_bertfit, run_python, temp_dir, tiny_model,
-    write_small_csv, TrainRun,
+    latest_checkpoint, make_model, minilm, read_json, run_bertfit, run_python, small_csv, temp_dir,
+    tiny_model, TrainRun,
 };
 
 /// A tiny run of `model` on the small CSV into `dir/out`, with `extra` flags; panics if it fails.
 fn train(dir: &Path, model: &Path, extra: &[&str]) -> PathBuf {
-    let data = dir.join("data.csv");
-    write_small_csv(&data);
+    let data = small_csv(&dir);
     let out = dir.join("out");
     let args = TrainRun::new(model, &data, &out).extra(extra).args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

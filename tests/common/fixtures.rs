@@ -8,7 +8,7 @@ use bertfit::data::dataset::{read_with_split_column, Columns};
 use tch::Tensor;
 
 use super::{
-    bertfit, check, dataset, run_python, temp_dir, tiny_model, write_csv, write_small_csv, Flags, TrainRun,
+    bertfit, check, dataset, run_python, small_csv, temp_dir, tiny_model, write_csv, Flags, TrainRun,
 };
 
 /// `n_train` + `n_val` movie snippets as a `text,label,split` CSV, taken evenly through each split
@@ -44,7 +44,7 @@ pub fn resume_fixture(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, model, data)
 }
 
-/// The fault tests' shared fixture: a tiny model, [`write_small_csv`]'s 12 rows, and a finished
+/// The fault tests' shared fixture: a tiny model, [`small_csv`]'s 12 rows, and a finished
 /// run of them into `run` (the arguments `args` gives for model, data and output folder).
 pub struct FinishedRun {
     pub model: PathBuf,
@@ -60,8 +60,7 @@ pub fn finished_run(
 ) -> FinishedRun {
     let dir = temp_dir(name);
     let model = tiny_model(&dir, 2, None, &[]);
-    let data = dir.join("data.csv");
-    write_small_csv(&data);
+    let data = small_csv(&dir);
     let out = dir.join(run);
     check(
         &bertfit().args(args(&model, &data, &out)).output().unwrap(),

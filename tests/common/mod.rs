@@ -156,13 +156,15 @@ pub fn write_csv(path: &Path, rows: &[(String, String, &str)]) {
     std::fs::write(path, s).unwrap();
 }
 
-/// The smallest labelled CSV a run needs: 8 train rows and 4 validation rows, labels 0/1
-/// alternating (the shared fixture of the fault tests).
-pub fn write_small_csv(path: &Path) {
+/// The smallest labelled CSV a run needs, written as `dir/data.csv`: 8 train rows and 4
+/// validation rows, labels 0/1 alternating (the shared fixture of the fault tests).
+pub fn small_csv(dir: &Path) -> PathBuf {
+    let path = dir.join("data.csv");
     let mut rows: Vec<(String, String, &str)> =
         (0..8).map(|i| (format!("a short review number {i}"), (i % 2).to_string(), "train")).collect();
     rows.extend((0..4).map(|i| (format!("held out text {i}"), (i % 2).to_string(), "val")));
-    write_csv(path, &rows);
+    write_csv(&path, &rows);
+    path
 }
 
 /// Runs bertfit and returns (exit code, stdout, stderr).

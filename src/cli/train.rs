@@ -2,22 +2,17 @@
 //! `TrainArgs::validate` then checks as a whole.
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::data::DataFlags;
 use super::flags::{count, folder_flag, opt_count, DeviceFlags, MaxLengthFlag};
 use super::recipe::RecipeFlags;
 use crate::data::batch::Padding;
 use crate::error::{Error, Result};
+use crate::metrics::MetricName;
 use crate::torch_ext::c10d::BackendKind;
-use crate::train::args::SaveStrategy;
+use crate::train::args::{Conventions, SaveStrategy};
 use crate::train::TrainArgs;
-
-/// `--metric-name` (HF's metric_name): bertfit computes accuracy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MetricName {
-    Accuracy,
-}
 
 #[derive(Debug, Args)]
 pub struct TrainFlags {
@@ -257,6 +252,7 @@ impl TrainFlags {
             token_cache: self.token_cache,
             output_dir: self.output_dir,
             model: self.model,
+            conventions: Conventions { metric: self.metric_name, ..Conventions::default() },
         };
         args.validate()?;
         Ok(args)

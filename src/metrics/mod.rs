@@ -21,6 +21,18 @@ pub use regression::{regression_metrics, RegressionMetrics};
 
 use crate::error::{Error, Result};
 
+/// The metric a run reports by name (run_classification.py's `--metric_name`, loaded there with
+/// `evaluate.load`), computed with `evaluate`'s defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricName {
+    Accuracy,
+    F1,
+    Precision,
+    Recall,
+    Mse,
+}
+
 /// `num / den`, or 0.0 when `den` is 0: sklearn's `_prf_divide` with `zero_division="warn"`.
 fn prf_divide(num: f64, den: f64) -> f64 {
     if den == 0.0 {

@@ -11,6 +11,7 @@ use super::schedule::SchedulerType;
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
 use crate::data::labels::LabelFormat;
+pub use crate::metrics::MetricName;
 use crate::torch_ext::c10d::BackendKind;
 
 mod validate;
@@ -25,6 +26,65 @@ pub enum SaveStrategy {
     Epoch,
     /// No checkpoints (a stop signal still writes one).
     No,
+}
+
+/// HF Trainer's `logging_strategy`: when an entry of the run's loss, learning rate and gradient
+/// norm goes into trainer_state.json's log_history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Logging {
+    /// Every N optimizer steps: the mean loss of the steps since the last entry.
+    Steps(usize),
+    /// At the end of every epoch.
+    Epoch,
+    No,
+}
+
+/// What `train_loss` and each logged `loss` average (they differ only under gradient accumulation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainLoss {
+    /// A step's loss is the mean of its micro-batches' losses (the seed script's loss; HF 4.x).
+    WindowMean,
+    /// A step's loss is the sum of its micro-batches' losses, as HF 5.x's Trainer reports it.
+    WindowSum,
+}
+
+/// When the run evaluates, logs and saves, and how it reports, where HF Trainer's conventions differ
+/// from the seed script's. `bertfit train` keeps the seed script's ([`Conventions::default`]);
+/// `bertfit run-classification` sets HF's from TrainingArguments.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conventions {
+    /// Evaluate on the validation rows at the end of every epoch (the seed script's; HF's
+    /// `eval_strategy epoch`). HF's `steps` is `recipe.eval_steps`; its `no` sets neither.
+    pub eval_each_epoch: bool,
+    /// HF's logging_strategy and logging_steps, for trainer_state.json's log_history.
+    pub logging: Logging,
+    /// HF's logging_first_step: also log the first optimizer step.
+    pub logging_first_step: bool,
+    /// Write `checkpoint-<last step>` when training ends (HF Trainer does unless save_strategy is no).
+    pub final_checkpoint: bool,
+    /// HF's fractional num_train_epochs (1.5): the run stops after ceil(fraction x optimizer steps
+    /// per epoch) steps; `TrainArgs::epochs` is then its ceiling.
+    pub epoch_fraction: Option<f64>,
+    pub train_loss: TrainLoss,
+    /// HF's metric_name: the metric keys results and evaluations add (`None`: the problem type's
+    /// default, as run_classification.py picks it).
+    pub metric: Option<MetricName>,
+}
+
+impl Default for Conventions {
+    fn default() -> Self {
+        Conventions {
+            eval_each_epoch: true,
+            logging: Logging::Steps(1),
+            logging_first_step: false,
+            final_checkpoint: false,
+            epoch_fraction: None,
+            train_loss: TrainLoss::WindowMean,
+            metric: None,
+        }
+    }
 }
 
 /// How the model is updated: optimizer, schedule, accumulation, clipping, precision, evaluation
@@ -195,6 +255,8 @@ pub struct TrainArgs {
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
     /// which bertfit's random draws or arithmetic could part from the reference script's.
     pub reproduce_pytorch: bool,
+    /// The seed script's rhythms and reports, or HF Trainer's.
+    pub conventions: Conventions,
 }
 
 fn backend_name<S: serde::Serializer>(b: &Option<BackendKind>, s: S) -> std::result::Result<S::Ok, S::Error> {

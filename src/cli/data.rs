@@ -54,7 +54,7 @@ impl DataFlags {
         if separator.is_empty() {
             return Err(Error::usage("--label-separator", "must not be empty"));
         }
-        Ok(LabelFormat { problem: self.problem_type, separator: separator.clone() })
+        Ok(LabelFormat { problem: self.problem_type, separator: separator.clone(), ..LabelFormat::default() })
     }
 
     pub fn columns(&self) -> Columns {

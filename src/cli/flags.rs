@@ -139,6 +139,7 @@ impl LabelColumns {
             text_pair: self.text.text_pair_column.clone(),
             label: self.label_column.clone(),
             split: self.split_column.clone(),
+            ..Columns::default()
         }
     }
 }

@@ -14,11 +14,22 @@ pub struct Columns {
     pub text_pair: Option<String>,
     pub label: String,
     pub split: String,
+    /// Further text columns appended to `text`, each after `text_delimiter` (run_classification.py's
+    /// `--text_column_names a,b,c` with `--text_column_delimiter`).
+    pub text_joined: Vec<String>,
+    pub text_delimiter: String,
 }
 
 impl Default for Columns {
     fn default() -> Self {
-        Columns { text: "text".into(), text_pair: None, label: "label".into(), split: "split".into() }
+        Columns {
+            text: "text".into(),
+            text_pair: None,
+            label: "label".into(),
+            split: "split".into(),
+            text_joined: Vec::new(),
+            text_delimiter: " ".into(),
+        }
     }
 }
 

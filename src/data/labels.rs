@@ -21,11 +21,29 @@ pub struct LabelFormat {
     pub problem: ProblemType,
     /// Separates the names of a multi-label cell (`sports|politics`).
     pub separator: String,
+    /// How the label list is made from the splits.
+    pub list: LabelList,
+}
+
+/// How the label list (class ids) is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabelList {
+    /// The seed script's: integer labels are class ids; other labels are the training rows'
+    /// names, sorted; a validation or test label not among them is refused.
+    #[default]
+    Seed,
+    /// run_classification.py's: every label as text, sorted as text, from the training rows plus,
+    /// with a warning, validation and test labels the training rows lack; -1 is no label.
+    Hf,
 }
 
 impl Default for LabelFormat {
     fn default() -> Self {
-        LabelFormat { problem: ProblemType::SingleLabelClassification, separator: "|".into() }
+        LabelFormat {
+            problem: ProblemType::SingleLabelClassification,
+            separator: "|".into(),
+            list: LabelList::Seed,
+        }
     }
 }
 

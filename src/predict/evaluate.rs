@@ -93,7 +93,7 @@ impl ModelLabels {
 
     /// Cells read as training reads them for `problem`, multi-label names split by `separator`.
     pub fn reading(mut self, problem: ProblemType, separator: &str) -> Self {
-        self.format = LabelFormat { problem, separator: separator.to_string() };
+        self.format = LabelFormat { problem, separator: separator.to_string(), ..LabelFormat::default() };
         self
     }
 

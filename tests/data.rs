@@ -19,7 +19,8 @@ use tch::{Device, Tensor};
 
 use super::common::fixtures::records;
 use super::common::{
-    assert_refused, dataset, minilm, minilm_str, read_json, run_bertfit, run_python, temp_dir, write_csv,
+    assert_refused, check, dataset, minilm, minilm_str, python, read_json, run_bertfit, run_python, temp_dir,
+    write_csv,
 };
 
 fn sms_parquet(dir: &Path) -> PathBuf {
@@ -367,4 +368,22 @@ fn bad_data_is_named_by_file_row_and_column() {
         );
     }
     assert!(!out.join("config.json").exists());
+}
+
+/// HF Trainer's epoch order (accelerate's SeedableRandomSampler): `torch.randperm(n,
+/// generator=torch.Generator().manual_seed(seed + epoch))`, computed by torch itself.
+#[test]
+fn seedable_random_sampler_matches_hf_trainers_order() {
+    use bertfit::data::sampler::{Sampler, SeedableRandomSampler};
+    let code = "import torch\nfor e in range(3):\n    g = torch.Generator().manual_seed(42 + e)\n    \
+                print(' '.join(map(str, torch.randperm(37, generator=g).tolist())))";
+    let out = std::process::Command::new(python()).args(["-c", code]).output().unwrap();
+    check(&out, "torch.randperm");
+    let torch = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut rng = bertfit::random::RandomStream::manual_seed(0);
+    let sampler = SeedableRandomSampler { seed: 42 };
+    let ours: Vec<String> = (0..3)
+        .map(|e| sampler.indices(37, e, &mut rng).iter().map(usize::to_string).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(ours, torch.lines().collect::<Vec<_>>());
 }

@@ -41,6 +41,19 @@ impl Sampler for RandomSampler {
     }
 }
 
+/// accelerate's `SeedableRandomSampler`, the sampler of HF Trainer's training DataLoader: epoch `e`
+/// (0-based) visits `torch.randperm(n, generator=g)` with `g` seeded `seed + e` (`seed` is HF's
+/// data_seed, else its seed). It draws nothing from the default generator.
+pub struct SeedableRandomSampler {
+    pub seed: u64,
+}
+
+impl Sampler for SeedableRandomSampler {
+    fn indices(&self, n: usize, epoch: usize, _rng: &mut RandomStream) -> Vec<usize> {
+        randperm(n, &mut Mt19937::new(self.seed.wrapping_add(epoch as u64)))
+    }
+}
+
 /// `RandomSampler` or `SequentialSampler`, as a DataLoader's `shuffle` flag chooses.
 pub fn sampler(shuffle: bool) -> &'static dyn Sampler {
     if shuffle {

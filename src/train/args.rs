@@ -50,6 +50,18 @@ pub enum TrainLoss {
     WindowSum,
 }
 
+/// How a one-process run orders the training rows each epoch (a multi-process run uses
+/// DistributedSampler either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataOrder {
+    /// The seed script's shuffled DataLoader: a seed drawn from the run's generator each epoch.
+    DataLoader,
+    /// HF Trainer's: epoch `e` is a permutation drawn from a generator seeded `seed + e`
+    /// (`data::sampler::SeedableRandomSampler`; `seed` is HF's data_seed, else its seed).
+    HfTrainer { seed: u64 },
+}
+
 /// When the run evaluates, logs and saves, and how it reports, where HF Trainer's conventions differ
 /// from the seed script's. `bertfit train` keeps the seed script's ([`Conventions::default`]);
 /// `bertfit run-classification` sets HF's from TrainingArguments.
@@ -68,6 +80,8 @@ pub struct Conventions {
     /// per epoch) steps; `TrainArgs::epochs` is then its ceiling.
     pub epoch_fraction: Option<f64>,
     pub train_loss: TrainLoss,
+    /// The training rows' order in a one-process run.
+    pub data_order: DataOrder,
     /// HF's metric_name: the metric keys results and evaluations add (`None`: the problem type's
     /// default, as run_classification.py picks it).
     pub metric: Option<MetricName>,
@@ -82,6 +96,7 @@ impl Default for Conventions {
             final_checkpoint: false,
             epoch_fraction: None,
             train_loss: TrainLoss::WindowMean,
+            data_order: DataOrder::DataLoader,
             metric: None,
         }
     }

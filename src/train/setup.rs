@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tch::nn::VarStore;
 use tch::Device;
 
-use super::args::TrainArgs;
+use super::args::{DataOrder, TrainArgs};
 use super::optim::{named_trainable, Optimizer, OptimizerSettings};
 use super::precision::{LossScaler, ScalerSettings};
 use super::report::Reporter;
@@ -14,7 +14,7 @@ use super::schedule::{warmup_steps, Schedule};
 use super::update::Updater;
 use crate::data::dataset::Split;
 use crate::data::loader::LoaderSettings;
-use crate::data::sampler::Shard;
+use crate::data::sampler::{Sampler, SeedableRandomSampler, Shard};
 use crate::data::tokenize::BertTokenizer;
 use crate::data::training_data::{DataSettings, TrainingData};
 use crate::dist::ddp::Ddp;
@@ -163,9 +163,18 @@ pub fn updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &Trai
 
 fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer, ddp: Option<&Ddp>) -> DataSettings {
     let shard = ddp.map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world_size: d.world_size() });
-    let train_sampler: Option<Arc<dyn crate::data::sampler::Sampler>> = ddp.map(|_| {
-        Arc::new(DistributedSampler { shard, shuffle: args.shuffle, seed: args.seed, drop_last: false }) as _
-    });
+    let train_sampler: Option<Arc<dyn Sampler>> = match (ddp, args.conventions.data_order) {
+        (Some(_), _) => Some(Arc::new(DistributedSampler {
+            shard,
+            shuffle: args.shuffle,
+            seed: args.seed,
+            drop_last: false,
+        })),
+        (None, DataOrder::HfTrainer { seed }) if args.shuffle => {
+            Some(Arc::new(SeedableRandomSampler { seed }))
+        }
+        (None, _) => None,
+    };
     DataSettings {
         batch_size: args.batch_size,
         eval_batch_size: args.eval_batch_size,

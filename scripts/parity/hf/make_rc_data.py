@@ -3,16 +3,19 @@
 
 Usage: make_rc_data.py OUT [--data DIR] [--train N] [--eval N] [--test N]
 
+The .json files hold JSON lines (one object a line): run_classification.py accepts only the
+extensions .csv and .json (`.jsonl` fails its assertion "`train_file` should be a csv or a json file.").
+
 Made from DIR/{trec,sms}.csv (default $BERTFIT_ASSETS/data; columns text,label,split; the first N
 rows of each split, in file order, so the output is the same on every run):
 
   trec/           train.csv validation.csv test.csv          sentence,label  (6 string labels)
   regression/     train.csv validation.csv test.csv          sentence,label  (label 1.0..5.0, a float:
                                                              1 + number of words mod 5)
-  multilabel/     train.jsonl validation.jsonl test.jsonl    {"sentence": str, "label": [str, ...]}
+  multilabel/     train.json validation.json test.json    {"sentence": str, "label": [str, ...]}
                   (the trec class plus "short" or "long" (more than 8 words), plus "wh" when the
                   question starts with a wh-word: 2 or 3 labels per row)
-  jsonl/          train.jsonl validation.jsonl test.jsonl    {"sentence": str, "label": str} (trec)
+  jsonl/          train.json validation.json test.json    {"sentence": str, "label": str} (trec)
   two_columns/    train.csv validation.csv test.csv          title,body,label (sms: the first three
                   words and the rest; ham/spam); for --text_column_names title,body
   missing_label/  train.csv validation.csv test.csv          trec, train without "ABBR" rows,
@@ -78,17 +81,18 @@ def main():
         write_csv(f"{out}/trec/{split}.csv", rows, ["sentence", "label"])
         reg = [(t, f"{1 + len(t.split()) % 5:.1f}") for t, _ in rows]
         write_csv(f"{out}/regression/{split}.csv", reg, ["sentence", "label"])
-        write_jsonl(f"{out}/multilabel/{split}.jsonl",
+        write_jsonl(f"{out}/multilabel/{split}.json",
                     [{"sentence": t, "label": multi_labels(t, l)} for t, l in rows])
-        write_jsonl(f"{out}/jsonl/{split}.jsonl", [{"sentence": t, "label": l} for t, l in rows])
+        write_jsonl(f"{out}/jsonl/{split}.json", [{"sentence": t, "label": l} for t, l in rows])
         kept = [r for r in rows if split != "train" or r[1] != "ABBR"]
         write_csv(f"{out}/missing_label/{split}.csv", kept, ["sentence", "label"])
     for split, df in sms.items():
         rows = []
         for text, label in zip(df["text"], df["label"]):
             words = text.split()
-            cut = min(3, len(words) - 1)  # keep the body non-empty (an empty CSV cell reads as None)
-            rows.append((" ".join(words[:cut]), " ".join(words[cut:]), label))
+            # both cells non-empty: an empty CSV cell reads as None and the script's join fails on it
+            cut = max(1, min(3, len(words) - 1))
+            rows.append((" ".join(words[:cut]), " ".join(words[cut:] or words), label))
         write_csv(f"{out}/two_columns/{split}.csv", rows, ["title", "body", "label"])
 
     train = list(zip(trec["train"]["text"], trec["train"]["label"]))

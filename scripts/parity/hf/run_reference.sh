@@ -11,6 +11,8 @@
 #   - CUDA_VISIBLE_DEVICES="" (the CPU, as bertfit's parity tests compare on the CPU); set
 #     RC_REFERENCE_GPU=1 to leave CUDA_VISIBLE_DEVICES as it is.
 #   - TOKENIZERS_PARALLELISM=false, progress bars of datasets/hub off, no telemetry.
+#   - RC_REFERENCE_LIST_DTYPE=1 adds compat_list_dtype/ (a sitecustomize) to PYTHONPATH: with
+#     datasets 5.x the script's multi-label path fails (`List` has no `.dtype`); see FACTS.md.
 # ARGS are passed unchanged (add --disable_tqdm true yourself for quiet logs: it is a script flag).
 # The exit status is the script's.
 set -euo pipefail
@@ -34,6 +36,7 @@ export HF_HOME="$cache/hf_home" HF_DATASETS_CACHE="$cache/datasets"
 export HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1
 export TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
+[[ ${RC_REFERENCE_LIST_DTYPE:-0} != 1 ]] || PYTHONPATH="$HERE/compat_list_dtype:$PYTHONPATH"
 [[ ${RC_REFERENCE_GPU:-0} == 1 ]] || export CUDA_VISIBLE_DEVICES=""
 
 # Not exec: the EXIT trap removes the temporary cache afterwards.

@@ -128,8 +128,8 @@ if [[ ! -f $VENV_STAMP || $(<"$VENV_STAMP") != "$lock_sha" ]]; then
         --require-hashes --no-deps -r "$LOCK_FILE"
     [[ $venv_state == created ]] || venv_state=updated
 fi
-"$BERTFIT_PYTHON" -c "import torch, transformers, sklearn, scipy; assert torch.__version__.startswith('$TORCH_VERSION_PREFIX'), torch.__version__" \
-    || die "the venv's torch/transformers/sklearn/scipy do not import (or torch is not $TORCH_VERSION_PREFIX)"
+"$BERTFIT_PYTHON" -c "import torch, transformers, sklearn, scipy, datasets, pandas; assert torch.__version__.startswith('$TORCH_VERSION_PREFIX'), torch.__version__" \
+    || die "the venv's torch/transformers/sklearn/scipy/datasets/pandas do not import (or torch is not $TORCH_VERSION_PREFIX)"
 [[ $venv_state == ok ]] || write_file "$VENV_STAMP" "$lock_sha"
 
 # ---------------------------------------------------------------------------------- 2. assets

@@ -5,9 +5,13 @@ Loads the files with the real `datasets.load_dataset` and runs the script's own 
 cut verbatim from the reference copy of run_classification.py (get_label_list, the label block of
 main(), preprocess_function) with a tokenizer that returns its input.
 
-usage: load_like_script.py SCRIPT SPEC_JSON -> JSON on stdout
+usage: hf_data_load.py SCRIPT SPEC_JSON -> JSON on stdout
 SPEC_JSON: {"train": path, "validation": path?, "test": path?, "label_column": str,
-            "text_column_names": "a,b"?, "text_column_delimiter": " "}
+            "text_column_names": "a,b"?, "text_column_delimiter": " ", "cache_dir": path,
+            "list_dtype": bool?}
+With "list_dtype", datasets 5's `List` feature gets the `.dtype == "list"` that datasets 4's
+`Sequence` had: without it the script fails on every multi-label file (`'List' object has no
+attribute 'dtype'`), so that is the only way to see what it means to do with one.
 """
 import json
 import logging
@@ -51,6 +55,8 @@ class Warnings(logging.Handler):
 def main():
     source = open(sys.argv[1]).read()
     spec = json.loads(sys.argv[2])
+    if spec.get("list_dtype"):
+        datasets.List.dtype = "list"
     data_files = {k: spec[k] for k in ("train", "validation", "test") if spec.get(k)}
     kind = "csv" if spec["train"].endswith(".csv") else "json"
     try:

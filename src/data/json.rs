@@ -114,15 +114,16 @@ impl Iterator for Objects {
 /// first rows (datasets takes the union of the keys over the file; a key seen only later is read
 /// as null in the rows without it).
 pub fn keys(path: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = Vec::new();
+    let (mut names, mut rows): (Vec<String>, usize) = (Vec::new(), 0);
     for obj in objects(path)?.take(crate::data::table::BATCH_ROWS) {
+        rows += 1;
         for k in obj?.1.keys() {
             if !names.contains(k) {
                 names.push(k.clone());
             }
         }
     }
-    if names.is_empty() {
+    if rows == 0 {
         return Err(Error::data(path, "no JSON objects (expected JSON lines or an array of objects)"));
     }
     Ok(names)

@@ -166,10 +166,7 @@ pub fn python_label(cell: &str, t: LabelType) -> Option<String> {
             .filter(|v| v.fract() == 0.0 && v.abs() < 9.2e18)
             .map(|v| (v as i64).to_string()),
         LabelType::Float => c.parse::<f64>().ok().map(python_float),
-        LabelType::Bool => match bool_of(c) {
-            Some(b) => Some(if b { "True" } else { "False" }.into()),
-            None => None,
-        },
+        LabelType::Bool => bool_of(c).map(|b| if b { "True" } else { "False" }.into()),
         LabelType::String | LabelType::List => Some(cell.to_string()),
     }
 }

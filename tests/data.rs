@@ -325,7 +325,8 @@ fn bad_data_is_named_by_file_row_and_column() {
             write("only_val.csv", b"text,label,split\nx,a,val\ny,b,val\n"),
             vec!["only_val.csv".into(), "train split is empty".into()],
         ),
-        (write("data.json", b"{}"), vec!["data.json".into(), "unknown data format".into()]),
+        (write("data.xlsx", b"{}"), vec!["data.xlsx".into(), "unknown data format".into()]),
+        (write("data.json", b"{}\n"), vec!["data.json".into(), "no column 'text'".into()]),
     ];
     let good = sms_parquet(&dir);
     let bytes = std::fs::read(&good).unwrap();

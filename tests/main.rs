@@ -9,6 +9,7 @@ mod dist;
 mod docs;
 mod hardening;
 mod hardening2;
+mod hf_data;
 mod hf_files;
 mod lifecycle_faults;
 mod metrics;

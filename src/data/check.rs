@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::dataset::{
-    empty_train_split, file_of, for_each_split_row, split_is_labelled, Columns, DataSource, Read, Split,
+    empty_train_split, file_of, for_each_split_row_as, split_is_labelled, Columns, DataSource, Read, Split,
 };
 use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning};
 use super::table::Row;
@@ -119,7 +119,9 @@ pub fn check(
             label_column: &columns.label,
         });
     }
-    for_each_split_row(source, columns, &all, Read::Examples, |split, _, r| acc[split as usize].push(r))?;
+    for_each_split_row_as(source, columns, &all, Read::Examples, format.list, |split, _, r| {
+        acc[split as usize].push(r)
+    })?;
     let [train, validation, test]: [SplitStats; 3] = acc
         .into_iter()
         .map(|mut a| {
@@ -133,7 +135,7 @@ pub fn check(
         return Err(empty_train_split(source, columns));
     }
     LabelMap::from_tallies(&train.labels, &[&validation.labels, &test.labels], &columns.label, num_labels)?;
-    let warnings = train.labels.near_duplicates(&columns.label);
+    let warnings = LabelMap::warnings(&train.labels, [&validation.labels, &test.labels], &columns.label);
     Ok(DataReport { train, validation, test, warnings })
 }
 

@@ -3,6 +3,8 @@
 //! `--validation_file`, `--test_file`), in any format `table.rs` reads.
 use std::path::{Path, PathBuf};
 
+use super::hf;
+use super::labels::LabelList;
 use super::table::{for_each_row, Row, Wanted};
 use crate::error::{Error, Result};
 
@@ -125,6 +127,8 @@ pub struct Dataset {
 fn wanted<'a>(columns: &'a Columns, split: bool, label: bool) -> Wanted<'a> {
     Wanted {
         text: Some(&columns.text),
+        text_joined: &columns.text_joined,
+        delimiter: &columns.text_delimiter,
         text_pair: columns.text_pair.as_deref(),
         label: label.then_some(columns.label.as_str()),
         split: split.then_some(columns.split.as_str()),
@@ -167,8 +171,41 @@ pub fn for_each_split_row(
     columns: &Columns,
     splits: &[Split],
     read: Read,
+    f: impl FnMut(Split, &Path, Row) -> Result<()>,
+) -> Result<()> {
+    for_each_split_row_as(source, columns, splits, read, LabelList::Seed, f)
+}
+
+/// [`for_each_split_row`] with the label cells as `list` reads them: as written (the seed
+/// script), or (run_classification.py) as Python's `str()` of the value `datasets` loads, every
+/// split cast to the train file's label type (`hf.rs`); a cell that does not cast is an error
+/// naming it, as datasets fails the load there.
+pub fn for_each_split_row_as(
+    source: &DataSource,
+    columns: &Columns,
+    splits: &[Split],
+    read: Read,
+    list: LabelList,
     mut f: impl FnMut(Split, &Path, Row) -> Result<()>,
 ) -> Result<()> {
+    let label_type = match (list, file_of(source, Split::Train)) {
+        (LabelList::Hf, Some((train, _))) => Some(hf::label_type(train, &columns.label)?),
+        _ => None,
+    };
+    let mut f = |split: Split, path: &Path, mut r: Row| {
+        if let Some(t) = label_type.filter(|_| !r.label.is_empty()) {
+            r.label = hf::python_label(&r.label, t).ok_or_else(|| Error::DataRow {
+                path: path.into(),
+                row: r.row,
+                column: columns.label.clone(),
+                msg: format!(
+                    "'{}' is not {t:?} like the train file's labels (datasets fails to load it)",
+                    r.label
+                ),
+            })?;
+        }
+        f(split, path, r)
+    };
     let texts = read == Read::Examples;
     match source {
         DataSource::SplitColumn(path) => {
@@ -227,6 +264,11 @@ pub fn empty_train_split(source: &DataSource, columns: &Columns) -> Error {
 
 /// Reads every split of `source` into memory.
 pub fn read_dataset(source: &DataSource, columns: &Columns) -> Result<Dataset> {
+    read_dataset_as(source, columns, LabelList::Seed)
+}
+
+/// [`read_dataset`] with the label cells as `list` reads them (see [`for_each_split_row_as`]).
+pub fn read_dataset_as(source: &DataSource, columns: &Columns, list: LabelList) -> Result<Dataset> {
     let path_of = |split| file_of(source, split).map(|(p, _)| p.to_path_buf()).unwrap_or_default();
     let empty = |split| SplitData { path: path_of(split), examples: Vec::new(), labelled: true };
     let mut ds = Dataset {
@@ -236,7 +278,7 @@ pub fn read_dataset(source: &DataSource, columns: &Columns) -> Result<Dataset> {
         test: SplitData { labelled: split_is_labelled(source, columns, Split::Test)?, ..empty(Split::Test) },
     };
     let all = [Split::Train, Split::Validation, Split::Test];
-    for_each_split_row(source, columns, &all, Read::Examples, |split, _, r| {
+    for_each_split_row_as(source, columns, &all, Read::Examples, list, |split, _, r| {
         let target = match split {
             Split::Train => &mut ds.train,
             Split::Validation => &mut ds.validation,

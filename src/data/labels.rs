@@ -139,6 +139,9 @@ impl LabelTally {
                 if v.is_empty() {
                     return Err(err("empty label".into()));
                 }
+                if self.format.list == LabelList::Hf && v == "-1" {
+                    return Err(err(HF_MINUS_ONE.into()));
+                }
                 self.labels.entry(v.to_string()).or_insert((0, row)).0 += 1;
             }
             ProblemType::MultiLabelClassification => {
@@ -158,7 +161,7 @@ impl LabelTally {
     /// Labels that differ only in case or whitespace (`spam`, `Spam`, `sp am`): each becomes a
     /// class of its own, which is seldom what was meant, but may be, so it is a warning. Each
     /// spelling after the first (by first row) is reported against the first.
-    pub fn near_duplicates(&self, column: &str) -> Vec<LabelWarning> {
+    pub fn near_duplicates(&self, column: &str) -> Vec<NearDuplicate> {
         let key = |label: &str| -> String {
             label.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
         };
@@ -171,7 +174,7 @@ impl LabelTally {
             spellings.sort_unstable();
             let (first_row, first) = spellings[0];
             for &(row, label) in &spellings[1..] {
-                out.push(LabelWarning {
+                out.push(NearDuplicate {
                     path: self.path.clone(),
                     column: column.into(),
                     first: (first.into(), first_row),
@@ -193,10 +196,66 @@ impl LabelTally {
     }
 }
 
-/// Two spellings of what is probably one label (they differ only in case or whitespace): they are
-/// trained as two classes. Not an error, since they may be meant; the CLI prints it.
+/// run_classification.py maps a label -1 to class id -1 (`label_to_id[str(l)] if l != -1 else -1`),
+/// which the loss does not ignore (it ignores -100): PyTorch stops with "Target -1 is out of
+/// bounds". Refused before any step instead.
+const HF_MINUS_ONE: &str = "label -1: run_classification.py keeps it as class id -1, which the loss refuses \
+     (IndexError: Target -1 is out of bounds); remove these rows or give them a label";
+
+/// Something about the labels worth saying; the run goes on. The CLI prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelWarning {
+pub enum LabelWarning {
+    NearDuplicate(NearDuplicate),
+    /// run_classification.py's: labels of the validation or test split that the train split lacks
+    /// are added to the label list.
+    Added {
+        split: &'static str,
+        labels: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for LabelWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelWarning::NearDuplicate(w) => w.fmt(f),
+            LabelWarning::Added { split, labels } => {
+                // Python's set repr (its order is the set's hash order; sorted here).
+                let set: Vec<String> = labels.iter().map(|l| python_repr(l)).collect();
+                write!(
+                    f,
+                    "Labels {{{}}} in {split} set but not in training set, adding them to the label list",
+                    set.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Python's `repr()` of a str: single quotes unless the text has one and no double quote.
+fn python_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::from(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// Two spellings of what is probably one label (they differ only in case or whitespace): they are
+/// trained as two classes. Not an error, since they may be meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NearDuplicate {
     /// The file of the split whose labels were tallied.
     pub path: PathBuf,
     pub column: String,
@@ -206,7 +265,7 @@ pub struct LabelWarning {
     pub second: (String, usize),
 }
 
-impl std::fmt::Display for LabelWarning {
+impl std::fmt::Display for NearDuplicate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ((first, first_row), (second, row)) = (&self.first, &self.second);
         write!(
@@ -251,6 +310,9 @@ impl LabelMap {
                 format: train.format.clone(),
             });
         }
+        if train.format.list == LabelList::Hf {
+            return LabelMap::hf(train, others, num_labels);
+        }
         let map = LabelMap::from_training(train, column, num_labels)?;
         for tally in std::iter::once(train).chain(others.iter().copied()) {
             for (label, &(_, row)) in &tally.labels {
@@ -258,6 +320,50 @@ impl LabelMap {
             }
         }
         Ok(map)
+    }
+
+    /// run_classification.py's label list: every label of the train split and of the others (the
+    /// validation and test splits), as text, sorted as Python sorts strings (code points: `10`
+    /// before `2`, `B` before `a`). Multi-label: every name in the lists.
+    fn hf(train: &LabelTally, others: &[&LabelTally], num_labels: Option<i64>) -> Result<Self> {
+        let mut names: Vec<String> = train.labels.keys().cloned().collect();
+        for t in others {
+            names.extend(t.labels.keys().cloned());
+        }
+        names.sort_unstable();
+        names.dedup();
+        if names.len() <= 1 {
+            return Err(Error::data(
+                &train.path,
+                format!("You need more than one label to do classification (the labels are {names:?})"),
+            ));
+        }
+        if let Some(n) = num_labels.filter(|&n| n as usize != names.len()) {
+            return Err(Error::data(
+                &train.path,
+                format!("--num-labels is {n} but the data has {} labels: {names:?}", names.len()),
+            ));
+        }
+        Ok(LabelMap { names, integer: false, format: train.format.clone() })
+    }
+
+    /// What to say about the labels of these splits: spellings of one label in the train split
+    /// and, for run_classification.py's label list, the labels `others` (validation, then test)
+    /// add, each reported for the first split that adds it, as the script does.
+    pub fn warnings(train: &LabelTally, others: [&LabelTally; 2], column: &str) -> Vec<LabelWarning> {
+        let mut out: Vec<LabelWarning> =
+            train.near_duplicates(column).into_iter().map(LabelWarning::NearDuplicate).collect();
+        if train.format.list != LabelList::Hf || train.format.problem == ProblemType::Regression {
+            return out;
+        }
+        let mut known: std::collections::BTreeSet<&String> = train.labels.keys().collect();
+        for (split, t) in ["validation", "test"].into_iter().zip(others) {
+            let added: Vec<String> = t.labels.keys().filter(|l| known.insert(*l)).cloned().collect();
+            if !added.is_empty() {
+                out.push(LabelWarning::Added { split, labels: added });
+            }
+        }
+        out
     }
 
     fn from_training(train: &LabelTally, column: &str, num_labels: Option<i64>) -> Result<Self> {

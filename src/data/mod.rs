@@ -1,10 +1,10 @@
-//! Data: reading labelled text (CSV, TSV, Parquet), the label map, tokenization, batch order and
+//! Data: reading labelled text (CSV, TSV, Parquet, JSON), the label map, tokenization, batch order and
 //! collation, and the one background loader that makes batches.
 //!
 //! Rooms, from the file up:
-//! - `csv`, `parquet`: one file format each, as arrow record batches; `table`: rows of any of them,
+//! - `csv`, `parquet`, `json`: one file format each, as arrow record batches; `table`: rows of any of them,
 //!   columns checked; `dataset`: labelled examples by split (one file with a split column, or one
-//!   file per split); `labels`: the label map;
+//!   file per split); `labels`: the label map; `hf`: run_classification.py's label types;
 //! - `tokenize`: HF's `BertTokenizer`; `token_cache`: tokenized splits kept on disk;
 //! - `sampler`: the order of one DataLoader pass, drawn as PyTorch draws it; `batch`: collation;
 //! - `prepared`: in-memory splits, tokenized once, and batches cut from them; `stream`:
@@ -15,6 +15,8 @@ pub mod batch;
 pub mod check;
 pub mod csv;
 pub mod dataset;
+pub mod hf;
+pub mod json;
 pub mod labels;
 pub mod loader;
 pub mod parquet;

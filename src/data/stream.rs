@@ -10,7 +10,7 @@
 //! default) shuffles exactly instead, as PyTorch's DataLoader does.
 use std::sync::Arc;
 
-use super::dataset::{empty_train_split, for_each_split_row, Columns, DataSource, Read, Split};
+use super::dataset::{empty_train_split, for_each_split_row_as, Columns, DataSource, Read, Split};
 use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning, Target};
 use super::loader::{Batches, LoaderSettings, Sink};
 use super::sampler::{randperm, Mt19937, Shard};
@@ -45,7 +45,7 @@ pub fn scan(
     let mut counts = [0usize; 3];
     let labelled_test = super::dataset::split_is_labelled(source, columns, Split::Test)?;
     let all = [Split::Train, Split::Validation, Split::Test];
-    for_each_split_row(source, columns, &all, Read::Examples, |split, _, r| {
+    for_each_split_row_as(source, columns, &all, Read::Examples, format.list, |split, _, r| {
         let k = split as usize;
         counts[k] += 1;
         if split != Split::Test || labelled_test {
@@ -63,7 +63,7 @@ pub fn scan(
         train_rows: counts[0],
         validation_rows: counts[1],
         test_rows: counts[2],
-        warnings: tallies[0].near_duplicates(&columns.label),
+        warnings: LabelMap::warnings(&tallies[0], [&tallies[1], &tallies[2]], &columns.label),
     })
 }
 
@@ -134,7 +134,8 @@ fn produce(
     let c = &spec.columns;
     let max_length = sink.settings().max_length;
     let mut index = 0usize;
-    for_each_split_row(&spec.source, c, &[spec.split], Read::Examples, |_, path, r| {
+    let list = labels.map(|m| m.format.list).unwrap_or_default();
+    for_each_split_row_as(&spec.source, c, &[spec.split], Read::Examples, list, |_, path, r| {
         index += 1;
         if !spec.shard.holds(index - 1) {
             return Ok(());

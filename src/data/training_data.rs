@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::dataset::{read_dataset, Columns, DataSource, Split, SplitData};
-use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning};
+use super::dataset::{read_dataset_as, Columns, DataSource, Split, SplitData};
+use super::labels::{LabelFormat, LabelList, LabelMap, LabelTally, LabelWarning};
 use super::loader::{Batches, LoaderSettings};
 use super::prepared::{batches_in_order, Prepared};
 use super::sampler::{group_by_length, randperm, sampler, Mt19937, Sampler, SequentialSampler, Shard};
@@ -97,7 +97,19 @@ impl TrainingData {
                 settings,
             });
         }
-        let ds = read_dataset(source, columns)?;
+        let hf = settings.label_format.list == LabelList::Hf;
+        let ds = read_dataset_as(source, columns, settings.label_format.list)?;
+        let tally = |s: &SplitData| {
+            if s.labelled {
+                LabelTally::of(s, &columns.label, &settings.label_format)
+            } else {
+                Ok(LabelTally::default())
+            }
+        };
+        // run_classification.py makes its label list from the whole files, before
+        // max_*_samples selects rows; the seed script from the rows it keeps.
+        let full =
+            if hf { Some([tally(&ds.train)?, tally(&ds.validation)?, tally(&ds.test)?]) } else { None };
         let [n_train, n_val, n_test] = settings.max_samples;
         let mut train = first(ds.train, n_train);
         if let Some(seed) = settings.shuffle_train_dataset {
@@ -106,21 +118,12 @@ impl TrainingData {
             train.examples = order.into_iter().filter_map(|i| slots[i].take()).collect();
         }
         let (validation, test) = (first(ds.validation, n_val), first(ds.test, n_test));
-        let tally = |s: &SplitData| {
-            if s.labelled {
-                LabelTally::of(s, &columns.label, &settings.label_format)
-            } else {
-                Ok(LabelTally::default())
-            }
+        let [t, v, te] = match full {
+            Some(tallies) => tallies,
+            None => [tally(&train)?, tally(&validation)?, tally(&test)?],
         };
-        let train_tally = tally(&train)?;
-        let labels = LabelMap::from_tallies(
-            &train_tally,
-            &[&tally(&validation)?, &tally(&test)?],
-            &columns.label,
-            settings.num_labels,
-        )?;
-        let warnings = train_tally.near_duplicates(&columns.label);
+        let labels = LabelMap::from_tallies(&t, &[&v, &te], &columns.label, settings.num_labels)?;
+        let warnings = LabelMap::warnings(&t, [&v, &te], &columns.label);
         let max_length = settings.loader.max_length;
         let prepare =
             |s: &SplitData| Prepared::new(s, Some(&labels), &columns.label, max_length).map(Arc::new);

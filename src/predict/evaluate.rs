@@ -328,6 +328,8 @@ fn start(
             EvalData::File(path) => {
                 let wanted = Wanted {
                     text: Some(&columns.text),
+                    text_joined: &columns.text_joined,
+                    delimiter: &columns.text_delimiter,
                     text_pair: columns.text_pair.as_deref(),
                     label: Some(&columns.label),
                     split: None,

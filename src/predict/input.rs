@@ -9,8 +9,9 @@ use std::sync::Arc;
 use arrow_array::{Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use crate::data::json::Cell;
 use crate::data::table::{format_of, Format, BATCH_ROWS};
-use crate::data::{csv, parquet};
+use crate::data::{csv, json, parquet};
 use crate::error::{Error, Result};
 
 /// A data file whose text columns have been checked.
@@ -44,6 +45,11 @@ impl Input {
                 Arc::new(Schema::new(fields))
             }
             Format::Parquet => parquet::schema(path)?,
+            Format::Json => {
+                let fields: Vec<Field> =
+                    json::keys(path)?.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect();
+                Arc::new(Schema::new(fields))
+            }
         };
         for name in std::iter::once(text).chain(text_pair) {
             let Ok(field) = schema.field_with_name(name) else {
@@ -73,6 +79,17 @@ impl Input {
             Format::Parquet => {
                 let names: Vec<String> = self.schema.fields().iter().map(|f| f.name().clone()).collect();
                 Box::new(parquet::batches(&self.path, &names, BATCH_ROWS)?)
+            }
+            // The text columns must hold strings; the others are kept as Python's str() of them.
+            Format::Json => {
+                let text = |n: &str| n == self.text || Some(n) == self.text_pair.as_deref();
+                let cells: Vec<(String, Cell)> = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), if text(f.name()) { Cell::Text } else { Cell::Value }))
+                    .collect();
+                Box::new(json::batches(&self.path, &cells, BATCH_ROWS)?)
             }
         })
     }

@@ -111,7 +111,7 @@ pub fn sweep_stale_partials(target: &Path) -> Vec<PathBuf> {
 /// Refuses an output that exists (unless `overwrite`), whose extension is not a known format, or
 /// whose folder does not exist.
 pub fn check_target(target: &Path, overwrite: bool) -> Result<Format> {
-    let format = format_of(target).map_err(|_| {
+    let format = format_of(target).ok().filter(|f| *f != Format::Json).ok_or_else(|| {
         Error::usage("--output", format!("{}: use a .csv, .tsv or .parquet file", target.display()))
     })?;
     if target.exists() && !overwrite {
@@ -155,6 +155,15 @@ impl Output {
                 Writer::Csv(
                     arrow_csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter).build(out),
                 )
+            }
+            // check_target refuses a JSON output before the file is made; kept an error regardless.
+            Format::Json => {
+                let _ = std::fs::remove_file(&tmp);
+                set_partial(None);
+                return Err(Error::usage(
+                    "--output",
+                    "JSON output is not written: use .csv, .tsv or .parquet",
+                ));
             }
             Format::Parquet => {
                 let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();

@@ -1,6 +1,6 @@
 //! run_classification.py's reading of data files (`LabelList::Hf`, JSON, joined text columns)
 //! against the real thing: each case's files are loaded by HF `datasets.load_dataset` and run
-//! through the script's own label and preprocessing lines (tests/hf_data_load.py cuts them from
+//! through the script's own label and preprocessing lines (scripts/parity/hf_data_load.py cuts them from
 //! the script), and bertfit must give the same problem type, label list, warnings, texts and
 //! label ids.
 use std::path::{Path, PathBuf};
@@ -12,14 +12,9 @@ use serde_json::{json, Value};
 
 use crate::common;
 
-/// The reference copy of run_classification.py: the vendored one once it lands, else the shared one.
+/// The reference copy of run_classification.py (vendored verbatim).
 fn script() -> PathBuf {
-    let vendored = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/parity/hf/run_classification.py");
-    if vendored.exists() {
-        vendored
-    } else {
-        PathBuf::from("/work/shared/reference/run_classification.py")
-    }
+    common::repo().join("scripts/parity/hf/run_classification.py")
 }
 
 struct Case {
@@ -54,7 +49,7 @@ fn python_side(dir: &Path, case: &Case, paths: &[Option<PathBuf>; 3]) -> Value {
             spec[key] = json!(p);
         }
     }
-    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf_data_load.py");
+    let helper = common::repo().join("scripts/parity/hf_data_load.py");
     let out = std::process::Command::new(common::python())
         .arg(helper)
         .arg(script())

@@ -10,7 +10,7 @@ use super::precision::Precision;
 use super::schedule::SchedulerType;
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
-use crate::data::labels::LabelFormat;
+use crate::data::labels::{LabelFormat, LabelList};
 pub use crate::metrics::MetricName;
 use crate::torch_ext::c10d::BackendKind;
 
@@ -291,9 +291,15 @@ fn padding_name<S: serde::Serializer>(p: &Padding, s: S) -> std::result::Result<
 
 fn label_format<S: serde::Serializer>(f: &LabelFormat, s: S) -> std::result::Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
-    let mut st = s.serialize_struct("LabelFormat", 2)?;
+    let hf = f.list == LabelList::Hf;
+    let mut st = s.serialize_struct("LabelFormat", 2 + hf as usize)?;
     st.serialize_field("problem_type", f.problem.hf_name())?;
     st.serialize_field("label_separator", &f.separator)?;
+    // Written only for run_classification.py's list, so `train`'s files (and their run identity)
+    // are what they were.
+    if hf {
+        st.serialize_field("label_list", "run_classification")?;
+    }
     st.end()
 }
 

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod check;
 pub mod csv;
 pub mod dataset;
+pub mod hf;
 pub mod labels;
 pub mod loader;
 pub mod parquet;

@@ -48,3 +48,46 @@ fn allowed(name: &str, parsed: &Parsed) -> bool {
 fn same_folder(a: &str, b: &str) -> bool {
     a == b || matches!((Path::new(a).canonicalize(), Path::new(b).canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::run_classification::parser::{parse, Parse};
+
+    fn check_args(extra: &[&str]) -> Result<Vec<String>> {
+        let mut args = vec!["--model_name_or_path", "m"];
+        args.extend(extra);
+        let Parse::Run(p) = parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())? else { panic!() };
+        check(&p)
+    }
+
+    #[test]
+    fn no_effect_flags_are_said_once_and_refused_ones_named() {
+        let notes = check_args(&[
+            "--report_to",
+            "wandb",
+            "--report_to",
+            "tensorboard",
+            "--dataloader_num_workers",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            notes,
+            ["bertfit: --report_to has no effect here: bertfit writes metrics.jsonl; no integrations"]
+        );
+        let e = check_args(&["--push_to_hub"]).unwrap_err().to_string();
+        assert!(e.starts_with("--push_to_hub: True would change the run"), "{e}");
+        assert!(
+            check_args(&["--push_to_hub", "false", "--data_seed", "42"]).unwrap().is_empty(),
+            "HF's defaults / same seed"
+        );
+        assert!(check_args(&["--data_seed", "7"]).unwrap_err().to_string().starts_with("--data_seed"));
+        assert!(check_args(&["--tokenizer_name", "m", "--config_name", "m"]).is_ok());
+        assert!(check_args(&["--tokenizer_name", "other"])
+            .unwrap_err()
+            .to_string()
+            .starts_with("--tokenizer_name"));
+        assert!(check_args(&["--dataset_name", "glue"]).unwrap_err().to_string().contains("--train_file"));
+    }
+}

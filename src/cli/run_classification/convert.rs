@@ -306,3 +306,174 @@ fn count(p: &Parsed, name: &str, min: i64) -> Result<usize> {
 fn opt(p: &Parsed, name: &str) -> Result<Option<usize>> {
     p.int(name).map(|v| count_value(&format!("--{name}"), v, 1)).transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::run_classification::parser::{parse, Parse};
+
+    fn convert(extra: &[&str]) -> Result<Converted> {
+        let mut args = vec![
+            "--model_name_or_path",
+            "m",
+            "--train_file",
+            "t.csv",
+            "--validation_file",
+            "v.csv",
+            "--do_train",
+        ];
+        args.extend(extra);
+        let Parse::Run(p) = parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())? else { panic!() };
+        to_train_args(&p)
+    }
+
+    fn args(extra: &[&str]) -> TrainArgs {
+        convert(extra).unwrap_or_else(|e| panic!("{extra:?}: {e}")).args
+    }
+
+    #[test]
+    fn hf_defaults() {
+        let a = args(&["--do_train"]);
+        assert_eq!(
+            (a.learning_rate, a.batch_size, a.eval_batch_size, a.epochs, a.max_length),
+            (5e-5, 8, 8, 3, 128)
+        );
+        assert_eq!(a.recipe.lr_scheduler_type, SchedulerType::Linear);
+        assert_eq!(
+            (a.recipe.optim, a.recipe.fused, a.recipe.max_grad_norm),
+            (AdamKind::AdamW, true, Some(1.0))
+        );
+        assert_eq!(a.padding, Padding::MaxLength);
+        assert_eq!((a.save_strategy, a.save_steps), (SaveStrategy::Steps, 500));
+        assert_eq!(a.conventions.logging, Logging::Steps(500));
+        assert!(!a.conventions.eval_each_epoch && a.conventions.final_checkpoint);
+        assert_eq!(a.conventions.train_loss, TrainLoss::WindowSum);
+        assert_eq!(a.output_dir, std::path::PathBuf::from("trainer_output"));
+        assert_eq!((a.columns.text.as_str(), a.columns.label.as_str()), ("sentence", "label"));
+        assert_eq!((a.do_train, a.do_eval, a.do_predict), (true, false, false));
+    }
+
+    #[test]
+    fn warmup_steps_below_one_is_a_ratio() {
+        let a = args(&["--warmup_steps", "0.1"]);
+        assert_eq!((a.recipe.warmup_steps, a.recipe.warmup_ratio), (None, Some(0.1)));
+        let a = args(&["--warmup_steps", "2.7"]);
+        assert_eq!((a.recipe.warmup_steps, a.recipe.warmup_ratio), (Some(2), None), "int() as HF");
+    }
+
+    #[test]
+    fn strategies() {
+        let a = args(&["--eval_strategy", "steps", "--logging_steps", "7"]);
+        assert_eq!((a.recipe.eval_steps, a.do_eval), (Some(7), true), "eval_steps defaults to logging_steps");
+        let a = args(&["--eval_strategy", "epoch", "--save_strategy", "no", "--logging_strategy", "epoch"]);
+        assert!(a.conventions.eval_each_epoch && !a.conventions.final_checkpoint);
+        assert_eq!(a.conventions.logging, Logging::Epoch);
+        let e = convert(&["--logging_steps", "0.1"]).err().unwrap().to_string();
+        assert!(e.starts_with("--logging_steps: 0.1 is a ratio"), "{e}");
+        assert!(convert(&["--save_steps", "2.5"]).err().unwrap().to_string().contains("must be an integer"));
+        let e = convert(&["--load_best_model_at_end", "--eval_strategy", "epoch"]).err().unwrap().to_string();
+        assert!(e.contains("requires the save and eval strategy to match"), "{e}");
+    }
+
+    #[test]
+    fn epochs_steps_optimizer_precision() {
+        let a = args(&[
+            "--num_train_epochs",
+            "1.5",
+            "--max_steps",
+            "-1",
+            "--max_grad_norm",
+            "0",
+            "--optim",
+            "adamw_torch",
+        ]);
+        assert_eq!((a.epochs, a.conventions.epoch_fraction, a.max_steps), (2, Some(1.5), None));
+        assert_eq!((a.recipe.max_grad_norm, a.recipe.fused), (None, false));
+        assert!(convert(&["--optim", "sgd"]).err().unwrap().to_string().starts_with("--optim: 'sgd'"));
+        assert_eq!(args(&["--bf16"]).recipe.precision, Precision::Bf16);
+        assert_eq!(args(&["--use_cpu"]).device, Device::Cpu);
+        let e = convert(&["--lr_scheduler_type", "polynomial"]).err().unwrap().to_string();
+        assert!(e.starts_with("--lr_scheduler_type: 'polynomial' is not implemented"), "{e}");
+        assert!(convert(&["--metric_name", "matthews_correlation"])
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("--metric_name"));
+        assert_eq!(args(&["--metric_name", "f1"]).conventions.metric, Some(crate::metrics::MetricName::F1));
+        assert!(!args(&["--train_sampling_strategy", "sequential"]).shuffle);
+    }
+
+    #[test]
+    fn data_files_and_splits_as_the_script() {
+        use crate::data::dataset::DataSource;
+        let files = |a: TrainArgs| match a.data {
+            DataSource::Files { train, validation, test } => (train, validation, test),
+            _ => panic!(),
+        };
+        let (t, v, te) = files(args(&["--do_predict", "--test_file", "x.csv"]));
+        assert_eq!(
+            (t.to_str(), v.as_deref().and_then(|p| p.to_str()), te.as_deref().and_then(|p| p.to_str())),
+            (Some("t.csv"), Some("v.csv"), Some("x.csv"))
+        );
+        assert!(convert(&["--test_file", "x.csv"])
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("--do_predict requires a test dataset"));
+        assert!(convert(&["--do_predict"])
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("Need either a dataset name or a test file"));
+        // Dropping validation: evaluation falls back to the test file with HF's warning.
+        let c =
+            convert(&["--do_eval", "--do_predict", "--test_file", "x.csv", "--remove_splits", "validation"])
+                .unwrap();
+        assert_eq!(files(c.args).1.unwrap().to_str(), Some("x.csv"));
+        assert!(c.warnings[0].contains("Falling back to test dataset"));
+        // validation_split_name test: the test file becomes validation and test is gone, so
+        // --do_predict fails as in the script.
+        let e = convert(&["--do_predict", "--test_file", "x.csv", "--validation_split_name", "test"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("--do_predict requires a test dataset"), "{e}");
+        let c = convert(&["--do_eval", "--test_split_name", "validation"]).unwrap();
+        assert!(c.warnings[0].contains("Falling back"));
+        let (_, v, te) = files(c.args);
+        assert_eq!((v.unwrap().to_str(), te.unwrap().to_str()), (Some("v.csv"), Some("v.csv")));
+        let e = convert(&["--train_file", "t.tsv"]).err().unwrap().to_string();
+        assert!(e.contains("should be a csv or a json file"), "{e}");
+        let mut only_train = vec!["--model_name_or_path", "m", "--train_file", "t.csv"];
+        only_train.push("--do_train");
+        let Parse::Run(p) = parse(&only_train.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        else {
+            panic!()
+        };
+        assert!(to_train_args(&p).err().unwrap().to_string().contains("--validation_file"));
+    }
+
+    #[test]
+    fn text_and_label_columns() {
+        let a = args(&[
+            "--text_column_names",
+            "a,b,c",
+            "--text_column_delimiter",
+            " | ",
+            "--label_column_name",
+            "y",
+        ]);
+        assert_eq!(
+            (a.columns.text.as_str(), a.columns.text_joined.clone(), a.columns.label.as_str()),
+            ("a", vec!["b".to_string(), "c".to_string()], "y")
+        );
+        assert_eq!(a.columns.text_delimiter, " | ");
+        assert!(args(&["--remove_columns", "idx"]).columns.text == "sentence");
+        let e = convert(&["--remove_columns", "idx,label"]).err().unwrap().to_string();
+        assert!(e.starts_with("--remove_columns: removes 'label'"), "{e}");
+        assert_eq!(
+            args(&["--do_regression"]).label_format.problem,
+            crate::data::labels::ProblemType::Regression
+        );
+        assert_eq!(args(&[]).label_format.list, crate::data::labels::LabelList::Hf);
+    }
+}

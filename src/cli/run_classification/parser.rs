@@ -227,3 +227,114 @@ pub fn required(parsed: &Parsed) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Parsed> {
+        let mut all = vec!["--model_name_or_path", "m"];
+        all.extend(args);
+        match parse(&all.iter().map(|s| s.to_string()).collect::<Vec<_>>())? {
+            Parse::Run(p) => Ok(p),
+            Parse::Help => panic!("help"),
+        }
+    }
+
+    fn err(args: &[&str]) -> String {
+        run(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn both_spellings_and_equals_and_last_one_wins() {
+        let p = run(&["--learning_rate", "1e-4", "--per-device-train-batch-size=4", "--learning-rate=2e-4"])
+            .unwrap();
+        assert_eq!(p.float("learning_rate"), Some(2e-4));
+        assert_eq!(p.int("per_device_train_batch_size"), Some(4));
+        assert_eq!(p.float("num_train_epochs"), Some(3.0), "HF's default");
+    }
+
+    #[test]
+    fn booleans_take_an_optional_value_and_no_forms() {
+        let p =
+            run(&["--do_train", "--do_eval", "No", "--do_predict=T", "--no-dataloader-pin-memory"]).unwrap();
+        assert_eq!(
+            (p.bool("do_train"), p.bool("do_eval"), p.bool("do_predict")),
+            (Some(true), Some(false), Some(true))
+        );
+        assert_eq!(p.bool("dataloader_pin_memory"), Some(false));
+        assert_eq!(run(&["--no_pad_to_max_length"]).unwrap().bool("pad_to_max_length"), Some(false));
+        // A boolean followed by another flag takes no value.
+        assert_eq!(run(&["--do_train", "--seed", "1"]).unwrap().bool("do_train"), Some(true));
+        assert!(err(&["--do_train", "maybe"]).contains("Truthy value expected"));
+        assert!(
+            err(&["--no_do_train"]).contains("is not a flag"),
+            "do_train defaults to False: no --no_ form"
+        );
+        assert!(err(&["--tf32"]).contains("expected one argument"), "bool | None needs a value");
+        assert!(err(&["--no_pad_to_max_length=1"]).contains("ignored explicit argument"));
+    }
+
+    #[test]
+    fn unique_prefixes_abbreviate_and_ambiguous_ones_are_refused() {
+        assert_eq!(run(&["--learning_r", "1e-4"]).unwrap().float("learning_rate"), Some(1e-4));
+        assert_eq!(run(&["--max_grad=0.5"]).unwrap().float("max_grad_norm"), Some(0.5));
+        let e = err(&["--output", "x"]);
+        assert!(e.contains("ambiguous option: --output could match --output_dir, --output-dir"), "{e}");
+        assert!(err(&["--do", "1"]).contains("could match --do_regression, --do-regression, --do_train"));
+    }
+
+    #[test]
+    fn unknown_and_removed_flags_are_refused_by_name() {
+        let e = err(&["--learnin_rate", "1"]);
+        assert!(e.starts_with("--learnin_rate:") && e.contains("did you mean --learning_rate?"), "{e}");
+        assert!(err(&["--warmup_ratio", "0.1"]).contains("--warmup_steps 0.1"));
+        assert!(err(&["--overwrite_output_dir"]).starts_with("--overwrite_output_dir:"));
+        assert!(err(&["--seed", "1", "stray"]).contains("not used by the HfArgumentParser"));
+    }
+
+    #[test]
+    fn values_are_typed_and_choices_checked() {
+        assert!(err(&["--seed", "x"]).contains("invalid int value: 'x'"));
+        assert!(err(&["--learning_rate", "fast"]).contains("--learning_rate: invalid float value: 'fast'"));
+        let e = err(&["--lr_scheduler_type", "bogus"]);
+        assert!(e.contains("invalid choice: 'bogus' (choose from 'linear', 'cosine'"), "{e}");
+        assert!(err(&["--seed"]).contains("--seed: expected one argument"));
+        // argparse reads -1 as a value, -1e-4 as an option.
+        assert_eq!(run(&["--max_steps", "-1"]).unwrap().int("max_steps"), Some(-1));
+        assert!(err(&["--learning_rate", "-1e-4"]).contains("expected one argument"));
+        let p = run(&["--include_for_metrics", "inputs", "loss", "--seed", "3"]).unwrap();
+        assert_eq!(p.get("include_for_metrics"), &Value::List(vec!["inputs".into(), "loss".into()]));
+    }
+
+    #[test]
+    fn model_name_or_path_is_required_and_help_is_help() {
+        let e = parse(&["--seed".into(), "1".into()]).unwrap_err().to_string();
+        assert!(e.contains("--model_name_or_path: the following arguments are required"), "{e}");
+        assert!(matches!(parse(&["-h".into()]), Ok(Parse::Help)));
+        assert!(matches!(parse(&["--seed".into(), "1".into(), "--help".into()]), Ok(Parse::Help)));
+    }
+
+    #[test]
+    fn a_single_json_argument_is_the_args_file() {
+        let dir = std::env::temp_dir().join(format!("bertfit-rc-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("args.json");
+        std::fs::write(
+            &path,
+            r#"{"model_name_or_path": "m", "do_train": true, "learning_rate": 1e-4, "seed": 7}"#,
+        )
+        .unwrap();
+        let Parse::Run(p) = parse(&[path.display().to_string()]).unwrap() else { panic!() };
+        assert_eq!(
+            (p.bool("do_train"), p.float("learning_rate"), p.int("seed")),
+            (Some(true), Some(1e-4), Some(7))
+        );
+        std::fs::write(&path, r#"{"model_name_or_path": "m", "warmup_ratio": 0.1}"#).unwrap();
+        let e = parse(&[path.display().to_string()]).unwrap_err().to_string();
+        assert!(e.contains("Some keys are not used by the HfArgumentParser: [\"warmup_ratio\"]"), "{e}");
+        std::fs::write(&path, r#"{"model_name_or_path": "m", "seed": "7"}"#).unwrap();
+        assert!(parse(&[path.display().to_string()]).unwrap_err().to_string().contains("seed"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// evaluates (`do_eval`, which TrainingArguments turns on for any eval_strategy but `no`).
 pub fn data_source(p: &Parsed, warnings: &mut Vec<String>) -> Result<(DataSource, bool)> {
     let mut splits = files(p)?;
-    for name in p.str("remove_splits").map(|s| s.split(',').collect()).unwrap_or_else(Vec::<&str>::new) {
+    for name in p.str("remove_splits").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default() {
         take(&mut splits, name, "--remove_splits")?;
     }
     for (flag, target) in
@@ -130,7 +130,7 @@ pub fn columns(p: &Parsed) -> Result<Columns> {
         None => vec!["sentence".into()],
     };
     let label = p.str("label_column_name").unwrap_or("label").to_string();
-    for removed in p.str("remove_columns").map(|s| s.split(',').collect()).unwrap_or_else(Vec::<&str>::new) {
+    for removed in p.str("remove_columns").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default() {
         if removed == label || names.iter().any(|n| n == removed) {
             return Err(Error::usage(
                 "--remove_columns",

@@ -308,11 +308,14 @@ fn run_classification_runs_with_hf_defaults() {
     // The same settings from a JSON args file (HfArgumentParser.parse_json_file).
     let json = dir.join("args.json");
     let body = serde_json::json!({"model_name_or_path": m, "train_file": t, "validation_file": v,
-        "do_train": true, "output_dir": dir.join("out2"), "max_steps": 2, "warmup_steps": 0.1, "use_cpu": true});
+        "do_train": true, "output_dir": dir.join("out2"), "max_steps": 2, "warmup_steps": 0.1, "use_cpu": true, "max_seq_length": 100_000});
     std::fs::write(&json, body.to_string()).unwrap();
     let (code, _, err) = super::common::run_bertfit(&["run-classification", json.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let b = super::common::read_json(&dir.join("out2").join("training_args.json"));
+    // max_seq_length above the tokenizer's model_max_length (512) is capped, with the script's warning.
+    assert!(err.contains("Using max_seq_length=512."), "{err}");
+    assert_eq!(b["max_length"], 512);
     assert_eq!(
         (b["recipe"].clone(), b["learning_rate"].clone()),
         (a["recipe"].clone(), a["learning_rate"].clone())

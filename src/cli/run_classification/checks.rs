@@ -88,6 +88,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("--tokenizer_name"));
+        assert!(check_args(&["--include_num_input_tokens_seen", "false", "--warmup_steps", "0"])
+            .unwrap()
+            .is_empty());
+        assert!(check_args(&["--include_num_input_tokens_seen"]).is_err());
         assert!(check_args(&["--dataset_name", "glue"]).unwrap_err().to_string().contains("--train_file"));
     }
 }

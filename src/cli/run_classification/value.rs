@@ -85,6 +85,8 @@ impl Parsed {
         let default = Value::default_of(flag);
         match (self.get(flag.name), &default) {
             (Value::Float(a), Value::Int(b)) | (Value::Int(b), Value::Float(a)) => *a != *b as f64,
+            // include_num_input_tokens_seen: a string_to_bool flag whose default is the string 'no'.
+            (Value::Bool(false), Value::Str(no)) => no != "no",
             (v, d) => v != d,
         }
     }

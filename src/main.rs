@@ -12,9 +12,9 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             let logging_steps = usize::try_from(flags.logging_steps).unwrap_or(usize::MAX);
             let args = flags.into_args()?;
             stop_on_signal();
+            let rank = bertfit::dist::env::DistEnv::from_env()?.map_or(0, |e| e.rank);
             let mut reporter = reporter(&args, logging_steps)?;
             bertfit::commands::train::train(&args, reporter.as_mut())?;
-            let rank = bertfit::dist::env::DistEnv::from_env()?.map_or(0, |e| e.rank);
             if args.do_train && rank == 0 {
                 eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
             }

@@ -1,6 +1,7 @@
 //! Thin entry point: parse flags, run, print the error chain and exit non-zero on failure.
 use std::process::ExitCode;
 
+use bertfit::cli::run_classification::{self, Request};
 use bertfit::cli::{Cli, Command, ParseFailure};
 use bertfit::train::report::{Console, JsonLines, Tee};
 
@@ -11,26 +12,34 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             let logging_steps = usize::try_from(flags.logging_steps).unwrap_or(usize::MAX);
             let args = flags.into_args()?;
             stop_on_signal();
-            // The terminal gets the seed's lines and progress; metrics.jsonl gets every record.
-            // In a multi-process run only rank 0 reports (the others compute the same numbers).
             let rank = bertfit::dist::env::DistEnv::from_env()?.map_or(0, |e| e.rank);
-            let mut reporter: Box<dyn bertfit::train::report::Reporter> = if rank == 0 {
-                Box::new(Tee(vec![
-                    Box::new(Console::new(logging_steps).with_run_length(args.epochs, args.max_steps)),
-                    Box::new(JsonLines::new(&args.output_dir.join("metrics.jsonl"))),
-                ]))
-            } else {
-                Box::new(bertfit::train::report::Silent)
-            };
-            if let Some(pause) = bertfit::train::fault::StepPause::from_env() {
-                reporter = Box::new(Tee(vec![reporter, Box::new(pause)]));
-            }
+            let mut reporter = reporter(&args, logging_steps)?;
             bertfit::commands::train::train(&args, reporter.as_mut())?;
             if args.do_train && rank == 0 {
                 eprintln!("saved the fine-tuned model to {}", args.output_dir.display());
             }
             Ok(())
         }
+        Command::RunClassification(flags) => match flags.request()? {
+            Request::Help => {
+                print!("{}", run_classification::help::render_help());
+                Ok(())
+            }
+            Request::FlagTable => {
+                print!("{}", run_classification::help::render_table());
+                Ok(())
+            }
+            Request::Run { args, notes, warnings } => {
+                for line in notes.iter().chain(&warnings) {
+                    eprintln!("{line}");
+                }
+                let args = bertfit::commands::run_classification::prepare(*args)?;
+                stop_on_signal();
+                let mut reporter = reporter(&args, 50)?;
+                bertfit::commands::run_classification::run(&args, reporter.as_mut())?;
+                Ok(())
+            }
+        },
         Command::CheckData(flags) => {
             // Only the tokenizer's files: check-data never reads the weights.
             let dir = bertfit::weights::resolve::resolve_dir(&flags.model)?;
@@ -82,6 +91,27 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             bertfit::dist::selftest::run(flags.options(), |line| println!("{line}"))
         }
     }
+}
+
+/// The terminal gets the seed's lines and progress; metrics.jsonl gets every record. In a
+/// multi-process run only rank 0 reports (the others compute the same numbers).
+fn reporter(
+    args: &bertfit::train::TrainArgs,
+    logging_steps: usize,
+) -> bertfit::Result<Box<dyn bertfit::train::report::Reporter>> {
+    let rank = bertfit::dist::env::DistEnv::from_env()?.map_or(0, |e| e.rank);
+    let mut reporter: Box<dyn bertfit::train::report::Reporter> = if rank == 0 {
+        Box::new(Tee(vec![
+            Box::new(Console::new(logging_steps).with_run_length(args.epochs, args.max_steps)),
+            Box::new(JsonLines::new(&args.output_dir.join("metrics.jsonl"))),
+        ]))
+    } else {
+        Box::new(bertfit::train::report::Silent)
+    };
+    if let Some(pause) = bertfit::train::fault::StepPause::from_env() {
+        reporter = Box::new(Tee(vec![reporter, Box::new(pause)]));
+    }
+    Ok(reporter)
 }
 
 /// Exit status after a stop signal: the step finished, a checkpoint and the model were saved.

@@ -191,3 +191,133 @@ fn ctrl_c_saves_the_model_trained_so_far() {
     let steps = std::fs::read_to_string(&metrics).unwrap().lines().filter(|l| l.contains("\"step\"")).count();
     assert!(steps >= 3, "{steps} steps logged");
 }
+
+/// `bertfit run-classification`'s flag table lists what transformers' HfArgumentParser builds for
+/// run_classification.py: every flag, its kind, default and choices (scripts/hf_training_args.py).
+#[test]
+fn run_classification_flag_table_matches_transformers() {
+    use bertfit::cli::run_classification::table::{Kind, FLAGS};
+    let python = super::common::run_python("hf_training_args.py", &[]);
+    let ours: Vec<String> = FLAGS
+        .iter()
+        .map(|f| {
+            let (kind, choices) = match f.kind {
+                Kind::Bool => ("bool", String::new()),
+                Kind::BoolValue => ("bool_value", String::new()),
+                Kind::Int => ("int", String::new()),
+                Kind::Float => ("float", String::new()),
+                Kind::Str => ("str", String::new()),
+                Kind::StrList => ("str+", String::new()),
+                Kind::Choice(c) => ("choice", c.join("|")),
+            };
+            format!("{}\t{kind}\t{}\t{choices}", f.name, f.default)
+        })
+        .collect();
+    let theirs: Vec<&str> = python.lines().collect();
+    assert_eq!(ours, theirs, "src/cli/run_classification/table.rs differs from transformers");
+}
+
+/// Refusals before any model or data is read: each names its flag.
+#[test]
+fn run_classification_refuses_by_flag_name() {
+    let m = ["run-classification", "--model_name_or_path", "m"];
+    let with = |extra: &[&'static str]| [&m[..], extra].concat();
+    assert_refused(&with(&["--warmup_ratio", "0.1"]), &["--warmup_ratio:", "--warmup_steps 0.1"]);
+    assert_refused(&with(&["--overwrite_output_dir"]), &["--overwrite_output_dir:"]);
+    assert_refused(
+        &with(&["--output", "o"]),
+        &["ambiguous option: --output could match --output_dir, --output-dir"],
+    );
+    assert_refused(&with(&["--lerning_rate", "1"]), &["--lerning_rate:", "did you mean --learning_rate?"]);
+    assert_refused(&with(&["--deepspeed", "ds.json"]), &["--deepspeed:", "DeepSpeed"]);
+    assert_refused(&with(&["--seed", "x"]), &["--seed: invalid int value: 'x'"]);
+    assert_refused(&with(&["--optim", "adamw"]), &["--optim: invalid choice: 'adamw'"]);
+    assert_refused(&with(&["--train_file", "t.csv", "--do_train"]), &["--validation_file"]);
+    assert_refused(
+        &["run-classification", "--do_train"],
+        &["--model_name_or_path: the following arguments are required"],
+    );
+}
+
+#[test]
+fn run_classification_help_lists_every_flag() {
+    let (code, out, _) = super::common::run_bertfit(&["run-classification", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("What replaces `python run_classification.py ARGS`"), "{out}");
+    for f in bertfit::cli::run_classification::table::FLAGS {
+        assert!(out.contains(&format!("  --{} ", f.name)), "--help lacks --{}", f.name);
+    }
+    assert!(out.contains("--report_to STR\n      default 'none'; accepted, no effect here"));
+}
+
+/// A run with HF's defaults: training_args.json shows them, `--warmup_steps 0.1` is a ratio, a
+/// repeated NoEffect flag is said once, an abbreviation and a JSON args file read the same.
+#[test]
+fn run_classification_runs_with_hf_defaults() {
+    let dir = temp_dir("cli_run_classification");
+    let model = tiny_model(&dir, 2, None, &[]);
+    let mut csv = String::from("sentence,label\n");
+    for i in 0..6 {
+        csv.push_str(&format!("a short sentence number {i},{}\n", i % 2));
+    }
+    std::fs::write(dir.join("train.csv"), &csv).unwrap();
+    std::fs::write(dir.join("dev.csv"), &csv).unwrap();
+    let out = dir.join("out");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let (t, v) = (dir.join("train.csv"), dir.join("dev.csv"));
+    let (t, v) = (t.to_str().unwrap(), v.to_str().unwrap());
+    let args = [
+        "run-classification",
+        "--model_name_or_path",
+        m,
+        "--train_file",
+        t,
+        "--validation_file",
+        v,
+        "--do_train",
+        "--output-dir",
+        o,
+        "--max_st",
+        "2",
+        "--warmup_steps",
+        "0.1",
+        "--use_cpu",
+        "--report_to",
+        "wandb",
+        "--report_to=tensorboard",
+    ];
+    let (code, _, err) = super::common::run_bertfit(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("--report_to has no effect here").count(), 1, "{err}");
+    let a = super::common::read_json(&out.join("training_args.json"));
+    assert_eq!(a["recipe"]["warmup_ratio"], 0.1);
+    assert_eq!(a["recipe"]["warmup_steps"], serde_json::Value::Null);
+    assert_eq!(
+        (a["learning_rate"].as_f64(), a["batch_size"].as_u64(), a["epochs"].as_u64()),
+        (Some(5e-5), Some(8), Some(3))
+    );
+    assert_eq!(
+        (a["recipe"]["lr_scheduler_type"].as_str(), a["recipe"]["max_grad_norm"].as_f64()),
+        (Some("linear"), Some(1.0))
+    );
+    assert_eq!(
+        (a["max_length"].as_u64(), a["padding"].as_str(), a["max_steps"].as_u64()),
+        (Some(128), Some("max-length"), Some(2))
+    );
+    assert_eq!(a["recipe"]["optim"], "adamw");
+    // The same settings from a JSON args file (HfArgumentParser.parse_json_file).
+    let json = dir.join("args.json");
+    let body = serde_json::json!({"model_name_or_path": m, "train_file": t, "validation_file": v,
+        "do_train": true, "output_dir": dir.join("out2"), "max_steps": 2, "warmup_steps": 0.1, "use_cpu": true, "max_seq_length": 100_000});
+    std::fs::write(&json, body.to_string()).unwrap();
+    let (code, _, err) = super::common::run_bertfit(&["run-classification", json.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let b = super::common::read_json(&dir.join("out2").join("training_args.json"));
+    // max_seq_length above the tokenizer's model_max_length (512) is capped, with the script's warning.
+    assert!(err.contains("Using max_seq_length=512."), "{err}");
+    assert_eq!(b["max_length"], 512);
+    assert_eq!(
+        (b["recipe"].clone(), b["learning_rate"].clone()),
+        (a["recipe"].clone(), a["learning_rate"].clone())
+    );
+}

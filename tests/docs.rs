@@ -122,3 +122,17 @@ fn dated_figures_live_in_benchmarks_md_only() {
     }
     assert!(found.is_empty(), "dated figures outside BENCHMARKS.md:\n{}", found.join("\n"));
 }
+
+/// README's run-classification flag table is the one the binary renders from its table.
+#[test]
+fn the_readme_flag_table_is_the_rendered_one() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("<!-- flag-table").expect("README has the flag table");
+    let start = start + readme[start..].find("-->\n").unwrap() + 4;
+    let end = readme.find("<!-- /flag-table -->").unwrap();
+    let rendered = bertfit::cli::run_classification::help::render_table();
+    assert!(
+        readme[start..end] == rendered,
+        "README's flag table differs: run `bertfit run-classification --flag-table`"
+    );
+}

@@ -16,12 +16,14 @@ pub mod hf;
 pub mod plot;
 pub mod predict;
 pub mod recipe;
+pub mod run_classification;
 pub mod selftest;
 pub mod train;
 
 pub use data::{CheckFlags, DataFlags};
 pub use plot::PlotFlags;
 pub use predict::{EvaluateFlags, InferenceFlags, PredictFlags};
+pub use run_classification::RunClassificationFlags;
 pub use selftest::DistSelftestFlags;
 pub use train::TrainFlags;
 
@@ -51,6 +53,10 @@ pub enum Command {
     /// Loss and metrics of a fine-tuned model on labelled rows (HF's eval_* metrics), for its
     /// problem_type: single-label, multi-label or regression.
     Evaluate(EvaluateFlags),
+    /// What replaces `python run_classification.py ARGS`: HF's flags, defaults and files
+    /// (`bertfit run-classification --help` lists every flag).
+    #[command(disable_help_flag = true)]
+    RunClassification(RunClassificationFlags),
     /// Draw a training run's metrics.jsonl (loss, learning rate, validation) as a PNG.
     Plot(PlotFlags),
     /// Join the process group from torchrun's or SLURM's variables and check every collective.
@@ -69,6 +75,13 @@ pub fn command() -> clap::Command {
 /// Parses the command line, HF's flag names and spellings included (see `hf.rs`), with the
 /// settings of a `--config` file (see `config_file.rs`).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Cli, ParseFailure> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // run-classification's arguments are HfArgumentParser's, read by its own parser: neither
+    // hf::normalize nor --config expansion (nor clap) may touch them.
+    if args.get(1).is_some_and(|a| a == "run-classification") {
+        let flags = RunClassificationFlags { args: args[2..].to_vec() };
+        return Ok(Cli { command: Command::RunClassification(flags) });
+    }
     let mut known = BTreeSet::new();
     let mut command = command();
     for sub in std::iter::once(&command).chain(command.get_subcommands()) {

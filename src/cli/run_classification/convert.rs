@@ -6,7 +6,7 @@ use super::data::{columns, data_source, label_format};
 use super::value::Parsed;
 use crate::data::batch::Padding;
 use crate::error::{Error, Result};
-use crate::train::args::{Conventions, Logging, Recipe, SaveStrategy, TrainLoss};
+use crate::train::args::{Conventions, DataOrder, Logging, Recipe, SaveStrategy, TrainLoss};
 use crate::train::optim::AdamKind;
 use crate::train::precision::Precision;
 use crate::train::schedule::SchedulerType;
@@ -202,6 +202,10 @@ fn conventions(p: &Parsed, epoch_fraction: Option<f64>) -> Result<(Conventions, 
         final_checkpoint: p.str("save_strategy") != Some("no"),
         epoch_fraction,
         train_loss: TrainLoss::WindowSum,
+        // accelerate's SeedableRandomSampler, seeded with data_seed, else seed.
+        data_order: DataOrder::HfTrainer {
+            seed: if p.int("data_seed").is_some() { seed(p, "data_seed")? } else { seed(p, "seed")? },
+        },
         metric: metric(p)?,
     };
     best_model_needs_matching_strategies(p, eval_steps)?;

@@ -388,12 +388,7 @@ pub const FLAGS: &[Flag] = &[
         Refused("bertfit does not switch libtorch to deterministic algorithms"),
     ),
     flag("seed", Int, r"42", Same),
-    flag(
-        "data_seed",
-        Int,
-        r"None",
-        Refused("unless equal to --seed: bertfit draws the training order from --seed"),
-    ),
+    flag("data_seed", Int, r"None", Same),
     flag("use_cpu", Bool, r"False", Same),
     flag("accelerator_config", Str, r"None", Refused("bertfit has no accelerate configuration")),
     flag("parallelism_config", Str, r"None", Refused("bertfit has no accelerate parallelism")),

@@ -24,6 +24,7 @@ mod predict;
 mod problem_types;
 mod recipe;
 mod reproduce;
+mod run_classification;
 mod requeue;
 mod schedule;
 mod slurm;

@@ -6,6 +6,7 @@ pub mod pretrained;
 pub mod resolve;
 pub mod safetensors;
 pub mod save;
+pub mod torch_save;
 
 pub use load::{load_pretrained, read_checkpoint, LoadReport};
 pub use pretrained::{from_pretrained, Pretrained};

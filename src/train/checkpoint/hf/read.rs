@@ -32,9 +32,11 @@ impl Trainer<'_> {
     pub(in crate::train) fn restore_hf(&mut self, dir: &Path) -> Result<Resume> {
         let started = Instant::now();
         let state = read_state(dir)?;
+        // The data position first: another data or batch size changes every other figure too.
+        let mut position = self.hf_position(dir, &state)?;
         let steps = self.check_hf_scheduler(&dir.join(SCHEDULER), state.global_step)?;
         let named = self.hf_optimizer_state(&dir.join(OPTIMIZER), steps)?;
-        let position = self.hf_position(dir, &state, steps)?;
+        position.scheduled_steps = steps;
         self.reporter.resumed(state.global_step, position.epoch, dir);
         let files = crate::weights::resolve::model_files(dir)?;
         let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
@@ -72,7 +74,7 @@ impl Trainer<'_> {
     /// HF's resume position (`Trainer._inner_training_loop`): `global_step // steps_per_epoch`
     /// epochs done and `global_step % steps_per_epoch * accumulation` batches of the next; the
     /// checkpoint's fractional epoch must be that step's in this run's data.
-    fn hf_position(&self, dir: &Path, state: &HfState, steps: usize) -> Result<Position> {
+    fn hf_position(&self, dir: &Path, state: &HfState) -> Result<Position> {
         let batches = self.batches_per_epoch().max(1);
         let accumulation = self.args.recipe.gradient_accumulation_steps.max(1);
         let per_epoch = batches.div_ceil(accumulation);
@@ -89,7 +91,7 @@ impl Trainer<'_> {
                 ),
             ));
         }
-        Ok(Position { epoch: done + 1, batches_done, scheduled_steps: steps, ..Default::default() })
+        Ok(Position { epoch: done + 1, batches_done, ..Default::default() })
     }
 
     /// scheduler.pt against this run's schedule; gives the steps it counted.

@@ -196,6 +196,18 @@ fn bertfit_resumes_an_hf_trainer_checkpoint() {
     let uninterrupted: Vec<(u64, f64)> = hf_losses(&full).into_iter().filter(|p| p.0 > AT as u64).collect();
     same_losses(&uninterrupted, &ours, 1e-4);
 
+    // The negative control: the same resume with the first moments lost is off by more than
+    // the tolerance from the second step on.
+    let lost = dir.join("lost-moments");
+    super::common::files::copy_tree(&ckpt, &lost);
+    run_python("parity/hf_resume.py", &["zero-exp-avg", lost.join("optimizer.pt").to_str().unwrap()]);
+    let lost_arg = lost.display().to_string();
+    let run = bertfit_run(&dir.join("lost_out")).flag("--resume-from-checkpoint", &lost_arg);
+    super::common::check(&run.output(), "bertfit train (lost moments)");
+    let off = bertfit_losses(&dir.join("lost_out").join("metrics.jsonl"));
+    let worst = off.iter().zip(&ours).map(|(x, y)| (x.1 - y.1).abs() / y.1).fold(0.0, f64::max);
+    assert!(worst > 1e-4, "losing the moments changed the losses by only {worst:e}");
+
     // A run that would not continue HF's is refused, naming what differs.
     let refused = |run: TrainRun, needles: &[&str]| {
         let args = run.args();

@@ -6,6 +6,7 @@
                                               --state-out F.safetensors --info F.json
     python scripts/parity/hf_resume.py torch-load FILE OUT.json
     python scripts/parity/hf_resume.py torch-save OUT.pt OUT.json
+    python scripts/parity/hf_resume.py zero-exp-avg OPTIMIZER.pt
 
 COMMON: --model DIR --data CSV (text,label,split; the train rows in file order) --batch-size
 --max-length --epochs --learning-rate --weight-decay --lr-scheduler-type --warmup-steps
@@ -26,6 +27,8 @@ Both record the loss of every optimizer step (compute_loss; no accumulation) as 
 torch-load  torch.load(FILE, weights_only=True) described as JSON (floats and tensor bytes as hex).
 torch-save  torch.save's a fixed object of every kind the Rust writer handles to OUT.pt and its
             description to OUT.json, for the Rust reader.
+zero-exp-avg  zeroes every exp_avg of an optimizer.pt in place (the tests' negative control: a
+            resume that lost the first moments).
 """
 import argparse
 import csv
@@ -177,6 +180,14 @@ def main():
 
         obj = torch.load(sys.argv[2], weights_only=True)
         json.dump(describe(obj), open(sys.argv[3], "w"))
+        return
+    if sys.argv[1:2] == ["zero-exp-avg"]:
+        import torch
+
+        state = torch.load(sys.argv[2], weights_only=True)
+        for entry in state["state"].values():
+            entry["exp_avg"].zero_()
+        torch.save(state, sys.argv[2])
         return
     if sys.argv[1:2] == ["torch-save"]:
         import torch

@@ -164,31 +164,13 @@ impl Trainer<'_> {
             .get("param_groups")
             .and_then(PyObj::items)
             .ok_or_else(|| bad("no param_groups list".into()))?;
-        let counts = |g: &[PyObj]| {
-            g.iter()
-                .map(|g| g.get("params").and_then(PyObj::items).map_or(0, <[PyObj]>::len))
-                .collect::<Vec<_>>()
-        };
-        let want: Vec<usize> = groups.iter().map(Vec::len).collect();
-        if counts(saved) != want {
-            return Err(bad(format!(
-                "its parameter groups hold {:?} parameters; HF Trainer groups this model's as {want:?} \
-                 (weight decay, then none): another model or another optimizer grouping",
-                counts(saved)
-            )));
-        }
-        let mut differences = Vec::new();
-        let mut order = Vec::with_capacity(names.len());
-        for (g, (group, members)) in saved.iter().zip(&groups).enumerate() {
-            differences.extend(group_differences(group, g, &s, self.updater.schedule.base_lr));
-            let indices = group.get("params").and_then(PyObj::items).unwrap_or_default();
-            for (&member, index) in members.iter().zip(indices) {
-                if index.as_i64() != Some(order.len() as i64) {
-                    return Err(bad(format!("group {g} lists parameter {index:?} out of HF's order")));
-                }
-                order.push(member);
-            }
-        }
+        let order = hf_order(saved, &groups).map_err(bad)?;
+        let base_lr = self.updater.schedule.base_lr;
+        let differences: Vec<String> = saved
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| group_differences(group, g, &s, base_lr))
+            .collect();
         if !differences.is_empty() {
             return Err(Error::usage(
                 "--resume-from-checkpoint",
@@ -205,6 +187,32 @@ impl Trainer<'_> {
         verify::check_optimizer_state(path, &prefixed, &names, steps)?;
         Ok(named)
     }
+}
+
+/// For each HF optimizer index, the bertfit parameter it stands for: the saved groups must list
+/// as many parameters as HF's `groups` of this model, numbered in order.
+fn hf_order(saved: &[PyObj], groups: &[Vec<usize>; 2]) -> std::result::Result<Vec<usize>, String> {
+    fn listed(group: &PyObj) -> &[PyObj] {
+        group.get("params").and_then(PyObj::items).unwrap_or_default()
+    }
+    let counts: Vec<usize> = saved.iter().map(|g| listed(g).len()).collect();
+    let want: Vec<usize> = groups.iter().map(Vec::len).collect();
+    if counts != want {
+        return Err(format!(
+            "its parameter groups hold {counts:?} parameters; HF Trainer groups this model's as {want:?} \
+             (weight decay, then none): another model or another optimizer grouping"
+        ));
+    }
+    let mut order = Vec::new();
+    for (g, (group, members)) in saved.iter().zip(groups).enumerate() {
+        for (&member, index) in members.iter().zip(listed(group)) {
+            if index.as_i64() != Some(order.len() as i64) {
+                return Err(format!("group {g} lists parameter {index:?} out of HF's order"));
+            }
+            order.push(member);
+        }
+    }
+    Ok(order)
 }
 
 /// A parameter group's hyper-parameters that differ from this run's, as `name: checkpoint vs run`.

@@ -105,8 +105,8 @@ pub fn to_bytes(obj: &PyObj, stem: &str) -> Result<Vec<u8>> {
     entry(format!("{stem}/.format_version"), b"1", stored)?;
     entry(format!("{stem}/.storage_alignment"), b"64", stored)?;
     entry(format!("{stem}/byteorder"), b"little", stored)?;
-    for (key, bytes) in pickler.storages.iter().enumerate() {
-        entry(format!("{stem}/data/{key}"), bytes, aligned)?;
+    for (key, t) in pickler.storages.iter().enumerate() {
+        entry(format!("{stem}/data/{key}"), &storage_bytes(t)?, aligned)?;
     }
     entry(format!("{stem}/version"), b"3\n", stored)?;
     Ok(zip.finish().map_err(bad)?.into_inner())
@@ -143,8 +143,9 @@ mod op {
 #[derive(Default)]
 struct Pickler {
     out: Vec<u8>,
-    /// Each tensor's bytes; the index is its storage key.
-    storages: Vec<Vec<u8>>,
+    /// Each tensor (contiguous, on the CPU); the index is its storage key. Turned into bytes one
+    /// at a time as the archive is written, so a large state is not held twice over.
+    storages: Vec<Tensor>,
 }
 
 impl Pickler {
@@ -230,25 +231,10 @@ impl Pickler {
     /// own, as torch's `Tensor.__reduce_ex__` pickles a CPU tensor.
     fn tensor(&mut self, t: &Tensor) -> Result<()> {
         let t = t.detach().f_to_device(Device::Cpu)?.f_contiguous()?;
-        let (class, size) = match t.kind() {
-            Kind::Float => ("FloatStorage", 4),
-            Kind::Double => ("DoubleStorage", 8),
-            Kind::Half => ("HalfStorage", 2),
-            Kind::BFloat16 => ("BFloat16Storage", 2),
-            Kind::Int64 => ("LongStorage", 8),
-            Kind::Int => ("IntStorage", 4),
-            Kind::Uint8 => ("ByteStorage", 1),
-            Kind::Bool => ("BoolStorage", 1),
-            other => return Err(Error::Runtime(format!("torch.save: cannot store a {other:?} tensor"))),
-        };
+        let class = storage_class(t.kind())?;
         let numel = t.numel();
-        let mut bytes = vec![0u8; numel * size];
-        t.f_copy_data_u8(&mut bytes, numel)?;
-        if cfg!(target_endian = "big") && size > 1 {
-            bytes.chunks_exact_mut(size).for_each(<[u8]>::reverse);
-        }
         let key = self.storages.len();
-        self.storages.push(bytes);
+        self.storages.push(t.shallow_clone());
         let dims: Vec<PyObj> = t.size().into_iter().map(PyObj::Int).collect();
         let strides: Vec<PyObj> = t.stride().into_iter().map(PyObj::Int).collect();
         self.global("torch._utils", "_rebuild_tensor_v2");
@@ -271,5 +257,62 @@ impl Pickler {
         self.out.push(op::TUPLE);
         self.out.push(op::REDUCE);
         Ok(())
+    }
+}
+
+/// torch's storage class for a dtype.
+fn storage_class(kind: Kind) -> Result<&'static str> {
+    Ok(match kind {
+        Kind::Float => "FloatStorage",
+        Kind::Double => "DoubleStorage",
+        Kind::Half => "HalfStorage",
+        Kind::BFloat16 => "BFloat16Storage",
+        Kind::Int64 => "LongStorage",
+        Kind::Int => "IntStorage",
+        Kind::Uint8 => "ByteStorage",
+        Kind::Bool => "BoolStorage",
+        other => return Err(Error::Runtime(format!("torch.save: cannot store a {other:?} tensor"))),
+    })
+}
+
+/// A contiguous CPU tensor's elements as little-endian bytes.
+fn storage_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    let size = t.kind().elt_size_in_bytes();
+    let mut bytes = vec![0u8; t.numel() * size];
+    t.f_copy_data_u8(&mut bytes, t.numel())?;
+    if cfg!(target_endian = "big") && size > 1 {
+        bytes.chunks_exact_mut(size).for_each(<[u8]>::reverse);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the writer writes, bertfit's reader gives back (torch.load's side is in
+    /// tests/checkpoint_hf.rs).
+    #[test]
+    fn round_trip_through_the_reader() {
+        let dir = crate::test_support::fresh_dir("torch_save");
+        let t = Tensor::arange(6, (Kind::Float, Device::Cpu)).reshape([2, 3]).tr();
+        let ints = [0, 255, 256, 65536, -1, i32::MIN as i64, 1 << 40, i64::MIN];
+        let obj = PyObj::Dict(vec![
+            (PyObj::Int(3), PyObj::List(ints.map(PyObj::Int).into())),
+            (PyObj::str("f"), PyObj::Tuple(vec![PyObj::Float(0.1), PyObj::Bool(true), PyObj::None])),
+            (PyObj::str("t"), PyObj::Tensor(t.shallow_clone())),
+        ]);
+        let path = dir.join("x.pt");
+        std::fs::write(&path, to_bytes(&obj, "x").unwrap()).unwrap();
+        let back = crate::weights::pickle::read_torch_object(&path).unwrap();
+        let PyObj::Dict(items) = &back else { panic!("{back:?}") };
+        let got: Vec<i64> = items[0].1.items().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert_eq!(items[0].0.as_i64(), Some(3));
+        assert_eq!(got, ints);
+        let f = back.get("f").and_then(PyObj::items).unwrap();
+        assert!(matches!(f, [PyObj::Float(x), PyObj::Bool(true), PyObj::None] if *x == 0.1));
+        let Some(PyObj::Tensor(r)) = back.get("t") else { panic!("no tensor") };
+        assert!(r.equal(&t), "{r:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

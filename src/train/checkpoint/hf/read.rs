@@ -296,3 +296,52 @@ fn read_state(dir: &Path) -> Result<HfState> {
     let log_history = json.get("log_history").and_then(Value::as_array).cloned().unwrap_or_default();
     Ok(HfState { global_step, epoch, log_history })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::optim::OptimizerSettings;
+
+    fn group(params: &[i64], weight_decay: f64) -> PyObj {
+        let s = PyObj::str;
+        PyObj::Dict(vec![
+            (s("weight_decay"), PyObj::Float(weight_decay)),
+            (s("betas"), PyObj::Tuple(vec![PyObj::Float(0.9), PyObj::Float(0.999)])),
+            (s("eps"), PyObj::Float(1e-8)),
+            (s("initial_lr"), PyObj::Float(1e-3)),
+            (s("amsgrad"), PyObj::Bool(false)),
+            (s("params"), PyObj::List(params.iter().map(|&i| PyObj::Int(i)).collect())),
+        ])
+    }
+
+    #[test]
+    fn hf_indices_map_to_the_decay_group_then_the_rest() {
+        let names: Vec<String> =
+            ["a.weight", "a.bias", "LayerNorm.weight", "b.weight"].iter().map(|s| s.to_string()).collect();
+        let groups = super::super::hf_groups(&names);
+        assert_eq!(groups, [vec![0, 3], vec![1, 2]]);
+        let saved = [group(&[0, 1], 0.01), group(&[2, 3], 0.0)];
+        assert_eq!(hf_order(&saved, &groups).unwrap(), [0, 3, 1, 2]);
+        let e = hf_order(&[group(&[0, 1, 2], 0.01), group(&[3], 0.0)], &groups).unwrap_err();
+        assert!(e.contains("hold [3, 1] parameters") && e.contains("[2, 2]"), "{e}");
+        let e = hf_order(&[group(&[1, 0], 0.01), group(&[2, 3], 0.0)], &groups).unwrap_err();
+        assert!(e.contains("group 0 lists parameter Int(1) out of HF's order"), "{e}");
+    }
+
+    #[test]
+    fn hyper_parameters_that_differ_are_named_with_their_flags() {
+        let s =
+            OptimizerSettings { kind: AdamKind::AdamW, lr: 1e-3, weight_decay: 0.01, ..Default::default() };
+        assert!(group_differences(&group(&[], 0.01), 0, &s, 1e-3).is_empty());
+        assert!(group_differences(&group(&[], 0.0), 1, &s, 1e-3).is_empty());
+        let d = group_differences(&group(&[], 0.02), 0, &s, 2e-3).join("; ");
+        assert!(d.contains("group 0 weight_decay (--weight-decay): Some(0.02) vs 0.01"), "{d}");
+        assert!(d.contains("initial_lr (--learning-rate): Some(0.001) vs 0.002"), "{d}");
+        let s = OptimizerSettings { eps: 1e-6, betas: (0.8, 0.999), ..s };
+        let d = group_differences(&group(&[], 0.01), 0, &s, 1e-3).join("; ");
+        assert!(
+            d.contains("eps (--adam-epsilon)") && d.contains("betas (--adam-beta1, --adam-beta2)"),
+            "{d}"
+        );
+    }
+}

@@ -19,6 +19,14 @@ const MAX_DEPTH: usize = 32;
 pub fn read_torch_object(path: &Path) -> Result<PyObj> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let Unzipped { mut zip, dir, pickle, swap } = unzip(path, file)?;
+    // A storage that one tensor alone views becomes that tensor without a copy (an optimizer
+    // state is as large as the model, twice over).
+    let mut users: HashMap<String, usize> = HashMap::new();
+    for obj in &pickle.objs {
+        if let Obj::Tensor(t) = obj {
+            *users.entry(t.storage.key.clone()).or_default() += 1;
+        }
+    }
     let mut storages: HashMap<String, Tensor> = HashMap::new();
     let mut load = |t: &super::TensorRef| -> Res<Tensor> {
         let key = &t.storage.key;
@@ -28,7 +36,12 @@ pub fn read_torch_object(path: &Path) -> Result<PyObj> {
             let storage = storage_tensor(&bytes, t.storage.decl, swap).map_err(|e| format!("{name}: {e}"))?;
             storages.insert(key.clone(), storage);
         }
-        view_of(&storages[key], t, false).map_err(|e| e.to_string())
+        let sole_user = users.get(key) == Some(&1);
+        let tensor = view_of(&storages[key], t, sole_user).map_err(|e| e.to_string())?;
+        if sole_user {
+            storages.remove(key);
+        }
+        Ok(tensor)
     };
     convert(&pickle, pickle.root, 0, &mut load).map_err(|e| Error::weights(path, e))
 }

@@ -1,4 +1,5 @@
-//! Model files: finding them, loading them strictly into the model, saving in HF layout.
+//! Model files: finding them, loading them strictly into the model, saving in HF layout; torch.save
+//! files both ways (HF Trainer's optimizer.pt and scheduler.pt).
 pub mod init;
 pub mod load;
 pub mod pickle;

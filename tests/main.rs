@@ -2,6 +2,7 @@
 mod common;
 
 mod checkpoint;
+mod checkpoint_hf;
 mod cli;
 mod config_file;
 mod data;

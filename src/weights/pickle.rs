@@ -25,6 +25,9 @@ use zip::ZipArchive;
 
 use crate::{Error, Result};
 
+mod object;
+pub use object::read_torch_object;
+
 /// `torch.serialization.MAGIC_NUMBER` (0x1950a86a20f9469cfc6c) as LONG1 stores it: little-endian bytes.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 /// `torch.serialization.PROTOCOL_VERSION`, the legacy format's version.
@@ -61,6 +64,27 @@ pub fn read_pytorch_checkpoint(path: &Path) -> Result<Vec<(String, Tensor)>> {
 // Container formats.
 
 fn read_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>> {
+    let bad = |msg: String| Error::weights(path, msg);
+    let Unzipped { mut zip, dir, pickle, swap } = unzip(path, file)?;
+    let entries = state_dict_entries(&pickle).map_err(bad)?;
+    materialize(path, &entries, |key, decl| {
+        let name = format!("{dir}/data/{key}");
+        let bytes = read_entry(&mut zip, &name, Some(decl.nbytes()?))?;
+        storage_tensor(&bytes, decl, swap).map_err(|e| format!("{name}: {e}"))
+    })
+}
+
+/// A zip checkpoint opened and its pickle run (no storage read yet).
+struct Unzipped {
+    zip: ZipArchive<BufReader<File>>,
+    /// The archive's top folder.
+    dir: String,
+    pickle: Pickle,
+    /// The storages' byte order is not this machine's.
+    swap: bool,
+}
+
+fn unzip(path: &Path, file: File) -> Result<Unzipped> {
     let bad = |msg: String| Error::weights(path, msg);
     let mut zip = ZipArchive::new(BufReader::new(file))
         .map_err(|e| bad(format!("not a readable zip archive, truncated or corrupt? ({e})")))?;
@@ -101,12 +125,7 @@ fn read_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>> {
     let swap = file_big_endian != cfg!(target_endian = "big");
 
     let (pickle, _) = unpickle(&pkl, 0, &pkl_name).map_err(bad)?;
-    let entries = state_dict_entries(&pickle).map_err(bad)?;
-    materialize(path, &entries, |key, decl| {
-        let name = format!("{dir}/data/{key}");
-        let bytes = read_entry(&mut zip, &name, Some(decl.nbytes()?))?;
-        storage_tensor(&bytes, decl, swap).map_err(|e| format!("{name}: {e}"))
-    })
+    Ok(Unzipped { zip, dir, pickle, swap })
 }
 
 /// Reads one zip entry; `expected` (bytes) is checked before anything is allocated.
@@ -411,12 +430,12 @@ type Id = usize;
 
 enum Obj {
     None,
-    /// bools and floats appear only in values a state dict ignores (`requires_grad`, `_metadata`).
-    Bool,
+    /// In a state dict, only in values it ignores (`requires_grad`); optimizer state has them.
+    Bool(bool),
     Int(i64),
     /// An int that does not fit i64, as little-endian two's complement bytes (the legacy magic number).
     BigInt(Vec<u8>),
-    Float,
+    Float(f64),
     Str(String),
     Bytes(Vec<u8>),
     Tuple(Vec<Id>),
@@ -431,9 +450,9 @@ impl Obj {
     fn type_name(&self) -> &'static str {
         match self {
             Obj::None => "None",
-            Obj::Bool => "bool",
+            Obj::Bool(_) => "bool",
             Obj::Int(_) | Obj::BigInt(_) => "int",
-            Obj::Float => "float",
+            Obj::Float(_) => "float",
             Obj::Str(_) => "str",
             Obj::Bytes(_) => "bytes",
             Obj::Tuple(_) => "tuple",
@@ -755,7 +774,7 @@ impl<'a> Machine<'a> {
     fn number_op(&mut self, opcode: u8) -> Res<bool> {
         match opcode {
             op::NONE => self.push(Obj::None),
-            op::NEWTRUE | op::NEWFALSE => self.push(Obj::Bool),
+            op::NEWTRUE | op::NEWFALSE => self.push(Obj::Bool(opcode == op::NEWTRUE)),
             op::BININT => {
                 let v = i32::from_le_bytes(self.array()?);
                 self.push(Obj::Int(v.into()));
@@ -779,8 +798,9 @@ impl<'a> Machine<'a> {
                 self.push(obj);
             }
             op::BINFLOAT => {
-                self.take(8)?;
-                self.push(Obj::Float);
+                // Big-endian, as pickle writes it.
+                let v = f64::from_be_bytes(self.array()?);
+                self.push(Obj::Float(v));
             }
             _ => return Ok(false),
         }

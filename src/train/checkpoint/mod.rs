@@ -15,6 +15,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::output::{fsync_dir, hooks, TEMP_MARKER};
 
+pub mod hf;
 mod restore;
 mod save;
 pub mod verify;
@@ -209,6 +210,9 @@ pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
         });
     }
     let dir = PathBuf::from(spec);
+    if hf::is_hf_checkpoint(&dir) {
+        return Ok(dir);
+    }
     for file in [TRAINER_STATE, TRAINING_STATE, "config.json", "model.safetensors"] {
         if !dir.join(file).is_file() {
             return Err(Error::usage(

@@ -21,6 +21,9 @@ impl Trainer<'_> {
     /// generator state, counters, and the epoch's order. The checkpoint is verified first
     /// ([`Self::verified_checkpoint`]).
     pub(in crate::train) fn restore(&mut self, dir: &Path) -> Result<Resume> {
+        if checkpoint::hf::is_hf_checkpoint(dir) {
+            return self.restore_hf(dir);
+        }
         let started = Instant::now();
         let (state, tensors) = self.verified_checkpoint(dir)?;
         self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);

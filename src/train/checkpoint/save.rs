@@ -102,17 +102,18 @@ impl Trainer<'_> {
         let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
         let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
         let training_state = checkpoint::tensors_to_bytes(&tensors)?;
-        save_pretrained(
-            &dir,
-            &self.config,
-            &self.vs.variables(),
-            &self.tokenizer,
-            &[
-                ("training_args.json", args_json.as_bytes()),
-                (checkpoint::TRAINER_STATE, state_json.as_bytes()),
-                (checkpoint::TRAINING_STATE, &training_state),
-            ],
+        let hf_files = checkpoint::hf::write_files(
+            &self.updater.optimizer,
+            &self.updater.schedule,
+            self.updater.scheduled_steps,
         )?;
+        let mut files: Vec<(&str, &[u8])> = vec![
+            ("training_args.json", args_json.as_bytes()),
+            (checkpoint::TRAINER_STATE, state_json.as_bytes()),
+            (checkpoint::TRAINING_STATE, &training_state),
+        ];
+        files.extend(hf_files.iter().map(|(name, bytes)| (*name, bytes.as_slice())));
+        save_pretrained(&dir, &self.config, &self.vs.variables(), &self.tokenizer, &files)?;
         // Last: a checkpoint with a manifest is complete, and its files are checked against it.
         verify::write_manifest(&dir)?;
         self.reporter.note(&format!("saved {}", dir.display()));

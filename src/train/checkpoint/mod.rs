@@ -20,6 +20,10 @@ mod save;
 pub mod verify;
 
 pub const TRAINER_STATE: &str = "trainer_state.json";
+/// bertfit's own part of a checkpoint's (and a final model's) state: where in the run it was
+/// taken, the run's fingerprint and identity, whether the run finished. trainer_state.json holds
+/// HF's TrainerState fields only, since `TrainerState.load_from_json` takes no others.
+pub const BERTFIT_STATE: &str = "bertfit_state.json";
 pub const TRAINING_STATE: &str = "training_state.safetensors";
 const PREFIX: &str = "checkpoint-";
 
@@ -159,7 +163,9 @@ fn same_file_size(a: usize, wa: usize, b: usize, wb: usize) -> bool {
     low < high || (a == 0 && b == 0)
 }
 
-/// trainer_state.json.
+/// A checkpoint's state as bertfit reads it: HF's trainer_state.json fields that resuming needs,
+/// with bertfit_state.json's fields (checkpoints written before bertfit_state.json existed hold
+/// them in trainer_state.json; [`read_state`] reads both layouts).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainerState {
     pub global_step: usize,
@@ -169,6 +175,9 @@ pub struct TrainerState {
     pub best_metric: Option<f64>,
     pub best_global_step: Option<usize>,
     pub best_model_checkpoint: Option<String>,
+    /// HF's; absent in checkpoints written before bertfit wrote it.
+    #[serde(default)]
+    pub total_flos: f64,
     pub bertfit_position: Position,
     pub bertfit_run: Fingerprint,
     /// Which run wrote it (model and data files, every computation setting); absent in
@@ -222,8 +231,20 @@ pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
 
 pub fn read_state(dir: &Path) -> Result<TrainerState> {
     let path = dir.join(TRAINER_STATE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("not a bertfit trainer state: {e}")))
+    let mut state = read_json_object(&path)?;
+    let own = dir.join(BERTFIT_STATE);
+    if own.is_file() {
+        state.extend(read_json_object(&own)?);
+    }
+    serde_json::from_value(Value::Object(state)).map_err(|e| {
+        Error::config(&path, format!("not a bertfit trainer state (with {BERTFIT_STATE} beside it): {e}"))
+    })
+}
+
+/// A JSON object file, as a map.
+pub fn read_json_object(path: &Path) -> Result<serde_json::Map<String, Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::config(path, format!("not a JSON object: {e}")))
 }
 
 /// The tensors of training_state.safetensors by name (on the CPU).

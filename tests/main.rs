@@ -4,6 +4,7 @@ mod common;
 mod checkpoint;
 mod cli;
 mod config_file;
+mod conventions;
 mod data;
 mod dist;
 mod docs;

@@ -76,11 +76,11 @@ fn write_model_card(trainer: &Trainer, eval: Option<&Map<String, Value>>) -> Res
 /// trained, as bertfit always wrote them, and bertfit's `total_steps` stays; with HF's, every
 /// value is HF's (`Conventions::hf_trainer`).
 fn train_metrics(trainer: &Trainer, summary: &TrainSummary, runtime: f64) -> Map<String, Value> {
-    let mut results = summary.hf_metrics.clone();
-    results.insert("epoch".into(), json!(summary.epoch));
-    results.insert("train_samples".into(), json!(trainer.train_rows()));
+    let mut hf = summary.hf_metrics.clone();
+    hf.insert("epoch".into(), json!(summary.epoch));
+    hf.insert("train_samples".into(), json!(trainer.train_rows()));
     if trainer.args().conventions.hf_trainer {
-        return results;
+        return hf;
     }
     let samples: f64 = summary.epochs.iter().map(|e| e.train_samples_per_second * e.train_seconds).sum();
     let loss = (!summary.epochs.is_empty())
@@ -93,7 +93,11 @@ fn train_metrics(trainer: &Trainer, summary: &TrainSummary, runtime: f64) -> Map
         "train_steps_per_second": summary.global_step as f64 / runtime.max(1e-9),
         "total_steps": summary.global_step,
     });
-    results.extend(seed.as_object().cloned().unwrap_or_default());
+    // bertfit's keys and values in their order, then HF's others.
+    let mut results = seed.as_object().cloned().unwrap_or_default();
+    for (k, v) in hf {
+        results.entry(k).or_insert(v);
+    }
     results
 }
 
@@ -117,10 +121,16 @@ fn save_split(
         metrics.insert(format!("{prefix}_accuracy"), json!(acc));
     }
     metrics.extend(e.metrics(prefix, &names)?);
-    metrics.extend(e.hf_metric(prefix, trainer.args().conventions.metric)?);
+    let hf_metric = e.hf_metric(prefix, trainer.args().conventions.metric)?;
     let batch = trainer.args().eval_batch_size * trainer.world_size();
-    metrics.extend(speed_metrics(prefix, e.seconds, Some(n as f64), Some(n.div_ceil(batch))));
+    let speed = speed_metrics(prefix, e.seconds, Some(n as f64), Some(n.div_ceil(batch)));
+    let runtime = format!("{prefix}_runtime");
+    metrics.insert(runtime.clone(), speed[&runtime].clone());
     metrics.insert(format!("{prefix}_samples"), json!(n));
+    // Then HF's keys bertfit did not write (its metric, steps per second).
+    for (k, v) in hf_metric.into_iter().chain(speed) {
+        metrics.entry(k).or_insert(v);
+    }
     results.save(prefix, &metrics)?;
     let summary = e.summary(&names)?;
     if !summary.is_empty() {

@@ -65,18 +65,16 @@ impl Trainer<'_> {
         eval: &Evaluation,
         epoch: usize,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let mut metrics = eval.metrics("eval", &self.data.labels().names)?;
+        // bertfit's keys in their order (eval_accuracy first), then HF's metric and speed.
+        let mut metrics = serde_json::Map::new();
         if let Some(acc) = eval.accuracy() {
             metrics.insert("eval_accuracy".into(), json!(acc));
         }
+        metrics.extend(eval.metrics("eval", &self.data.labels().names)?);
         metrics.extend(eval.hf_metric("eval", self.args.conventions.metric)?);
         let batch = self.args.eval_batch_size * self.world_size();
-        metrics.extend(speed_metrics(
-            "eval",
-            eval.seconds,
-            Some(eval.rows.len() as f64),
-            Some(eval.rows.len().div_ceil(batch)),
-        ));
+        let rows = eval.rows.len();
+        metrics.extend(speed_metrics("eval", eval.seconds, Some(rows as f64), Some(rows.div_ceil(batch))));
         let mut record = serde_json::Map::new();
         record.insert("kind".into(), json!("eval"));
         record.insert("epoch".into(), json!(epoch));

@@ -18,7 +18,8 @@ use crate::train::{interrupt, Evaluation, TrainArgs, TrainSummary, Trainer};
 pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSummary> {
     interrupt::clear();
     let mut trainer = Trainer::new(args, reporter)?;
-    let mut results = Results::for_run(&trainer.args().output_dir);
+    let mut results =
+        Results::for_run(&trainer.args().output_dir).hf_format(trainer.args().conventions.hf_trainer);
     let write = trainer.is_main();
     let mut summary = TrainSummary::default();
     if trainer.args().do_train {

@@ -360,6 +360,35 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    #[test]
+    fn read_state_takes_bertfits_fields_beside_or_inside_trainer_state() {
+        let dir = crate::test_support::fresh_dir("read_state");
+        let own = serde_json::json!({
+            "bertfit_position": Position { epoch: 2, batches_done: 1, ..Default::default() },
+            "bertfit_run": print(4, 1, 8),
+        });
+        // HF's layout: TrainerState's fields, bertfit's in bertfit_state.json.
+        let hf = serde_json::json!({"global_step": 3, "epoch": 1.25, "log_history": [], "max_steps": 9,
+            "best_metric": null, "best_global_step": null, "best_model_checkpoint": null, "total_flos": 6.0});
+        std::fs::write(dir.join(TRAINER_STATE), hf.to_string()).unwrap();
+        std::fs::write(dir.join(BERTFIT_STATE), own.to_string()).unwrap();
+        let state = read_state(&dir).unwrap();
+        assert_eq!((state.global_step, state.bertfit_position.epoch, state.total_flos), (3, 2, 6.0));
+        // The layout before bertfit_state.json: everything in trainer_state.json (no total_flos).
+        let mut old = hf.as_object().unwrap().clone();
+        old.remove("total_flos");
+        old.extend(own.as_object().unwrap().clone());
+        std::fs::write(dir.join(TRAINER_STATE), serde_json::Value::Object(old).to_string()).unwrap();
+        std::fs::remove_file(dir.join(BERTFIT_STATE)).unwrap();
+        let state = read_state(&dir).unwrap();
+        assert_eq!((state.global_step, state.bertfit_position.batches_done, state.total_flos), (3, 1, 0.0));
+        // HF's own checkpoint (no bertfit fields anywhere) is refused in words.
+        std::fs::write(dir.join(TRAINER_STATE), hf.to_string()).unwrap();
+        let e = read_state(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a bertfit trainer state") && e.contains("bertfit_position"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn print(batch_size: usize, world_size: usize, train_rows: usize) -> Fingerprint {
         Fingerprint {
             model_shape: "m".into(),

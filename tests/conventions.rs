@@ -214,3 +214,17 @@ fn the_best_model_needs_evaluations_and_hf_strategies_must_match() {
         "{e}"
     );
 }
+
+#[test]
+fn a_metric_name_adds_hfs_key_computed_as_evaluate_does() {
+    let dir = temp_dir("conventions_metric");
+    let mut a = args(&dir, "out", &["--do-train", "--do-eval", "--save-strategy", "no"]);
+    a.conventions = Conventions { metric: Some(bertfit::metrics::MetricName::F1), ..Conventions::default() };
+    let out = run(&a);
+    let eval = read_json(&out.join("eval_results.json"));
+    // evaluate's f1: average="binary", pos_label=1: the F1 of class "1" in bertfit's per-class table.
+    let f1 = eval["eval_f1"].as_f64().unwrap_or_else(|| panic!("no eval_f1: {eval}"));
+    assert_eq!(f1, eval["eval_per_class"][1]["f1"].as_f64().unwrap(), "{eval}");
+    // bertfit's own keys stay; HF's speed keys are added.
+    assert!(eval.get("eval_f1_macro").is_some() && eval.get("eval_steps_per_second").is_some(), "{eval}");
+}

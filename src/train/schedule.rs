@@ -102,7 +102,7 @@ impl Schedule {
             ));
         }
         check_warmup_fits("--warmup-steps", warmup_steps, total_steps)?;
-        if kind == SchedulerType::Polynomial && !(base_lr > POLYNOMIAL_LR_END) {
+        if kind == SchedulerType::Polynomial && base_lr <= POLYNOMIAL_LR_END {
             // HF's own check, with its words.
             return Err(Error::usage(
                 "--learning-rate",
@@ -293,5 +293,18 @@ mod tests {
         assert!(warmup_steps(Some(1), Some(0.1), 10).is_err());
         assert!(Schedule::new(SchedulerType::Linear, f64::NAN, 0, 10).is_err());
         assert!(Schedule::new(SchedulerType::Linear, 1e-3, 11, 10).is_err());
+        let err = Schedule::new(SchedulerType::Polynomial, 1e-7, 0, 10).unwrap_err().to_string();
+        assert!(err.contains("lr_end (1e-7) must be smaller than initial lr (1e-7)"), "{err}");
+    }
+
+    #[test]
+    fn restarts_and_polynomial_end_where_hf_ends_them() {
+        let r = sched(SchedulerType::CosineWithRestarts, 2, 10);
+        assert_eq!(r.lr_at(2), 1e-3);
+        assert_eq!(r.lr_at(10), 0.0);
+        let p = sched(SchedulerType::Polynomial, 0, 10);
+        assert_eq!(p.lr_at(0), 1e-3);
+        // Past the run: lr_end / lr_init, times lr_init.
+        assert!((p.lr_at(11) - 1e-7).abs() < 1e-20);
     }
 }

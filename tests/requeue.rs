@@ -172,7 +172,7 @@ fn latest_refuses_another_runs_checkpoint_and_overwrite_sets_the_old_run_aside()
     assert!(left.len() == 1 && stop < 5, "the old run's checkpoints are still where latest looks: {left:?}");
     let err = run_ok(&[&seed10[..], &["--resume-from-checkpoint".into(), "latest".into()]].concat());
     assert!(err.contains(&format!("checkpoint-{stop} (step {stop})")), "{err}");
-    let state = read_json(&out.join("checkpoint-40/trainer_state.json"));
+    let state = read_json(&out.join("checkpoint-40/bertfit_state.json"));
     assert_eq!(state["bertfit_identity"]["settings"]["seed"], 10);
 }
 

@@ -70,7 +70,13 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
     let case = |name, args| Case { name, args, list_shim: false };
     vec![
         // The examples README's command line, shrunk (its length and epochs).
-        case("readme", base(&["--per_device_train_batch_size", "32", "--learning_rate", "2e-5"], files("trec", "csv", false))),
+        case(
+            "readme",
+            base(
+                &["--per_device_train_batch_size", "32", "--learning_rate", "2e-5"],
+                files("trec", "csv", false),
+            ),
+        ),
         case(
             "recipe",
             base(
@@ -100,7 +106,16 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "eval_steps",
             base(
-                &["--per_device_train_batch_size", "16", "--eval_strategy", "steps", "--eval_steps", "2", "--logging_steps", "2"],
+                &[
+                    "--per_device_train_batch_size",
+                    "16",
+                    "--eval_strategy",
+                    "steps",
+                    "--eval_steps",
+                    "2",
+                    "--logging_steps",
+                    "2",
+                ],
                 files("trec", "csv", false),
             ),
         ),
@@ -114,7 +129,14 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "two_columns",
             base(
-                &["--text_column_names", "title,body", "--text_column_delimiter", " | ", "--learning_rate", "1e-3"],
+                &[
+                    "--text_column_names",
+                    "title,body",
+                    "--text_column_delimiter",
+                    " | ",
+                    "--learning_rate",
+                    "1e-3",
+                ],
                 files("two_columns", "csv", true),
             ),
         ),
@@ -158,7 +180,8 @@ fn run_reference(case: &Case, out: &Path) {
 }
 
 fn run_ours(case: &Case, out: &Path) {
-    let result = bertfit().arg("run-classification").args(&case.args).arg("--output_dir").arg(out).output().unwrap();
+    let result =
+        bertfit().arg("run-classification").args(&case.args).arg("--output_dir").arg(out).output().unwrap();
     check(&result, &format!("bertfit run-classification ({})", case.name));
     std::fs::write(out.join("console.log"), [result.stdout, result.stderr].concat()).unwrap();
 }
@@ -190,8 +213,11 @@ fn the_same_files_are_written() {
     let runs = runs();
     for case in &runs.cases {
         let (hf, ours) = (runs.hf.join(case.name), runs.ours.join(case.name));
-        let missing: Vec<_> =
-            names(&hf).difference(&names(&ours)).filter(|n| !NOT_WRITTEN.contains(&n.as_str())).cloned().collect();
+        let missing: Vec<_> = names(&hf)
+            .difference(&names(&ours))
+            .filter(|n| !NOT_WRITTEN.contains(&n.as_str()))
+            .cloned()
+            .collect();
         assert!(missing.is_empty(), "{}: bertfit lacks {missing:?} (HF wrote {:?})", case.name, names(&hf));
         for folder in names(&hf).iter().filter(|n| n.starts_with("checkpoint-")) {
             let (a, b) = (names(&hf.join(folder)), names(&ours.join(folder)));
@@ -276,7 +302,9 @@ fn trainer_state_logs_the_same_history() {
     for case in &runs.cases {
         let hf = read_json(&runs.hf.join(case.name).join("trainer_state.json"));
         let ours = read_json(&runs.ours.join(case.name).join("trainer_state.json"));
-        for key in ["global_step", "max_steps", "epoch", "num_train_epochs", "logging_steps", "train_batch_size"] {
+        for key in
+            ["global_step", "max_steps", "epoch", "num_train_epochs", "logging_steps", "train_batch_size"]
+        {
             assert_eq!(ours[key], hf[key], "{}: trainer_state.json {key}", case.name);
         }
         let (h, o) = (hf["log_history"].as_array().unwrap(), ours["log_history"].as_array().unwrap());
@@ -311,7 +339,8 @@ fn every_case_ran_through_both() {
     let runs = runs();
     let mut table = BTreeMap::new();
     for case in &runs.cases {
-        let loss = |dir: &Path| read_json(&dir.join(case.name).join("all_results.json"))["eval_loss"].as_f64();
+        let loss =
+            |dir: &Path| read_json(&dir.join(case.name).join("all_results.json"))["eval_loss"].as_f64();
         table.insert(case.name, (loss(&runs.hf), loss(&runs.ours)));
     }
     for (name, (hf, ours)) in &table {

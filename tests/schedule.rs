@@ -30,6 +30,10 @@ fn schedules_match_transformers_at_every_step() {
     let mut cases = Vec::new();
     for kind in SchedulerType::ALL {
         for (i, &(total, warmup)) in shapes.iter().enumerate() {
+            if kind == SchedulerType::Polynomial && warmup == total {
+                // transformers divides by zero decay steps there (ZeroDivisionError).
+                continue;
+            }
             let base_lr = if i % 2 == 0 { 5e-5 } else { 2e-3 };
             cases.push(Schedule::new(kind, base_lr, warmup, total).unwrap());
         }

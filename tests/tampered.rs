@@ -49,7 +49,16 @@ fn tampered(run: &Run, name: &str, keep_manifest: bool, edit: impl FnOnce(&Path)
 }
 
 fn edit_state(ckpt: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = ckpt.join(TRAINER_STATE);
+    edit_json(&ckpt.join(TRAINER_STATE), edit);
+}
+
+/// bertfit's part of the state (the position, the run's fingerprint and identity).
+fn edit_own(ckpt: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    edit_json(&ckpt.join(bertfit::train::checkpoint::BERTFIT_STATE), edit);
+}
+
+fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = path.to_path_buf();
     let mut v = read_json(&path);
     edit(&mut v);
     std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
@@ -116,14 +125,14 @@ fn tampered_checkpoints_are_refused_by_name_and_a_clean_one_resumes_bitwise() {
         &run,
         "an edited batches_done",
         tampered(&run, "batches", false, |c| {
-            edit_state(c, |v| v["bertfit_position"]["batches_done"] = 3.into())
+            edit_own(c, |v| v["bertfit_position"]["batches_done"] = 3.into())
         }),
         &["trainer_state.json", "global_step is 7, but epoch 1 after 3 batches is step 3"],
     );
     refused(
         &run,
         "an edited epoch",
-        tampered(&run, "epoch", false, |c| edit_state(c, |v| v["bertfit_position"]["epoch"] = 2.into())),
+        tampered(&run, "epoch", false, |c| edit_own(c, |v| v["bertfit_position"]["epoch"] = 2.into())),
         &["trainer_state.json", "global_step is 7, but epoch 2 after 7 batches is step 27"],
     );
     refused(

@@ -6,10 +6,11 @@
 use serde_json::{json, Map, Value};
 
 use super::model_card::{base_license, model_card, CardFacts, MODEL_CARD_FILE};
+use super::predict_results::predict_results;
 use crate::data::dataset::Split;
-use crate::data::labels::ProblemType;
 use crate::error::Result;
 use crate::output::{write_atomic, Results};
+use crate::train::log_history::speed_metrics;
 use crate::train::report::Reporter;
 use crate::train::{interrupt, Evaluation, TrainArgs, TrainSummary, Trainer};
 
@@ -17,7 +18,8 @@ use crate::train::{interrupt, Evaluation, TrainArgs, TrainSummary, Trainer};
 pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSummary> {
     interrupt::clear();
     let mut trainer = Trainer::new(args, reporter)?;
-    let mut results = Results::for_run(&trainer.args().output_dir);
+    let mut results =
+        Results::for_run(&trainer.args().output_dir).hf_format(trainer.args().conventions.hf_trainer);
     let write = trainer.is_main();
     let mut summary = TrainSummary::default();
     if trainer.args().do_train {
@@ -26,12 +28,18 @@ pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSumma
             return Ok(summary);
         }
         if write && (!summary.epochs.is_empty() || !results.path("train").exists()) {
-            results.save("train", &train_metrics(&summary, trainer.started().elapsed().as_secs_f64()))?;
+            let runtime = trainer.started().elapsed().as_secs_f64();
+            results.save("train", &train_metrics(&trainer, &summary, runtime))?;
         }
-    } else if trainer.args().do_eval {
+    }
+    if trainer.args().do_eval && summary.eval.is_none() {
+        // Not trained, or trained without per-epoch evaluations: run_classification.py's
+        // `trainer.evaluate()` after training.
         summary.eval = Some(trainer.evaluate(Split::Validation)?);
     }
-    let epochs = trainer.args().do_train.then_some(summary.epochs.len() as f64);
+    let hf = trainer.args().conventions.hf_trainer;
+    let epochs =
+        trainer.args().do_train.then_some(if hf { summary.epoch } else { summary.epochs.len() as f64 });
     let mut eval_metrics = None;
     if let Some(eval) = summary.eval.as_ref().filter(|_| trainer.args().do_eval) {
         if write {
@@ -63,12 +71,22 @@ fn write_model_card(trainer: &Trainer, eval: Option<&Map<String, Value>>) -> Res
     write_atomic(&args.output_dir.join(MODEL_CARD_FILE), model_card(args, &facts).as_bytes())
 }
 
-/// train_results.json with HF's keys and units.
-fn train_metrics(summary: &TrainSummary, runtime: f64) -> Map<String, Value> {
+/// train_results.json: HF's keys (`train_runtime`, `train_samples_per_second`,
+/// `train_steps_per_second`, `total_flos`, `train_loss`, `epoch`, `train_samples`). With the seed
+/// script's conventions `train_loss` is the mean of the epochs' losses and `epoch` the epochs
+/// trained, as bertfit always wrote them, and bertfit's `total_steps` stays; with HF's, every
+/// value is HF's (`Conventions::hf_trainer`).
+fn train_metrics(trainer: &Trainer, summary: &TrainSummary, runtime: f64) -> Map<String, Value> {
+    let mut hf = summary.hf_metrics.clone();
+    hf.insert("epoch".into(), json!(summary.epoch));
+    hf.insert("train_samples".into(), json!(trainer.train_rows()));
+    if trainer.args().conventions.hf_trainer {
+        return hf;
+    }
     let samples: f64 = summary.epochs.iter().map(|e| e.train_samples_per_second * e.train_seconds).sum();
     let loss = (!summary.epochs.is_empty())
         .then(|| summary.epochs.iter().map(|e| e.loss).sum::<f64>() / summary.epochs.len() as f64);
-    let results = json!({
+    let seed = json!({
         "epoch": summary.epochs.len() as f64,
         "train_loss": loss,
         "train_runtime": runtime,
@@ -76,7 +94,12 @@ fn train_metrics(summary: &TrainSummary, runtime: f64) -> Map<String, Value> {
         "train_steps_per_second": summary.global_step as f64 / runtime.max(1e-9),
         "total_steps": summary.global_step,
     });
-    results.as_object().cloned().unwrap_or_default()
+    // bertfit's keys and values in their order, then HF's others.
+    let mut results = seed.as_object().cloned().unwrap_or_default();
+    for (k, v) in hf {
+        results.entry(k).or_insert(v);
+    }
+    results
 }
 
 /// `eval_results.json` / `test_results.json` with HF Trainer's keys (`eval_accuracy` a fraction,
@@ -99,9 +122,16 @@ fn save_split(
         metrics.insert(format!("{prefix}_accuracy"), json!(acc));
     }
     metrics.extend(e.metrics(prefix, &names)?);
-    metrics.insert(format!("{prefix}_runtime"), json!(e.seconds));
+    let hf_metric = e.hf_metric(prefix, trainer.args().conventions.metric)?;
+    let batch = trainer.args().eval_batch_size * trainer.world_size();
+    let speed = speed_metrics(prefix, e.seconds, Some(n as f64), Some(n.div_ceil(batch)));
+    let runtime = format!("{prefix}_runtime");
+    metrics.insert(runtime.clone(), speed[&runtime].clone());
     metrics.insert(format!("{prefix}_samples"), json!(n));
-    metrics.insert(format!("{prefix}_samples_per_second"), json!(n as f64 / e.seconds.max(1e-9)));
+    // Then HF's keys bertfit did not write (its metric, steps per second).
+    for (k, v) in hf_metric.into_iter().chain(speed) {
+        metrics.entry(k).or_insert(v);
+    }
     results.save(prefix, &metrics)?;
     let summary = e.summary(&names)?;
     if !summary.is_empty() {
@@ -110,36 +140,8 @@ fn save_split(
     Ok(metrics)
 }
 
-/// `predict_results.txt` as HF's run_classification.py writes it: `index<TAB>prediction`, one
-/// line per test row in file order: the label name (single-label), the names joined by commas
-/// (multi-label, as HF does), or the value (regression).
+/// `predict_results.txt` as run_classification.py writes it ([`predict_results`]).
 fn write_predictions(trainer: &Trainer, e: &Evaluation) -> Result<()> {
-    let names = trainer.label_names();
-    let name = |i: usize| names.get(i).map_or("?", String::as_str).to_string();
-    let items: Vec<String> = match e.problem {
-        ProblemType::SingleLabelClassification => {
-            e.predicted_classes().iter().map(|&p| name(p as usize)).collect()
-        }
-        ProblemType::MultiLabelClassification => {
-            let width = names.len().max(1);
-            e.predicted_sets()
-                .chunks(width)
-                .map(|row| {
-                    let set: Vec<String> =
-                        row.iter().enumerate().filter(|(_, &v)| v == 1).map(|(i, _)| name(i)).collect();
-                    format!("[{}]", set.join(", "))
-                })
-                .collect()
-        }
-        ProblemType::Regression => Vec::<f32>::try_from(e.logits.flatten(0, -1))
-            .unwrap_or_default()
-            .iter()
-            .map(|v| format!("{v:.3}"))
-            .collect(),
-    };
-    let mut out = String::from("index\tprediction\n");
-    for (i, item) in items.iter().enumerate() {
-        out.push_str(&format!("{i}\t{item}\n"));
-    }
-    write_atomic(&trainer.args().output_dir.join("predict_results.txt"), out.as_bytes())
+    let text = predict_results(e, trainer.label_names());
+    write_atomic(&trainer.args().output_dir.join("predict_results.txt"), text.as_bytes())
 }

@@ -22,6 +22,7 @@ pub const WRITTEN_FILES: &[&str] = &[
     "metrics.jsonl.partial",
     "predict_results.txt",
     "trainer_state.json",
+    "bertfit_state.json",
 ];
 
 fn written_by_bertfit(name: &str) -> bool {

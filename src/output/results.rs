@@ -23,17 +23,26 @@ enum Combined {
 pub struct Results {
     dir: PathBuf,
     combined: Combined,
+    /// HF's `save_metrics` bytes: `json.dump(metrics, f, indent=4, sort_keys=True)` (no final
+    /// newline), all_results.json the folder's one updated (a stale file keeps its other keys).
+    hf_format: bool,
 }
 
 impl Results {
     /// The results of the training run writing `dir`.
     pub fn for_run(dir: &Path) -> Results {
-        Results { dir: dir.to_path_buf(), combined: Combined::ThisRun(Map::new()) }
+        Results { dir: dir.to_path_buf(), combined: Combined::ThisRun(Map::new()), hf_format: false }
     }
 
     /// Results added to whatever run `dir` holds.
     pub fn adding_to(dir: &Path) -> Results {
-        Results { dir: dir.to_path_buf(), combined: Combined::UpdateExisting }
+        Results { dir: dir.to_path_buf(), combined: Combined::UpdateExisting, hf_format: false }
+    }
+
+    /// Writes as HF's `Trainer.save_metrics` does ([`Results::hf_format`]'s field).
+    pub fn hf_format(mut self, on: bool) -> Results {
+        self.hf_format = on;
+        self
     }
 
     /// `<split>_results.json` in the folder.
@@ -45,8 +54,17 @@ impl Results {
     pub fn save(&mut self, split: &str, metrics: &Map<String, Value>) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let file = format!("{split}_results.json");
-        write_atomic(&self.path(split), pretty(metrics).as_bytes())?;
+        let text = |m: &Map<String, Value>| if self.hf_format { hf_json(m) } else { pretty(m) };
+        write_atomic(&self.path(split), text(metrics).as_bytes())?;
         let all = self.dir.join(ALL_RESULTS);
+        if self.hf_format {
+            let mut map: Map<String, Value> = std::fs::read_to_string(&all)
+                .ok()
+                .and_then(|old| serde_json::from_str(&old).ok())
+                .unwrap_or_default();
+            map.extend(metrics.iter().map(|(k, v)| (k.clone(), v.clone())));
+            return write_atomic(&all, hf_json(&map).as_bytes());
+        }
         let combined = match &mut self.combined {
             Combined::ThisRun(map) => {
                 map.extend(metrics.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -76,6 +94,31 @@ fn pretty(map: &Map<String, Value>) -> String {
     serde_json::to_string_pretty(map).unwrap_or_default()
 }
 
+/// Python's `json.dumps(map, indent=4, sort_keys=True)`.
+fn hf_json(map: &Map<String, Value>) -> String {
+    use serde::Serialize;
+    let sorted = sort_keys(&Value::Object(map.clone()));
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    let _ = sorted.serialize(&mut ser);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn sort_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sort_keys(&m[k]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sort_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -100,6 +143,22 @@ mod tests {
         assert_eq!(read(&dir.join("train_results.json")), json!({"train_loss": 0.5, "epoch": 2.0}));
         assert_eq!(read(&dir.join("eval_results.json")), json!({"eval_loss": 0.25, "epoch": 2.0}));
         assert_eq!(read(&dir.join(ALL_RESULTS)), json!({"train_loss": 0.5, "epoch": 2.0, "eval_loss": 0.25}));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hf_format_is_python_json_dump_indent_4_sorted_and_updates_all_results() {
+        let dir = crate::test_support::fresh_dir("results-hf");
+        std::fs::write(dir.join(ALL_RESULTS), r#"{"stale": 1}"#).unwrap();
+        let mut r = Results::for_run(&dir).hf_format(true);
+        r.save("train", &map(json!({"train_loss": 0.5, "epoch": 2.0, "total_flos": 6.0}))).unwrap();
+        // Python: json.dumps({"train_loss": 0.5, "epoch": 2.0, "total_flos": 6.0}, indent=4, sort_keys=True)
+        let want = "{\n    \"epoch\": 2.0,\n    \"total_flos\": 6.0,\n    \"train_loss\": 0.5\n}";
+        assert_eq!(std::fs::read_to_string(dir.join("train_results.json")).unwrap(), want);
+        assert_eq!(
+            read(&dir.join(ALL_RESULTS)),
+            json!({"stale": 1, "train_loss": 0.5, "epoch": 2.0, "total_flos": 6.0})
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

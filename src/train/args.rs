@@ -85,6 +85,11 @@ pub struct Conventions {
     /// HF's metric_name: the metric keys results and evaluations add (`None`: the problem type's
     /// default, as run_classification.py picks it).
     pub metric: Option<MetricName>,
+    /// HF Trainer's own rules where the seed script's differ, beyond the fields above:
+    /// TrainingArguments' checks (`--load_best_model_at_end` needs the save and eval strategies
+    /// to match), `train_loss` as HF averages it (over the steps, not the epochs), the results'
+    /// `epoch` as HF's fractional state.epoch, log_history entries without bertfit's `kind`.
+    pub hf_trainer: bool,
 }
 
 impl Default for Conventions {
@@ -98,6 +103,7 @@ impl Default for Conventions {
             train_loss: TrainLoss::WindowMean,
             data_order: DataOrder::DataLoader,
             metric: None,
+            hf_trainer: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::evaluation::Evaluation;
+use super::log_history::speed_metrics;
 use super::Trainer;
 use crate::error::{Error, Result};
 
@@ -18,18 +19,7 @@ impl Trainer<'_> {
     /// Keeps the best model by the recipe's metric and counts evaluations without improvement;
     /// returns whether early stopping's patience ran out.
     pub(super) fn track_best(&mut self, eval: &Evaluation, epoch: usize) -> Result<bool> {
-        let metrics = eval.metrics("eval", &self.data.labels().names)?;
-        let mut record = serde_json::Map::new();
-        record.insert("kind".into(), json!("eval"));
-        record.insert("epoch".into(), json!(epoch));
-        record.insert("step".into(), json!(self.global_step));
-        if let Some(acc) = eval.accuracy() {
-            record.insert("eval_accuracy".into(), json!(acc));
-        }
-        record.extend(metrics.clone());
-        let record = serde_json::Value::Object(record);
-        self.log_history.push(record.clone());
-        self.reporter.evaluated(&record);
+        let metrics = self.log_evaluation(eval, epoch)?;
         let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(false) };
         let value =
             if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
@@ -65,6 +55,39 @@ impl Trainer<'_> {
             ));
         }
         Ok(stop)
+    }
+
+    /// An evaluation's entry in log_history and its `evaluated` record: bertfit's metric keys,
+    /// HF's metric, HF's speed metrics (`speed_metrics("eval", start, num_samples, num_steps)`,
+    /// with steps = batches of `per_device_eval_batch_size` over all ranks). Returns the metrics.
+    fn log_evaluation(
+        &mut self,
+        eval: &Evaluation,
+        epoch: usize,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        // bertfit's keys in their order (eval_accuracy first), then HF's metric and speed.
+        let mut metrics = serde_json::Map::new();
+        if let Some(acc) = eval.accuracy() {
+            metrics.insert("eval_accuracy".into(), json!(acc));
+        }
+        metrics.extend(eval.metrics("eval", &self.data.labels().names)?);
+        metrics.extend(eval.hf_metric("eval", self.args.conventions.metric)?);
+        let batch = self.args.eval_batch_size * self.world_size();
+        let rows = eval.rows.len();
+        metrics.extend(speed_metrics("eval", eval.seconds, Some(rows as f64), Some(rows.div_ceil(batch))));
+        let mut record = serde_json::Map::new();
+        record.insert("kind".into(), json!("eval"));
+        record.insert("epoch".into(), json!(epoch));
+        record.insert("step".into(), json!(self.global_step));
+        record.extend(metrics.clone());
+        let record = serde_json::Value::Object(record);
+        if self.args.conventions.hf_trainer {
+            self.log.push(metrics.clone(), self.global_step, self.epoch_done);
+        } else {
+            self.log.entries.push(record.clone());
+        }
+        self.reporter.evaluated(&record);
+        Ok(metrics)
     }
 
     /// Puts the best model's weights back (`--load-best-model-at-end`), saying so.

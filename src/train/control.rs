@@ -41,24 +41,40 @@ pub struct Control {
     pub save_strategy: SaveStrategy,
     pub save_steps: usize,
     pub max_steps: Option<usize>,
+    /// The run's last optimizer step (`max_steps`, or every epoch's steps).
+    pub last_step: usize,
+    /// HF's end of training (`DefaultFlowCallback.on_step_end` at `max_steps`): save under
+    /// `--save-strategy steps` (`Conventions::final_checkpoint`), and evaluate under eval steps
+    /// without per-epoch evaluations (`Conventions::hf_trainer`), whatever the step's multiple.
+    pub final_save: bool,
+    pub final_eval: bool,
 }
 
 impl Control {
-    pub fn new(args: &TrainArgs) -> Control {
+    /// `max_steps`: where the run stops ([`super::setup::max_steps`]); `steps_per_epoch`:
+    /// optimizer steps of one epoch.
+    pub fn new(args: &TrainArgs, max_steps: Option<usize>, steps_per_epoch: usize) -> Control {
+        let c = &args.conventions;
         Control {
+            last_step: max_steps.unwrap_or(steps_per_epoch * args.epochs),
+            final_save: c.final_checkpoint,
+            final_eval: c.hf_trainer && !c.eval_each_epoch,
             do_eval: args.do_eval,
             eval_steps: args.recipe.eval_steps,
             save_strategy: args.save_strategy,
             save_steps: args.save_steps,
-            max_steps: args.max_steps,
+            max_steps,
         }
     }
 
     /// After optimizer step `global_step` (counted from 1).
     pub fn after_step(&self, global_step: usize) -> Due {
+        let last = global_step >= self.last_step;
+        let steps = self.save_strategy == SaveStrategy::Steps;
+        let eval_steps = |n: usize| global_step.is_multiple_of(n) || (last && self.final_eval);
         Due {
-            evaluate: self.do_eval && self.eval_steps.is_some_and(|n| global_step.is_multiple_of(n)),
-            save: self.save_strategy == SaveStrategy::Steps && global_step.is_multiple_of(self.save_steps),
+            evaluate: self.do_eval && self.eval_steps.is_some_and(eval_steps),
+            save: steps && (global_step.is_multiple_of(self.save_steps) || (last && self.final_save)),
         }
     }
 
@@ -83,6 +99,9 @@ mod tests {
             save_strategy: SaveStrategy::Steps,
             save_steps: 4,
             max_steps: Some(10),
+            last_step: 10,
+            final_save: false,
+            final_eval: false,
         }
     }
 
@@ -104,6 +123,17 @@ mod tests {
         assert!(!control().save_after_epoch());
         let never = Control { save_strategy: SaveStrategy::No, ..control() };
         assert!((1..=12).all(|s| !never.after_step(s).save) && !never.save_after_epoch());
+    }
+
+    #[test]
+    fn hf_saves_and_evaluates_at_the_last_step_too() {
+        let hf = Control { final_save: true, final_eval: true, last_step: 7, ..control() };
+        let due = hf.after_step(7);
+        assert!(due.save && due.evaluate, "{due:?}");
+        assert!(!control().after_step(7).save && !control().after_step(7).evaluate);
+        assert_eq!(hf.after_step(5), Due::default());
+        let by_epoch = Control { save_strategy: SaveStrategy::Epoch, ..hf };
+        assert!(!by_epoch.after_step(7).save, "epoch saves come at the epoch's end");
     }
 
     #[test]

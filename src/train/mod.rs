@@ -6,8 +6,10 @@ pub mod checkpoint;
 pub mod control;
 pub mod evaluation;
 pub mod fault;
+pub mod hf_metric;
 pub mod identity;
 pub mod interrupt;
+pub mod log_history;
 pub mod optim;
 pub mod output_folder;
 pub mod pending;
@@ -18,6 +20,7 @@ mod setup;
 pub mod startup;
 mod step;
 pub mod trainer;
+mod trainer_state;
 pub mod update;
 
 pub use args::TrainArgs;

@@ -313,6 +313,16 @@ impl Optimizer {
     /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` (norm 2, foreach): the total norm as a
     /// device scalar (no host read); gradients are multiplied by min(max_norm / (norm + 1e-6), 1).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<Tensor> {
+        self.grad_norm_then(Some(max_norm))
+    }
+
+    /// The global 2-norm of the gradients as `clip_grad_norm_` computes it, the gradients left as
+    /// they are (HF's `_get_grad_norm` clips at inf, whose factor is 1: the same values).
+    pub fn grad_norm(&mut self) -> Result<Tensor> {
+        self.grad_norm_then(None)
+    }
+
+    fn grad_norm_then(&mut self, max_norm: Option<f64>) -> Result<Tensor> {
         let grads = self.grads();
         let Some(first) = grads.first() else {
             return Ok(Tensor::f_zeros([0i64; 0], (Kind::Float, Device::Cpu))?);
@@ -327,6 +337,7 @@ impl Optimizer {
                 }
             }
             let total_norm = torch_ext::linalg_vector_norm(&Tensor::f_stack(&norms, 0)?, 2.0)?;
+            let Some(max_norm) = max_norm else { return Ok(total_norm) };
             // `max_norm / (total_norm + 1e-6)` is Tensor.__rtruediv__: reciprocal() * max_norm.
             let clip_coef = total_norm.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?;
             let clip_coef_clamped = clip_coef.f_clamp_max(1.0)?;

@@ -97,9 +97,15 @@ fn resume_folder(spec: Option<&str>, output_dir: &Path) -> Result<Option<PathBuf
 /// differences if it is another, `None` if the folder holds no finished run.
 fn finished_run(output_dir: &Path, identity: &RunIdentity) -> Result<Option<usize>> {
     let path = output_dir.join(checkpoint::TRAINER_STATE);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let state: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("not a trainer state: {e}")))?;
+    if !path.is_file() {
+        return Ok(None);
+    }
+    // bertfit_state.json beside it (older runs kept these fields in trainer_state.json).
+    let mut state = checkpoint::read_json_object(&path)?;
+    let own = output_dir.join(checkpoint::BERTFIT_STATE);
+    if own.is_file() {
+        state.extend(checkpoint::read_json_object(&own)?);
+    }
     if state.get("bertfit_finished") != Some(&json!(true)) {
         return Ok(None);
     }

@@ -22,6 +22,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// read) and the epoch fraction for trainer_state.json's log_history.
 struct Pending {
     loss: Tensor,
+    /// The step's gradient norm (HF's logged `grad_norm`), read with the loss.
+    grad_norm: Tensor,
     record: StepRecord,
     epoch_fraction: f64,
 }
@@ -44,8 +46,8 @@ impl PendingSteps {
         PendingSteps { every: every.max(1), max_wait, last_read: Instant::now(), steps: Vec::new() }
     }
 
-    pub fn push(&mut self, loss: Tensor, record: StepRecord, epoch_fraction: f64) {
-        self.steps.push(Pending { loss, record, epoch_fraction });
+    pub fn push(&mut self, loss: Tensor, grad_norm: Tensor, record: StepRecord, epoch_fraction: f64) {
+        self.steps.push(Pending { loss, grad_norm, record, epoch_fraction });
     }
 
     /// Whether the losses should be read now (enough steps, or waited long enough).
@@ -65,15 +67,26 @@ impl PendingSteps {
         if self.steps.is_empty() {
             return Vec::new();
         }
-        let losses: Vec<Tensor> =
-            self.steps.iter().map(|p| p.loss.to_kind(Kind::Double).reshape([1])).collect();
+        // Losses then norms, in one transfer (the norms' devices are the losses').
+        let losses: Vec<Tensor> = self
+            .steps
+            .iter()
+            .map(|p| p.loss.to_kind(Kind::Double).reshape([1]))
+            .chain(
+                self.steps
+                    .iter()
+                    .map(|p| p.grad_norm.to_device(p.loss.device()).to_kind(Kind::Double).reshape([1])),
+            )
+            .collect();
         let values: Vec<f64> =
             Vec::<f64>::try_from(Tensor::cat(&losses, 0).to_device(Device::Cpu)).unwrap_or_default();
+        let n = self.steps.len();
         self.steps
             .drain(..)
             .enumerate()
             .map(|(i, mut p)| {
                 p.record.loss = values.get(i).copied().unwrap_or(f64::NAN);
+                p.record.grad_norm = values.get(n + i).copied().unwrap_or(f64::NAN);
                 (p.record, p.epoch_fraction)
             })
             .collect()
@@ -95,6 +108,7 @@ mod tests {
             scale: None,
             rows: vec![step],
             rank_rows: None,
+            grad_norm: 0.0,
         }
     }
 
@@ -104,7 +118,7 @@ mod tests {
         let values = [std::f64::consts::LN_2, 1.0 / 3.0, f64::INFINITY];
         for (i, v) in values.iter().enumerate() {
             assert!(!p.due());
-            p.push(Tensor::from(*v), record(i + 1), i as f64 / 3.0);
+            p.push(Tensor::from(*v), Tensor::from(2.0 * v), record(i + 1), i as f64 / 3.0);
         }
         assert!(p.due());
         let read = p.read();
@@ -112,15 +126,16 @@ mod tests {
         let got: Vec<(usize, f64)> = read.iter().map(|(r, _)| (r.step, r.loss)).collect();
         assert_eq!(got, vec![(1, values[0]), (2, values[1]), (3, f64::INFINITY)]);
         assert_eq!(read[1].1, 1.0 / 3.0);
+        assert_eq!(read[1].0.grad_norm, 2.0 / 3.0);
     }
 
     #[test]
     fn every_step_on_the_cpu_and_after_the_longest_wait() {
         let mut cpu = PendingSteps::for_device(Device::Cpu);
-        cpu.push(Tensor::from(1.0f64), record(1), 0.0);
+        cpu.push(Tensor::from(1.0f64), Tensor::from(1.0f32), record(1), 0.0);
         assert!(cpu.due());
         let mut slow = PendingSteps::new(100, Duration::from_millis(10));
-        slow.push(Tensor::from(1.0f64), record(1), 0.0);
+        slow.push(Tensor::from(1.0f64), Tensor::from(1.0f32), record(1), 0.0);
         std::thread::sleep(Duration::from_millis(20));
         assert!(slow.due());
     }

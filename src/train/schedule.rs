@@ -1,6 +1,9 @@
 //! Learning-rate schedules as pure functions of the optimizer step, mirroring transformers'
 //! `optimization.py` (`get_constant_schedule`, `get_constant_schedule_with_warmup`,
-//! `get_linear_schedule_with_warmup`, `get_cosine_schedule_with_warmup` with `num_cycles = 0.5`).
+//! `get_linear_schedule_with_warmup`, `get_cosine_schedule_with_warmup` with `num_cycles = 0.5`,
+//! `get_cosine_with_hard_restarts_schedule_with_warmup` with `num_cycles = 1`,
+//! `get_polynomial_decay_schedule_with_warmup` with `lr_end = 1e-7`, `power = 1.0`: the arguments
+//! HF's `get_scheduler` passes when `lr_scheduler_kwargs` is empty).
 //!
 //! HF wraps each lambda in `torch.optim.lr_scheduler.LambdaLR`, which sets the lr to
 //! `base_lr * lambda(last_epoch)`: `last_epoch` is 0 when the scheduler is built and the Trainer calls
@@ -13,7 +16,7 @@ use crate::error::{Error, Result};
 
 const SCHEDULER_FLAG: &str = "--lr-scheduler-type";
 
-/// HF's `SchedulerType`, limited to the four schedules bertfit offers (`--lr-scheduler-type`'s
+/// HF's `SchedulerType`, limited to the schedules bertfit offers (`--lr-scheduler-type`'s
 /// choices, by HF's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SchedulerType {
@@ -26,14 +29,25 @@ pub enum SchedulerType {
     Linear,
     /// Linear warmup, then half a cosine down to 0.
     Cosine,
+    /// Linear warmup, then cosine cycles down to 0 with hard restarts (HF's default: one cycle).
+    #[value(name = "cosine_with_restarts")]
+    CosineWithRestarts,
+    /// Linear warmup, then a polynomial decay (power 1) to `lr_end` 1e-7, held there after the run.
+    Polynomial,
 }
 
+/// HF's `get_polynomial_decay_schedule_with_warmup` defaults (get_scheduler passes neither).
+const POLYNOMIAL_LR_END: f64 = 1e-7;
+const POLYNOMIAL_POWER: f64 = 1.0;
+
 impl SchedulerType {
-    pub const ALL: [SchedulerType; 4] = [
+    pub const ALL: [SchedulerType; 6] = [
         SchedulerType::Constant,
         SchedulerType::ConstantWithWarmup,
         SchedulerType::Linear,
         SchedulerType::Cosine,
+        SchedulerType::CosineWithRestarts,
+        SchedulerType::Polynomial,
     ];
 
     /// The name HF's `--lr_scheduler_type` takes.
@@ -43,6 +57,8 @@ impl SchedulerType {
             SchedulerType::ConstantWithWarmup => "constant_with_warmup",
             SchedulerType::Linear => "linear",
             SchedulerType::Cosine => "cosine",
+            SchedulerType::CosineWithRestarts => "cosine_with_restarts",
+            SchedulerType::Polynomial => "polynomial",
         }
     }
 }
@@ -86,6 +102,13 @@ impl Schedule {
             ));
         }
         check_warmup_fits("--warmup-steps", warmup_steps, total_steps)?;
+        if kind == SchedulerType::Polynomial && base_lr <= POLYNOMIAL_LR_END {
+            // HF's own check, with its words.
+            return Err(Error::usage(
+                "--learning-rate",
+                format!("lr_end ({POLYNOMIAL_LR_END:e}) must be smaller than initial lr ({base_lr:e})"),
+            ));
+        }
         Ok(Schedule { kind, base_lr, warmup_steps, total_steps })
     }
 
@@ -102,7 +125,12 @@ impl Schedule {
             // `float(max(1.0, num_warmup_steps))`: the same value as `max(1, ...)` for integers.
             SchedulerType::ConstantWithWarmup if step < warmup => step as f64 / warmup.max(1) as f64,
             SchedulerType::ConstantWithWarmup => 1.0,
-            SchedulerType::Linear | SchedulerType::Cosine if step < warmup => {
+            SchedulerType::Linear
+            | SchedulerType::Cosine
+            | SchedulerType::CosineWithRestarts
+            | SchedulerType::Polynomial
+                if step < warmup =>
+            {
                 step as f64 / warmup.max(1) as f64
             }
             SchedulerType::Linear => 0f64.max((total - step) as f64 / (total - warmup).max(1) as f64),
@@ -113,7 +141,34 @@ impl Schedule {
                 // `total_steps` the cosine rises again, as it does in HF.
                 0f64.max(0.5 * (1.0 + (std::f64::consts::PI * num_cycles * 2.0 * progress).cos()))
             }
+            SchedulerType::CosineWithRestarts => {
+                let num_cycles = 1.0;
+                let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
+                if progress >= 1.0 {
+                    return 0.0;
+                }
+                // `(float(num_cycles) * progress) % 1.0`: Python's float modulo equals `%` (fmod)
+                // for the non-negative values it sees here.
+                0f64.max(0.5 * (1.0 + (std::f64::consts::PI * ((num_cycles * progress) % 1.0)).cos()))
+            }
+            SchedulerType::Polynomial => self.polynomial(step, warmup, total),
         }
+    }
+
+    /// HF's polynomial lambda past the warmup: `lr_end / lr_init` after the run, else
+    /// `(lr_range * pct_remaining ** power + lr_end) / lr_init`. A run whose warmup is all of it
+    /// divides by zero decay steps at its last step, where Python raises ZeroDivisionError; bertfit
+    /// gives `lr_end` there.
+    fn polynomial(&self, step: i64, warmup: i64, total: i64) -> f64 {
+        let lr_init = self.base_lr;
+        if step > total || total == warmup {
+            return POLYNOMIAL_LR_END / lr_init;
+        }
+        let lr_range = lr_init - POLYNOMIAL_LR_END;
+        let decay_steps = total - warmup;
+        let pct_remaining = 1.0 - (step - warmup) as f64 / decay_steps as f64;
+        let decay = lr_range * pct_remaining.powf(POLYNOMIAL_POWER) + POLYNOMIAL_LR_END;
+        decay / lr_init
     }
 }
 
@@ -175,9 +230,12 @@ mod tests {
             let flag_name = clap::ValueEnum::to_possible_value(&t).unwrap();
             assert_eq!(flag_name.get_name(), t.hf_name());
         }
-        let err = "cosine_with_restarts".parse::<SchedulerType>().unwrap_err().to_string();
+        let err = "inverse_sqrt".parse::<SchedulerType>().unwrap_err().to_string();
         assert!(err.contains("--lr-scheduler-type"), "{err}");
-        assert!(err.contains("constant, constant_with_warmup, linear, cosine"), "{err}");
+        assert!(
+            err.contains("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -235,5 +293,18 @@ mod tests {
         assert!(warmup_steps(Some(1), Some(0.1), 10).is_err());
         assert!(Schedule::new(SchedulerType::Linear, f64::NAN, 0, 10).is_err());
         assert!(Schedule::new(SchedulerType::Linear, 1e-3, 11, 10).is_err());
+        let err = Schedule::new(SchedulerType::Polynomial, 1e-7, 0, 10).unwrap_err().to_string();
+        assert!(err.contains("lr_end (1e-7) must be smaller than initial lr (1e-7)"), "{err}");
+    }
+
+    #[test]
+    fn restarts_and_polynomial_end_where_hf_ends_them() {
+        let r = sched(SchedulerType::CosineWithRestarts, 2, 10);
+        assert_eq!(r.lr_at(2), 1e-3);
+        assert_eq!(r.lr_at(10), 0.0);
+        let p = sched(SchedulerType::Polynomial, 0, 10);
+        assert_eq!(p.lr_at(0), 1e-3);
+        // Past the run: lr_end / lr_init, times lr_init.
+        assert!((p.lr_at(11) - 1e-7).abs() < 1e-20);
     }
 }

@@ -150,7 +150,7 @@ pub fn updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &Trai
         },
     )?;
     let per_epoch = steps_per_epoch(batches_per_epoch(data, args.batch_size), r.gradient_accumulation_steps);
-    let total = args.max_steps.unwrap_or(per_epoch * args.epochs);
+    let total = max_steps(args, per_epoch).unwrap_or(per_epoch * args.epochs);
     let warmup = warmup_steps(r.warmup_steps, r.warmup_ratio, total)?;
     let schedule = Schedule::new(r.lr_scheduler_type, args.learning_rate, warmup, total)?;
     let scaler = r
@@ -159,6 +159,27 @@ pub fn updater(args: &TrainArgs, config: &BertConfig, vs: &VarStore, data: &Trai
         .then(|| LossScaler::new(ScalerSettings::default(), args.device))
         .transpose()?;
     Ok(Updater { optimizer, schedule, scaler, max_grad_norm: r.max_grad_norm, scheduled_steps: 0 })
+}
+
+/// HF's `num_parameters(exclude_embeddings=True)`: every parameter but the `nn.Embedding`
+/// tables (word, position, token type), for `floating_point_ops`.
+pub fn non_embedding_parameters(updater: &Updater) -> usize {
+    let tables = ["word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight"];
+    updater
+        .optimizer
+        .params()
+        .iter()
+        .filter(|(name, _)| !tables.iter().any(|t| name.ends_with(t)))
+        .map(|(_, t)| t.numel())
+        .sum()
+}
+
+/// The step the run stops at, if not at the end of its last epoch: `--max-steps`, else HF's
+/// `math.ceil(args.num_train_epochs * num_update_steps_per_epoch)` for a fractional epoch count
+/// (`Trainer.set_initial_training_values`).
+pub fn max_steps(args: &TrainArgs, steps_per_epoch: usize) -> Option<usize> {
+    args.max_steps
+        .or_else(|| args.conventions.epoch_fraction.map(|f| (f * steps_per_epoch as f64).ceil() as usize))
 }
 
 fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer, ddp: Option<&Ddp>) -> DataSettings {

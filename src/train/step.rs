@@ -2,9 +2,9 @@
 //! window each go forward and backward (their gradients add up), then, in a multi-process run,
 //! the gradients are averaged over ranks together with the step's loss and stop flag, then one
 //! optimizer update ([`super::update::Updater::apply`]).
-use serde_json::json;
 use tch::{Reduction, Tensor};
 
+use super::args::TrainLoss;
 use super::checkpoint;
 use super::interrupt;
 use super::pending::PendingSteps;
@@ -28,6 +28,9 @@ pub struct StepResult {
     /// Multi-process runs: whether any rank was asked to stop (every rank stops after this step).
     pub agreed_stop: Option<bool>,
     pub update: UpdateOutcome,
+    /// HF's `floating_point_ops` of the step's micro-batches: 6 x input_ids' numel (padded) x
+    /// the non-embedding parameters, summed.
+    pub flos: f64,
 }
 
 impl Trainer<'_> {
@@ -54,14 +57,30 @@ impl Trainer<'_> {
         Ok((!window.is_empty()).then_some(window))
     }
 
-    /// Trains on one window: forward and backward of each micro-batch (the loss divided by the
-    /// window), gradients averaged over ranks, one update. The window's size is its length.
+    /// Trains on one window: forward and backward of each micro-batch, gradients averaged over
+    /// ranks, one update. The window's size is its length.
+    ///
+    /// `TrainLoss::WindowMean` (the seed script's, HF 4.x's): each micro-batch's loss is divided
+    /// by the window, in backward and in the step's loss. `WindowSum` is HF 5.24's Trainer for
+    /// BertForSequenceClassification: its forward takes `**kwargs`, so `model_accepts_loss_kwargs`
+    /// is true and `num_items_in_batch` is set, and `training_step` then skips its division:
+    /// "if not loss_is_scaled_for_ga: loss = loss / self.current_gradient_accumulation_steps" —
+    /// while the model's own CrossEntropyLoss ignores `num_items_in_batch` and stays a mean. So
+    /// backward runs on each micro-batch's undivided mean (gradients add up over the window) and
+    /// `tr_loss += tr_loss_step` sums the window's means.
     pub(super) fn training_step(&mut self, window: Vec<LoadedBatch>) -> Result<StepResult> {
         let size = window.len();
+        let divisor = match self.args.conventions.train_loss {
+            TrainLoss::WindowMean => size,
+            TrainLoss::WindowSum => 1,
+        };
         let mut loss: Option<Tensor> = None;
         let mut rows = Vec::new();
+        let mut flos = 0.0;
         for loaded in window {
-            let micro = self.micro_step(&loaded.batch, size)? / size as f64;
+            flos += 6.0 * loaded.batch.input_ids.numel() as f64 * self.non_embedding_parameters as f64;
+            let micro = self.micro_step(&loaded.batch, divisor)?;
+            let micro = if divisor > 1 { micro / divisor as f64 } else { micro };
             loss = Some(match loss.take() {
                 Some(sum) => sum + micro,
                 None => micro,
@@ -83,7 +102,7 @@ impl Trainer<'_> {
         }
         let update = self.updater.apply()?;
         let loss = loss.unwrap_or_else(|| Tensor::from(f64::NAN));
-        Ok(StepResult { loss, rows, rank_rows, agreed_stop, update })
+        Ok(StepResult { loss, rows, rank_rows, agreed_stop, update, flos })
     }
 
     /// Reads the pending steps' losses (one transfer), adds them to the epoch's sum, stops an fp32
@@ -94,6 +113,7 @@ impl Trainer<'_> {
         epoch_loss_sum: &mut f64,
     ) -> Result<()> {
         for (record, epoch_fraction) in pending.read() {
+            self.log.step(&record, epoch_fraction);
             *epoch_loss_sum += record.loss;
             if !record.loss.is_finite() && self.args.recipe.precision != Precision::Fp16 {
                 return Err(Error::usage(
@@ -112,12 +132,6 @@ impl Trainer<'_> {
                     ),
                 ));
             }
-            self.log_history.push(json!({
-                "epoch": epoch_fraction,
-                "step": record.step,
-                "loss": record.loss,
-                "learning_rate": record.lr,
-            }));
             self.reporter.step(&record);
         }
         Ok(())

@@ -20,6 +20,7 @@ use super::control::{Control, Stop};
 pub use super::evaluation::Evaluation;
 use super::identity::RunIdentity;
 use super::interrupt;
+use super::log_history::LogHistory;
 use super::output_folder::OutputFolder;
 use super::pending::PendingSteps;
 use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
@@ -47,6 +48,11 @@ pub struct TrainSummary {
     pub eval: Option<Evaluation>,
     /// `--resume-from-checkpoint auto` found this very run finished: nothing was done.
     pub already_finished: bool,
+    /// HF's train metrics (`train_runtime`, `train_samples_per_second`, `train_steps_per_second`,
+    /// `total_flos`, `train_loss`), as `_finalize_training` makes them.
+    pub hf_metrics: serde_json::Map<String, serde_json::Value>,
+    /// HF's `state.epoch` at the end: fractional epochs done.
+    pub epoch: f64,
 }
 
 /// What one epoch of training did.
@@ -90,8 +96,15 @@ pub struct Trainer<'r> {
     pub(super) best: Option<Best>,
     /// Evaluations since the metric last improved (early stopping).
     pub(super) evals_without_improvement: usize,
-    /// HF's log_history: one entry per step and evaluation (trainer_state.json).
-    pub(super) log_history: Vec<serde_json::Value>,
+    /// HF's log_history (trainer_state.json) and the running losses it logs.
+    pub(super) log: LogHistory,
+    /// HF's `state.total_flos` (`floating_point_ops` summed over the run's micro-batches).
+    pub(super) total_flos: f64,
+    /// HF's `num_parameters(exclude_embeddings=True)`: every parameter but the embedding tables.
+    pub(super) non_embedding_parameters: usize,
+    /// HF's `state.epoch`: the fractional epochs done at the last step.
+    pub(super) epoch_done: f64,
+
     /// When the run started (train_runtime).
     pub(super) started: Instant,
     pub(super) newly_initialized: Vec<String>,
@@ -139,9 +152,18 @@ impl<'r> Trainer<'r> {
             tch::no_grad(|| d.broadcast_parameters(&updater.parameters()))?;
         }
         setup::output_dir(&args, is_main && resume.is_none() && finished_at.is_none(), reporter)?;
+        let per_epoch = setup::steps_per_epoch(
+            setup::batches_per_epoch(&data, args.batch_size),
+            args.recipe.gradient_accumulation_steps,
+        );
         startup.mark("optimizer");
         Ok(Trainer {
-            control: Control::new(&args),
+            control: Control::new(&args, setup::max_steps(&args, per_epoch), per_epoch),
+            log: LogHistory::new(args.conventions.logging, args.conventions.logging_first_step),
+            total_flos: 0.0,
+            non_embedding_parameters: setup::non_embedding_parameters(&updater),
+            epoch_done: 0.0,
+
             model_dir: files.dir,
             layouts: LayoutPolicy::new(args.device, args.unpadded()),
             args,
@@ -157,7 +179,6 @@ impl<'r> Trainer<'r> {
             global_step: 0,
             best: None,
             evals_without_improvement: 0,
-            log_history: Vec::new(),
             started: Instant::now(),
             newly_initialized: report.newly_initialized,
             startup: Some(startup),
@@ -192,7 +213,10 @@ impl<'r> Trainer<'r> {
             let mut stop = outcome.stop;
             let record = self.end_epoch(epoch, &outcome, &mut stop, &mut summary)?;
             summary.epochs.push(record);
-            if stop.ends_run() {
+            // HF saves at every epoch's end under save_strategy epoch, the last one included
+            // (`final_checkpoint`); the seed script's rhythm saves where the run goes on.
+            if stop.ends_run() && !(self.args.conventions.final_checkpoint && self.control.save_after_epoch())
+            {
                 break;
             }
             if self.control.save_after_epoch() {
@@ -203,7 +227,12 @@ impl<'r> Trainer<'r> {
                 };
                 self.save_checkpoint(None, &next)?;
             }
+            if stop.ends_run() {
+                break;
+            }
         }
+        summary.hf_metrics = self.finalize_metrics();
+        summary.epoch = self.epoch_done;
         if self.best.is_some() {
             self.restore_best();
             summary.eval = Some(self.evaluate(Split::Validation)?);
@@ -255,7 +284,8 @@ impl<'r> Trainer<'r> {
         summary: &mut TrainSummary,
     ) -> Result<EpochRecord> {
         self.reporter.epoch_loss(epoch, outcome.mean_loss);
-        if self.args.do_eval {
+        self.log.epoch_end(self.global_step, self.epoch_done);
+        if self.args.do_eval && self.args.conventions.eval_each_epoch {
             let eval = self.evaluate(Split::Validation)?;
             if let Some(percent) = eval.accuracy_percent() {
                 self.reporter.validation_accuracy(epoch, percent);
@@ -269,7 +299,8 @@ impl<'r> Trainer<'r> {
             }
             summary.eval = Some(eval);
         }
-        let eval = summary.eval.as_ref().filter(|_| self.args.do_eval);
+        let eval =
+            summary.eval.as_ref().filter(|_| self.args.do_eval && self.args.conventions.eval_each_epoch);
         let record = EpochRecord {
             kind: "epoch",
             epoch,
@@ -349,6 +380,7 @@ impl<'r> Trainer<'r> {
         self.global_step += 1;
         pos.epoch_steps += 1;
         let update = step.update;
+        self.total_flos += step.flos;
         let record = StepRecord {
             kind: "step",
             epoch,
@@ -359,10 +391,12 @@ impl<'r> Trainer<'r> {
             scale: update.scale,
             rows: step.rows,
             rank_rows: step.rank_rows,
+            grad_norm: f64::NAN, // read from the device with the loss
         };
         let epoch_fraction =
             (epoch - 1) as f64 + pos.batches_done as f64 / self.batches_per_epoch().max(1) as f64;
-        pending.push(step.loss, record, epoch_fraction);
+        self.epoch_done = epoch_fraction;
+        pending.push(step.loss, update.grad_norm, record, epoch_fraction);
         let due = self.control.after_step(self.global_step);
         if pending.due() || due.evaluate || due.save {
             self.record_steps(pending, &mut pos.epoch_loss_sum)?;
@@ -432,6 +466,11 @@ impl<'r> Trainer<'r> {
     /// Processes training together (1 without DDP).
     pub fn world_size(&self) -> usize {
         self.ddp.as_ref().map_or(1, Ddp::world_size)
+    }
+
+    /// Training rows (HF's `train_samples`: after --max-train-samples; this rank's share).
+    pub fn train_rows(&self) -> usize {
+        self.data.len(Split::Train)
     }
 
     /// The label names, in class-id order.

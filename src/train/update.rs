@@ -9,8 +9,11 @@ use super::schedule::Schedule;
 use crate::error::Result;
 
 /// What one update did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct UpdateOutcome {
+    /// The global gradient norm before clipping, a device scalar (HF's logged `grad_norm`: it
+    /// computes it with or without clipping).
+    pub grad_norm: Tensor,
     /// The learning rate the step used.
     pub lr: f64,
     /// fp16: the loss scaler found an inf or NaN gradient and skipped the step.
@@ -47,12 +50,19 @@ impl Updater {
     pub fn apply(&mut self) -> Result<UpdateOutcome> {
         let lr = self.schedule.lr_at(self.scheduled_steps);
         self.optimizer.set_lr(lr);
+        let grad_norm;
         let skipped = match self.scaler.as_mut() {
             Some(scaler) => {
                 if let Some(max_norm) = self.max_grad_norm {
                     // Clipping needs true gradients: unscale first (GradScaler.unscale_).
                     let _found_inf = scaler.unscale_(&self.optimizer.grads())?;
-                    let _total_norm = self.optimizer.clip_grad_norm(max_norm)?;
+                    grad_norm = Some(self.optimizer.clip_grad_norm(max_norm)?);
+                } else {
+                    // The scaled gradients' norm over the scale: the step still unscales inside
+                    // the optimizer, as it did before norms were logged (HF unscales first: the
+                    // logged norm may differ from its in the last bits, the training does not).
+                    let scaled = self.optimizer.grad_norm()?;
+                    grad_norm = Some(scaled.f_div(&scaler.scale_tensor().f_to_device(scaled.device())?)?);
                 }
                 scaler.step(&mut self.optimizer)?;
                 // HF's optimizer_was_run: a skipped step backs the scale off.
@@ -61,9 +71,10 @@ impl Updater {
                 found_inf
             }
             None => {
-                if let Some(max_norm) = self.max_grad_norm {
-                    let _total_norm = self.optimizer.clip_grad_norm(max_norm)?;
-                }
+                grad_norm = Some(match self.max_grad_norm {
+                    Some(max_norm) => self.optimizer.clip_grad_norm(max_norm)?,
+                    None => self.optimizer.grad_norm()?,
+                });
                 self.optimizer.step()?;
                 false
             }
@@ -73,6 +84,7 @@ impl Updater {
         }
         self.optimizer.zero_grad()?;
         let scale = self.scaler.as_ref().map(|s| s.scale_tensor().double_value(&[]));
-        Ok(UpdateOutcome { lr, skipped, scale })
+        let grad_norm = grad_norm.unwrap_or_else(|| Tensor::from(f64::NAN));
+        Ok(UpdateOutcome { grad_norm, lr, skipped, scale })
     }
 }

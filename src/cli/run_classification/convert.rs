@@ -207,6 +207,7 @@ fn conventions(p: &Parsed, epoch_fraction: Option<f64>) -> Result<(Conventions, 
             seed: if p.int("data_seed").is_some() { seed(p, "data_seed")? } else { seed(p, "seed")? },
         },
         metric: metric(p)?,
+        hf_trainer: true,
     };
     best_model_needs_matching_strategies(p, eval_steps)?;
     Ok((conventions, eval_steps))

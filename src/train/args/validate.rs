@@ -3,7 +3,7 @@
 //! that needs the model, --max-length against its max_position_embeddings, is the trainer's.)
 use tch::Device;
 
-use super::{Recipe, TrainArgs};
+use super::{Recipe, SaveStrategy, TrainArgs};
 use crate::data::labels::ProblemType;
 use crate::error::{Error, Result};
 use crate::train::precision::Precision;
@@ -202,6 +202,58 @@ impl TrainArgs {
                 "--metric-for-best-model",
                 "choosing the best model (or stopping early) needs evaluations: add --do-eval",
             );
+        }
+        let c = &self.conventions;
+        if self.recipe.best_model_metric().is_some() && !c.eval_each_epoch && self.recipe.eval_steps.is_none()
+        {
+            return refuse(
+                "--metric-for-best-model",
+                "choosing the best model (or stopping early) needs evaluations during training: \
+                 evaluate every epoch or every --eval-steps",
+            );
+        }
+        if c.hf_trainer && self.recipe.load_best_model_at_end {
+            self.check_best_model_strategies()?;
+        }
+        Ok(())
+    }
+
+    /// TrainingArguments.__post_init__'s rule, with its words: the best model is a saved
+    /// checkpoint, so saves must fall on evaluations.
+    fn check_best_model_strategies(&self) -> Result<()> {
+        let eval = match (self.conventions.eval_each_epoch, self.recipe.eval_steps) {
+            (true, None) => "epoch",
+            (false, Some(_)) => "steps",
+            (false, None) => "no",
+            (true, Some(_)) => "epoch and steps",
+        };
+        let save = match self.save_strategy {
+            SaveStrategy::Steps => "steps",
+            SaveStrategy::Epoch => "epoch",
+            SaveStrategy::No => "no",
+        };
+        if eval != save {
+            return refuse(
+                "--load_best_model_at_end",
+                format!(
+                    "requires the save and eval strategy to match, except when --save_strategy=\"best\", \
+                     but found\n- Evaluation strategy: IntervalStrategy.{}\n- Save strategy: SaveStrategy.{}",
+                    eval.to_uppercase(),
+                    save.to_uppercase()
+                ),
+            );
+        }
+        if let Some(eval_steps) = self.recipe.eval_steps.filter(|_| eval == "steps") {
+            if !self.save_steps.is_multiple_of(eval_steps) {
+                return refuse(
+                    "--load_best_model_at_end",
+                    format!(
+                        "requires the saving steps to be a round multiple of the evaluation steps, but found {}, \
+                         which is not a round multiple of {eval_steps}.",
+                        self.save_steps
+                    ),
+                );
+            }
         }
         Ok(())
     }

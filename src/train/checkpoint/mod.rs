@@ -21,6 +21,10 @@ mod save;
 pub mod verify;
 
 pub const TRAINER_STATE: &str = "trainer_state.json";
+/// bertfit's own part of a checkpoint's (and a final model's) state: where in the run it was
+/// taken, the run's fingerprint and identity, whether the run finished. trainer_state.json holds
+/// HF's TrainerState fields only, since `TrainerState.load_from_json` takes no others.
+pub const BERTFIT_STATE: &str = "bertfit_state.json";
 pub const TRAINING_STATE: &str = "training_state.safetensors";
 const PREFIX: &str = "checkpoint-";
 
@@ -160,7 +164,9 @@ fn same_file_size(a: usize, wa: usize, b: usize, wb: usize) -> bool {
     low < high || (a == 0 && b == 0)
 }
 
-/// trainer_state.json.
+/// A checkpoint's state as bertfit reads it: HF's trainer_state.json fields that resuming needs,
+/// with bertfit_state.json's fields (checkpoints written before bertfit_state.json existed hold
+/// them in trainer_state.json; [`read_state`] reads both layouts).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainerState {
     pub global_step: usize,
@@ -170,6 +176,9 @@ pub struct TrainerState {
     pub best_metric: Option<f64>,
     pub best_global_step: Option<usize>,
     pub best_model_checkpoint: Option<String>,
+    /// HF's; absent in checkpoints written before bertfit wrote it.
+    #[serde(default)]
+    pub total_flos: f64,
     pub bertfit_position: Position,
     pub bertfit_run: Fingerprint,
     /// Which run wrote it (model and data files, every computation setting); absent in
@@ -226,8 +235,20 @@ pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
 
 pub fn read_state(dir: &Path) -> Result<TrainerState> {
     let path = dir.join(TRAINER_STATE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("not a bertfit trainer state: {e}")))
+    let mut state = read_json_object(&path)?;
+    let own = dir.join(BERTFIT_STATE);
+    if own.is_file() {
+        state.extend(read_json_object(&own)?);
+    }
+    serde_json::from_value(Value::Object(state)).map_err(|e| {
+        Error::config(&path, format!("not a bertfit trainer state (with {BERTFIT_STATE} beside it): {e}"))
+    })
+}
+
+/// A JSON object file, as a map.
+pub fn read_json_object(path: &Path) -> Result<serde_json::Map<String, Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::config(path, format!("not a JSON object: {e}")))
 }
 
 /// The tensors of training_state.safetensors by name (on the CPU).
@@ -341,6 +362,35 @@ mod tests {
         prune(&root, 1, None).unwrap();
         assert_eq!(list(&root).into_iter().map(|(s, _)| s).collect::<Vec<_>>(), [4]);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn read_state_takes_bertfits_fields_beside_or_inside_trainer_state() {
+        let dir = crate::test_support::fresh_dir("read_state");
+        let own = serde_json::json!({
+            "bertfit_position": Position { epoch: 2, batches_done: 1, ..Default::default() },
+            "bertfit_run": print(4, 1, 8),
+        });
+        // HF's layout: TrainerState's fields, bertfit's in bertfit_state.json.
+        let hf = serde_json::json!({"global_step": 3, "epoch": 1.25, "log_history": [], "max_steps": 9,
+            "best_metric": null, "best_global_step": null, "best_model_checkpoint": null, "total_flos": 6.0});
+        std::fs::write(dir.join(TRAINER_STATE), hf.to_string()).unwrap();
+        std::fs::write(dir.join(BERTFIT_STATE), own.to_string()).unwrap();
+        let state = read_state(&dir).unwrap();
+        assert_eq!((state.global_step, state.bertfit_position.epoch, state.total_flos), (3, 2, 6.0));
+        // The layout before bertfit_state.json: everything in trainer_state.json (no total_flos).
+        let mut old = hf.as_object().unwrap().clone();
+        old.remove("total_flos");
+        old.extend(own.as_object().unwrap().clone());
+        std::fs::write(dir.join(TRAINER_STATE), serde_json::Value::Object(old).to_string()).unwrap();
+        std::fs::remove_file(dir.join(BERTFIT_STATE)).unwrap();
+        let state = read_state(&dir).unwrap();
+        assert_eq!((state.global_step, state.bertfit_position.batches_done, state.total_flos), (3, 1, 0.0));
+        // HF's own checkpoint (no bertfit fields anywhere) is refused in words.
+        std::fs::write(dir.join(TRAINER_STATE), hf.to_string()).unwrap();
+        let e = read_state(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a bertfit trainer state") && e.contains("bertfit_position"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn print(batch_size: usize, world_size: usize, train_rows: usize) -> Fingerprint {

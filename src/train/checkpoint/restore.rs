@@ -55,7 +55,9 @@ impl Trainer<'_> {
         self.updater.scheduled_steps = position.scheduled_steps;
         self.global_step = state.global_step;
         self.evals_without_improvement = position.evals_without_improvement;
-        self.log_history = state.log_history;
+        self.log.resume(state.log_history, state.global_step);
+        self.epoch_done = state.epoch;
+        self.total_flos = state.total_flos;
         if let (Some(step), Some(value), Some(_)) =
             (state.best_global_step, state.best_metric, state.best_model_checkpoint)
         {

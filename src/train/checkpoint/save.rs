@@ -5,13 +5,14 @@
 use std::time::Instant;
 
 use super::verify;
-use super::{Fingerprint, Position, TrainerState};
+use super::{Fingerprint, Position};
 use crate::data::dataset::Split;
 use crate::data::training_data::PassPlan;
 use crate::dist::ddp::Ddp;
 use crate::error::Result;
 use crate::train::checkpoint;
 use crate::train::report::CheckpointRecord;
+use crate::train::trainer_state::to_hf_json;
 use crate::train::Trainer;
 use crate::weights::save_pretrained;
 
@@ -84,22 +85,21 @@ impl Trainer<'_> {
         let dir = checkpoint::folder(&self.args.output_dir, self.global_step);
         let tensors = self.training_state(per_rank, order.as_deref())?;
         let best_dir = self.best.as_ref().map(|b| checkpoint::folder(&self.args.output_dir, b.step));
-        let state = TrainerState {
-            global_step: self.global_step,
-            epoch: (position.epoch - 1) as f64
-                + position.batches_done as f64 / self.batches_per_epoch().max(1) as f64,
-            log_history: self.log_history.clone(),
-            best_metric: self.best.as_ref().map(|b| b.value),
-            best_global_step: self.best.as_ref().map(|b| b.step),
-            best_model_checkpoint: best_dir
-                .as_ref()
-                .filter(|d| d.exists() || *d == &dir)
-                .map(|d| d.display().to_string()),
-            bertfit_position: position.clone(),
-            bertfit_run: self.fingerprint(),
-            bertfit_identity: Some(self.identity.clone()),
-        };
-        let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
+        let best_checkpoint =
+            best_dir.as_ref().filter(|d| d.exists() || *d == &dir).map(|d| d.display().to_string());
+        let mut hf = self.hf_trainer_state(best_checkpoint, true);
+        // HF's epoch is the position's (a checkpoint at an epoch's end is at the next one's start).
+        hf["epoch"] = serde_json::json!(
+            (position.epoch - 1) as f64
+                + position.batches_done as f64 / self.batches_per_epoch().max(1) as f64
+        );
+        let own = serde_json::json!({
+            "bertfit_position": position,
+            "bertfit_run": self.fingerprint(),
+            "bertfit_identity": self.identity,
+        });
+        let state_json = to_hf_json(&hf);
+        let own_json = serde_json::to_string_pretty(&own).unwrap_or_default();
         let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
         let training_state = checkpoint::tensors_to_bytes(&tensors)?;
         let hf_files = checkpoint::hf::write_files(
@@ -110,6 +110,7 @@ impl Trainer<'_> {
         let mut files: Vec<(&str, &[u8])> = vec![
             ("training_args.json", args_json.as_bytes()),
             (checkpoint::TRAINER_STATE, state_json.as_bytes()),
+            (checkpoint::BERTFIT_STATE, own_json.as_bytes()),
             (checkpoint::TRAINING_STATE, &training_state),
         ];
         files.extend(hf_files.iter().map(|(name, bytes)| (*name, bytes.as_slice())));
@@ -163,16 +164,19 @@ impl Trainer<'_> {
         }
         let args_json = serde_json::to_string_pretty(&self.args).unwrap_or_default();
         // HF Trainer leaves its trainer_state.json beside the final model too.
-        let state = serde_json::json!({
-            "global_step": self.global_step,
-            "log_history": self.log_history,
-            "best_metric": self.best.as_ref().map(|b| b.value),
-            "best_global_step": self.best.as_ref().map(|b| b.step),
+        let best_checkpoint = self
+            .best
+            .as_ref()
+            .map(|b| checkpoint::folder(&self.args.output_dir, b.step))
+            .filter(|d| d.exists())
+            .map(|d| d.display().to_string());
+        let state_json = to_hf_json(&self.hf_trainer_state(best_checkpoint, false));
+        let own = serde_json::json!({
             "bertfit_finished": finished,
             "bertfit_run": self.fingerprint(),
             "bertfit_identity": self.identity,
         });
-        let state_json = serde_json::to_string_pretty(&state).unwrap_or_default();
+        let own_json = serde_json::to_string_pretty(&own).unwrap_or_default();
         save_pretrained(
             &self.args.output_dir,
             &self.config,
@@ -181,6 +185,7 @@ impl Trainer<'_> {
             &[
                 ("training_args.json", args_json.as_bytes()),
                 (checkpoint::TRAINER_STATE, state_json.as_bytes()),
+                (checkpoint::BERTFIT_STATE, own_json.as_bytes()),
             ],
         )?;
         // What --overwrite set aside is no longer needed: this run has its model.

@@ -232,6 +232,7 @@ mod tests {
             best_metric: None,
             best_global_step: None,
             best_model_checkpoint: None,
+            total_flos: 0.0,
             bertfit_position: Position { epoch, batches_done, ..Default::default() },
             bertfit_run: serde_json::from_value::<Fingerprint>(serde_json::json!({
                 "model_shape": "", "labels": [], "problem_type": "", "batch_size": 1,

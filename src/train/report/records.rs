@@ -25,6 +25,10 @@ pub struct StepRecord {
     /// Multi-process runs: every rank's rows of the step, in rank order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rank_rows: Option<Vec<Vec<usize>>>,
+    /// The global gradient norm before clipping (trainer_state.json's `grad_norm`; not a
+    /// metrics.jsonl field).
+    #[serde(skip)]
+    pub grad_norm: f64,
 }
 
 /// One epoch.

@@ -23,6 +23,8 @@ struct HfState {
     global_step: usize,
     epoch: f64,
     log_history: Vec<Value>,
+    /// HF's `total_flos` so far (the run's total goes on from it, as HF's does).
+    total_flos: f64,
 }
 
 impl Trainer<'_> {
@@ -49,7 +51,9 @@ impl Trainer<'_> {
         self.updater.optimizer.load_state(&named)?;
         self.updater.scheduled_steps = steps;
         self.global_step = state.global_step;
-        self.log_history = state.log_history;
+        self.log.resume(state.log_history, state.global_step);
+        self.epoch_done = state.epoch;
+        self.total_flos = state.total_flos;
         if position.batches_done > 0 {
             self.reporter.note(&format!(
                 "{} is an HF Trainer checkpoint taken inside epoch {}: bertfit continues at step {} \
@@ -294,7 +298,8 @@ fn read_state(dir: &Path) -> Result<HfState> {
         json.get("global_step").and_then(Value::as_u64).ok_or_else(|| bad("global_step"))? as usize;
     let epoch = json.get("epoch").and_then(Value::as_f64).ok_or_else(|| bad("epoch"))?;
     let log_history = json.get("log_history").and_then(Value::as_array).cloned().unwrap_or_default();
-    Ok(HfState { global_step, epoch, log_history })
+    let total_flos = json.get("total_flos").and_then(Value::as_f64).unwrap_or(0.0);
+    Ok(HfState { global_step, epoch, log_history, total_flos })
 }
 
 #[cfg(test)]

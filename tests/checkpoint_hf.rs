@@ -121,12 +121,8 @@ fn hf_trainer_resumes_a_bertfit_checkpoint() {
     }
     hf(&args);
     let info = read_json(&info);
-    // What bertfit's trainer_state.json still lacks for HF (the trainer branch makes it
-    // HF-complete): only its own keys dropped and train_batch_size set.
-    for fix in info["trainer_state_fixes"].as_array().unwrap() {
-        let fix = fix.as_str().unwrap();
-        assert!(fix.starts_with("dropped bertfit_") || fix == "set train_batch_size", "{fix}");
-    }
+    // HF resumed from bertfit's checkpoint as it is: its trainer_state.json needed no fix.
+    assert_eq!(info["trainer_state_fixes"], json!([]), "bertfit's trainer_state.json is not HF's");
     assert_eq!(info["global_step"], json!(AT));
     assert!((info["epoch"].as_f64().unwrap() - AT as f64 / 3.0).abs() < 1e-12, "{}", info["epoch"]);
     // HF's optimizer after loading optimizer.pt: bertfit's moments and steps, bit for bit, each on

@@ -50,7 +50,9 @@ pub fn train(args: &TrainArgs, reporter: &mut dyn Reporter) -> Result<TrainSumma
         let test = trainer.evaluate(Split::Test)?;
         if write {
             write_predictions(&trainer, &test)?;
-            if test.labels.is_some() {
+            // run_classification.py writes predictions only (its `trainer.predict` metrics are
+            // not saved); bertfit's own runs also write test_results.json.
+            if test.labels.is_some() && !hf {
                 save_split(&mut trainer, &mut results, "test", &test, epochs)?;
             }
         }
@@ -81,6 +83,8 @@ fn train_metrics(trainer: &Trainer, summary: &TrainSummary, runtime: f64) -> Map
     hf.insert("epoch".into(), json!(summary.epoch));
     hf.insert("train_samples".into(), json!(trainer.train_rows()));
     if trainer.args().conventions.hf_trainer {
+        // HF logs total_flos in log_history's summary entry but leaves it out of the results.
+        hf.remove("total_flos");
         return hf;
     }
     let samples: f64 = summary.epochs.iter().map(|e| e.train_samples_per_second * e.train_seconds).sum();
@@ -118,10 +122,15 @@ fn save_split(
     if let Some(epoch) = epoch {
         metrics.insert("epoch".into(), json!(epoch));
     }
-    if let Some(acc) = e.accuracy() {
-        metrics.insert(format!("{prefix}_accuracy"), json!(acc));
+    // bertfit's own metrics, which HF's files do not have (HF's: the loss and its one metric).
+    if trainer.args().conventions.hf_trainer {
+        metrics.insert(format!("{prefix}_loss"), json!(e.loss));
+    } else {
+        if let Some(acc) = e.accuracy() {
+            metrics.insert(format!("{prefix}_accuracy"), json!(acc));
+        }
+        metrics.extend(e.metrics(prefix, &names)?);
     }
-    metrics.extend(e.metrics(prefix, &names)?);
     let hf_metric = e.hf_metric(prefix, trainer.args().conventions.metric)?;
     let batch = trainer.args().eval_batch_size * trainer.world_size();
     let speed = speed_metrics(prefix, e.seconds, Some(n as f64), Some(n.div_ceil(batch)));

@@ -66,11 +66,16 @@ impl Trainer<'_> {
         epoch: usize,
     ) -> Result<serde_json::Map<String, serde_json::Value>> {
         // bertfit's keys in their order (eval_accuracy first), then HF's metric and speed.
+        // (HF's log has only its own keys: the loss and its one metric.)
         let mut metrics = serde_json::Map::new();
-        if let Some(acc) = eval.accuracy() {
-            metrics.insert("eval_accuracy".into(), json!(acc));
+        if self.args.conventions.hf_trainer {
+            metrics.insert("eval_loss".into(), json!(eval.loss));
+        } else {
+            if let Some(acc) = eval.accuracy() {
+                metrics.insert("eval_accuracy".into(), json!(acc));
+            }
+            metrics.extend(eval.metrics("eval", &self.data.labels().names)?);
         }
-        metrics.extend(eval.metrics("eval", &self.data.labels().names)?);
         metrics.extend(eval.hf_metric("eval", self.args.conventions.metric)?);
         let batch = self.args.eval_batch_size * self.world_size();
         let rows = eval.rows.len();

@@ -10,6 +10,16 @@ use super::Trainer;
 const HF_DEFAULT_STEPS: usize = 500;
 
 impl Trainer<'_> {
+    /// A `*_steps` field as TrainingArguments holds it: these are float fields that its
+    /// `__post_init__` turns into ints only when above 1, so a command line's `1` stays `1.0`.
+    fn hf_steps(&self, n: usize) -> Value {
+        if n == 1 && self.args.conventions.hf_trainer {
+            json!(1.0)
+        } else {
+            json!(n)
+        }
+    }
+
     /// trainer_state.json's object at this point of the run. `saving`: written by a checkpoint
     /// save (HF's TrainerControl then has `should_save` set; the final state has it cleared).
     pub(super) fn hf_trainer_state(&self, best_model_checkpoint: Option<String>, saving: bool) -> Value {
@@ -31,17 +41,17 @@ impl Trainer<'_> {
             "best_metric": self.best.as_ref().map(|b| b.value),
             "best_model_checkpoint": best_model_checkpoint,
             "epoch": self.epoch_done,
-            "eval_steps": args.recipe.eval_steps.unwrap_or(HF_DEFAULT_STEPS),
+            "eval_steps": self.hf_steps(args.recipe.eval_steps.unwrap_or(HF_DEFAULT_STEPS)),
             "global_step": self.global_step,
             "is_hyper_param_search": false,
             "is_local_process_zero": true,
             "is_world_process_zero": true,
             "log_history": self.log.entries,
-            "logging_steps": logging_steps,
+            "logging_steps": self.hf_steps(logging_steps),
             "max_steps": max_steps,
             "num_input_tokens_seen": 0,
             "num_train_epochs": num_train_epochs,
-            "save_steps": args.save_steps,
+            "save_steps": self.hf_steps(args.save_steps),
             "stateful_callbacks": {
                 "TrainerControl": {
                     "args": {

@@ -119,7 +119,8 @@ pub struct TrainFlags {
     pub shuffle_train_dataset: Option<bool>,
     #[arg(long, default_value_t = 42)]
     pub shuffle_seed: u64,
-    /// The metric the run reports (HF's metric_name); bertfit computes accuracy.
+    /// HF's metric_name: also report eval_<name> as `evaluate` computes it (f1, precision and
+    /// recall binary, or micro over multi-label; mse for regression), besides bertfit's metrics.
     #[arg(long, value_enum)]
     pub metric_name: Option<MetricName>,
     /// When stderr is not a terminal (a batch job, CI): a progress line every N optimizer steps

@@ -317,6 +317,28 @@ mod tests {
     use super::*;
     use crate::cli::run_classification::parser::{parse, Parse};
 
+    /// The data files the tests name (t.csv, v.csv, x.csv), written once: the problem type is read
+    /// from the train file's label column.
+    fn data_dir() -> &'static std::path::Path {
+        static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("bertfit-rc-convert-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in ["t.csv", "v.csv", "x.csv"] {
+                std::fs::write(dir.join(f), "sentence,label,y,a,b,c\nx,p,p,a,b,c\ny,q,q,a,b,c\n").unwrap();
+            }
+            dir
+        })
+    }
+
+    /// `args` with the test files' names as paths in [`data_dir`].
+    fn with_files(args: &[&str]) -> Vec<String> {
+        let named = |a: &&str| ["t.csv", "v.csv", "x.csv"].contains(a);
+        args.iter()
+            .map(|a| if named(a) { data_dir().join(a).display().to_string() } else { a.to_string() })
+            .collect()
+    }
+
     fn convert(extra: &[&str]) -> Result<Converted> {
         let mut args = vec![
             "--model_name_or_path",
@@ -328,7 +350,7 @@ mod tests {
             "--do_train",
         ];
         args.extend(extra);
-        let Parse::Run(p) = parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())? else { panic!() };
+        let Parse::Run(p) = parse(&with_files(&args))? else { panic!() };
         to_train_args(&p)
     }
 
@@ -397,8 +419,12 @@ mod tests {
         assert!(convert(&["--optim", "sgd"]).err().unwrap().to_string().starts_with("--optim: 'sgd'"));
         assert_eq!(args(&["--bf16"]).recipe.precision, Precision::Bf16);
         assert_eq!(args(&["--use_cpu"]).device, Device::Cpu);
-        let e = convert(&["--lr_scheduler_type", "polynomial"]).err().unwrap().to_string();
-        assert!(e.starts_with("--lr_scheduler_type: 'polynomial' is not implemented"), "{e}");
+        assert_eq!(
+            args(&["--lr_scheduler_type", "polynomial"]).recipe.lr_scheduler_type,
+            SchedulerType::Polynomial
+        );
+        let e = convert(&["--lr_scheduler_type", "inverse_sqrt"]).err().unwrap().to_string();
+        assert!(e.starts_with("--lr_scheduler_type: 'inverse_sqrt' is not implemented"), "{e}");
         assert!(convert(&["--metric_name", "matthews_correlation"])
             .err()
             .unwrap()
@@ -411,8 +437,12 @@ mod tests {
     #[test]
     fn data_files_and_splits_as_the_script() {
         use crate::data::dataset::DataSource;
+        // The file names (the tests' files are in data_dir()).
         let files = |a: TrainArgs| match a.data {
-            DataSource::Files { train, validation, test } => (train, validation, test),
+            DataSource::Files { train, validation, test } => {
+                let name = |p: std::path::PathBuf| std::path::PathBuf::from(p.file_name().unwrap());
+                (name(train), validation.map(name), test.map(name))
+            }
             _ => panic!(),
         };
         let (t, v, te) = files(args(&["--do_predict", "--test_file", "x.csv"]));
@@ -450,10 +480,7 @@ mod tests {
         assert!(e.contains("should be a csv or a json file"), "{e}");
         let mut only_train = vec!["--model_name_or_path", "m", "--train_file", "t.csv"];
         only_train.push("--do_train");
-        let Parse::Run(p) = parse(&only_train.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
-        else {
-            panic!()
-        };
+        let Parse::Run(p) = parse(&with_files(&only_train)).unwrap() else { panic!() };
         assert!(to_train_args(&p).err().unwrap().to_string().contains("--validation_file"));
     }
 

@@ -560,8 +560,8 @@ impl Pickle {
     }
 }
 
-/// Pickle opcodes (CPython's Lib/pickle.py names).
-mod op {
+/// Pickle opcodes (CPython's Lib/pickle.py names), for this reader and torch_save's writer.
+pub(crate) mod op {
     pub const MARK: u8 = b'(';
     pub const STOP: u8 = b'.';
     pub const POP: u8 = b'0';

@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use super::pickle::op;
 use crate::error::{Error, Result};
 
 /// A Python object of a torch state dict.
@@ -110,34 +111,6 @@ pub fn to_bytes(obj: &PyObj, stem: &str) -> Result<Vec<u8>> {
     }
     entry(format!("{stem}/version"), b"3\n", stored)?;
     Ok(zip.finish().map_err(bad)?.into_inner())
-}
-
-/// Pickle opcodes (CPython's Lib/pickle.py names), the ones this writer uses.
-mod op {
-    pub const MARK: u8 = b'(';
-    pub const STOP: u8 = b'.';
-    pub const BININT: u8 = b'J';
-    pub const BININT1: u8 = b'K';
-    pub const BININT2: u8 = b'M';
-    pub const NONE: u8 = b'N';
-    pub const BINPERSID: u8 = b'Q';
-    pub const REDUCE: u8 = b'R';
-    pub const BINUNICODE: u8 = b'X';
-    pub const APPENDS: u8 = b'e';
-    pub const GLOBAL: u8 = b'c';
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const EMPTY_LIST: u8 = b']';
-    pub const TUPLE: u8 = b't';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const SETITEMS: u8 = b'u';
-    pub const BINFLOAT: u8 = b'G';
-    pub const PROTO: u8 = 0x80;
-    pub const TUPLE1: u8 = 0x85;
-    pub const TUPLE2: u8 = 0x86;
-    pub const TUPLE3: u8 = 0x87;
-    pub const NEWTRUE: u8 = 0x88;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const LONG1: u8 = 0x8a;
 }
 
 #[derive(Default)]

@@ -27,15 +27,7 @@ impl Trainer<'_> {
         let started = Instant::now();
         let (state, tensors) = self.verified_checkpoint(dir)?;
         self.reporter.resumed(state.global_step, state.bertfit_position.epoch, dir);
-        // (A path, not a name: a folder whose name is not UTF-8 is still this folder.)
-        let files = crate::weights::resolve::model_files(dir)?;
-        let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
-        if !report.newly_initialized.is_empty() {
-            return Err(Error::weights(
-                files.weights.path(),
-                format!("the checkpoint lacks {:?}", report.newly_initialized),
-            ));
-        }
+        self.load_checkpoint_weights(dir)?;
         let take = |prefix: &str| -> Vec<(String, tch::Tensor)> {
             tensors
                 .iter()
@@ -219,5 +211,21 @@ impl Trainer<'_> {
             .collect();
         let metric = self.args.recipe.best_model_metric().map(|m| m.0).unwrap_or_default();
         Ok(Best { metric, value, step, weights })
+    }
+}
+
+impl Trainer<'_> {
+    /// A checkpoint's model weights, every one of them (bertfit's checkpoints and HF Trainer's).
+    pub(in crate::train) fn load_checkpoint_weights(&mut self, dir: &Path) -> Result<()> {
+        // (A path, not a name: a folder whose name is not UTF-8 is still this folder.)
+        let files = crate::weights::resolve::model_files(dir)?;
+        let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
+        if !report.newly_initialized.is_empty() {
+            return Err(Error::weights(
+                files.weights.path(),
+                format!("the checkpoint lacks {:?}", report.newly_initialized),
+            ));
+        }
+        Ok(())
     }
 }

@@ -40,14 +40,7 @@ impl Trainer<'_> {
         let named = self.hf_optimizer_state(&dir.join(OPTIMIZER), steps)?;
         position.scheduled_steps = steps;
         self.reporter.resumed(state.global_step, position.epoch, dir);
-        let files = crate::weights::resolve::model_files(dir)?;
-        let report = crate::weights::load_pretrained(&self.vs.variables(), &self.config, &files.weights)?;
-        if !report.newly_initialized.is_empty() {
-            return Err(Error::weights(
-                files.weights.path(),
-                format!("the checkpoint lacks {:?}", report.newly_initialized),
-            ));
-        }
+        self.load_checkpoint_weights(dir)?;
         self.updater.optimizer.load_state(&named)?;
         self.updater.scheduled_steps = steps;
         self.global_step = state.global_step;

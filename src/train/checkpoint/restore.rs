@@ -64,13 +64,7 @@ impl Trainer<'_> {
             }
             (None, _) => Some(PassPlan::Stream(position.stream_seed)),
         };
-        self.reporter.checkpoint(&CheckpointRecord {
-            kind: "checkpoint_load",
-            step: self.global_step,
-            seconds: started.elapsed().as_secs_f64(),
-            bytes: checkpoint::size_of(dir),
-            path: dir.to_path_buf(),
-        });
+        self.report_load(dir, started);
         Ok(Resume { plan, position })
     }
 
@@ -215,6 +209,17 @@ impl Trainer<'_> {
 }
 
 impl Trainer<'_> {
+    /// The `checkpoint_load` record of a resume that began at `started`.
+    pub(in crate::train) fn report_load(&mut self, dir: &Path, started: std::time::Instant) {
+        self.reporter.checkpoint(&CheckpointRecord {
+            kind: "checkpoint_load",
+            step: self.global_step,
+            seconds: started.elapsed().as_secs_f64(),
+            bytes: checkpoint::size_of(dir),
+            path: dir.to_path_buf(),
+        });
+    }
+
     /// A checkpoint's model weights, every one of them (bertfit's checkpoints and HF Trainer's).
     pub(in crate::train) fn load_checkpoint_weights(&mut self, dir: &Path) -> Result<()> {
         // (A path, not a name: a folder whose name is not UTF-8 is still this folder.)

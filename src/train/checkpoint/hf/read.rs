@@ -10,9 +10,8 @@ use tch::Tensor;
 
 use super::{hf_groups, OPTIMIZER, SCHEDULER};
 use crate::error::{Error, Result};
-use crate::train::checkpoint::{self, verify, Position, TRAINER_STATE};
+use crate::train::checkpoint::{verify, Position, TRAINER_STATE};
 use crate::train::optim::AdamKind;
-use crate::train::report::CheckpointRecord;
 use crate::train::trainer::Resume;
 use crate::train::Trainer;
 use crate::weights::pickle::read_torch_object;
@@ -58,13 +57,7 @@ impl Trainer<'_> {
                 self.batches_per_epoch() - position.batches_done
             ));
         }
-        self.reporter.checkpoint(&CheckpointRecord {
-            kind: "checkpoint_load",
-            step: self.global_step,
-            seconds: started.elapsed().as_secs_f64(),
-            bytes: checkpoint::size_of(dir),
-            path: dir.to_path_buf(),
-        });
+        self.report_load(dir, started);
         Ok(Resume { plan: None, position })
     }
 

@@ -10,6 +10,7 @@
 //! - `metrics`: accuracy, precision, recall, F1, multi-label and regression metrics (sklearn's).
 //! - `predict`: a fine-tuned model over a data file (`predict`) or labelled rows (`evaluate`).
 //! - `plot`: a run's metrics.jsonl as a PNG.
+//! - `machine`: what the machine can do: CPU bf16 instructions, the measured GEMM peak (MFU).
 //! - `device`: tensors to a device without waiting (below `model` and `data`).
 //! - `random`: the one owner of libtorch's random stream, drawn from in PyTorch's order.
 //! - `torch_ext`: what tch lacks (autocast with a dtype, fused Adam, AMP unscaling, varlen
@@ -26,6 +27,7 @@ pub mod data;
 pub mod device;
 pub mod dist;
 pub mod error;
+pub mod machine;
 pub mod metrics;
 pub mod model;
 pub mod output;

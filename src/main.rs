@@ -87,6 +87,10 @@ fn run(cli: Cli) -> bertfit::Result<()> {
             println!("wrote {}", output.display());
             Ok(())
         }
+        Command::BenchPeak(flags) => {
+            bertfit::commands::bench_peak::run(&flags)?.iter().for_each(|l| println!("{l}"));
+            Ok(())
+        }
         Command::DistSelftest(flags) => {
             bertfit::dist::selftest::run(flags.options(), |line| println!("{line}"))
         }

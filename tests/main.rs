@@ -15,6 +15,7 @@ mod hf_data;
 mod hf_files;
 mod lifecycle_faults;
 mod metrics;
+mod mfu;
 mod multihost;
 mod optim;
 mod parity;

@@ -9,6 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::Error;
 
+pub mod bench_peak;
 pub mod config_file;
 pub mod data;
 pub mod flags;
@@ -20,6 +21,7 @@ pub mod run_classification;
 pub mod selftest;
 pub mod train;
 
+pub use bench_peak::BenchPeakFlags;
 pub use data::{CheckFlags, DataFlags};
 pub use plot::PlotFlags;
 pub use predict::{EvaluateFlags, InferenceFlags, PredictFlags};
@@ -59,6 +61,9 @@ pub enum Command {
     RunClassification(RunClassificationFlags),
     /// Draw a training run's metrics.jsonl (loss, learning rate, validation) as a PNG.
     Plot(PlotFlags),
+    /// Measure this machine's GEMM peak per dtype, which training runs report their MFU
+    /// against, and replace the cached figures.
+    BenchPeak(BenchPeakFlags),
     /// Join the process group from torchrun's or SLURM's variables and check every collective.
     #[command(hide = true)]
     DistSelftest(DistSelftestFlags),
@@ -114,7 +119,7 @@ mod tests {
     use super::recipe::Optim;
     use super::*;
     use crate::torch_ext::c10d::BackendKind;
-    use crate::train::precision::Precision;
+    use crate::train::precision::PrecisionChoice;
     use crate::train::schedule::SchedulerType;
 
     fn train(extra: &[&str]) -> TrainFlags {
@@ -159,7 +164,8 @@ mod tests {
             "gloo",
         ]);
         assert_eq!(f.recipe.optim, Optim::AdamW);
-        assert_eq!(f.recipe.precision, Precision::Bf16);
+        assert_eq!(f.recipe.precision, PrecisionChoice::Bf16);
+        assert_eq!(train(&["--precision", "auto"]).recipe.precision, PrecisionChoice::Auto);
         assert_eq!(f.recipe.lr_scheduler_type, SchedulerType::ConstantWithWarmup);
         assert_eq!(f.device.device, DeviceChoice::Cuda(1));
         assert_eq!(f.dist.ddp_backend, Some(BackendKind::Gloo));

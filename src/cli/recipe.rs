@@ -6,7 +6,7 @@ use super::flags::{count, opt_count};
 use crate::error::{Error, Result};
 use crate::train::args::Recipe;
 use crate::train::optim::AdamKind;
-use crate::train::precision::Precision;
+use crate::train::precision::{Precision, PrecisionChoice};
 use crate::train::schedule::SchedulerType;
 
 /// `--optim`: bertfit's names and HF's `OptimizerNames` for the same two optimizers.
@@ -66,9 +66,11 @@ pub struct RecipeFlags {
     )]
     pub label_smoothing: f64,
     /// Autocast for forward and loss (fp32 master weights); fp16 adds a loss scaler with
-    /// torch.amp.GradScaler's rules.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
+    /// torch.amp.GradScaler's rules. auto: bf16 where the device computes bf16 products in
+    /// hardware and its measured bf16 GEMM is at least twice its fp32 GEMM, else fp32; the run
+    /// says which and why (fp32 under --reproduce-pytorch).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
     /// HF's switch: the same as --precision bf16.
     #[arg(long)]
     pub bf16: Option<bool>,
@@ -102,6 +104,7 @@ impl RecipeFlags {
     pub fn recipe(&self) -> Result<Recipe> {
         let (optim, fused) = self.optimizer()?;
         let precision = self.precision()?;
+        let precision_auto = self.precision == PrecisionChoice::Auto && precision == Precision::Fp32;
         Ok(Recipe {
             optim,
             weight_decay: self.weight_decay,
@@ -120,6 +123,7 @@ impl RecipeFlags {
             max_grad_norm: self.max_grad_norm,
             label_smoothing: self.label_smoothing,
             precision,
+            precision_auto,
             tf32: self.tf32.unwrap_or(false),
             eval_steps: opt_count("--eval-steps", self.eval_steps, 1)?,
             metric_for_best_model: self.metric_for_best_model.clone(),
@@ -143,13 +147,17 @@ impl RecipeFlags {
     }
 
     /// `--precision`, or HF's `--bf16` / `--fp16` switches (which must not name another).
+    /// Under `--precision auto`, Fp32 until the trainer chooses (HF's switches settle it first).
     fn precision(&self) -> Result<Precision> {
-        let mut precision = self.precision;
+        let mut precision = self.precision.fixed().unwrap_or(Precision::Fp32);
         for (flag, on, p) in [("--bf16", self.bf16, Precision::Bf16), ("--fp16", self.fp16, Precision::Fp16)]
         {
             if on == Some(true) {
                 if precision != Precision::Fp32 && precision != p {
                     return Err(Error::usage(flag, format!("conflicts with --precision {precision}")));
+                }
+                if self.precision == PrecisionChoice::Auto {
+                    return Err(Error::usage(flag, "conflicts with --precision auto"));
                 }
                 precision = p;
             }

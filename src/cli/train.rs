@@ -127,6 +127,11 @@ pub struct TrainFlags {
     /// (and at least every 30 s) instead of the progress bar.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub logging_steps: u64,
+    /// The FLOP/s that MFU (metrics.jsonl's `mfu`) is measured against, e.g. a data sheet's
+    /// figure. Default: this machine's GEMM peak in the run's compute dtype, measured once and
+    /// cached (`bertfit bench-peak` measures again).
+    #[arg(long, value_name = "FLOP/S", value_parser = positive_rate)]
+    pub peak_flops: Option<f64>,
     /// A TOML file of these flags by their long names (`learning_rate = 2e-5`, `do_train = true`,
     /// `data = "x.csv"`); flags given on the command line win over it.
     #[arg(long, value_name = "FILE.toml")]
@@ -237,6 +242,7 @@ impl TrainFlags {
             device_auto: self.device.device_auto(),
             overwrite: self.overwrite.unwrap_or(false),
             reproduce_pytorch: self.reproduce_pytorch,
+            peak_flops: self.peak_flops,
             recipe,
             unpadded: self.unpadded,
             ddp_timeout: self.dist.ddp_timeout,
@@ -295,5 +301,13 @@ impl TrainFlags {
             opt_count("--max-eval-samples", self.max_eval_samples, 1)?,
             opt_count("--max-predict-samples", self.max_predict_samples, 1)?,
         ])
+    }
+}
+
+/// `--peak-flops`: a positive, finite FLOP/s figure (1e12 or 1000000000000).
+fn positive_rate(v: &str) -> std::result::Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("'{v}' is not a positive number of FLOP/s (e.g. 3.5e11)")),
     }
 }

@@ -4,6 +4,7 @@ pub mod bert;
 pub mod config;
 pub mod embeddings;
 pub mod encoder;
+pub mod flops;
 pub mod heads;
 pub mod layers;
 pub mod layout;
@@ -15,6 +16,7 @@ pub mod varlen;
 
 pub use bert::{BertModel, BertModelOutput};
 pub use config::{BertConfig, ProblemType};
+pub use flops::ModelFlops;
 pub use heads::{cross_entropy, loss, BertForSequenceClassification};
 pub use layout::{Layout, LayoutPolicy};
 pub use packing::Packing;

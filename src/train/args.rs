@@ -131,6 +131,10 @@ pub struct Recipe {
     pub label_smoothing: f64,
     #[serde(serialize_with = "precision_name")]
     pub precision: Precision,
+    /// `--precision auto`: the trainer picks `precision` when it knows the device
+    /// ([`super::auto_precision`]); training_args.json records the choice, not "auto".
+    #[serde(skip)]
+    pub precision_auto: bool,
     /// TF32 matmuls on CUDA.
     pub tf32: bool,
     /// Also evaluate every N optimizer steps (besides after each epoch).
@@ -160,6 +164,7 @@ impl Default for Recipe {
             max_grad_norm: None,
             label_smoothing: 0.0,
             precision: Precision::Fp32,
+            precision_auto: false,
             tf32: false,
             eval_steps: None,
             metric_for_best_model: None,
@@ -276,6 +281,10 @@ pub struct TrainArgs {
     /// Guarantee the run PyTorch makes with the same seed (see README): refuse any setting under
     /// which bertfit's random draws or arithmetic could part from the reference script's.
     pub reproduce_pytorch: bool,
+    /// The FLOP/s MFU is measured against (`--peak-flops`); `None`: the machine's measured GEMM
+    /// peak in the run's compute dtype ([`crate::machine::peak_cache`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_flops: Option<f64>,
     /// The seed script's rhythms and reports, or HF Trainer's.
     pub conventions: Conventions,
 }

@@ -155,6 +155,7 @@ mod tests {
             scale: None,
             rows: vec![],
             rank_rows: None,
+            flops: None,
             grad_norm: step as f64 / 10.0,
         }
     }

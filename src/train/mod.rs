@@ -1,6 +1,7 @@
 //! Training: validated settings, the [`Trainer`], the optimizer, precision and loss scaling,
 //! learning-rate schedules, evaluation, and how a run reports.
 pub mod args;
+pub mod auto_precision;
 mod best;
 pub mod checkpoint;
 pub mod control;
@@ -10,6 +11,7 @@ pub mod hf_metric;
 pub mod identity;
 pub mod interrupt;
 pub mod log_history;
+pub mod mfu;
 pub mod optim;
 pub mod output_folder;
 pub mod pending;

@@ -108,6 +108,7 @@ mod tests {
             scale: None,
             rows: vec![step],
             rank_rows: None,
+            flops: None,
             grad_norm: 0.0,
         }
     }

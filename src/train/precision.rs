@@ -22,6 +22,30 @@ pub enum Precision {
     Fp16,
 }
 
+/// `--precision`'s choices: a precision, or `auto` (the trainer decides, see
+/// [`super::auto_precision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PrecisionChoice {
+    #[default]
+    Fp32,
+    Bf16,
+    Fp16,
+    /// bf16 where the device is measured to compute it fast, else fp32.
+    Auto,
+}
+
+impl PrecisionChoice {
+    /// The precision named, `None` for auto.
+    pub fn fixed(self) -> Option<Precision> {
+        match self {
+            PrecisionChoice::Fp32 => Some(Precision::Fp32),
+            PrecisionChoice::Bf16 => Some(Precision::Bf16),
+            PrecisionChoice::Fp16 => Some(Precision::Fp16),
+            PrecisionChoice::Auto => None,
+        }
+    }
+}
+
 impl Precision {
     /// The autocast dtype, `None` for fp32.
     pub fn autocast_kind(self) -> Option<Kind> {

@@ -39,6 +39,17 @@ pub fn join(args: &TrainArgs) -> Result<(TrainArgs, Option<Ddp>)> {
     Ok((args, ddp))
 }
 
+/// `--precision auto`'s choice for the run's device ([`super::auto_precision`]).
+pub fn auto_precision(args: &TrainArgs) -> Result<super::auto_precision::AutoChoice> {
+    let device = args.device;
+    super::auto_precision::choose(
+        device,
+        args.reproduce_pytorch,
+        &crate::machine::cpu::CpuInfo::read(),
+        |kind| crate::machine::peak_cache::cached_or_measured(device, kind),
+    )
+}
+
 /// The model's tokenizer, checked against its config.
 pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<BertTokenizer>> {
     let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);

@@ -7,6 +7,7 @@ use tch::{Reduction, Tensor};
 use super::args::TrainLoss;
 use super::checkpoint;
 use super::interrupt;
+use super::mfu::row_lengths;
 use super::pending::PendingSteps;
 use super::precision::{autocast, Precision};
 use super::update::UpdateOutcome;
@@ -31,6 +32,8 @@ pub struct StepResult {
     /// HF's `floating_point_ops` of the step's micro-batches: 6 x input_ids' numel (padded) x
     /// the non-embedding parameters, summed.
     pub flos: f64,
+    /// The useful FLOPs of this rank's micro-batches over their real tokens (`train::mfu`).
+    pub useful_flops: f64,
 }
 
 impl Trainer<'_> {
@@ -76,9 +79,10 @@ impl Trainer<'_> {
         };
         let mut loss: Option<Tensor> = None;
         let mut rows = Vec::new();
-        let mut flos = 0.0;
+        let (mut flos, mut useful_flops) = (0.0, 0.0);
         for loaded in window {
             flos += 6.0 * loaded.batch.input_ids.numel() as f64 * self.non_embedding_parameters as f64;
+            useful_flops += self.meter.training_flops(row_lengths(&loaded.batch.attention_mask));
             let micro = self.micro_step(&loaded.batch, divisor)?;
             let micro = if divisor > 1 { micro / divisor as f64 } else { micro };
             loss = Some(match loss.take() {
@@ -102,7 +106,7 @@ impl Trainer<'_> {
         }
         let update = self.updater.apply()?;
         let loss = loss.unwrap_or_else(|| Tensor::from(f64::NAN));
-        Ok(StepResult { loss, rows, rank_rows, agreed_stop, update, flos })
+        Ok(StepResult { loss, rows, rank_rows, agreed_stop, update, flos, useful_flops })
     }
 
     /// Reads the pending steps' losses (one transfer), adds them to the epoch's sum, stops an fp32

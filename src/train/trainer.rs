@@ -21,6 +21,7 @@ pub use super::evaluation::Evaluation;
 use super::identity::RunIdentity;
 use super::interrupt;
 use super::log_history::LogHistory;
+use super::mfu::{self, FlopMeter, StepFlops};
 use super::output_folder::OutputFolder;
 use super::pending::PendingSteps;
 use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
@@ -33,7 +34,7 @@ use crate::data::tokenize::BertTokenizer;
 use crate::data::training_data::{PassPlan, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::error::{Error, Result};
-use crate::model::{BertConfig, BertForSequenceClassification, LayoutPolicy};
+use crate::model::{BertConfig, BertForSequenceClassification, LayoutPolicy, ModelFlops};
 use crate::random::RandomStream;
 use crate::weights::{resolve, Pretrained};
 
@@ -63,6 +64,8 @@ struct EpochOutcome {
     data_wait_seconds: f64,
     /// Multi-process runs: time spent averaging gradients across ranks.
     allreduce_seconds: Option<f64>,
+    /// The epoch's useful FLOPs over its seconds.
+    flops: StepFlops,
     stop: Stop,
 }
 
@@ -102,6 +105,8 @@ pub struct Trainer<'r> {
     pub(super) total_flos: f64,
     /// HF's `num_parameters(exclude_embeddings=True)`: every parameter but the embedding tables.
     pub(super) non_embedding_parameters: usize,
+    /// The run's useful FLOPs and step times, for FLOP/s and MFU.
+    pub(super) meter: FlopMeter,
     /// HF's `state.epoch`: the fractional epochs done at the last step.
     pub(super) epoch_done: f64,
 
@@ -131,7 +136,12 @@ impl<'r> Trainer<'r> {
             tch::set_num_threads(t);
         }
         let mut rng = RandomStream::manual_seed(args.seed);
-        let (args, ddp) = setup::join(args)?;
+        let (mut args, ddp) = setup::join(args)?;
+        if args.recipe.precision_auto {
+            let choice = setup::auto_precision(&args)?;
+            reporter.note(&choice.why);
+            args.recipe.precision = choice.precision;
+        }
         let files = resolve(&args.model)?;
         let mut config = BertConfig::from_file(&files.config)?;
         let tokenizer = setup::tokenizer(&files, &config)?;
@@ -145,6 +155,9 @@ impl<'r> Trainer<'r> {
         startup.mark("data");
         let Pretrained { vs, model, report } = setup::model(&args, &files, &config, &mut rng, reporter)?;
         startup.mark("weights");
+        let peak = mfu::run_peak(&args)?;
+        reporter.peak(&peak);
+        startup.mark("peak");
         let updater = setup::updater(&args, &config, &vs, &data)?;
         let mut ddp = ddp;
         if let Some(d) = ddp.as_mut() {
@@ -162,6 +175,7 @@ impl<'r> Trainer<'r> {
             log: LogHistory::new(args.conventions.logging, args.conventions.logging_first_step),
             total_flos: 0.0,
             non_embedding_parameters: setup::non_embedding_parameters(&updater),
+            meter: FlopMeter::new(ModelFlops::bert(&config), peak.peak.flops_per_second),
             epoch_done: 0.0,
 
             model_dir: files.dir,
@@ -311,6 +325,7 @@ impl<'r> Trainer<'r> {
             train_samples_per_second: outcome.samples as f64 / outcome.seconds.max(1e-9),
             data_wait_seconds: outcome.data_wait_seconds,
             allreduce_seconds: outcome.allreduce_seconds,
+            flops: outcome.flops,
         };
         self.reporter.epoch_finished(&record);
         Ok(record)
@@ -339,10 +354,13 @@ impl<'r> Trainer<'r> {
         );
         let mut pending = PendingSteps::for_device(self.args.device);
         let mut stop = Stop::default();
+        let mut flops = 0.0;
+        self.meter.pause_ended();
         while let Some(window) = self.next_window(&mut batches, pos.batches_done, total)? {
             pos.batches_done += window.len();
             pos.epoch_samples += window.iter().map(|b| b.rows.len()).sum::<usize>();
             let step = self.training_step(window)?;
+            flops += step.useful_flops;
             stop = self.after_step(step, &mut pos, &mut pending, &plan)?;
             if stop.any() {
                 break;
@@ -350,10 +368,12 @@ impl<'r> Trainer<'r> {
         }
         self.record_steps(&mut pending, &mut pos.epoch_loss_sum)?;
         let waited = batches.finish(stop.any())?;
+        let seconds = started.elapsed().as_secs_f64();
         Ok(EpochOutcome {
+            flops: self.meter.rate(flops, seconds),
             mean_loss: pos.epoch_loss_sum / pos.epoch_steps.max(1) as f64,
             samples: pos.epoch_samples,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
             data_wait_seconds: waited.as_secs_f64(),
             allreduce_seconds: allreduce_before
                 .zip(self.ddp.as_ref().map(Ddp::allreduce_seconds))
@@ -381,6 +401,7 @@ impl<'r> Trainer<'r> {
         pos.epoch_steps += 1;
         let update = step.update;
         self.total_flos += step.flos;
+        let flops = self.meter.step_ended(step.useful_flops);
         let record = StepRecord {
             kind: "step",
             epoch,
@@ -391,6 +412,7 @@ impl<'r> Trainer<'r> {
             scale: update.scale,
             rows: step.rows,
             rank_rows: step.rank_rows,
+            flops: Some(flops),
             grad_norm: f64::NAN, // read from the device with the loss
         };
         let epoch_fraction =
@@ -413,6 +435,8 @@ impl<'r> Trainer<'r> {
             self.save_checkpoint(Some(plan), &here)?;
         }
         stop.max_steps = self.control.reached_max_steps(self.global_step);
+        // An evaluation or a checkpoint write is not the next step's time.
+        self.meter.pause_ended();
         Ok(stop)
     }
 

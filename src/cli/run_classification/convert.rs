@@ -78,6 +78,7 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
         ddp_timeout: p.int("ddp_timeout").unwrap_or(1800).max(0) as u64,
         ddp_backend: ddp_backend(p)?,
         reproduce_pytorch: false,
+        peak_flops: None,
         conventions,
     };
     args.validate()?;
@@ -128,6 +129,7 @@ fn recipe(p: &Parsed) -> Result<Recipe> {
         max_grad_norm,
         label_smoothing: p.float("label_smoothing_factor").unwrap_or(0.0),
         precision,
+        precision_auto: false,
         tf32: p.bool("tf32") == Some(true),
         eval_steps: None,
         metric_for_best_model: p.str("metric_for_best_model").map(str::to_string),

@@ -199,6 +199,7 @@ mod tests {
             scale: None,
             rows: (0..rows).collect(),
             rank_rows: None,
+            flops: None,
             grad_norm: 0.0,
         }
     }

@@ -67,6 +67,10 @@ impl Reporter for JsonLines {
         self.write(record);
     }
 
+    fn peak(&mut self, record: &crate::train::mfu::PeakRecord) {
+        self.write(record);
+    }
+
     fn checkpoint(&mut self, record: &CheckpointRecord) {
         self.write(record);
     }

@@ -21,14 +21,7 @@ pub use console::Console;
 pub use json_lines::JsonLines;
 pub use records::{CheckpointRecord, EpochRecord, StepRecord};
 
-/// `cpu` or `cuda:N`, as the flags and training_args.json spell a device.
-pub fn device_name(device: tch::Device) -> String {
-    match device {
-        tch::Device::Cpu => "cpu".to_string(),
-        tch::Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    }
-}
+pub use crate::machine::peak::device_name;
 
 /// The device and why, for the first line a command reports (`auto` chose it, or a flag did).
 pub fn describe_device(device: tch::Device, auto: bool) -> String {
@@ -59,6 +52,8 @@ pub trait Reporter {
     fn evaluated(&mut self, _record: &serde_json::Value) {}
     /// The run's start-up phases (`train::startup`), once, after the first step.
     fn startup(&mut self, _record: &serde_json::Value) {}
+    /// The peak that MFU is measured against (`kind: "peak"`), once before the first step.
+    fn peak(&mut self, _record: &crate::train::mfu::PeakRecord) {}
     /// A checkpoint was written or loaded.
     fn checkpoint(&mut self, _record: &CheckpointRecord) {}
     /// The run continues from a checkpoint taken at `step` in `epoch` (1-based; the next epoch
@@ -109,6 +104,9 @@ impl Reporter for Tee {
     }
     fn startup(&mut self, rec: &serde_json::Value) {
         self.0.iter_mut().for_each(|r| r.startup(rec));
+    }
+    fn peak(&mut self, rec: &crate::train::mfu::PeakRecord) {
+        self.0.iter_mut().for_each(|r| r.peak(rec));
     }
     fn checkpoint(&mut self, rec: &CheckpointRecord) {
         self.0.iter_mut().for_each(|r| r.checkpoint(rec));

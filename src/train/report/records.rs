@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::train::mfu::StepFlops;
+
 /// One training step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
@@ -25,6 +27,10 @@ pub struct StepRecord {
     /// Multi-process runs: every rank's rows of the step, in rank order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rank_rows: Option<Vec<Vec<usize>>>,
+    /// The step's useful FLOPs (this rank's), their rate over the step's wall time and MFU
+    /// against the run's peak (`train::mfu`); `None` in records made outside a run.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<StepFlops>,
     /// The global gradient norm before clipping (trainer_state.json's `grad_norm`; not a
     /// metrics.jsonl field).
     #[serde(skip)]
@@ -50,6 +56,10 @@ pub struct EpochRecord {
     /// rank included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allreduce_seconds: Option<f64>,
+    /// The epoch's useful FLOPs (this rank's steps in this process), over `train_seconds`, and
+    /// MFU against the run's peak.
+    #[serde(flatten)]
+    pub flops: StepFlops,
 }
 
 /// A checkpoint written (`kind: "checkpoint"`) or loaded to resume (`kind: "checkpoint_load"`):

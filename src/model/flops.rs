@@ -1,0 +1,112 @@
+//! The useful floating-point operations of a training step: what the model's matrix products cost
+//! over the batch's real tokens, whatever layout computed them. This is what MFU divides by the
+//! machine's peak, so padding (PyTorch's padded batches, or the padded attention core of a length
+//! group) counts as waste, not as work.
+//!
+//! The usual transformer count (Kaplan et al. 2020; PaLM's appendix B), per sequence of n tokens:
+//! - forward: 2 FLOPs (multiply + add) per weight of every matmul applied to each token —
+//!   2·N·n, N the encoder's linear weights (Q, K, V, attention output, intermediate, output) —
+//!   plus attention's two products, QKᵀ and (softmax)·V, each n·n·hidden multiply-adds per layer:
+//!   4·L·H·n²;
+//! - plus the pooler and the classifier, applied to one token per sequence: 2·N_head;
+//! - backward costs twice the forward (the gradients of both the inputs and the weights), so a
+//!   training step is 3x the forward: 6·N·n + 12·L·H·n² + 6·N_head.
+//!
+//! Left out, as in that count: biases, layer norms, GELU, softmax, dropout, embedding lookups
+//! and the optimizer (elementwise work, a few FLOPs per element; the matmuls are >95% of the
+//! arithmetic at BERT's sizes). HF's `total_flos` (trainer_state.json) is another figure: HF's
+//! `floating_point_ops`, 6 x every non-embedding parameter x the padded `input_ids.numel()`.
+use super::config::BertConfig;
+
+/// The FLOP counts of one model, per token and per sequence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelFlops {
+    /// N: weights of the matmuls every token goes through (the encoder layers' linear layers).
+    pub token_matmul_weights: f64,
+    /// N_head: weights of the matmuls applied once per sequence (pooler and classifier).
+    pub sequence_matmul_weights: f64,
+    /// L·H: the factor of attention's n² term.
+    pub attention_width: f64,
+}
+
+impl ModelFlops {
+    /// The counts of BertForSequenceClassification with `cfg` (its `num_labels` outputs).
+    pub fn bert(cfg: &BertConfig) -> Self {
+        let (h, i, l) = (cfg.hidden_size as f64, cfg.intermediate_size as f64, cfg.num_hidden_layers as f64);
+        // Q, K, V and the attention output (4 H x H), intermediate (H x I), output (I x H).
+        let per_layer = 4.0 * h * h + 2.0 * h * i;
+        ModelFlops {
+            token_matmul_weights: l * per_layer,
+            sequence_matmul_weights: h * h + h * cfg.num_labels() as f64,
+            attention_width: l * h,
+        }
+    }
+
+    /// The forward pass over sequences of `lengths` real tokens.
+    pub fn forward<I: IntoIterator<Item = usize>>(&self, lengths: I) -> f64 {
+        let (mut tokens, mut squares, mut sequences) = (0.0, 0.0, 0.0);
+        for n in lengths {
+            let n = n as f64;
+            tokens += n;
+            squares += n * n;
+            sequences += 1.0;
+        }
+        2.0 * self.token_matmul_weights * tokens
+            + 4.0 * self.attention_width * squares
+            + 2.0 * self.sequence_matmul_weights * sequences
+    }
+
+    /// A training step (forward and backward, 3x the forward) over sequences of `lengths`.
+    pub fn training<I: IntoIterator<Item = usize>>(&self, lengths: I) -> f64 {
+        3.0 * self.forward(lengths)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> BertConfig {
+        let mut cfg = BertConfig {
+            hidden_size: 4,
+            intermediate_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            ..BertConfig::default()
+        };
+        cfg.id2label =
+            Some([("0".into(), "a".into()), ("1".into(), "b".into()), ("2".into(), "c".into())].into());
+        cfg
+    }
+
+    #[test]
+    fn counts_a_tiny_model_by_hand() {
+        let f = ModelFlops::bert(&tiny());
+        // Per layer: Q, K, V, attention output 4 x (4x4) = 64, intermediate 4x8 = 32, output 8x4 = 32.
+        assert_eq!(f.token_matmul_weights, 2.0 * 128.0);
+        // Pooler 4x4, classifier 4x3.
+        assert_eq!(f.sequence_matmul_weights, 16.0 + 12.0);
+        // Two sequences of 3 and 5 tokens. Forward:
+        //   matmuls over tokens: 2 FLOPs x 256 weights x 8 tokens = 4096
+        //   attention: QKᵀ and PV are n·n·4 multiply-adds per layer = 2·(9+25)·4·2 FLOPs per
+        //     product, two products: 2 x 2 x 34 x 4 x 2 layers = 1088
+        //   pooler + classifier on one token each: 2 x 28 x 2 = 112
+        assert_eq!(f.forward([3, 5]), 4096.0 + 1088.0 + 112.0);
+        assert_eq!(f.training([3, 5]), 3.0 * (4096.0 + 1088.0 + 112.0));
+        // Padding is no work: the count depends on the real lengths only.
+        assert_eq!(f.training([5, 3]), f.training([3, 5]));
+        assert_eq!(f.training(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn bert_base_is_the_usual_85m_matmul_weights() {
+        let mut cfg = BertConfig::default();
+        cfg.id2label = Some([("0".into(), "a".into()), ("1".into(), "b".into())].into());
+        let f = ModelFlops::bert(&cfg);
+        // 12 x (4·768² + 2·768·3072) = 84,934,656
+        assert_eq!(f.token_matmul_weights, 84_934_656.0);
+        // At 128 tokens, attention adds 12·L·H·n / 6·N = 2·9216·128 / 84.9M ≈ 2.8% per token.
+        let per_token = f.training([128]) / 128.0;
+        assert!((per_token / (6.0 * 84_934_656.0) - 1.0279).abs() < 1e-3, "{per_token}");
+    }
+}

@@ -1,0 +1,126 @@
+//! A run's useful FLOP/s and its MFU (model FLOPs utilisation): the model's matmul FLOPs over the
+//! real tokens ([`crate::model::ModelFlops`]) per second of wall time, as a fraction of the
+//! machine's measured GEMM peak in the run's compute dtype ([`crate::machine::peak`]).
+//!
+//! A step's time is the wall time since the previous step ended (its batch wait and backward
+//! included; evaluations and checkpoint writes between steps excluded). On CUDA the host runs
+//! ahead of the GPU between the loss reads, so single steps' figures there are queueing times;
+//! the epoch's figure (its FLOPs over its training seconds, which end in a sync) is the one to
+//! read.
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::Kind;
+
+use super::args::TrainArgs;
+use super::precision::Precision;
+use crate::machine::peak_cache::cached_or_measured;
+use crate::machine::{Peak, PeakSource};
+use crate::model::ModelFlops;
+use crate::Result;
+
+/// The `peak` record of metrics.jsonl: what MFU is measured against.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakRecord {
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub peak: Peak,
+    pub source: PeakSource,
+}
+
+/// The GEMM dtype of a precision: autocast runs the matmuls in its dtype.
+pub fn compute_kind(precision: Precision) -> Kind {
+    precision.autocast_kind().unwrap_or(Kind::Float)
+}
+
+/// The run's peak: `--peak-flops`, else the cached or measured GEMM peak of the run's device,
+/// compute dtype and threads.
+pub fn run_peak(args: &TrainArgs) -> Result<PeakRecord> {
+    let kind = compute_kind(args.recipe.precision);
+    let (peak, source) = match args.peak_flops {
+        Some(rate) => (
+            Peak {
+                flops_per_second: rate,
+                dtype: crate::machine::peak::dtype_name(kind).into(),
+                device: crate::machine::peak::device_name(args.device),
+                threads: tch::get_num_threads() as i64,
+                shape: [0; 3],
+                measured_at: 0,
+            },
+            PeakSource::Flag,
+        ),
+        None => cached_or_measured(args.device, kind)?,
+    };
+    Ok(PeakRecord { kind: "peak", peak, source })
+}
+
+/// Counts a run's useful FLOPs and times its steps.
+#[derive(Debug)]
+pub struct FlopMeter {
+    model: ModelFlops,
+    peak: f64,
+    last_step_end: Instant,
+}
+
+/// One step's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepFlops {
+    pub flops: f64,
+    pub flops_per_second: f64,
+    pub mfu: f64,
+}
+
+impl FlopMeter {
+    pub fn new(model: ModelFlops, peak_flops_per_second: f64) -> Self {
+        FlopMeter { model, peak: peak_flops_per_second, last_step_end: Instant::now() }
+    }
+
+    /// The training FLOPs of a micro-batch whose rows hold `lengths` real tokens.
+    pub fn training_flops(&self, lengths: impl IntoIterator<Item = usize>) -> f64 {
+        self.model.training(lengths)
+    }
+
+    /// A step of `flops` just ended: its rate over the time since the last one ended.
+    pub fn step_ended(&mut self, flops: f64) -> StepFlops {
+        let now = Instant::now();
+        let seconds = now.duration_since(self.last_step_end).as_secs_f64().max(1e-9);
+        self.last_step_end = now;
+        self.rate(flops, seconds)
+    }
+
+    /// Work between steps (evaluation, checkpoint) is not the next step's time.
+    pub fn pause_ended(&mut self) {
+        self.last_step_end = Instant::now();
+    }
+
+    /// `flops` done in `seconds`, against the peak.
+    pub fn rate(&self, flops: f64, seconds: f64) -> StepFlops {
+        let flops_per_second = flops / seconds.max(1e-9);
+        StepFlops { flops, flops_per_second, mfu: flops_per_second / self.peak.max(1.0) }
+    }
+}
+
+/// Real tokens per row of a (B, T) attention mask on the host.
+pub fn row_lengths(attention_mask: &tch::Tensor) -> Vec<usize> {
+    let sums = attention_mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
+    Vec::<i64>::try_from(&sums).unwrap_or_default().into_iter().map(|n| n.max(0) as usize).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BertConfig;
+
+    #[test]
+    fn rates_are_flops_over_seconds_against_the_peak() {
+        let m = FlopMeter::new(ModelFlops::bert(&BertConfig::default()), 1e12);
+        let r = m.rate(5e11, 2.0);
+        assert_eq!((r.flops, r.flops_per_second, r.mfu), (5e11, 2.5e11, 0.25));
+    }
+
+    #[test]
+    fn row_lengths_count_the_mask_ones() {
+        let mask = tch::Tensor::from_slice2(&[[1i64, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]]);
+        assert_eq!(row_lengths(&mask), vec![3, 4, 1]);
+    }
+}

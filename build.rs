@@ -31,8 +31,8 @@ fn torch_lib_dir() -> Result<PathBuf, String> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-/// Compiles `csrc/torch_ext.cpp` into a static library linked into the crate. The headers are
-/// `-isystem` so libtorch's own warnings do not drown ours.
+/// Compiles `csrc/torch_ext.cpp` and `csrc/profiler.cpp` into a static library linked into the
+/// crate. The headers are `-isystem` so libtorch's own warnings do not drown ours.
 fn build_shim(torch_root: &Path) {
     println!("cargo:rerun-if-changed=csrc");
     let include = torch_root.join("include");
@@ -40,6 +40,7 @@ fn build_shim(torch_root: &Path) {
     cc::Build::new()
         .cpp(true)
         .file("csrc/torch_ext.cpp")
+        .file("csrc/profiler.cpp")
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .flag("-isystem")

@@ -81,6 +81,24 @@ typedef enum { BF_VARLEN_FLASH = 0, BF_VARLEN_EFFICIENT = 1 } bf_varlen_kernel;
 char *bf_varlen_attention(bf_varlen_kernel kernel, bf_tensor query, bf_tensor key, bf_tensor value, bf_tensor cu_seqlens,
                           int64_t max_seqlen, double dropout_p, double scale, bf_tensor *out);
 
+// libtorch's profiler (the Kineto path torch.profiler takes), for `bertfit train --profile-ops`
+// (csrc/profiler.cpp). Start records every ATen op on this thread and the threads that inherit its
+// state (autograd's), plus CUDA kernels when `cuda` != 0; stop hands back the events, which stay
+// readable until bf_profile_free.
+typedef struct bf_profile bf_profile;
+typedef enum { BF_EVENT_CPU = 0, BF_EVENT_CUDA = 1, BF_EVENT_OTHER = 2 } bf_event_device;
+char *bf_profiler_start(int cuda);
+char *bf_profiler_stop(bf_profile **out);
+size_t bf_profile_len(const bf_profile *p);
+// Event i (< bf_profile_len): *name points into the profile (NUL-terminated, valid until freed),
+// *device is a bf_event_device;
+// times in ns on the profiler's clock; thread is the start thread's id.
+char *bf_profile_event(const bf_profile *p, size_t i, const char **name, int *device,
+                       uint64_t *thread, uint64_t *start_ns, uint64_t *duration_ns);
+// The chrome trace (chrome://tracing, Perfetto) as torch.profiler's export_chrome_trace writes it.
+char *bf_profile_save(bf_profile *p, const char *path);
+void bf_profile_free(bf_profile *p);
+
 #ifdef __cplusplus
 }
 #endif

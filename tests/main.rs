@@ -25,6 +25,7 @@ mod plot;
 mod precision;
 mod predict;
 mod problem_types;
+mod profile;
 mod recipe;
 mod reproduce;
 mod requeue;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::metrics::MetricName;
 use crate::torch_ext::c10d::BackendKind;
 use crate::train::args::{Conventions, SaveStrategy};
+use crate::train::profile::ProfileOps;
 use crate::train::TrainArgs;
 
 #[derive(Debug, Args)]
@@ -151,6 +152,31 @@ pub struct TrainFlags {
     pub dist: DistFlags,
     #[command(flatten)]
     pub checkpoints: CheckpointFlags,
+    #[command(flatten)]
+    pub profile: ProfileFlags,
+}
+
+/// Where a training step's time goes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Profiling")]
+pub struct ProfileFlags {
+    /// Profile training steps by op with libtorch's profiler (torch.profiler's Kineto path): the
+    /// first 2 steps are skipped, then --profile-steps steps (fewer if the epoch ends first) are
+    /// recorded. Writes DIR/trace.json (chrome trace: ui.perfetto.dev), DIR/ops.txt (per op:
+    /// calls, self time, total time, by self time) and DIR/ops.json, and prints the top ops.
+    #[arg(long, value_name = "DIR")]
+    pub profile_ops: Option<PathBuf>,
+    /// Optimizer steps recorded by --profile-ops.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, requires = "profile_ops")]
+    pub profile_steps: i64,
+}
+
+impl ProfileFlags {
+    fn profile_ops(&self) -> Result<Option<ProfileOps>> {
+        let Some(dir) = &self.profile_ops else { return Ok(None) };
+        folder_flag("--profile-ops", dir)?;
+        Ok(Some(ProfileOps { dir: dir.clone(), steps: count("--profile-steps", self.profile_steps, 1)? }))
+    }
 }
 
 /// Multi-process runs (scripts/launch-local.sh, torchrun, srun).
@@ -260,6 +286,7 @@ impl TrainFlags {
             output_dir: self.output_dir,
             model: self.model,
             conventions: Conventions { metric: self.metric_name, ..Conventions::default() },
+            profile_ops: self.profile.profile_ops()?,
         };
         args.validate()?;
         Ok(args)

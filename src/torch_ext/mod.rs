@@ -9,6 +9,7 @@
 //! In-place functions take `&Tensor`: they write through the storage the tch handles share, as tch's
 //! shallow clones (e.g. VarStore variables) do.
 pub mod c10d;
+pub mod profiler;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::marker::PhantomData;

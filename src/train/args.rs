@@ -7,6 +7,7 @@ use tch::Device;
 
 use super::optim::AdamKind;
 use super::precision::Precision;
+use super::profile::ProfileOps;
 use super::schedule::SchedulerType;
 use crate::data::batch::Padding;
 use crate::data::dataset::{Columns, DataSource};
@@ -287,6 +288,10 @@ pub struct TrainArgs {
     pub peak_flops: Option<f64>,
     /// The seed script's rhythms and reports, or HF Trainer's.
     pub conventions: Conventions,
+    /// Profile some training steps by op (`--profile-ops`). A diagnostic, like the logging
+    /// settings: not written into training_args.json.
+    #[serde(skip)]
+    pub profile_ops: Option<ProfileOps>,
 }
 
 fn backend_name<S: serde::Serializer>(b: &Option<BackendKind>, s: S) -> std::result::Result<S::Ok, S::Error> {

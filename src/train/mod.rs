@@ -16,6 +16,7 @@ pub mod optim;
 pub mod output_folder;
 pub mod pending;
 pub mod precision;
+pub mod profile;
 pub mod report;
 pub mod schedule;
 mod setup;

@@ -24,6 +24,7 @@ use super::log_history::LogHistory;
 use super::mfu::{self, FlopMeter, StepFlops};
 use super::output_folder::OutputFolder;
 use super::pending::PendingSteps;
+use super::profile::StepProfiler;
 use super::report::{describe_device, EpochRecord, Reporter, StepRecord};
 use super::setup;
 use super::startup::Startup;
@@ -123,6 +124,8 @@ pub struct Trainer<'r> {
     pub(super) identity: RunIdentity,
     /// The output folder, held for the run's lifetime (rank 0 of a training run).
     pub(super) _lock: Option<crate::output::RunLock>,
+    /// `--profile-ops` (the main process only).
+    pub(super) op_profiler: Option<StepProfiler>,
 }
 
 impl<'r> Trainer<'r> {
@@ -170,6 +173,8 @@ impl<'r> Trainer<'r> {
             args.recipe.gradient_accumulation_steps,
         );
         startup.mark("optimizer");
+        let op_profiler =
+            args.profile_ops.clone().filter(|_| is_main).map(|p| StepProfiler::new(p, args.device));
         Ok(Trainer {
             control: Control::new(&args, setup::max_steps(&args, per_epoch), per_epoch),
             log: LogHistory::new(args.conventions.logging, args.conventions.logging_first_step),
@@ -200,6 +205,7 @@ impl<'r> Trainer<'r> {
             finished_at,
             identity,
             _lock: lock,
+            op_profiler,
         })
     }
 
@@ -244,6 +250,9 @@ impl<'r> Trainer<'r> {
             if stop.ends_run() {
                 break;
             }
+        }
+        if let Some(p) = self.op_profiler.as_mut() {
+            p.run_ended(self.reporter);
         }
         summary.hf_metrics = self.finalize_metrics();
         summary.epoch = self.epoch_done;
@@ -359,14 +368,23 @@ impl<'r> Trainer<'r> {
         while let Some(window) = self.next_window(&mut batches, pos.batches_done, total)? {
             pos.batches_done += window.len();
             pos.epoch_samples += window.iter().map(|b| b.rows.len()).sum::<usize>();
+            if let Some(p) = self.op_profiler.as_mut() {
+                p.before_step()?;
+            }
             let step = self.training_step(window)?;
             flops += step.useful_flops;
             stop = self.after_step(step, &mut pos, &mut pending, &plan)?;
+            if let Some(p) = self.op_profiler.as_mut() {
+                p.after_step(self.reporter)?;
+            }
             if stop.any() {
                 break;
             }
         }
         self.record_steps(&mut pending, &mut pos.epoch_loss_sum)?;
+        if let Some(p) = self.op_profiler.as_mut() {
+            p.epoch_ended(self.reporter)?;
+        }
         let waited = batches.finish(stop.any())?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(EpochOutcome {

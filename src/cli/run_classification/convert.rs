@@ -29,6 +29,7 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
     let use_cpu = p.bool("use_cpu") == Some(true);
     let resume = p.str("resume_from_checkpoint").map(str::to_string);
     let args = TrainArgs {
+        profile_ops: None,
         model: p.str("model_name_or_path").unwrap_or_default().to_string(),
         data,
         columns,

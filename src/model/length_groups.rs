@@ -30,7 +30,10 @@ pub struct LengthGroups {
 struct Group {
     rows: i64,
     len: i64,
-    /// (rows * len,): the packed token at each padded slot, or N (a zero row) for padding.
+    /// (rows * len,): the packed token at each padded slot. Padding slots repeat the group's
+    /// first token: their keys are masked out (zero weight, zero gradient) and their query rows
+    /// are dropped by `real`, so any finite value serves, and none needs a copy of q/k/v with a
+    /// zero row appended.
     gather: Tensor,
     /// (rows, 1, 1, len) bool, true = attend; `None` when every row has the full length.
     key_mask: Option<Tensor>,
@@ -84,6 +87,7 @@ impl LengthGroups {
             .into_iter()
             .map(|members| {
                 let len = lengths[members[0]];
+                let filler = offsets[members[0]];
                 let mut gather = Vec::with_capacity(members.len() * len as usize);
                 let mut real = Vec::new();
                 let mut mask = Vec::with_capacity(members.len() * len as usize);
@@ -97,7 +101,7 @@ impl LengthGroups {
                             restore[(offsets[s] + t) as usize] = next_output;
                             next_output += 1;
                         } else {
-                            gather.push(total);
+                            gather.push(filler);
                         }
                     }
                 }
@@ -124,9 +128,8 @@ impl LengthGroups {
     pub fn attention(&self, qkv: &PackedQkv) -> Tensor {
         let PackedQkv { query, key, value, dropout, scale } = *qkv;
         let (nh, hs) = (query.size()[1], query.size()[2]);
-        // One extra zero row for the padded slots: one gather for the three.
+        // One gather for the three.
         let qkv = Tensor::stack(&[query, key, value], 1); // (N, 3, nh, hs)
-        let qkv = Tensor::cat(&[&qkv, &qkv.new_zeros([1, 3, nh, hs], (qkv.kind(), qkv.device()))], 0);
         let outputs: Vec<Tensor> = self
             .groups
             .iter()

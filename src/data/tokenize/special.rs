@@ -58,7 +58,7 @@ pub(super) fn read_family(dir: &Path) -> Result<Family> {
         .get("tokenizer_class")
         .and_then(Value::as_str)
         .map(|c| c.strip_suffix("Fast").unwrap_or(c).to_owned());
-    let token_types = match config.get("model_input_names") {
+    let token_types = match config.get("model_input_names").filter(|v| !v.is_null()) {
         Some(Value::Array(names)) => Some(names.iter().any(|n| n == "token_type_ids")),
         Some(v) => {
             return Err(tokenizer_error(

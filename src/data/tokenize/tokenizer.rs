@@ -29,8 +29,8 @@ pub struct Tokenizer {
 }
 
 enum Backend {
-    WordPiece(WordPieceTokenizer),
-    Json(JsonTokenizer),
+    WordPiece(Box<WordPieceTokenizer>),
+    Json(Box<JsonTokenizer>),
 }
 
 impl Tokenizer {
@@ -39,9 +39,9 @@ impl Tokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let family = read_family(dir)?;
         let backend = if uses_vocab_txt(dir) {
-            Backend::WordPiece(WordPieceTokenizer::from_dir(dir)?)
+            Backend::WordPiece(Box::new(WordPieceTokenizer::from_dir(dir)?))
         } else {
-            Backend::Json(JsonTokenizer::from_dir(dir, &family)?)
+            Backend::Json(Box::new(JsonTokenizer::from_dir(dir, &family)?))
         };
         // Nothing said: a vocab.txt folder is BERT's (token types), a tokenizer.json one is
         // transformers' `TokenizersBackend` (none).

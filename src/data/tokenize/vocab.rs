@@ -97,7 +97,7 @@ pub(super) fn read_vocab(vocab_path: &Path) -> Result<HashMap<String, i64>> {
     if let Some(first) = text.strip_prefix('\u{feff}') {
         let token = first.split(['\r', '\n']).next().unwrap_or_default();
         return Err(tokenizer_error(
-            &vocab_path,
+            vocab_path,
             format!(
                 "starts with a byte-order mark (U+FEFF), which transformers reads as part of the \
                  first token ({:?} instead of {token:?}); save the file as UTF-8 without a BOM",

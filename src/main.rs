@@ -52,7 +52,7 @@ fn run(cli: Cli) -> bertfit::Result<()> {
         Command::CheckData(flags) => {
             // Only the tokenizer's files: check-data never reads the weights.
             let dir = bertfit::weights::resolve::resolve_dir(&flags.model)?;
-            let tokenizer = bertfit::data::tokenize::BertTokenizer::from_dir(&dir)?;
+            let tokenizer = bertfit::data::tokenize::Tokenizer::from_dir(&dir)?;
             let report = bertfit::data::check::check(
                 &flags.data.source()?,
                 &flags.data.columns(),

@@ -12,7 +12,7 @@ use bertfit::data::loader::{Batches, LoadedBatch, LoaderSettings};
 use bertfit::data::prepared::{batches_of, Prepared};
 use bertfit::data::sampler::{group_by_length, randperm, Mt19937, Shard};
 use bertfit::data::stream::{self, StreamSpec};
-use bertfit::data::tokenize::BertTokenizer;
+use bertfit::data::tokenize::Tokenizer;
 use bertfit::model::{BertConfig, Layout};
 use bertfit::weights::{from_pretrained, resolve};
 use tch::{Device, Tensor};
@@ -70,7 +70,7 @@ fn csv_and_parquet_give_identical_batches_in_memory_and_streamed() {
     let parquet = sms_parquet(&dir);
     let csv = dataset("sms");
     let columns = Columns::default();
-    let tokenizer = Arc::new(BertTokenizer::from_dir(&minilm()).unwrap());
+    let tokenizer = Arc::new(Tokenizer::from_dir(&minilm()).unwrap());
     let (a, b) = (
         read_dataset(&DataSource::SplitColumn(csv.clone()), &columns).unwrap(),
         read_dataset(&DataSource::SplitColumn(parquet.clone()), &columns).unwrap(),
@@ -120,7 +120,7 @@ fn padding_and_length_grouping_change_no_per_example_logit() {
     config.set_labels(&["negative".into(), "positive".into()]);
     tch::manual_seed(0);
     let pre = from_pretrained(&files, &config, Device::Cpu).unwrap();
-    let tokenizer = Arc::new(BertTokenizer::from_dir(&minilm()).unwrap());
+    let tokenizer = Arc::new(Tokenizer::from_dir(&minilm()).unwrap());
     let ds = read_dataset(&DataSource::SplitColumn(dataset("movies")), &Columns::default()).unwrap();
     let mut split = ds.validation.clone();
     split.examples = split.examples.into_iter().step_by(20).take(48).collect();

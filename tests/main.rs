@@ -34,6 +34,7 @@ mod schedule;
 mod slurm;
 mod tampered;
 mod tokenize;
+mod tokenize_families;
 mod train;
 mod trainer;
 mod unpadded;

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use bertfit::data::tokenize::{BertTokenizer, Encoding};
+use bertfit::data::tokenize::{Encoding, Tokenizer, WordPieceTokenizer};
 use serde::Deserialize;
 
 use super::common::{dataset, minilm, run_python, temp_dir};
@@ -23,8 +23,8 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
-fn load(dir: &Path) -> BertTokenizer {
-    BertTokenizer::from_dir(dir).unwrap_or_else(|e| panic!("{e}"))
+fn load(dir: &Path) -> Tokenizer {
+    Tokenizer::from_dir(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn read_references(path: &Path) -> Vec<Reference> {
@@ -91,7 +91,7 @@ fn reference_texts(
 
 /// Compares `encode` (one at a time) and `encode_batch` (singles and pairs in two calls) with HF;
 /// panics listing the first differences.
-fn assert_matches_hf(tok: &BertTokenizer, refs: &[Reference], max_length: usize, what: &str) {
+fn assert_matches_hf(tok: &Tokenizer, refs: &[Reference], max_length: usize, what: &str) {
     let singles: Vec<&Reference> = refs.iter().filter(|r| r.text_pair.is_none()).collect();
     let pairs: Vec<&Reference> = refs.iter().filter(|r| r.text_pair.is_some()).collect();
     let texts: Vec<&str> = singles.iter().map(|r| r.text.as_str()).collect();
@@ -247,8 +247,10 @@ fn hard_strings_match_hf() {
         assert_matches_hf(&tok, &refs, max_length, &format!("hard strings at max_length {max_length}"));
     }
     // Some cases whose outcome is known, so the test cannot pass by both sides agreeing on nonsense.
-    let cls_sep =
-        Encoding { input_ids: vec![tok.cls_token_id(), tok.sep_token_id()], token_type_ids: vec![0, 0] };
+    let cls_sep = Encoding {
+        input_ids: vec![tok.cls_token_id().unwrap(), tok.sep_token_id().unwrap()],
+        token_type_ids: vec![0, 0],
+    };
     assert_eq!(tok.encode("", None, 512), cls_sep);
     assert_eq!(tok.encode(" \t\n\u{3000}", None, 512), cls_sep);
     assert_eq!(tok.encode(&long_text(3000, 0), None, 512).input_ids.len(), 512);
@@ -341,7 +343,7 @@ fn saved_files_load_the_same() {
 }
 
 fn from_dir_error(dir: &Path) -> String {
-    match BertTokenizer::from_dir(dir) {
+    match Tokenizer::from_dir(dir) {
         Ok(_) => panic!("{}: loaded, expected an error", dir.display()),
         Err(e) => e.to_string(),
     }
@@ -379,7 +381,8 @@ fn from_dir_errors_name_the_file_and_key() {
     .expect("write tokenizer_config.json");
     let tok = load(&dir);
     assert_eq!(tok.model_max_length(), None, "HF's int(1e30) means no limit");
-    assert!(tok.strip_accents(), "strip_accents null follows do_lower_case");
+    let wordpiece = WordPieceTokenizer::from_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(wordpiece.strip_accents(), "strip_accents null follows do_lower_case");
     assert_eq!(load(&minilm()).model_max_length(), Some(512));
     assert_eq!(load(&minilm()).vocab_size(), 30522);
 }

@@ -8,7 +8,7 @@ use crate::train::{TrainArgs, TrainSummary};
 /// model_max_length, with the script's warning.
 pub fn prepare(mut args: TrainArgs) -> Result<TrainArgs> {
     let dir = crate::weights::resolve::resolve_dir(&args.model)?;
-    let tokenizer = crate::data::tokenize::BertTokenizer::from_dir(&dir)?;
+    let tokenizer = crate::data::tokenize::Tokenizer::from_dir(&dir)?;
     if let Some(limit) = tokenizer.model_max_length().filter(|&m| args.max_length > m) {
         eprintln!(
             "warning: The max_seq_length passed ({}) is larger than the maximum length for the model ({limit}). Using max_seq_length={limit}.",

@@ -8,7 +8,7 @@ use super::dataset::{
 };
 use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning};
 use super::table::Row;
-use super::tokenize::BertTokenizer;
+use super::tokenize::Tokenizer;
 use crate::error::{Error, Result};
 
 /// Rows tokenized together.
@@ -55,7 +55,7 @@ pub struct DataReport {
 }
 
 struct Accumulator<'a> {
-    tokenizer: &'a BertTokenizer,
+    tokenizer: &'a Tokenizer,
     pending: Vec<Row>,
     stats: SplitStats,
     labelled: bool,
@@ -103,7 +103,7 @@ impl Accumulator<'_> {
 pub fn check(
     source: &DataSource,
     columns: &Columns,
-    tokenizer: &BertTokenizer,
+    tokenizer: &Tokenizer,
     num_labels: Option<i64>,
     format: &LabelFormat,
 ) -> Result<DataReport> {

@@ -5,7 +5,7 @@
 //! - `csv`, `parquet`, `json`: one file format each, as arrow record batches; `table`: rows of any of them,
 //!   columns checked; `dataset`: labelled examples by split (one file with a split column, or one
 //!   file per split); `labels`: the label map; `hf`: run_classification.py's label types;
-//! - `tokenize`: HF's `BertTokenizer`; `token_cache`: tokenized splits kept on disk;
+//! - `tokenize`: HF's tokenizers (`tokenizer.json` or BERT's `vocab.txt`); `token_cache`: tokenized splits kept on disk;
 //! - `sampler`: the order of one DataLoader pass, drawn as PyTorch draws it; `batch`: collation;
 //! - `prepared`: in-memory splits, tokenized once, and batches cut from them; `stream`:
 //!   `--streaming` passes through a shuffle buffer; `loader`: the background thread both feed;

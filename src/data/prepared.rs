@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use super::dataset::SplitData;
 use super::labels::{LabelMap, Target};
 use super::loader::{Batches, LoaderSettings};
-use super::tokenize::{BertTokenizer, Encoding};
+use super::tokenize::{Encoding, Tokenizer};
 use crate::error::Result;
 
 pub use super::loader::LoadedBatch;
@@ -59,7 +59,7 @@ impl Prepared {
 
     /// Tokenizes every example not yet tokenized, on all cores (used before length grouping and
     /// for the token cache, which need every length up front).
-    pub fn encode_all(&self, tokenizer: &BertTokenizer) {
+    pub fn encode_all(&self, tokenizer: &Tokenizer) {
         let missing: Vec<usize> = (0..self.len()).filter(|&i| self.encodings[i].get().is_none()).collect();
         if missing.is_empty() {
             return;
@@ -81,14 +81,14 @@ impl Prepared {
         }
     }
 
-    pub fn encoding(&self, i: usize, tokenizer: &BertTokenizer) -> &Encoding {
+    pub fn encoding(&self, i: usize, tokenizer: &Tokenizer) -> &Encoding {
         self.encodings[i].get_or_init(|| {
             tokenizer.encode(&self.texts[i], self.pairs.as_ref().map(|p| p[i].as_str()), self.max_length)
         })
     }
 
     /// Token counts, tokenizing what is not yet tokenized.
-    pub fn lengths(&self, tokenizer: &BertTokenizer) -> Vec<usize> {
+    pub fn lengths(&self, tokenizer: &Tokenizer) -> Vec<usize> {
         self.encode_all(tokenizer);
         (0..self.len()).map(|i| self.encoding(i, tokenizer).input_ids.len()).collect()
     }
@@ -99,7 +99,7 @@ pub fn batches_in_order(
     set: &Arc<Prepared>,
     order: &[usize],
     batch_size: usize,
-    tokenizer: &Arc<BertTokenizer>,
+    tokenizer: &Arc<Tokenizer>,
     settings: LoaderSettings,
 ) -> Result<Batches> {
     let chunks = order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect();
@@ -110,7 +110,7 @@ pub fn batches_in_order(
 pub fn batches_of(
     set: &Arc<Prepared>,
     chunks: Vec<Vec<usize>>,
-    tokenizer: &Arc<BertTokenizer>,
+    tokenizer: &Arc<Tokenizer>,
     settings: LoaderSettings,
 ) -> Result<Batches> {
     let (set, tokenizer) = (set.clone(), tokenizer.clone());

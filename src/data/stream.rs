@@ -14,7 +14,7 @@ use super::dataset::{empty_train_split, for_each_split_row_as, Columns, DataSour
 use super::labels::{LabelFormat, LabelMap, LabelTally, LabelWarning, Target};
 use super::loader::{Batches, LoaderSettings, Sink};
 use super::sampler::{randperm, Mt19937, Shard};
-use super::tokenize::{BertTokenizer, Encoding};
+use super::tokenize::{Encoding, Tokenizer};
 use crate::error::Result;
 
 /// What the first pass over the data finds.
@@ -112,7 +112,7 @@ impl Batcher<'_> {
 /// Starts a streamed pass: `labels` is `None` for rows that are only predicted.
 pub fn stream(
     spec: StreamSpec,
-    tokenizer: Arc<BertTokenizer>,
+    tokenizer: Arc<Tokenizer>,
     labels: Option<Arc<LabelMap>>,
     settings: LoaderSettings,
 ) -> Result<Batches> {
@@ -121,12 +121,7 @@ pub fn stream(
     })
 }
 
-fn produce(
-    spec: &StreamSpec,
-    tokenizer: &BertTokenizer,
-    labels: Option<&LabelMap>,
-    sink: &Sink,
-) -> Result<()> {
+fn produce(spec: &StreamSpec, tokenizer: &Tokenizer, labels: Option<&LabelMap>, sink: &Sink) -> Result<()> {
     let mut out = Batcher { sink, items: Vec::with_capacity(spec.batch_size), batch_size: spec.batch_size };
     let mut rng = spec.shuffle.map(|(seed, _)| Mt19937::new(seed));
     let capacity = spec.shuffle.map(|(_, b)| b.max(1)).unwrap_or(0);

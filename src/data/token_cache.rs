@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::dataset::{Columns, DataSource};
 use super::prepared::Prepared;
-use super::tokenize::{BertTokenizer, Encoding};
+use super::tokenize::{Encoding, Tokenizer};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
 
@@ -43,11 +43,11 @@ pub fn entry_path(
     dir: &Path,
     source: &DataSource,
     columns: &Columns,
-    tokenizer: &BertTokenizer,
+    tokenizer: &Tokenizer,
     max_length: usize,
 ) -> Result<PathBuf> {
     let mut h = Sha256::new();
-    h.update(b"bertfit token cache v2\0");
+    h.update(b"bertfit token cache v3\0");
     h.update(format!("{source:?}\0{columns:?}\0{max_length}\0").as_bytes());
     for path in source.paths() {
         hash_file(&mut h, path)?;
@@ -66,7 +66,7 @@ pub fn fill(
     dir: &Path,
     source: &DataSource,
     columns: &Columns,
-    tokenizer: &BertTokenizer,
+    tokenizer: &Tokenizer,
     max_length: usize,
     sets: &[&Prepared],
 ) -> Result<()> {
@@ -97,7 +97,7 @@ pub fn fill(
     Ok(())
 }
 
-fn write(path: &Path, sets: &[&Prepared], tokenizer: &BertTokenizer) -> Result<()> {
+fn write(path: &Path, sets: &[&Prepared], tokenizer: &Tokenizer) -> Result<()> {
     let encodings: Vec<Vec<&Encoding>> =
         sets.iter().map(|set| (0..set.len()).map(|i| set.encoding(i, tokenizer)).collect()).collect();
     write_entry(path, &encodings)

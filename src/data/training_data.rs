@@ -11,7 +11,7 @@ use super::prepared::{batches_in_order, Prepared};
 use super::sampler::{group_by_length, randperm, sampler, Mt19937, Sampler, SequentialSampler, Shard};
 use super::stream::{self, Scan, StreamSpec};
 use super::token_cache;
-use super::tokenize::BertTokenizer;
+use super::tokenize::Tokenizer;
 use crate::error::{Error, Result};
 use crate::random::RandomStream;
 
@@ -67,7 +67,7 @@ pub struct TrainingData {
     /// Training labels that differ only in case or whitespace, for the caller to show.
     warnings: Vec<LabelWarning>,
     rows: Rows,
-    tokenizer: Arc<BertTokenizer>,
+    tokenizer: Arc<Tokenizer>,
     settings: DataSettings,
 }
 
@@ -84,7 +84,7 @@ impl TrainingData {
     pub fn open(
         source: &DataSource,
         columns: &Columns,
-        tokenizer: Arc<BertTokenizer>,
+        tokenizer: Arc<Tokenizer>,
         settings: DataSettings,
     ) -> Result<Self> {
         if settings.streaming {

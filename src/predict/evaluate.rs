@@ -31,7 +31,7 @@ use crate::data::dataset::{for_each_split_row, Columns, DataSource, Read, Split}
 use crate::data::labels::{LabelFormat, Target};
 use crate::data::loader::{Batches, Sink};
 use crate::data::table::{for_each_row, Row, Wanted};
-use crate::data::tokenize::{BertTokenizer, Encoding};
+use crate::data::tokenize::{Encoding, Tokenizer};
 use crate::error::{Error, Result};
 use crate::model::config::ProblemType;
 use crate::train::report::Reporter;
@@ -270,7 +270,7 @@ const CHUNK: usize = 4096;
 /// Collects rows into chunks, tokenizes each, and sends its batches longest first.
 struct Chunker<'a> {
     sink: &'a Sink,
-    tokenizer: &'a BertTokenizer,
+    tokenizer: &'a Tokenizer,
     batch_size: usize,
     /// (text, pair, target, data row)
     rows: Vec<(String, Option<String>, Target, usize)>,
@@ -308,7 +308,7 @@ impl Chunker<'_> {
 
 fn start(
     args: &EvaluateArgs,
-    tokenizer: std::sync::Arc<BertTokenizer>,
+    tokenizer: std::sync::Arc<Tokenizer>,
     labels: ModelLabels,
     pad_id: i64,
 ) -> Result<Batches> {

@@ -11,7 +11,7 @@ use tch::{Device, Kind};
 
 use super::head::Head;
 use crate::data::batch::Batch;
-use crate::data::tokenize::{validate_max_length, BertTokenizer};
+use crate::data::tokenize::{validate_max_length, Tokenizer};
 use crate::error::{Error, Result};
 use crate::model::{unpadded_by_default, BertConfig, BertForSequenceClassification, LayoutPolicy};
 use crate::train::report::Reporter;
@@ -20,7 +20,7 @@ use crate::weights::{from_pretrained, resolve, Pretrained};
 pub struct SavedModel {
     pub dir: PathBuf,
     pub config: BertConfig,
-    pub tokenizer: Arc<BertTokenizer>,
+    pub tokenizer: Arc<Tokenizer>,
     pub head: Head,
     pub device: Device,
     model: BertForSequenceClassification,
@@ -36,7 +36,7 @@ impl SavedModel {
         let files = resolve(spec)?;
         let config = BertConfig::from_file(&files.config)?;
         let head = Head::from_config(&config, &files.config)?;
-        let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+        let tokenizer = Arc::new(Tokenizer::from_dir(&files.dir)?);
         let Pretrained { vs, model, report } = from_pretrained(&files, &config, device)?;
         if !report.newly_initialized.is_empty() {
             return Err(Error::weights(

@@ -15,7 +15,7 @@ use super::update::Updater;
 use crate::data::dataset::Split;
 use crate::data::loader::LoaderSettings;
 use crate::data::sampler::{Sampler, SeedableRandomSampler, Shard};
-use crate::data::tokenize::BertTokenizer;
+use crate::data::tokenize::Tokenizer;
 use crate::data::training_data::{DataSettings, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
@@ -51,8 +51,8 @@ pub fn auto_precision(args: &TrainArgs) -> Result<super::auto_precision::AutoCho
 }
 
 /// The model's tokenizer, checked against its config.
-pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<BertTokenizer>> {
-    let tokenizer = Arc::new(BertTokenizer::from_dir(&files.dir)?);
+pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<Tokenizer>> {
+    let tokenizer = Arc::new(Tokenizer::from_dir(&files.dir)?);
     crate::data::tokenize::check_vocab(&tokenizer, config, &files.config)?;
     Ok(tokenizer)
 }
@@ -75,7 +75,7 @@ pub fn check_max_length(args: &TrainArgs, config: &BertConfig) -> Result<()> {
 /// config then gets the run's labels and problem type.
 pub fn data(
     args: &TrainArgs,
-    tokenizer: &Arc<BertTokenizer>,
+    tokenizer: &Arc<Tokenizer>,
     ddp: Option<&Ddp>,
     config: &mut BertConfig,
     reporter: &mut dyn Reporter,
@@ -193,7 +193,7 @@ pub fn max_steps(args: &TrainArgs, steps_per_epoch: usize) -> Option<usize> {
         .or_else(|| args.conventions.epoch_fraction.map(|f| (f * steps_per_epoch as f64).ceil() as usize))
 }
 
-fn data_settings(args: &TrainArgs, tokenizer: &BertTokenizer, ddp: Option<&Ddp>) -> DataSettings {
+fn data_settings(args: &TrainArgs, tokenizer: &Tokenizer, ddp: Option<&Ddp>) -> DataSettings {
     let shard = ddp.map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world_size: d.world_size() });
     let train_sampler: Option<Arc<dyn Sampler>> = match (ddp, args.conventions.data_order) {
         (Some(_), _) => Some(Arc::new(DistributedSampler {

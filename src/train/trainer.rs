@@ -31,7 +31,7 @@ use super::startup::Startup;
 use super::step::StepResult;
 use super::update::Updater;
 use crate::data::dataset::Split;
-use crate::data::tokenize::BertTokenizer;
+use crate::data::tokenize::Tokenizer;
 use crate::data::training_data::{PassPlan, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::error::{Error, Result};
@@ -82,7 +82,7 @@ pub struct Trainer<'r> {
     pub(super) reporter: &'r mut dyn Reporter,
     pub(super) rng: RandomStream,
     pub(super) config: BertConfig,
-    pub(super) tokenizer: Arc<BertTokenizer>,
+    pub(super) tokenizer: Arc<Tokenizer>,
     pub(super) data: TrainingData,
     pub(super) vs: VarStore,
     pub(super) model: BertForSequenceClassification,

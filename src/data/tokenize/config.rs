@@ -94,14 +94,20 @@ fn read_options(keys: &Keys, settings: &mut Settings) -> Result<()> {
         }
     }
     if let Some(v) = get("model_max_length") {
-        // HF writes int(1e30) for "no limit"; anything past 2^32 means the same here.
-        settings.model_max_length = match (v.as_u64(), v.as_f64()) {
-            (Some(n), _) if n <= u32::MAX as u64 => Some(n as usize),
-            (_, Some(x)) if x >= u32::MAX as f64 => None,
-            _ => return Err(bad("model_max_length", "a positive integer", v)),
-        };
+        settings.model_max_length =
+            max_length_value(v).ok_or_else(|| bad("model_max_length", "a positive integer", v))?;
     }
     Ok(())
+}
+
+/// `model_max_length` as HF writes it: a count, or int(1e30) for "no limit" (anything past 2^32
+/// means the same here, `Some(None)`); `None` when it is neither.
+pub(super) fn max_length_value(v: &Value) -> Option<Option<usize>> {
+    match (v.as_u64(), v.as_f64()) {
+        (Some(n), _) if n <= u32::MAX as u64 => Some(Some(n as usize)),
+        (_, Some(x)) if x >= u32::MAX as f64 => Some(None),
+        _ => None,
+    }
 }
 
 /// The special tokens, additional ones, and `added_tokens_decoder`.
@@ -151,7 +157,7 @@ fn read_tokens(keys: &Keys, settings: &mut Settings) -> Result<()> {
 }
 
 /// A token written either as a string or as a serialised `AddedToken` (`{"content": ...}`).
-fn token_content(v: &Value) -> Option<String> {
+pub(super) fn token_content(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Object(m) => m.get("content")?.as_str().map(str::to_owned),

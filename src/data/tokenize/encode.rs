@@ -6,10 +6,10 @@ use rayon::prelude::*;
 use rust_tokenizers::tokenizer::{MultiThreadedTokenizer, Tokenizer, TruncationStrategy};
 use rust_tokenizers::TokenizedInput;
 
-use super::{BertTokenizer, Encoding};
+use super::{Encoding, WordPieceTokenizer};
 use crate::{Error, Result};
 
-impl BertTokenizer {
+impl WordPieceTokenizer {
     /// `tokenizer(text, text_pair, truncation=True, max_length=max_length)`. `Some("")` as the pair
     /// is a pair with an empty second text (`[CLS] A [SEP] [SEP]`), as in HF's batched call (HF's
     /// single call treats an empty `text_pair` as absent).
@@ -161,7 +161,7 @@ pub fn validate_max_length(max_length: usize, pairs: bool) -> Result<()> {
     Ok(())
 }
 
-fn assert_max_length(max_length: usize, pairs: bool) {
+pub(super) fn assert_max_length(max_length: usize, pairs: bool) {
     if let Err(e) = validate_max_length(max_length, pairs) {
         panic!("{e}");
     }

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use super::tokenizer_json::{tokenizer_json, TOKENIZER_FILE};
-use super::{BertTokenizer, CONFIG_FILE, SPECIAL_TOKENS_FILE, VOCAB_FILE};
+use super::{JsonTokenizer, WordPieceTokenizer, CONFIG_FILE, SPECIAL_TOKENS_FILE, VOCAB_FILE};
 use crate::output::{hooks, write_atomic};
 use crate::{Error, Result};
 
-impl BertTokenizer {
+impl WordPieceTokenizer {
     /// The tokenizer files of the model folder (those that exist): what tokenization depends on
     /// (not `tokenizer.json`, which bertfit writes but never reads).
     pub fn files(&self) -> Vec<PathBuf> {
@@ -23,21 +23,7 @@ impl BertTokenizer {
     /// no `tokenizer_config.json` gets one with the settings used here. Then `tokenizer.json` is
     /// written from the saved files, so `AutoTokenizer` loads the fast tokenizer without converting.
     pub fn save_files(&self, out: &Path) -> Result<()> {
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        for name in [VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE] {
-            let (src, dst) = (self.dir.join(name), out.join(name));
-            if !src.exists() {
-                continue;
-            }
-            if same_file(&src, &dst) {
-                continue; // saving into the folder it was read from: the file is already there
-            }
-            // Read whole and written atomically (the files are small): a full disk leaves no
-            // half-copied vocabulary.
-            let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
-            write_atomic(&dst, &bytes)?;
-            hooks::save_point(name);
-        }
+        copy_files(&self.dir, out, &[VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE])?;
         let config = out.join(CONFIG_FILE);
         if !self.dir.join(CONFIG_FILE).exists() {
             let mut json = serde_json::json!({
@@ -62,6 +48,57 @@ impl BertTokenizer {
     pub fn vocab_path(&self) -> PathBuf {
         self.dir.join(VOCAB_FILE)
     }
+}
+
+/// The files transformers may read from a `tokenizer.json` folder (the other vocabulary files
+/// too, so that a slow tokenizer or an older transformers finds what it looks for).
+const JSON_FOLDER_FILES: &[&str] = &[
+    TOKENIZER_FILE,
+    CONFIG_FILE,
+    SPECIAL_TOKENS_FILE,
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spm.model",
+    "tokenizer.model",
+];
+
+impl JsonTokenizer {
+    /// The tokenizer files of the model folder that exist (what tokenization depends on).
+    pub fn files(&self) -> Vec<PathBuf> {
+        [TOKENIZER_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE]
+            .iter()
+            .map(|f| self.dir().join(f))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Copies `tokenizer.json`, `tokenizer_config.json` and the folder's other tokenizer files
+    /// (those that exist) into `out`, as they are: `AutoTokenizer` loads the same tokenizer there.
+    pub fn save_files(&self, out: &Path) -> Result<()> {
+        copy_files(self.dir(), out, JSON_FOLDER_FILES)
+    }
+}
+
+/// Copies the files `names` of `from` that exist into `out` (a save point each).
+fn copy_files(from: &Path, out: &Path, names: &[&str]) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    for &name in names {
+        let (src, dst) = (from.join(name), out.join(name));
+        if !src.exists() {
+            continue;
+        }
+        if same_file(&src, &dst) {
+            continue; // saving into the folder it was read from: the file is already there
+        }
+        // Read whole and written atomically (the files are small): a full disk leaves no
+        // half-copied vocabulary.
+        let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+        write_atomic(&dst, &bytes)?;
+        hooks::save_point(name);
+    }
+    Ok(())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -2,9 +2,9 @@
 //! (measured over every Unicode scalar value, see `tests/tokenize.rs`): see [`Fix`] and [`FIXES`].
 use std::borrow::Cow;
 
-use super::BertTokenizer;
+use super::WordPieceTokenizer;
 
-impl BertTokenizer {
+impl WordPieceTokenizer {
     /// Rewrites the few characters that `rust_tokenizers` handles unlike HF (see [`Fix`]).
     /// Borrows the text unchanged (no allocation) when it has none of them, which is almost always.
     pub(super) fn prenormalise<'a>(&self, text: &'a str) -> Cow<'a, str> {

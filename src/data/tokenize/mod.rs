@@ -1,8 +1,11 @@
-//! BERT WordPiece tokenization that gives exactly what transformers' `BertTokenizer` gives for
-//! `tokenizer(text, text_pair, truncation=True, max_length=N)` (transformers 5.x, where
-//! `BertTokenizer` is the `tokenizers`-backed fast tokenizer).
+//! Tokenization that gives exactly what transformers' tokenizer gives for
+//! `tokenizer(text, text_pair, truncation=True, max_length=N)` (transformers 5.x, where every
+//! tokenizer is the `tokenizers`-backed fast one). [`Tokenizer`] (`tokenizer.rs`) is the one type
+//! the rest of bertfit uses; it reads a folder's `tokenizer.json` through Hugging Face's own
+//! `tokenizers` crate (`hf_json.rs`: RoBERTa, XLM-R, DeBERTa-v3, ModernBERT, ...) unless the folder
+//! is plain BERT WordPiece with a `vocab.txt`, which takes the proven path below.
 //!
-//! The work is done by `rust_tokenizers`' `BertTokenizer`; this wrapper fixes where it differs from
+//! BERT WordPiece from `vocab.txt`: the work is done by `rust_tokenizers`' `BertTokenizer`; this wrapper fixes where it differs from
 //! HF (measured over every Unicode scalar value, see `tests/tokenize.rs`):
 //! - character classes: HF's `tokenizers` classifies characters with old Unicode tables
 //!   (`unicode_categories`) and decompositions, `rust_tokenizers` with newer ones, so about 620
@@ -23,14 +26,18 @@
 //! written in the text (`[MASK]` stays one token, `[mask]` does not), empty or whitespace-only text
 //! (`[CLS] [SEP]`).
 //!
-//! Rooms: `vocab.rs` reads `vocab.txt` (and `config.rs` `tokenizer_config.json`) into a
-//! [`BertTokenizer`]; `encode.rs` encodes and truncates; `hf_fixes.rs` holds the rewrites above;
+//! Rooms: `tokenizer.rs` the backend rule; `hf_json.rs` the `tokenizers` crate path; `special.rs`
+//! the special tokens and token types any family reads from `tokenizer_config.json`; `vocab.rs`
+//! reads `vocab.txt` (and `config.rs` `tokenizer_config.json`) into a [`WordPieceTokenizer`]; `encode.rs` encodes and truncates; `hf_fixes.rs` holds the rewrites above;
 //! `wordpiece_ascii.rs` the fast path for plain ASCII text; `files.rs` the tokenizer's files in a
 //! model folder; `tokenizer_json.rs` the `tokenizer.json` written beside them for transformers.
 mod config;
 mod encode;
 mod files;
 mod hf_fixes;
+mod hf_json;
+mod special;
+mod tokenizer;
 mod tokenizer_json;
 mod vocab;
 mod wordpiece_ascii;
@@ -43,8 +50,14 @@ use crate::Error;
 use wordpiece_ascii::AsciiWordPiece;
 
 pub use encode::{truncate_pair, validate_max_length};
+pub use hf_json::JsonTokenizer;
+pub use tokenizer::{check_vocab, Tokenizer};
 pub use tokenizer_json::TOKENIZER_FILE;
-pub use vocab::{check_vocab, vocab_lines};
+pub use vocab::vocab_lines;
+
+/// The name [`Tokenizer`] had when bertfit read only BERT's `vocab.txt` (kept for callers not yet
+/// moved to the new name).
+pub type BertTokenizer = Tokenizer;
 
 /// One encoded text (or pair): `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. The attention mask is
 /// all ones over `input_ids`; padding is the collator's job.
@@ -60,11 +73,12 @@ pub const VOCAB_FILE: &str = "vocab.txt";
 pub const CONFIG_FILE: &str = "tokenizer_config.json";
 pub const SPECIAL_TOKENS_FILE: &str = "special_tokens_map.json";
 
-/// An HF BERT tokenizer read from a model folder.
-pub struct BertTokenizer {
+/// An HF BERT WordPiece tokenizer read from a model folder's `vocab.txt` (the proven path that
+/// [`Tokenizer`] takes for BERT folders).
+pub struct WordPieceTokenizer {
     inner: RtBertTokenizer,
     /// Where `vocab.txt` and friends were read from (`save_files` copies them).
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     do_lower_case: bool,
     strip_accents: bool,
     model_max_length: Option<usize>,
@@ -78,7 +92,7 @@ pub struct BertTokenizer {
     ascii: Option<AsciiWordPiece>,
 }
 
-impl BertTokenizer {
+impl WordPieceTokenizer {
     pub fn pad_token_id(&self) -> i64 {
         self.pad_token_id
     }

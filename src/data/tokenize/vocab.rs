@@ -9,8 +9,7 @@ use rust_tokenizers::vocab::BertVocab;
 use super::config::{read_settings, Settings};
 use super::hf_fixes::{fix, stand_in, Fix};
 use super::wordpiece_ascii::AsciiWordPiece;
-use super::{tokenizer_error, BertTokenizer, CONFIG_FILE, VOCAB_FILE};
-use crate::model::BertConfig;
+use super::{tokenizer_error, WordPieceTokenizer, CONFIG_FILE, VOCAB_FILE};
 use crate::Result;
 
 /// The lines of vocab.txt as Python's universal newlines split them (`open(..., "r")`, which
@@ -32,7 +31,7 @@ pub fn vocab_lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-impl BertTokenizer {
+impl WordPieceTokenizer {
     /// Reads `vocab.txt` and `tokenizer_config.json` (optional) from an HF model folder:
     /// `do_lower_case` (default true), `strip_accents` (null follows `do_lower_case`, as HF),
     /// `tokenize_chinese_chars` (only true is supported), `model_max_length`, the special tokens.
@@ -74,7 +73,7 @@ impl BertTokenizer {
 
         let vocab = bert_vocab(values, indices, special_values, &settings);
         let strip_accents = settings.strip_accents.unwrap_or(settings.do_lower_case);
-        Ok(BertTokenizer {
+        Ok(WordPieceTokenizer {
             inner: RtBertTokenizer::from_existing_vocab(vocab, settings.do_lower_case, strip_accents),
             dir: dir.to_path_buf(),
             do_lower_case: settings.do_lower_case,
@@ -98,7 +97,7 @@ pub(super) fn read_vocab(vocab_path: &Path) -> Result<HashMap<String, i64>> {
     if let Some(first) = text.strip_prefix('\u{feff}') {
         let token = first.split(['\r', '\n']).next().unwrap_or_default();
         return Err(tokenizer_error(
-            &vocab_path,
+            vocab_path,
             format!(
                 "starts with a byte-order mark (U+FEFF), which transformers reads as part of the \
                  first token ({:?} instead of {token:?}); save the file as UTF-8 without a BOM",
@@ -173,27 +172,6 @@ fn bert_vocab(
             Some(settings.additional_special_tokens.iter().cloned().collect());
     }
     vocab
-}
-
-/// Refuses a tokenizer whose ids do not all have a row in the model's embedding: a `vocab.txt`
-/// with more lines than `config_file`'s `vocab_size` would give ids the embedding lookup cannot
-/// take (libtorch aborts on an out-of-range index). Call it wherever a tokenizer and a config
-/// meet (train, predict). Fewer lines than `vocab_size` are fine (HF pads vocabularies).
-pub fn check_vocab(tokenizer: &BertTokenizer, config: &BertConfig, config_file: &Path) -> Result<()> {
-    let ids = tokenizer.vocab_size() as u64;
-    if config.vocab_size < 0 || ids > config.vocab_size as u64 {
-        return Err(tokenizer_error(
-            tokenizer.vocab_path(),
-            format!(
-                "the vocabulary has {ids} entries but {} says 'vocab_size' is {}: token ids from \
-                 {} up would have no embedding row; the two files belong to different models",
-                config_file.display(),
-                config.vocab_size,
-                config.vocab_size.max(0)
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use bertfit::data::dataset::{read_with_split_column, Columns};
-use bertfit::data::tokenize::BertTokenizer;
+use bertfit::data::tokenize::Tokenizer;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const MAX_LENGTH: usize = 512;
@@ -33,7 +33,7 @@ fn texts() -> Vec<String> {
 
 fn tokenize(c: &mut Criterion) {
     let model = asset("BERTFIT_MODEL", "all-MiniLM-L6-v2");
-    let tokenizer = BertTokenizer::from_dir(&model)
+    let tokenizer = Tokenizer::from_dir(&model)
         .unwrap_or_else(|e| panic!("cannot read the tokenizer of {}: {e}", model.display()));
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

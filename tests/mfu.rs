@@ -2,7 +2,7 @@
 //! per-machine cache, `bertfit bench-peak`), and `--precision auto`'s choice.
 use std::path::Path;
 
-use bertfit::data::tokenize::BertTokenizer;
+use bertfit::data::tokenize::Tokenizer;
 use bertfit::machine::cpu::CpuInfo;
 use bertfit::machine::peak_cache::{key, lookup, replace};
 use bertfit::machine::Peak;
@@ -61,7 +61,7 @@ fn steps_and_epochs_report_useful_flops_and_mfu_against_the_given_peak() {
     assert!(!peak_file.exists(), "a given peak measures nothing and caches nothing");
 
     // Each step's FLOPs are the hand count over its rows' real token counts.
-    let tokenizer = BertTokenizer::from_dir(&model).unwrap();
+    let tokenizer = Tokenizer::from_dir(&model).unwrap();
     let texts: Vec<String> = (0..8).map(|i| format!("a short review number {i}")).collect();
     let steps = records(&metrics, "step");
     assert_eq!(steps.len(), 4);

@@ -142,6 +142,11 @@ def main():
                         long_csv], check=True)
     print(json.dumps({"kind": "machine", "cpus": os.cpu_count(), "threads": args.threads, "load_1_5_15": load(),
                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}), flush=True)
+    if os.getloadavg()[0] > (os.cpu_count() or 1) / 2:
+        # Seen on the 2-core machine at load 7-9: libtorch's 2 threads then wait on each other in
+        # every parallel op, and one trainer's samples/s varied 4x between repeats.
+        print(json.dumps({"kind": "warning", "msg": "the machine is busy (load above half its CPUs): "
+                          "the figures measure contention, not the trainers"}), flush=True)
     for length in lengths:
         source, rows = (args.movies, args.rows_128) if length <= 128 else (long_csv, args.rows_512)
         data = os.path.join(work, f"data{length}.csv")

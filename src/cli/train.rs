@@ -163,7 +163,8 @@ pub struct ProfileFlags {
     /// Profile training steps by op with libtorch's profiler (torch.profiler's Kineto path): the
     /// first 2 steps are skipped, then --profile-steps steps (fewer if the epoch ends first) are
     /// recorded. Writes DIR/trace.json (chrome trace: ui.perfetto.dev), DIR/ops.txt (per op:
-    /// calls, self time, total time, by self time) and DIR/ops.json, and prints the top ops.
+    /// calls, self time, total time, by self time) and DIR/ops.json, and prints the top ops. Only
+    /// the main process of a multi-process run profiles.
     #[arg(long, value_name = "DIR")]
     pub profile_ops: Option<PathBuf>,
     /// Optimizer steps recorded by --profile-ops.

@@ -33,7 +33,7 @@ use crate::data::tokenize::BertTokenizer;
 use crate::data::training_data::{PassPlan, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::error::{Error, Result};
-use crate::model::{BertConfig, BertForSequenceClassification, LayoutPolicy};
+use crate::model::{BertConfig, LayoutPolicy, SequenceClassifier};
 use crate::random::RandomStream;
 use crate::weights::{resolve, Pretrained};
 
@@ -81,7 +81,7 @@ pub struct Trainer<'r> {
     pub(super) tokenizer: Arc<BertTokenizer>,
     pub(super) data: TrainingData,
     pub(super) vs: VarStore,
-    pub(super) model: BertForSequenceClassification,
+    pub(super) model: SequenceClassifier,
     /// The folder the model was loaded from (`--model`, resolved).
     pub(super) model_dir: std::path::PathBuf,
     /// How each batch's tokens are laid out for the forward (padded or packed), and the kernel

@@ -227,3 +227,64 @@ fn saved_folders_reload_in_transformers_with_equal_logits() {
         assert!(stdout.contains(&format!("\"class\": \"{class}\"")), "{stdout}");
     }
 }
+
+/// A WordPiece vocabulary for the tiny models' 120 ids, with `[PAD]` at the family's pad id (1 for
+/// RoBERTa and XLM-R, 0 otherwise) and the words of `small_csv`'s rows.
+fn write_vocab(dir: &Path, pad_token_id: usize) {
+    let mut vocab: Vec<String> =
+        ["[CLS]", "[SEP]", "[UNK]", "[MASK]"].iter().map(|s| s.to_string()).collect();
+    vocab.insert(pad_token_id, "[PAD]".into());
+    for word in ["a", "short", "review", "number", "held", "out", "text"] {
+        vocab.push(word.into());
+    }
+    vocab.extend((0..10).map(|i| i.to_string()));
+    vocab.extend((vocab.len()..120).map(|i| format!("unused{i}")));
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+}
+
+/// `bertfit train` from each family's masked-LM (or pre-training) checkpoint: the trainer builds
+/// the family's classifier, says the head it initialised and the one it set aside, trains, and
+/// saves a folder transformers loads as the family's *ForSequenceClassification with bertfit's
+/// logits.
+#[test]
+fn train_starts_from_each_familys_masked_lm_checkpoint() {
+    let work = temp_dir("families_train");
+    let data = crate::common::small_csv(&work);
+    let mut jobs = Vec::new();
+    let mut ours = Vec::new();
+    for family in FAMILIES {
+        let model = work.join(family).join("model");
+        std::fs::create_dir_all(&model).unwrap();
+        let mlm = made().join(family).join("mlm");
+        for file in ["config.json", "model.safetensors"] {
+            std::fs::copy(mlm.join(file), model.join(file)).unwrap();
+        }
+        let pad = if family.contains("roberta") { 1 } else { 0 };
+        write_vocab(&model, pad);
+        let out = work.join(family).join("out");
+        let run = crate::common::TrainRun::tiny(&model, &data, &out).flag("--epochs", "1");
+        let (code, _, stderr) = run.run();
+        assert_eq!(code, 0, "{family}: {stderr}");
+        let class = Family::from_model_type(family).unwrap().architecture();
+        let head = new_head(family, "mlm");
+        let said_new = format!("Some weights of {class} were not initialized");
+        assert!(stderr.contains(&said_new) && head.iter().all(|n| stderr.contains(n)), "{family}: {stderr}");
+        let said_unused =
+            format!("were not used when initializing {class}: [\"{}", other_head(family, "mlm"));
+        assert!(stderr.contains(&said_unused), "{family}: {stderr}");
+        let (_, pre) = load(&out);
+        assert!(pre.report.newly_initialized.is_empty() && pre.report.unused.is_empty(), "{family}");
+        let inputs = made().join(family).join("expected.safetensors");
+        let result = work.join(family).join("hf.safetensors");
+        jobs.push(format!("{}:{}:{}", out.display(), inputs.display(), result.display()));
+        ours.push((family, logits(&pre, &expected(family), None), result));
+    }
+    let args: Vec<&str> = std::iter::once("logits").chain(jobs.iter().map(String::as_str)).collect();
+    run_python(SCRIPT, &args);
+    for (family, bertfit, result) in ours {
+        let hf: HashMap<String, Tensor> = Tensor::read_safetensors(&result).unwrap().into_iter().collect();
+        let diff = max_abs(&bertfit, &hf["logits"]);
+        println!("{family}: trained from its masked-LM checkpoint, reloaded in transformers: max |Δlogit| {diff:.2e}");
+        assert!(diff < TOLERANCE, "{family}: {diff}");
+    }
+}

@@ -228,15 +228,10 @@ impl BertConfig {
         };
         // serde's own message for a wrong type names a line and column, not the key: check the
         // sizes first so the error says which key is wrong.
-        for key in SIZE_KEYS.iter().chain(distilbert::HF_KEYS.iter().map(|(k, _)| k)) {
+        for key in SIZE_KEYS.iter().chain(distilbert::SIZE_KEYS) {
             if let Some(v) = map.get(*key) {
-                if SIZE_KEYS.contains(key) || distilbert::is_size_key(key) {
-                    if !v.is_i64() {
-                        return Err(Error::config(
-                            path,
-                            format!("key '{key}' must be an integer, found {v}"),
-                        ));
-                    }
+                if !v.is_i64() {
+                    return Err(Error::config(path, format!("key '{key}' must be an integer, found {v}")));
                 }
             }
         }

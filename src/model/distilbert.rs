@@ -28,9 +28,8 @@ const NOT_IN_DISTILBERT: &[&str] = &["type_vocab_size", "position_embedding_type
 /// DistilBERT's LayerNorms are built with a fixed eps (`nn.LayerNorm(config.dim, eps=1e-12)`).
 const LAYER_NORM_EPS: f64 = 1e-12;
 
-pub fn is_size_key(key: &str) -> bool {
-    matches!(key, "dim" | "n_layers" | "n_heads" | "hidden_dim")
-}
+/// DistilBertConfig's integer keys that size tensors (checked as integers before reading).
+pub const SIZE_KEYS: &[&str] = &["dim", "n_layers", "n_heads", "hidden_dim"];
 
 /// config.json's DistilBertConfig keys renamed to BertConfig's, before it is read.
 pub fn config_from_hf(map: &mut Map<String, Value>) {

@@ -378,6 +378,20 @@ impl BertConfig {
         }
     }
 
+    /// Sentence pairs give the second text token type 1 (the vocab.txt tokenizer's BERT template),
+    /// which a model with one token type has no embedding row for: refused before any batch, with
+    /// the reason. DistilBERT reads no token types at all.
+    pub fn check_pairs(&self) -> std::result::Result<(), String> {
+        if self.family() == Family::DistilBert || self.type_vocab_size >= 2 {
+            return Ok(());
+        }
+        Err(format!(
+            "sentence pairs: the model ({} with type_vocab_size {}) has no token type 1 for the second \
+             text; its own pair template (`</s></s>`, no token types) is not supported yet",
+            self.model_type, self.type_vocab_size
+        ))
+    }
+
     fn size(&self, key: &str) -> i64 {
         match key {
             "vocab_size" => self.vocab_size,

@@ -53,9 +53,13 @@ impl SavedModel {
         Ok(SavedModel { dir: files.dir, config, tokenizer, head, device, model, layouts, _vs: vs })
     }
 
-    /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings.
+    /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings, and
+    /// sentence pairs against its token types.
     pub fn check_max_length(&self, max_length: usize, pairs: bool) -> Result<()> {
         validate_max_length(max_length, pairs).map_err(|e| Error::usage("--max-length", e.to_string()))?;
+        if pairs {
+            self.config.check_pairs().map_err(|msg| Error::usage("--text-pair-column", msg))?;
+        }
         if max_length as i64 > self.config.max_sequence_length() {
             return Err(Error::usage(
                 "--max-length",

@@ -46,8 +46,12 @@ pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<BertToke
     Ok(tokenizer)
 }
 
-/// `--max-length` against the model's position embeddings.
+/// `--max-length` against the model's position embeddings, and sentence pairs against its token
+/// types.
 pub fn check_max_length(args: &TrainArgs, config: &BertConfig) -> Result<()> {
+    if args.columns.text_pair.is_some() {
+        config.check_pairs().map_err(|msg| Error::usage("--text-pair-column", msg))?;
+    }
     // RoBERTa's positions start after the pad id: its table holds 2 fewer tokens than its size.
     if args.max_length as i64 > config.max_sequence_length() {
         return Err(Error::usage(

@@ -375,26 +375,22 @@ fn repeated_label_names_and_other_model_types_are_refused() {
     assert_refused(&["evaluate", "--model", s(&dup), "--data", s(&data), "--device", "cpu"], &needles);
     assert!(!out.exists());
 
+    // An architecture bertfit does not build, refused by name; a supported family whose weights
+    // are BERT's (the `bert.` prefix) is refused by the weights' names.
+    let gpt2 = model_with_config(&dir.join("gpt2"), |c| c["model_type"] = "gpt2".into());
+    let needles = ["config.json: model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta"];
+    assert_refused(
+        &["predict", "--model", s(&gpt2), "--data", s(&texts), "--output", s(&out), "--device", "cpu"],
+        &needles,
+    );
     let roberta = model_with_config(&dir.join("roberta"), |c| c["model_type"] = "roberta".into());
-    let needles =
-        ["config.json: model_type 'roberta' is not supported; bertfit fine-tunes BERT (model_type 'bert')"];
     assert_refused(
         &["predict", "--model", s(&roberta), "--data", s(&texts), "--output", s(&out), "--device", "cpu"],
-        &needles,
+        &["tensor(s) the model has no place for: 'bert."],
     );
     let train_out = dir.join("train_out");
     assert_refused(
-        &[
-            "train",
-            "--model",
-            s(&roberta),
-            "--data",
-            s(&data),
-            "--output-dir",
-            s(&train_out),
-            "--device",
-            "cpu",
-        ],
+        &["train", "--model", s(&gpt2), "--data", s(&data), "--output-dir", s(&train_out), "--device", "cpu"],
         &needles,
     );
     // Negative control: the unedited copy predicts.

@@ -9,6 +9,7 @@ mod conventions;
 mod data;
 mod dist;
 mod docs;
+mod families;
 mod hardening;
 mod hardening2;
 mod hf_data;

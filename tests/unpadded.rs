@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use bertfit::model::{
-    cross_entropy, AttentionCore, BertConfig, BertForSequenceClassification, Layout, LayoutPolicy, Packing,
+    cross_entropy, AttentionCore, BertConfig, Layout, LayoutPolicy, Packing, SequenceClassifier,
 };
 use bertfit::weights::{from_pretrained, resolve, Pretrained};
 use tch::nn::{self, OptimizerConfig};
@@ -62,7 +62,7 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-fn assert_logits_equal(model: &BertForSequenceClassification, name: &str) {
+fn assert_logits_equal(model: &SequenceClassifier, name: &str) {
     for (what, b) in batches() {
         let padded =
             tch::no_grad(|| model.forward_t(&b.ids, &b.types, &Layout::padded(&b.mask, Device::Cpu), false));

@@ -2,7 +2,7 @@
 //! UTF-8) into the two files; a tokenizer that loads then encodes a few texts (and the input's
 //! tail as text) at a small max length.
 #![no_main]
-use bertfit::data::tokenize::BertTokenizer;
+use bertfit::data::tokenize::Tokenizer;
 use libfuzzer_sys::fuzz_target;
 
 include!("common.rs");
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = std::fs::remove_file(&config_path);
         }
     }
-    let Ok(tok) = BertTokenizer::from_dir(&dir) else { return };
+    let Ok(tok) = Tokenizer::from_dir(&dir) else { return };
     let tail = String::from_utf8_lossy(config.unwrap_or(vocab));
     for text in ["hello world", "Ünïcödé 漢字 [MASK] test", tail.as_ref()] {
         let _ = tok.encode(text, None, 8);

@@ -1,4 +1,5 @@
-//! BertAttention = BertSelfAttention (through `scaled_dot_product_attention`, as HF's default "sdpa"
+//! BertAttention (modeling_bert.py; RoBERTa, XLM-R and ELECTRA have the same module under their
+//! own class names) = BertSelfAttention (through `scaled_dot_product_attention`, as HF's default "sdpa"
 //! attention implementation calls it) + BertSelfOutput.
 use tch::nn::Path;
 use tch::Tensor;
@@ -32,45 +33,70 @@ impl BertSelfAttention {
     }
 
     /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape. The
-    /// projections are per token; only the attention core differs: SDPA over the padded rows with
-    /// their mask (`None` when nothing is padded: HF passes `None` then too, which lets SDPA pick
-    /// its fused kernel), or the packed layout's attention core over its sequences (`super::varlen`).
+    /// projections are per token; only the attention core ([`attention_core`]) sees the layout.
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let query_layer = self.query.forward(hidden_states);
         let key_layer = self.key.forward(hidden_states);
         let value_layer = self.value.forward(hidden_states);
-        let scaling = (self.attention_head_size as f64).powf(-0.5);
+        let heads = Heads {
+            num_attention_heads: self.num_attention_heads,
+            attention_head_size: self.attention_head_size,
+        };
         let dropout = if train { self.dropout } else { 0.0 };
-        let (nh, hs) = (self.num_attention_heads, self.attention_head_size);
-        match layout {
-            Layout::Padded { attention_mask } => {
-                let (b, t, _) = hidden_states.size3().unwrap_or((0, 0, 0));
-                let heads = |x: Tensor| x.view([b, t, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
-                let attn_output = Tensor::scaled_dot_product_attention(
-                    &heads(query_layer),
-                    &heads(key_layer),
-                    &heads(value_layer),
-                    attention_mask.as_ref(),
-                    dropout,
-                    false,
-                    Some(scaling),
-                    false,
-                ); // (B, nh, T, hs)
-                attn_output.transpose(1, 2).reshape([b, t, -1])
-            }
-            Layout::Packed { packing, attention } => {
-                let heads = |x: Tensor| x.view([-1, nh, hs]); // (N, nh, hs)
-                let (query_layer, key_layer, value_layer) =
-                    (heads(query_layer), heads(key_layer), heads(value_layer));
-                let qkv = PackedQkv {
-                    query: &query_layer,
-                    key: &key_layer,
-                    value: &value_layer,
-                    dropout,
-                    scale: scaling,
-                };
-                attention.attention(packing, &qkv)
-            }
+        attention_core(&query_layer, &key_layer, &value_layer, heads, layout, dropout)
+    }
+}
+
+/// The head split of an attention module.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub num_attention_heads: i64,
+    pub attention_head_size: i64,
+}
+
+/// Softmax attention of projected (B, T, H) or packed (N, H) query, key and value -> the same
+/// shape, heads merged; `dropout` on the attention weights (0 in eval). Shared by every family's
+/// self-attention (HF's `attention_interface` call, "sdpa" by default): SDPA over the padded rows
+/// with their mask (`None` when nothing is padded: HF passes `None` then too, which lets SDPA pick
+/// its fused kernel), or the packed layout's attention core over its sequences (`super::varlen`).
+pub fn attention_core(
+    query_layer: &Tensor,
+    key_layer: &Tensor,
+    value_layer: &Tensor,
+    heads: Heads,
+    layout: &Layout,
+    dropout: f64,
+) -> Tensor {
+    let (nh, hs) = (heads.num_attention_heads, heads.attention_head_size);
+    let scaling = (hs as f64).powf(-0.5);
+    match layout {
+        Layout::Padded { attention_mask } => {
+            let (b, t, _) = query_layer.size3().unwrap_or((0, 0, 0));
+            let heads = |x: &Tensor| x.view([b, t, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
+            let attn_output = Tensor::scaled_dot_product_attention(
+                &heads(query_layer),
+                &heads(key_layer),
+                &heads(value_layer),
+                attention_mask.as_ref(),
+                dropout,
+                false,
+                Some(scaling),
+                false,
+            ); // (B, nh, T, hs)
+            attn_output.transpose(1, 2).reshape([b, t, -1])
+        }
+        Layout::Packed { packing, attention } => {
+            let heads = |x: &Tensor| x.view([-1, nh, hs]); // (N, nh, hs)
+            let (query_layer, key_layer, value_layer) =
+                (heads(query_layer), heads(key_layer), heads(value_layer));
+            let qkv = PackedQkv {
+                query: &query_layer,
+                key: &key_layer,
+                value: &value_layer,
+                dropout,
+                scale: scaling,
+            };
+            attention.attention(packing, &qkv)
         }
     }
 }

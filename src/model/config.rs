@@ -1,5 +1,8 @@
 //! `BertConfig`, read from an HF `config.json` with HF's field names and defaults
-//! (transformers/models/bert/configuration_bert.py).
+//! (transformers/models/bert/configuration_bert.py). It also holds the configs of the BERT-like
+//! families (`model_type` roberta, xlm-roberta, electra, distilbert: see [`Family`]), whose config
+//! classes are BertConfig's fields plus a few: each family's defaults fill the keys its config.json
+//! leaves out, and DistilBertConfig's own key names are read and written as DistilBERT spells them.
 //!
 //! Fields bertfit does not use are kept in `extra` and written back unchanged, so a saved model's
 //! config.json still says everything the original said.
@@ -9,6 +12,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::distilbert;
+use super::family::{config_defaults, Family};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,6 +47,16 @@ pub struct BertConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architectures: Option<Vec<String>>,
     pub model_type: String,
+    /// ElectraConfig's `embedding_size`: the embeddings' width, projected to `hidden_size` by
+    /// `electra.embeddings_project` when they differ. `None` for the other families.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<i64>,
+    /// DistilBertConfig's dropout before its classifier (HF default 0.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq_classif_dropout: Option<f64>,
+    /// DistilBertConfig's fixed sine/cosine position embeddings (only `false` is supported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinusoidal_pos_embds: Option<bool>,
     /// Everything else in config.json, kept verbatim.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, Value>,
@@ -110,6 +125,9 @@ impl Default for BertConfig {
             problem_type: None,
             architectures: None,
             model_type: "bert".into(),
+            embedding_size: None,
+            seq_classif_dropout: None,
+            sinusoidal_pos_embds: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -196,37 +214,43 @@ impl BertConfig {
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| Error::config(path, format!("invalid config: {e}")))?;
-        let Value::Object(map) = &value else {
+        let Value::Object(mut map) = value else {
             return Err(Error::config(path, "expected a JSON object"));
+        };
+        // Another architecture's config reads as a BertConfig (serde fills the defaults), and its
+        // weights might even load by name: the family is decided first, by name.
+        let family = match map.get("model_type") {
+            None => Family::Bert,
+            Some(Value::String(t)) => Family::from_model_type(t).map_err(|m| Error::config(path, m))?,
+            Some(v) => {
+                return Err(Error::config(path, format!("key 'model_type' must be a string, found {v}")))
+            }
         };
         // serde's own message for a wrong type names a line and column, not the key: check the
         // sizes first so the error says which key is wrong.
-        for key in SIZE_KEYS {
+        for key in SIZE_KEYS.iter().chain(distilbert::SIZE_KEYS) {
             if let Some(v) = map.get(*key) {
                 if !v.is_i64() {
                     return Err(Error::config(path, format!("key '{key}' must be an integer, found {v}")));
                 }
             }
         }
-        let cfg: BertConfig =
-            serde_json::from_value(value).map_err(|e| Error::config(path, format!("invalid config: {e}")))?;
+        if family == Family::DistilBert {
+            distilbert::config_from_hf(&mut map);
+        }
+        for (key, default) in config_defaults(family) {
+            map.entry(key).or_insert(default);
+        }
+        let cfg: BertConfig = serde_json::from_value(Value::Object(map))
+            .map_err(|e| Error::config(path, format!("invalid config: {e}")))?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
     /// Checks what would otherwise fail deep inside a forward pass.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        // Another architecture's config reads as a BertConfig (serde fills the defaults), and its
-        // weights might even load by name: refuse it by name instead of running it as BERT.
-        if self.model_type != "bert" {
-            return Err(Error::config(
-                path,
-                format!(
-                    "model_type '{}' is not supported; bertfit fine-tunes BERT (model_type 'bert')",
-                    self.model_type
-                ),
-            ));
-        }
+        let family = Family::from_model_type(&self.model_type).map_err(|m| Error::config(path, m))?;
+        self.check_family_keys(family).map_err(|msg| Error::config(path, msg))?;
         self.check_sizes().map_err(|msg| Error::config(path, msg))?;
         if !SUPPORTED_ACTIVATIONS.contains(&self.hidden_act.as_str()) {
             return Err(Error::config(
@@ -247,6 +271,7 @@ impl BertConfig {
             ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
             ("attention_probs_dropout_prob", Some(self.attention_probs_dropout_prob)),
             ("classifier_dropout", self.classifier_dropout),
+            ("seq_classif_dropout", self.seq_classif_dropout),
         ] {
             if let Some(p) = p {
                 if !(0.0..1.0).contains(&p) {
@@ -313,6 +338,60 @@ impl BertConfig {
         Ok(())
     }
 
+    /// The keys only some families have: present where the family needs them, sizes in bounds,
+    /// and what bertfit does not build refused by name.
+    fn check_family_keys(&self, family: Family) -> std::result::Result<(), String> {
+        if family == Family::Electra {
+            let e = self.embedding_size.unwrap_or(self.hidden_size);
+            let max = LIMITS[1].1;
+            if e <= 0 || e > max {
+                return Err(format!("key 'embedding_size' must be in 1..={max}, got {e}"));
+            }
+        }
+        if family == Family::DistilBert && self.sinusoidal_pos_embds == Some(true) {
+            return Err("key 'sinusoidal_pos_embds': fixed sinusoidal position embeddings are not \
+                        supported; bertfit fine-tunes DistilBERT with learned ones (false)"
+                .into());
+        }
+        Ok(())
+    }
+
+    /// The family config.json's `model_type` names (checked when the config was read).
+    pub fn family(&self) -> Family {
+        Family::from_model_type(&self.model_type).unwrap_or(Family::Bert)
+    }
+
+    /// ELECTRA's embedding width (`embedding_size`), `hidden_size` for the other families.
+    pub fn embedding_size(&self) -> i64 {
+        match self.family() {
+            Family::Electra => self.embedding_size.unwrap_or(self.hidden_size),
+            _ => self.hidden_size,
+        }
+    }
+
+    /// The longest sequence the position embeddings take: RoBERTa's position ids start after
+    /// `padding_idx` (`create_position_ids_from_input_ids`), so 2 fewer than its table for pad 1.
+    pub fn max_sequence_length(&self) -> i64 {
+        match self.family() {
+            Family::Roberta | Family::XlmRoberta => self.max_position_embeddings - self.pad_token_id - 1,
+            _ => self.max_position_embeddings,
+        }
+    }
+
+    /// Sentence pairs give the second text token type 1 (the vocab.txt tokenizer's BERT template),
+    /// which a model with one token type has no embedding row for: refused before any batch, with
+    /// the reason. DistilBERT reads no token types at all.
+    pub fn check_pairs(&self) -> std::result::Result<(), String> {
+        if self.family() == Family::DistilBert || self.type_vocab_size >= 2 {
+            return Ok(());
+        }
+        Err(format!(
+            "sentence pairs: the model ({} with type_vocab_size {}) has no token type 1 for the second \
+             text; its own pair template (`</s></s>`, no token types) is not supported yet",
+            self.model_type, self.type_vocab_size
+        ))
+    }
+
     fn size(&self, key: &str) -> i64 {
         match key {
             "vocab_size" => self.vocab_size,
@@ -343,8 +422,13 @@ impl BertConfig {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// The head's dropout: `classifier_dropout`, else `hidden_dropout_prob` (BERT, RoBERTa,
+    /// ELECTRA); DistilBERT's is `seq_classif_dropout`.
     pub fn classifier_dropout_prob(&self) -> f64 {
-        self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
+        match self.family() {
+            Family::DistilBert => self.seq_classif_dropout.unwrap_or(0.2),
+            _ => self.classifier_dropout.unwrap_or(self.hidden_dropout_prob),
+        }
     }
 
     /// Labels in id order from `id2label`, if the config has them.
@@ -386,9 +470,14 @@ impl BertConfig {
         self.id2label.as_ref().map(|m| m.len() as i64).unwrap_or(2)
     }
 
+    /// config.json's text, with the family's own key names (DistilBertConfig's `dim`, `n_layers`...).
     pub fn to_json_pretty(&self) -> String {
         // Serialising plain data cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let (Family::DistilBert, Value::Object(map)) = (self.family(), &mut value) {
+            distilbert::config_to_hf(map);
+        }
+        serde_json::to_string_pretty(&value).unwrap_or_default()
     }
 }
 
@@ -450,10 +539,43 @@ mod tests {
 
     #[test]
     fn other_architectures_and_repeated_label_names_are_refused() {
-        let err = refused(r#"{"model_type": "roberta"}"#);
-        assert!(err.contains("model_type 'roberta' is not supported; bertfit fine-tunes BERT"), "{err}");
+        let err = refused(r#"{"model_type": "gpt2"}"#);
+        assert!(
+            err.contains("model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta"),
+            "{err}"
+        );
+        let err = refused(r#"{"model_type": "deberta-v2"}"#);
+        assert!(err.contains("'deberta-v2' is not supported yet (it is planned)"), "{err}");
         let err = refused(r#"{"id2label": {"0": "spam", "1": "ham", "2": "spam"}}"#);
         assert!(err.contains("ids 0 and 2 both name the label 'spam'"), "{err}");
+    }
+
+    #[test]
+    fn families_take_their_config_class_defaults() {
+        let read = |json: &str| BertConfig::from_json(json, Path::new("c.json")).unwrap();
+        let roberta = read(r#"{"model_type": "roberta"}"#);
+        assert_eq!(
+            (roberta.pad_token_id, roberta.vocab_size, roberta.max_sequence_length()),
+            (1, 50265, 510)
+        );
+        let electra = read(r#"{"model_type": "electra"}"#);
+        assert_eq!((electra.embedding_size(), electra.hidden_size), (128, 256));
+        let d = read(
+            r#"{"model_type": "distilbert", "dim": 64, "n_heads": 4, "hidden_dim": 99, "activation": "relu"}"#,
+        );
+        assert_eq!(
+            (d.hidden_size, d.num_attention_heads, d.intermediate_size, d.num_hidden_layers),
+            (64, 4, 99, 6)
+        );
+        assert_eq!((d.hidden_act.as_str(), d.classifier_dropout_prob()), ("relu", 0.2));
+        let text = d.to_json_pretty();
+        assert!(
+            text.contains("\"dim\": 64") && text.contains("\"n_layers\": 6") && !text.contains("hidden_size"),
+            "{text}"
+        );
+        assert_eq!(BertConfig::from_json(&text, Path::new("c.json")).unwrap(), d);
+        assert!(refused(r#"{"model_type": "distilbert", "sinusoidal_pos_embds": true}"#)
+            .contains("sinusoidal_pos_embds"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! BertEmbeddings (modeling_bert.py `BertEmbeddings`): word + token type + absolute position,
-//! then LayerNorm and dropout.
+//! then LayerNorm and dropout. ELECTRA's `ElectraEmbeddings` is the same module at its
+//! `embedding_size` width ([`BertConfig::embedding_size`]).
 use tch::nn::Path;
 use tch::Tensor;
 
@@ -18,26 +19,27 @@ pub struct BertEmbeddings {
 
 impl BertEmbeddings {
     pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        let dim = cfg.embedding_size();
         BertEmbeddings {
             word_embeddings: Embedding::new(
                 &p / "word_embeddings",
                 cfg.vocab_size,
-                cfg.hidden_size,
+                dim,
                 Some(cfg.pad_token_id),
             ),
             position_embeddings: Embedding::new(
                 &p / "position_embeddings",
                 cfg.max_position_embeddings,
-                cfg.hidden_size,
+                dim,
                 None,
             ),
             token_type_embeddings: Embedding::new(
                 &p / "token_type_embeddings",
                 cfg.type_vocab_size,
-                cfg.hidden_size,
+                dim,
                 None,
             ),
-            layer_norm: LayerNorm::new(&p / "LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
+            layer_norm: LayerNorm::new(&p / "LayerNorm", dim, cfg.layer_norm_eps),
             dropout: cfg.hidden_dropout_prob,
         }
     }

@@ -30,13 +30,18 @@ pub struct ModelFlops {
 }
 
 impl ModelFlops {
-    /// The counts of BertForSequenceClassification with `cfg` (its `num_labels` outputs).
-    pub fn bert(cfg: &BertConfig) -> Self {
+    /// The counts of the `*ForSequenceClassification` of `cfg`'s family with its `num_labels`
+    /// outputs. Every family bertfit runs has the same encoder layer and a two-matmul head on one
+    /// token (BERT's pooler + classifier, RoBERTa's and ELECTRA's dense + out_proj, DistilBERT's
+    /// pre_classifier + classifier); ELECTRA adds the projection of its narrower embeddings.
+    pub fn of(cfg: &BertConfig) -> Self {
         let (h, i, l) = (cfg.hidden_size as f64, cfg.intermediate_size as f64, cfg.num_hidden_layers as f64);
         // Q, K, V and the attention output (4 H x H), intermediate (H x I), output (I x H).
         let per_layer = 4.0 * h * h + 2.0 * h * i;
+        let e = cfg.embedding_size() as f64;
+        let projection = if e != h { e * h } else { 0.0 };
         ModelFlops {
-            token_matmul_weights: l * per_layer,
+            token_matmul_weights: l * per_layer + projection,
             sequence_matmul_weights: h * h + h * cfg.num_labels() as f64,
             attention_width: l * h,
         }
@@ -81,7 +86,7 @@ mod tests {
 
     #[test]
     fn counts_a_tiny_model_by_hand() {
-        let f = ModelFlops::bert(&tiny());
+        let f = ModelFlops::of(&tiny());
         // Per layer: Q, K, V, attention output 4 x (4x4) = 64, intermediate 4x8 = 32, output 8x4 = 32.
         assert_eq!(f.token_matmul_weights, 2.0 * 128.0);
         // Pooler 4x4, classifier 4x3.
@@ -102,7 +107,7 @@ mod tests {
     fn bert_base_is_the_usual_85m_matmul_weights() {
         let mut cfg = BertConfig::default();
         cfg.id2label = Some([("0".into(), "a".into()), ("1".into(), "b".into())].into());
-        let f = ModelFlops::bert(&cfg);
+        let f = ModelFlops::of(&cfg);
         // 12 x (4·768² + 2·768·3072) = 84,934,656
         assert_eq!(f.token_matmul_weights, 84_934_656.0);
         // At 128 tokens, attention adds 12·L·H·n / 6·N = 2·9216·128 / 84.9M ≈ 2.8% per token.

@@ -1,7 +1,8 @@
 //! How a batch's tokens lie in the hidden states the encoder passes along: padded rows or packed
 //! real tokens. Every encoder layer is per token except the attention core, so the layout is
 //! built once per batch, handed down unchanged, and only the embeddings (which tokens, which
-//! positions), `BertSelfAttention` and the pooler (where each sequence's first token is) look at it.
+//! positions), the attention core (`attention::attention_core`, every family's) and the pooler or
+//! classification head (where each sequence's first token is) look at it.
 //!
 //! [`LayoutPolicy::for_batch`] is the one place a batch's layout is decided, for training,
 //! evaluation and prediction alike: from the host's copy of the attention mask, so that on a GPU

@@ -1,9 +1,15 @@
-//! BERT in the shape of transformers' `modeling_bert.py`: one file per part, HF parameter paths.
+//! BERT in the shape of transformers' `modeling_bert.py` (one file per part, HF parameter paths),
+//! and the BERT-like families beside it, one module each: `roberta` (and XLM-RoBERTa), `electra`,
+//! `distilbert`. [`SequenceClassifier`] is the one type the rest of bertfit holds.
 pub mod attention;
 pub mod bert;
+pub mod classifier;
 pub mod config;
+pub mod distilbert;
+pub mod electra;
 pub mod embeddings;
 pub mod encoder;
+pub mod family;
 pub mod flops;
 pub mod heads;
 pub mod layers;
@@ -11,11 +17,14 @@ pub mod layout;
 pub mod length_groups;
 pub mod names;
 pub mod packing;
+pub mod roberta;
 pub mod sdpa;
 pub mod varlen;
 
 pub use bert::{BertModel, BertModelOutput};
+pub use classifier::SequenceClassifier;
 pub use config::{BertConfig, ProblemType};
+pub use family::Family;
 pub use flops::ModelFlops;
 pub use heads::{cross_entropy, loss, BertForSequenceClassification};
 pub use layout::{Layout, LayoutPolicy};

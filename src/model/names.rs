@@ -1,52 +1,85 @@
-//! The HF state-dict of BertForSequenceClassification: names in `state_dict()` order, and how HF's
-//! `_init_weights` initialises each one. Loading, saving and initialisation all walk this list.
+//! The HF state-dict of each family's `*ForSequenceClassification`: names in `state_dict()` order,
+//! and how HF's `_init_weights` initialises each one. Loading, saving and initialisation all walk
+//! this list. The per-family lists live in the family modules; the pieces they share are here.
 
 use super::config::BertConfig;
+use super::family::Family;
 
 /// How `PreTrainedModel._init_weights` initialises a parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum HfInit {
     /// Linear and Embedding weights: normal(0, initializer_range).
     Normal,
-    /// The word-embedding matrix: normal, then the `pad_token_id` row zeroed.
+    /// An embedding with `padding_idx = pad_token_id`: normal, then that row zeroed.
     NormalPaddingZeroed,
     Zeros,
     Ones,
 }
 
-pub const CLASSIFIER_PREFIX: &str = "classifier.";
+/// A state dict's names being listed, in module order.
+#[derive(Debug, Default)]
+pub struct Names(pub Vec<(String, HfInit)>);
 
-/// (name, init) for every parameter, in HF module order.
-pub fn parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
-    use HfInit::*;
-    let mut out: Vec<(String, HfInit)> = Vec::new();
-    let mut push = |name: String, init: HfInit| out.push((name, init));
-    let linear = |push: &mut dyn FnMut(String, HfInit), p: &str| {
-        push(format!("{p}.weight"), Normal);
-        push(format!("{p}.bias"), Zeros);
-    };
-    let layer_norm = |push: &mut dyn FnMut(String, HfInit), p: &str| {
-        push(format!("{p}.weight"), Ones);
-        push(format!("{p}.bias"), Zeros);
-    };
-    push("bert.embeddings.word_embeddings.weight".into(), NormalPaddingZeroed);
-    push("bert.embeddings.position_embeddings.weight".into(), Normal);
-    push("bert.embeddings.token_type_embeddings.weight".into(), Normal);
-    layer_norm(&mut push, "bert.embeddings.LayerNorm");
-    for i in 0..cfg.num_hidden_layers {
-        let l = format!("bert.encoder.layer.{i}");
-        for m in ["query", "key", "value"] {
-            linear(&mut push, &format!("{l}.attention.self.{m}"));
-        }
-        linear(&mut push, &format!("{l}.attention.output.dense"));
-        layer_norm(&mut push, &format!("{l}.attention.output.LayerNorm"));
-        linear(&mut push, &format!("{l}.intermediate.dense"));
-        linear(&mut push, &format!("{l}.output.dense"));
-        layer_norm(&mut push, &format!("{l}.output.LayerNorm"));
+impl Names {
+    pub fn push(&mut self, name: String, init: HfInit) {
+        self.0.push((name, init));
     }
-    linear(&mut push, "bert.pooler.dense");
-    linear(&mut push, "classifier");
-    out
+
+    /// torch.nn.Linear at `p`.
+    pub fn linear(&mut self, p: &str) {
+        self.push(format!("{p}.weight"), HfInit::Normal);
+        self.push(format!("{p}.bias"), HfInit::Zeros);
+    }
+
+    /// torch.nn.LayerNorm at `p`.
+    pub fn layer_norm(&mut self, p: &str) {
+        self.push(format!("{p}.weight"), HfInit::Ones);
+        self.push(format!("{p}.bias"), HfInit::Zeros);
+    }
+
+    /// torch.nn.Embedding at `p`, with `padding_idx = pad_token_id` or none.
+    pub fn embedding(&mut self, p: &str, padding_idx: bool) {
+        let init = if padding_idx { HfInit::NormalPaddingZeroed } else { HfInit::Normal };
+        self.push(format!("{p}.weight"), init);
+    }
+
+    /// BertEncoder at `p` (`{p}.layer.{i}...`), which BERT, RoBERTa, XLM-R and ELECTRA share.
+    pub fn bert_encoder(&mut self, p: &str, cfg: &BertConfig) {
+        for i in 0..cfg.num_hidden_layers {
+            let l = format!("{p}.layer.{i}");
+            for m in ["query", "key", "value"] {
+                self.linear(&format!("{l}.attention.self.{m}"));
+            }
+            self.linear(&format!("{l}.attention.output.dense"));
+            self.layer_norm(&format!("{l}.attention.output.LayerNorm"));
+            self.linear(&format!("{l}.intermediate.dense"));
+            self.linear(&format!("{l}.output.dense"));
+            self.layer_norm(&format!("{l}.output.LayerNorm"));
+        }
+    }
+}
+
+/// (name, init) for every parameter of `cfg`'s family's classification model, in HF module order.
+pub fn parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
+    match cfg.family() {
+        Family::Bert => bert_parameters(cfg),
+        Family::Roberta | Family::XlmRoberta => super::roberta::parameters(cfg),
+        Family::Electra => super::electra::parameters(cfg),
+        Family::DistilBert => super::distilbert::parameters(cfg),
+    }
+}
+
+/// BertForSequenceClassification's.
+fn bert_parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
+    let mut n = Names::default();
+    n.embedding("bert.embeddings.word_embeddings", true);
+    n.embedding("bert.embeddings.position_embeddings", false);
+    n.embedding("bert.embeddings.token_type_embeddings", false);
+    n.layer_norm("bert.embeddings.LayerNorm");
+    n.bert_encoder("bert.encoder", cfg);
+    n.linear("bert.pooler.dense");
+    n.linear("classifier");
+    n.0
 }
 
 #[cfg(test)]

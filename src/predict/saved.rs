@@ -1,4 +1,4 @@
-//! A fine-tuned BertForSequenceClassification folder (bertfit's or transformers' `save_pretrained`)
+//! A fine-tuned `*ForSequenceClassification` folder (bertfit's or transformers' `save_pretrained`)
 //! loaded for inference: config, tokenizer, weights, and what its outputs mean.
 //!
 //! Unlike training, the classifier must come from the checkpoint: a head HF would newly initialise
@@ -13,7 +13,7 @@ use super::head::Head;
 use crate::data::batch::Batch;
 use crate::data::tokenize::{validate_max_length, Tokenizer};
 use crate::error::{Error, Result};
-use crate::model::{unpadded_by_default, BertConfig, BertForSequenceClassification, LayoutPolicy};
+use crate::model::{unpadded_by_default, BertConfig, LayoutPolicy, SequenceClassifier};
 use crate::train::report::Reporter;
 use crate::weights::{from_pretrained, resolve, Pretrained};
 
@@ -23,7 +23,7 @@ pub struct SavedModel {
     pub tokenizer: Arc<Tokenizer>,
     pub head: Head,
     pub device: Device,
-    model: BertForSequenceClassification,
+    model: SequenceClassifier,
     /// Padded or unpadded as the device's default (the same logits, less compute where unpadded).
     layouts: LayoutPolicy,
     /// Owns the weights the model's tensors point into.
@@ -53,14 +53,20 @@ impl SavedModel {
         Ok(SavedModel { dir: files.dir, config, tokenizer, head, device, model, layouts, _vs: vs })
     }
 
-    /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings.
+    /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings, and
+    /// sentence pairs against its token types.
     pub fn check_max_length(&self, max_length: usize, pairs: bool) -> Result<()> {
         validate_max_length(max_length, pairs).map_err(|e| Error::usage("--max-length", e.to_string()))?;
-        if max_length as i64 > self.config.max_position_embeddings {
+        if pairs {
+            self.config.check_pairs().map_err(|msg| Error::usage("--text-pair-column", msg))?;
+        }
+        if max_length as i64 > self.config.max_sequence_length() {
             return Err(Error::usage(
                 "--max-length",
                 format!(
-                    "{max_length} exceeds the model's max_position_embeddings ({})",
+                    "{max_length} exceeds the {} tokens the model's position embeddings hold \
+                     (max_position_embeddings {})",
+                    self.config.max_sequence_length(),
                     self.config.max_position_embeddings
                 ),
             ));

@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn rates_are_flops_over_seconds_against_the_peak() {
-        let m = FlopMeter::new(ModelFlops::bert(&BertConfig::default()), 1e12);
+        let m = FlopMeter::new(ModelFlops::of(&BertConfig::default()), 1e12);
         let r = m.rate(5e11, 2.0);
         assert_eq!((r.flops, r.flops_per_second, r.mfu), (5e11, 2.5e11, 0.25));
     }

@@ -57,14 +57,21 @@ pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<Tokenize
     Ok(tokenizer)
 }
 
-/// `--max-length` against the model's position embeddings.
+/// `--max-length` against the model's position embeddings, and sentence pairs against its token
+/// types.
 pub fn check_max_length(args: &TrainArgs, config: &BertConfig) -> Result<()> {
-    if args.max_length as i64 > config.max_position_embeddings {
+    if args.columns.text_pair.is_some() {
+        config.check_pairs().map_err(|msg| Error::usage("--text-pair-column", msg))?;
+    }
+    // RoBERTa's positions start after the pad id: its table holds 2 fewer tokens than its size.
+    if args.max_length as i64 > config.max_sequence_length() {
         return Err(Error::usage(
             "--max-length",
             format!(
-                "{} exceeds the model's max_position_embeddings ({})",
-                args.max_length, config.max_position_embeddings
+                "{} exceeds the {} tokens the model's position embeddings hold (max_position_embeddings {})",
+                args.max_length,
+                config.max_sequence_length(),
+                config.max_position_embeddings
             ),
         ));
     }
@@ -104,10 +111,20 @@ pub fn model(
     reporter: &mut dyn Reporter,
 ) -> Result<Pretrained> {
     let pretrained = rng.init_weights(|| from_pretrained(files, config, args.device))?;
-    let newly = &pretrained.report.newly_initialized;
+    let report = &pretrained.report;
+    let architecture = config.family().architecture();
+    if !report.unused.is_empty() {
+        reporter.note(&format!(
+            "Some weights of the model checkpoint at {} were not used when initializing {architecture}: \
+             {:?} (another task's head, as in a masked-LM or pre-training checkpoint)",
+            files.dir.display(),
+            report.unused
+        ));
+    }
+    let newly = &report.newly_initialized;
     if !newly.is_empty() {
         reporter.note(&format!(
-            "Some weights of BertForSequenceClassification were not initialized from the model checkpoint at {} \
+            "Some weights of {architecture} were not initialized from the model checkpoint at {} \
              and are newly initialized: {:?}{}",
             files.dir.display(),
             newly,

@@ -35,7 +35,7 @@ use crate::data::tokenize::Tokenizer;
 use crate::data::training_data::{PassPlan, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::error::{Error, Result};
-use crate::model::{BertConfig, BertForSequenceClassification, LayoutPolicy, ModelFlops};
+use crate::model::{BertConfig, LayoutPolicy, ModelFlops, SequenceClassifier};
 use crate::random::RandomStream;
 use crate::weights::{resolve, Pretrained};
 
@@ -85,7 +85,7 @@ pub struct Trainer<'r> {
     pub(super) tokenizer: Arc<Tokenizer>,
     pub(super) data: TrainingData,
     pub(super) vs: VarStore,
-    pub(super) model: BertForSequenceClassification,
+    pub(super) model: SequenceClassifier,
     /// The folder the model was loaded from (`--model`, resolved).
     pub(super) model_dir: std::path::PathBuf,
     /// How each batch's tokens are laid out for the forward (padded or packed), and the kernel
@@ -180,7 +180,7 @@ impl<'r> Trainer<'r> {
             log: LogHistory::new(args.conventions.logging, args.conventions.logging_first_step),
             total_flos: 0.0,
             non_embedding_parameters: setup::non_embedding_parameters(&updater),
-            meter: FlopMeter::new(ModelFlops::bert(&config), peak.peak.flops_per_second),
+            meter: FlopMeter::new(ModelFlops::of(&config), peak.peak.flops_per_second),
             epoch_done: 0.0,
 
             model_dir: files.dir,

@@ -1,6 +1,8 @@
 //! Strict loading of an HF checkpoint into the model's VarStore, as `from_pretrained` does it:
-//! legacy `gamma`/`beta` renamed, the `bert.` prefix accepted or added, `cls.*` and buffers ignored,
-//! every shape checked, only the classifier allowed to be missing (and then initialised as HF does).
+//! legacy `gamma`/`beta` renamed, the family's base-model prefix (`bert.`, `roberta.`...) accepted
+//! or added, buffers ignored, other tasks' heads (`cls.*`, `lm_head.*`...) set aside and said,
+//! every shape checked, only the classification head (and BERT's pooler, which masked-LM
+//! checkpoints lack) allowed to be missing, and then initialised as HF does.
 use std::collections::{BTreeSet, HashMap};
 
 use tch::{Kind, Tensor};
@@ -10,15 +12,18 @@ use super::pickle::read_pytorch_checkpoint;
 use super::resolve::WeightsFile;
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
-use crate::model::names::CLASSIFIER_PREFIX;
+use crate::model::family::Family;
 
 /// What loading did, for the log line HF prints as "Some weights ... were newly initialized".
 #[derive(Debug, Default, Clone)]
 pub struct LoadReport {
     /// Model parameters the checkpoint lacked, initialised with HF's init.
     pub newly_initialized: Vec<String>,
-    /// Checkpoint tensors deliberately skipped (`cls.*` pre-training heads, `position_ids` buffers).
+    /// Checkpoint buffers skipped (`position_ids`, `token_type_ids`): not parameters.
     pub ignored: Vec<String>,
+    /// Checkpoint tensors of another task's head (`cls.*`, `lm_head.*`, RoBERTa's pooler...) that
+    /// the classifier does not use, said as HF says "Some weights ... were not used".
+    pub unused: Vec<String>,
     /// The checkpoint's floating dtype; weights are always kept in fp32.
     pub checkpoint_dtype: Option<Kind>,
 }
@@ -30,11 +35,22 @@ pub fn read_checkpoint(file: &WeightsFile) -> Result<Vec<(String, Tensor)>> {
     }
 }
 
-/// The name a checkpoint key has in BertForSequenceClassification, or `None` if it is to be ignored.
-fn hf_name(key: &str, has_bert_prefix: bool) -> Option<String> {
-    if key.starts_with("cls.") || key.ends_with("position_ids") || key.ends_with("embeddings.token_type_ids")
-    {
-        return None;
+/// Where a checkpoint key goes in the family's classification model.
+#[derive(Debug, PartialEq)]
+enum Place {
+    /// The model parameter of that name.
+    Parameter(String),
+    /// A buffer HF recomputes (`position_ids`, `token_type_ids`): skipped.
+    Buffer,
+    /// Another task's head: skipped and said.
+    OtherHead,
+}
+
+/// Where checkpoint tensor `key` goes; `has_prefix`: the checkpoint names the base model's
+/// parameters with the family's prefix (a task model's checkpoint) or without (a base model's).
+fn place(key: &str, family: Family, has_prefix: bool) -> Place {
+    if key.ends_with("position_ids") || key.ends_with("embeddings.token_type_ids") {
+        return Place::Buffer;
     }
     // Old TF-converted checkpoints name LayerNorm parameters gamma/beta (HF renames them on load).
     let key = if let Some(stem) = key.strip_suffix(".gamma") {
@@ -44,10 +60,16 @@ fn hf_name(key: &str, has_bert_prefix: bool) -> Option<String> {
     } else {
         key.to_string()
     };
-    if has_bert_prefix || key.starts_with(CLASSIFIER_PREFIX) {
-        Some(key)
+    let is_head = family.head_prefixes().iter().any(|p| key.starts_with(p));
+    let name = if has_prefix || is_head || family.is_foreign_head(&key) {
+        key
     } else {
-        Some(format!("bert.{key}"))
+        format!("{}.{key}", family.base_model_prefix())
+    };
+    if family.is_foreign_head(&name) {
+        Place::OtherHead
+    } else {
+        Place::Parameter(name)
     }
 }
 
@@ -59,15 +81,24 @@ pub fn load_pretrained(
 ) -> Result<LoadReport> {
     let path = file.path();
     let tensors = read_checkpoint(file)?;
-    let has_bert_prefix = tensors.iter().any(|(k, _)| k.starts_with("bert."));
+    let family = cfg.family();
+    let prefix = format!("{}.", family.base_model_prefix());
+    let has_prefix = tensors.iter().any(|(k, _)| k.starts_with(&prefix));
     let mut report = LoadReport::default();
     let mut loaded = BTreeSet::new();
     let mut unexpected = Vec::new();
     let mut mismatched = Vec::new();
     for (key, src) in &tensors {
-        let Some(name) = hf_name(key, has_bert_prefix) else {
-            report.ignored.push(key.clone());
-            continue;
+        let name = match place(key, family, has_prefix) {
+            Place::Parameter(name) => name,
+            Place::Buffer => {
+                report.ignored.push(key.clone());
+                continue;
+            }
+            Place::OtherHead => {
+                report.unused.push(key.clone());
+                continue;
+            }
         };
         let Some(dst) = variables.get(&name) else {
             unexpected.push(key.clone());
@@ -94,8 +125,7 @@ pub fn load_pretrained(
     refuse_unplaced(path, mismatched, unexpected)?;
     let mut missing: Vec<String> = variables.keys().filter(|k| !loaded.contains(*k)).cloned().collect();
     missing.sort();
-    let not_allowed: Vec<String> =
-        missing.iter().filter(|k| !k.starts_with(CLASSIFIER_PREFIX)).cloned().collect();
+    let not_allowed: Vec<String> = missing.iter().filter(|k| !family.may_be_missing(k)).cloned().collect();
     if !not_allowed.is_empty() {
         return Err(Error::weights(
             path,
@@ -183,12 +213,38 @@ fn preview(names: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn param(name: &str) -> Place {
+        Place::Parameter(name.into())
+    }
+
     #[test]
     fn names_follow_hf_loading_rules() {
-        assert_eq!(hf_name("embeddings.LayerNorm.gamma", false).unwrap(), "bert.embeddings.LayerNorm.weight");
-        assert_eq!(hf_name("bert.pooler.dense.weight", true).unwrap(), "bert.pooler.dense.weight");
-        assert_eq!(hf_name("classifier.bias", false).unwrap(), "classifier.bias");
-        assert!(hf_name("cls.predictions.bias", true).is_none());
-        assert!(hf_name("embeddings.position_ids", false).is_none());
+        let bert = Family::Bert;
+        assert_eq!(
+            place("embeddings.LayerNorm.gamma", bert, false),
+            param("bert.embeddings.LayerNorm.weight")
+        );
+        assert_eq!(place("bert.pooler.dense.weight", bert, true), param("bert.pooler.dense.weight"));
+        assert_eq!(place("classifier.bias", bert, false), param("classifier.bias"));
+        assert_eq!(place("cls.predictions.bias", bert, true), Place::OtherHead);
+        assert_eq!(place("embeddings.position_ids", bert, false), Place::Buffer);
+    }
+
+    #[test]
+    fn each_family_has_its_prefix_and_heads() {
+        let r = Family::XlmRoberta;
+        assert_eq!(
+            place("encoder.layer.0.output.dense.bias", r, false),
+            param("roberta.encoder.layer.0.output.dense.bias")
+        );
+        assert_eq!(place("pooler.dense.weight", r, false), Place::OtherHead);
+        assert_eq!(place("lm_head.dense.weight", r, true), Place::OtherHead);
+        assert_eq!(place("classifier.out_proj.weight", r, true), param("classifier.out_proj.weight"));
+        let e = Family::Electra;
+        assert_eq!(place("discriminator_predictions.dense.bias", e, true), Place::OtherHead);
+        assert_eq!(place("embeddings_project.weight", e, false), param("electra.embeddings_project.weight"));
+        let d = Family::DistilBert;
+        assert_eq!(place("pre_classifier.weight", d, false), param("pre_classifier.weight"));
+        assert_eq!(place("vocab_projector.bias", d, true), Place::OtherHead);
     }
 }

@@ -1,15 +1,15 @@
-//! `from_pretrained` for BertForSequenceClassification: the model built from its config and filled
+//! `from_pretrained` for the sequence classifier of config.json's family: the model built from its config and filled
 //! from its checkpoint.
 use tch::{nn::VarStore, Device};
 
 use super::load::{load_pretrained, LoadReport};
 use super::resolve::ModelFiles;
 use crate::error::Result;
-use crate::model::{BertConfig, BertForSequenceClassification};
+use crate::model::{BertConfig, SequenceClassifier};
 
 pub struct Pretrained {
     pub vs: VarStore,
-    pub model: BertForSequenceClassification,
+    pub model: SequenceClassifier,
     pub report: LoadReport,
 }
 
@@ -17,7 +17,7 @@ pub struct Pretrained {
 /// `files`' weights into it; weights the checkpoint lacks get HF's init.
 pub fn from_pretrained(files: &ModelFiles, config: &BertConfig, device: Device) -> Result<Pretrained> {
     let vs = VarStore::new(device);
-    let model = BertForSequenceClassification::new(vs.root(), config);
+    let model = SequenceClassifier::new(vs.root(), config);
     let report = load_pretrained(&vs.variables(), config, &files.weights)?;
     Ok(Pretrained { vs, model, report })
 }

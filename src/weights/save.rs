@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use tch::{Kind, Tensor};
 
-use crate::data::tokenize::BertTokenizer;
+use crate::data::tokenize::Tokenizer;
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
 use crate::model::names::parameters;
@@ -24,7 +24,7 @@ pub fn save_pretrained(
     dir: &Path,
     config: &BertConfig,
     variables: &HashMap<String, Tensor>,
-    tokenizer: &BertTokenizer,
+    tokenizer: &Tokenizer,
     extra: &[(&str, &[u8])],
 ) -> Result<()> {
     let staged = StagedDir::new(dir)?;
@@ -61,10 +61,12 @@ fn name_target(err: Error, staged: &Path, target: &Path) -> Error {
     }
 }
 
-/// config.json as HF's `save_pretrained` writes it for BertForSequenceClassification.
+/// config.json as HF's `save_pretrained` writes it for the family's `*ForSequenceClassification`
+/// (its `model_type` kept, `architectures` naming the class `AutoModelForSequenceClassification`
+/// builds).
 pub fn save_config(out: &Path, cfg: &BertConfig) -> Result<()> {
     let mut cfg = cfg.clone();
-    cfg.architectures = Some(vec!["BertForSequenceClassification".into()]);
+    cfg.architectures = Some(vec![cfg.family().architecture().into()]);
     cfg.problem_type.get_or_insert_with(|| "single_label_classification".into());
     write_atomic(&out.join("config.json"), cfg.to_json_pretty().as_bytes())
 }

@@ -55,9 +55,6 @@ pub use tokenizer::{check_vocab, Tokenizer};
 pub use tokenizer_json::TOKENIZER_FILE;
 pub use vocab::vocab_lines;
 
-/// The name [`Tokenizer`] had when bertfit read only BERT's `vocab.txt` (kept for callers not yet
-/// moved to the new name).
-pub type BertTokenizer = Tokenizer;
 
 /// One encoded text (or pair): `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. The attention mask is
 /// all ones over `input_ids`; padding is the collator's job.

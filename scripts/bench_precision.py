@@ -66,11 +66,26 @@ def run_one(trainer, common, work, case, args):
     last = epochs[-1]
     seconds = sum(e["train_seconds"] for e in epochs)
     rows = sum(e["train_samples_per_second"] * e["train_seconds"] for e in epochs)
-    out = {"samples_per_second": round(rows / seconds, 3), "val_accuracy": last.get("val_accuracy")}
+    out = {"samples_per_second": round(rows / seconds, 3), "val_accuracy": last.get("val_accuracy"),
+           "train_seconds": seconds}
     for f in FLOP_FIELDS:
         if f in last:
             out[f] = last[f]
+    if "flops" in last:
+        out["flops"] = sum(e["flops"] for e in epochs)
+        peaks = [json.loads(line) for line in open(metrics) if '"kind":"peak"' in line]
+        out["peak_flops_per_second"] = peaks[0]["flops_per_second"] if peaks else None
     return out
+
+
+def pytorch_mfu(run, bertfit_run):
+    """PyTorch's FLOP/s and MFU on the same rows: bertfit's count of the useful FLOPs (the same
+    batches: the model's matmuls over the real tokens, whatever the padding) over PyTorch's
+    training seconds, against bertfit's measured peak in the same dtype."""
+    flops, peak = bertfit_run.get("flops"), bertfit_run.get("peak_flops_per_second")
+    if flops and peak and "flops_per_second" not in run:
+        run["flops_per_second"] = flops / run["train_seconds"]
+        run["mfu"] = run["flops_per_second"] / peak
 
 
 def ratio(a, b):
@@ -88,6 +103,10 @@ def run_case(length, data, rows, args, work):
         for trainer in TRAINERS[shift:] + TRAINERS[:shift]:
             r = run_one(trainer, common, work, case, args)
             runs[trainer].append(r)
+        for precision in ("fp32", "bf16"):
+            pytorch_mfu(runs[f"pytorch-{precision}"][-1], runs[f"bertfit-{precision}"][-1])
+        for trainer in TRAINERS:
+            r = runs[trainer][-1]
             print(json.dumps({"kind": "run", "case": case, "trainer": trainer, "repeat": repeat, "rows": rows,
                               **r, "load_1": load()[0]}), flush=True)
     medians = {}

@@ -5,15 +5,6 @@ use bertfit::cli::run_classification::{self, Request};
 use bertfit::cli::{Cli, Command, ParseFailure};
 use bertfit::train::report::{Console, JsonLines, Tee};
 
-/// jemalloc for the whole process, libtorch's tensor buffers included (the allocator symbols
-/// are overridden, not just Rust's): glibc's malloc serves every block over 32 MiB (its largest
-/// mmap threshold) with a fresh mmap and returns it at free, so the word-embedding gradient
-/// (30522 x 384 floats, 47 MB for MiniLM; 94 MB for BERT-base), allocated anew by every backward,
-/// was page-faulted in and zeroed by the kernel at every step. jemalloc keeps freed pages for
-/// reuse. (PyTorch's CPU performance guide recommends the same, by LD_PRELOAD.)
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn run(cli: Cli) -> bertfit::Result<()> {
     match cli.command {
         Command::Train(flags) => {

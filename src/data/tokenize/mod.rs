@@ -55,7 +55,6 @@ pub use tokenizer::{check_vocab, Tokenizer};
 pub use tokenizer_json::TOKENIZER_FILE;
 pub use vocab::vocab_lines;
 
-
 /// One encoded text (or pair): `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. The attention mask is
 /// all ones over `input_ids`; padding is the collator's job.
 #[derive(Debug, Clone, PartialEq, Eq)]

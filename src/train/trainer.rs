@@ -108,6 +108,8 @@ pub struct Trainer<'r> {
     pub(super) non_embedding_parameters: usize,
     /// The run's useful FLOPs and step times, for FLOP/s and MFU.
     pub(super) meter: FlopMeter,
+    /// What MFU is measured against; reported (and taken) with the start-up record.
+    pub(super) peak: Option<mfu::PeakRecord>,
     /// HF's `state.epoch`: the fractional epochs done at the last step.
     pub(super) epoch_done: f64,
 
@@ -158,9 +160,6 @@ impl<'r> Trainer<'r> {
         startup.mark("data");
         let Pretrained { vs, model, report } = setup::model(&args, &files, &config, &mut rng, reporter)?;
         startup.mark("weights");
-        let peak = mfu::run_peak(&args)?;
-        reporter.peak(&peak);
-        startup.mark("peak");
         let updater = setup::updater(&args, &config, &vs, &data)?;
         let mut ddp = ddp;
         if let Some(d) = ddp.as_mut() {
@@ -173,6 +172,10 @@ impl<'r> Trainer<'r> {
             args.recipe.gradient_accumulation_steps,
         );
         startup.mark("optimizer");
+        // Reported with the start-up record after the first step: a record written now would
+        // open metrics.jsonl before a resumed run has kept the earlier runs' lines.
+        let peak = mfu::run_peak(&args)?;
+        startup.mark("peak");
         let op_profiler =
             args.profile_ops.clone().filter(|_| is_main).map(|p| StepProfiler::new(p, args.device));
         Ok(Trainer {
@@ -181,6 +184,7 @@ impl<'r> Trainer<'r> {
             total_flos: 0.0,
             non_embedding_parameters: setup::non_embedding_parameters(&updater),
             meter: FlopMeter::new(ModelFlops::of(&config), peak.peak.flops_per_second),
+            peak: Some(peak),
             epoch_done: 0.0,
 
             model_dir: files.dir,
@@ -414,6 +418,9 @@ impl<'r> Trainer<'r> {
         if let Some(mut s) = self.startup.take() {
             s.mark("first_step");
             self.reporter.startup(&s.record());
+            if let Some(peak) = self.peak.take() {
+                self.reporter.peak(&peak);
+            }
         }
         self.global_step += 1;
         pos.epoch_steps += 1;

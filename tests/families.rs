@@ -268,13 +268,10 @@ fn train_starts_from_each_familys_masked_lm_checkpoint() {
         let out = work.join(family).join("out");
         let run = crate::common::TrainRun::tiny(&model, &data, &out).flag("--epochs", "1");
         if family == "roberta" {
-            // One token type: BERT's pair template (second text type 1) is refused, by flag.
+            // One token type, and a tokenizer that gives none (config.json's model_type says
+            // RoBERTa): sentence pairs run, every token of type 0.
             let (code, _, stderr) = run.clone().flag("--text-pair-column", "text").run();
-            assert!(code != 0 && !stderr.contains("panicked"), "{stderr}");
-            assert!(
-                stderr.contains("--text-pair-column") && stderr.contains("type_vocab_size 1"),
-                "{stderr}"
-            );
+            assert_eq!(code, 0, "{stderr}");
         }
         let (code, _, stderr) = run.run();
         assert_eq!(code, 0, "{family}: {stderr}");

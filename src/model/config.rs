@@ -381,13 +381,15 @@ impl BertConfig {
     /// Sentence pairs give the second text token type 1 (the vocab.txt tokenizer's BERT template),
     /// which a model with one token type has no embedding row for: refused before any batch, with
     /// the reason. DistilBERT reads no token types at all.
-    pub fn check_pairs(&self) -> std::result::Result<(), String> {
-        if self.family() == Family::DistilBert || self.type_vocab_size >= 2 {
+    /// `token_types`: whether the tokenizer gives the second text token type 1 (a `tokenizer.json`
+    /// of RoBERTa's kind gives none, and its pairs run with the family's own template).
+    pub fn check_pairs(&self, token_types: bool) -> std::result::Result<(), String> {
+        if !token_types || self.family() == Family::DistilBert || self.type_vocab_size >= 2 {
             return Ok(());
         }
         Err(format!(
-            "sentence pairs: the model ({} with type_vocab_size {}) has no token type 1 for the second \
-             text; its own pair template (`</s></s>`, no token types) is not supported yet",
+            "sentence pairs: the tokenizer gives the second text token type 1, which the model ({} \
+             with type_vocab_size {}) has no embedding for; use the model's own tokenizer.json",
             self.model_type, self.type_vocab_size
         ))
     }
@@ -548,6 +550,17 @@ mod tests {
         assert!(err.contains("'deberta-v2' is not supported yet (it is planned)"), "{err}");
         let err = refused(r#"{"id2label": {"0": "spam", "1": "ham", "2": "spam"}}"#);
         assert!(err.contains("ids 0 and 2 both name the label 'spam'"), "{err}");
+    }
+
+    #[test]
+    fn pairs_need_a_second_token_type_only_where_the_tokenizer_gives_one() {
+        let read = |json: &str| BertConfig::from_json(json, Path::new("c.json")).unwrap();
+        let roberta = read(r#"{"model_type": "roberta", "type_vocab_size": 1}"#);
+        assert!(roberta.check_pairs(false).is_ok(), "RoBERTa's own template: no token types");
+        let err = roberta.check_pairs(true).unwrap_err();
+        assert!(err.contains("type_vocab_size 1"), "{err}");
+        assert!(read(r#"{"model_type": "bert"}"#).check_pairs(true).is_ok());
+        assert!(read(r#"{"model_type": "distilbert"}"#).check_pairs(true).is_ok());
     }
 
     #[test]

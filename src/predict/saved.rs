@@ -58,7 +58,9 @@ impl SavedModel {
     pub fn check_max_length(&self, max_length: usize, pairs: bool) -> Result<()> {
         validate_max_length(max_length, pairs).map_err(|e| Error::usage("--max-length", e.to_string()))?;
         if pairs {
-            self.config.check_pairs().map_err(|msg| Error::usage("--text-pair-column", msg))?;
+            self.config
+                .check_pairs(self.tokenizer.has_token_types())
+                .map_err(|msg| Error::usage("--text-pair-column", msg))?;
         }
         if max_length as i64 > self.config.max_sequence_length() {
             return Err(Error::usage(

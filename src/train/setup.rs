@@ -59,9 +59,11 @@ pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<Tokenize
 
 /// `--max-length` against the model's position embeddings, and sentence pairs against its token
 /// types.
-pub fn check_max_length(args: &TrainArgs, config: &BertConfig) -> Result<()> {
+pub fn check_max_length(args: &TrainArgs, config: &BertConfig, tokenizer: &Tokenizer) -> Result<()> {
     if args.columns.text_pair.is_some() {
-        config.check_pairs().map_err(|msg| Error::usage("--text-pair-column", msg))?;
+        config
+            .check_pairs(tokenizer.has_token_types())
+            .map_err(|msg| Error::usage("--text-pair-column", msg))?;
     }
     // RoBERTa's positions start after the pad id: its table holds 2 fewer tokens than its size.
     if args.max_length as i64 > config.max_sequence_length() {

@@ -155,7 +155,7 @@ impl<'r> Trainer<'r> {
         let is_main = ddp.as_ref().is_none_or(Ddp::is_main);
         let identity = RunIdentity::of(&args, &files)?;
         let OutputFolder { lock, resume, finished_at } = OutputFolder::claim(&args, &identity, is_main)?;
-        setup::check_max_length(&args, &config)?;
+        setup::check_max_length(&args, &config, &tokenizer)?;
         let data = setup::data(&args, &tokenizer, ddp.as_ref(), &mut config, reporter)?;
         startup.mark("data");
         let Pretrained { vs, model, report } = setup::model(&args, &files, &config, &mut rng, reporter)?;

@@ -10,6 +10,7 @@ use super::encoder::BertEncoder;
 use super::layers::Linear;
 use super::layout::Layout;
 use super::names::{HfInit, Names};
+use super::roberta::{HeadActivation, RobertaClassificationHead};
 
 /// ElectraModel: ElectraEmbeddings (= `BertEmbeddings` at `embedding_size`), the optional
 /// `embeddings_project`, ElectraEncoder (= `BertEncoder`).
@@ -47,46 +48,19 @@ impl ElectraModel {
     }
 }
 
-/// ElectraClassificationHead: dropout, dense, GELU (erf; BERT's pooler has tanh here), dropout,
-/// out_proj over the first token.
-#[derive(Debug)]
-pub struct ElectraClassificationHead {
-    dense: Linear,
-    out_proj: Linear,
-    dropout: f64,
-}
-
-impl ElectraClassificationHead {
-    pub fn new(p: Path, cfg: &BertConfig) -> Self {
-        ElectraClassificationHead {
-            dense: Linear::new(&p / "dense", cfg.hidden_size, cfg.hidden_size),
-            out_proj: Linear::new(&p / "out_proj", cfg.hidden_size, cfg.num_labels()),
-            dropout: cfg.classifier_dropout_prob(),
-        }
-    }
-
-    /// features: the encoder's output on `layout` -> logits (B, num_labels).
-    pub fn forward_t(&self, features: &Tensor, layout: &Layout, train: bool) -> Tensor {
-        let x = layout.first_tokens(features); // take <s> token (equiv. to [CLS])
-        let x = x.dropout(self.dropout, train);
-        let x = self.dense.forward(&x).gelu("none"); // get_activation("gelu")
-        let x = x.dropout(self.dropout, train);
-        self.out_proj.forward(&x)
-    }
-}
-
 /// ElectraForSequenceClassification.
 #[derive(Debug)]
 pub struct ElectraForSequenceClassification {
     electra: ElectraModel,
-    classifier: ElectraClassificationHead,
+    /// ElectraClassificationHead: RoBERTa's head with GELU.
+    classifier: RobertaClassificationHead,
 }
 
 impl ElectraForSequenceClassification {
     pub fn new(p: Path, cfg: &BertConfig) -> Self {
         ElectraForSequenceClassification {
             electra: ElectraModel::new(&p / "electra", cfg),
-            classifier: ElectraClassificationHead::new(&p / "classifier", cfg),
+            classifier: RobertaClassificationHead::new(&p / "classifier", cfg, HeadActivation::Gelu),
         }
     }
 

@@ -97,19 +97,32 @@ impl RobertaModel {
 }
 
 /// RobertaClassificationHead: dropout, dense, tanh, dropout, out_proj over the `<s>` token.
+/// ELECTRA's `ElectraClassificationHead` is the same modules with GELU for tanh, so it is this
+/// struct with [`HeadActivation::Gelu`].
 #[derive(Debug)]
 pub struct RobertaClassificationHead {
     dense: Linear,
     out_proj: Linear,
     dropout: f64,
+    activation: HeadActivation,
+}
+
+/// The activation between the head's dense and out_proj.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadActivation {
+    /// RoBERTa's (and XLM-R's) `torch.tanh`.
+    Tanh,
+    /// ELECTRA's `get_activation("gelu")` (erf).
+    Gelu,
 }
 
 impl RobertaClassificationHead {
-    pub fn new(p: Path, cfg: &BertConfig) -> Self {
+    pub fn new(p: Path, cfg: &BertConfig, activation: HeadActivation) -> Self {
         RobertaClassificationHead {
             dense: Linear::new(&p / "dense", cfg.hidden_size, cfg.hidden_size),
             out_proj: Linear::new(&p / "out_proj", cfg.hidden_size, cfg.num_labels()),
             dropout: cfg.classifier_dropout_prob(),
+            activation,
         }
     }
 
@@ -117,7 +130,11 @@ impl RobertaClassificationHead {
     pub fn forward_t(&self, features: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let x = layout.first_tokens(features); // take <s> token (equiv. to [CLS])
         let x = x.dropout(self.dropout, train);
-        let x = self.dense.forward(&x).tanh();
+        let x = self.dense.forward(&x);
+        let x = match self.activation {
+            HeadActivation::Tanh => x.tanh(),
+            HeadActivation::Gelu => x.gelu("none"),
+        };
         let x = x.dropout(self.dropout, train);
         self.out_proj.forward(&x)
     }
@@ -134,7 +151,7 @@ impl RobertaForSequenceClassification {
     pub fn new(p: Path, cfg: &BertConfig) -> Self {
         RobertaForSequenceClassification {
             roberta: RobertaModel::new(&p / "roberta", cfg),
-            classifier: RobertaClassificationHead::new(&p / "classifier", cfg),
+            classifier: RobertaClassificationHead::new(&p / "classifier", cfg, HeadActivation::Tanh),
         }
     }
 

@@ -61,17 +61,22 @@ pub fn lookup(path: &Path, key: &str) -> Option<Peak> {
 /// Records `peak` under `key` unless a higher figure is there already: a lower one means the
 /// probe was disturbed (other processes on the cores), and a peak is the best the machine does.
 pub fn store(path: &Path, key: &str, peak: &Peak) -> Result<()> {
-    match lookup(path, key) {
+    let file = read(path);
+    match file.peaks.get(key) {
         Some(old) if old.flops_per_second >= peak.flops_per_second => Ok(()),
-        _ => replace(path, key, peak),
+        _ => write(path, file, key, peak),
     }
 }
 
 /// Puts `peak` under `key` whatever was there (`bertfit bench-peak`), keeping the file's other
-/// entries. Written atomically: processes starting together (the ranks of one job) each leave a
-/// whole file.
+/// entries.
 pub fn replace(path: &Path, key: &str, peak: &Peak) -> Result<()> {
-    let mut file = read(path);
+    write(path, read(path), key, peak)
+}
+
+/// `file` with `peak` under `key`, written atomically: processes starting together (the ranks of
+/// one job) each leave a whole file.
+fn write(path: &Path, mut file: CacheFile, key: &str, peak: &Peak) -> Result<()> {
     file.peaks.insert(key.to_string(), peak.clone());
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;

@@ -61,7 +61,7 @@ impl BertModel {
         layout: &Layout,
         train: bool,
     ) -> BertModelOutput {
-        let embedding_output = self.embeddings.forward_t(input_ids, token_type_ids, layout, train);
+        let embedding_output = self.embeddings.forward_t(input_ids, Some(token_type_ids), layout, train);
         let last_hidden_state = self.encoder.forward_t(&embedding_output, layout, train);
         let pooler_output = self.pooler.forward(&last_hidden_state, layout);
         BertModelOutput { last_hidden_state, pooler_output }

@@ -7,7 +7,8 @@ use tch::Tensor;
 
 use super::attention::{attention_core, Heads};
 use super::config::BertConfig;
-use super::layers::{activation, Embedding, LayerNorm, Linear};
+use super::embeddings::BertEmbeddings;
+use super::layers::{activation, LayerNorm, Linear};
 use super::layout::Layout;
 use super::names::{HfInit, Names};
 
@@ -53,46 +54,6 @@ pub fn config_to_hf(map: &mut Map<String, Value>) {
         if let Some(v) = map.remove(*bert) {
             map.insert((*ours).into(), v);
         }
-    }
-}
-
-/// modeling_distilbert.py `Embeddings`: word + learned position embeddings, LayerNorm, dropout.
-#[derive(Debug)]
-pub struct Embeddings {
-    word_embeddings: Embedding,
-    position_embeddings: Embedding,
-    layer_norm: LayerNorm,
-    dropout: f64,
-}
-
-impl Embeddings {
-    pub fn new(p: Path, cfg: &BertConfig) -> Self {
-        let dim = cfg.hidden_size;
-        Embeddings {
-            word_embeddings: Embedding::new(
-                &p / "word_embeddings",
-                cfg.vocab_size,
-                dim,
-                Some(cfg.pad_token_id),
-            ),
-            position_embeddings: Embedding::new(
-                &p / "position_embeddings",
-                cfg.max_position_embeddings,
-                dim,
-                None,
-            ),
-            layer_norm: LayerNorm::new(&p / "LayerNorm", dim, LAYER_NORM_EPS),
-            dropout: cfg.hidden_dropout_prob,
-        }
-    }
-
-    /// input_ids (B, T) -> (B, T, dim), or packed (N, dim).
-    pub fn forward_t(&self, input_ids: &Tensor, layout: &Layout, train: bool) -> Tensor {
-        let inputs_embeds = self.word_embeddings.forward(&layout.tokens(input_ids)); // (bs, max_seq_length, dim)
-        let position_ids = layout.position_ids(input_ids);
-        let position_embeddings = self.position_embeddings.forward(&position_ids);
-        let embeddings = inputs_embeds + position_embeddings;
-        self.layer_norm.forward(&embeddings).dropout(self.dropout, train)
     }
 }
 
@@ -188,7 +149,8 @@ impl TransformerBlock {
 /// DistilBertModel: Embeddings and the `transformer.layer` stack.
 #[derive(Debug)]
 pub struct DistilBertModel {
-    embeddings: Embeddings,
+    /// modeling_distilbert.py `Embeddings`: word + learned position embeddings, LayerNorm, dropout.
+    embeddings: BertEmbeddings,
     layer: Vec<TransformerBlock>,
 }
 
@@ -196,13 +158,13 @@ impl DistilBertModel {
     pub fn new(p: Path, cfg: &BertConfig) -> Self {
         let layers = &p / "transformer" / "layer";
         DistilBertModel {
-            embeddings: Embeddings::new(&p / "embeddings", cfg),
+            embeddings: BertEmbeddings::distilbert(&p / "embeddings", cfg),
             layer: (0..cfg.num_hidden_layers).map(|i| TransformerBlock::new(&layers / i, cfg)).collect(),
         }
     }
 
     pub fn forward_t(&self, input_ids: &Tensor, layout: &Layout, train: bool) -> Tensor {
-        let mut hidden_states = self.embeddings.forward_t(input_ids, layout, train);
+        let mut hidden_states = self.embeddings.forward_t(input_ids, None, layout, train);
         for layer_module in &self.layer {
             hidden_states = layer_module.forward_t(&hidden_states, layout, train);
         }

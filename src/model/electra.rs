@@ -40,7 +40,7 @@ impl ElectraModel {
         layout: &Layout,
         train: bool,
     ) -> Tensor {
-        let mut embedding_output = self.embeddings.forward_t(input_ids, token_type_ids, layout, train);
+        let mut embedding_output = self.embeddings.forward_t(input_ids, Some(token_type_ids), layout, train);
         if let Some(embeddings_project) = &self.embeddings_project {
             embedding_output = embeddings_project.forward(&embedding_output);
         }

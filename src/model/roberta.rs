@@ -2,83 +2,27 @@
 //! is the same code under `XLMRoberta*` names, also at `roberta.*`). BERT's encoder; embeddings
 //! whose position ids count from `padding_idx + 1`; no pooler; a dense + tanh head on `<s>`.
 use tch::nn::Path;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::config::BertConfig;
+use super::embeddings::BertEmbeddings;
 use super::encoder::BertEncoder;
-use super::layers::{Embedding, LayerNorm, Linear};
+use super::layers::Linear;
 use super::layout::Layout;
 use super::names::{HfInit, Names};
-
-/// RobertaEmbeddings: BertEmbeddings with fairseq's position ids, and `padding_idx` on the position
-/// table too.
-#[derive(Debug)]
-pub struct RobertaEmbeddings {
-    word_embeddings: Embedding,
-    token_type_embeddings: Embedding,
-    layer_norm: LayerNorm,
-    position_embeddings: Embedding,
-    padding_idx: i64,
-    dropout: f64,
-}
-
-impl RobertaEmbeddings {
-    pub fn new(p: Path, cfg: &BertConfig) -> Self {
-        let (h, pad) = (cfg.hidden_size, cfg.pad_token_id);
-        RobertaEmbeddings {
-            word_embeddings: Embedding::new(&p / "word_embeddings", cfg.vocab_size, h, Some(pad)),
-            token_type_embeddings: Embedding::new(&p / "token_type_embeddings", cfg.type_vocab_size, h, None),
-            layer_norm: LayerNorm::new(&p / "LayerNorm", h, cfg.layer_norm_eps),
-            position_embeddings: Embedding::new(
-                &p / "position_embeddings",
-                cfg.max_position_embeddings,
-                h,
-                Some(pad),
-            ),
-            padding_idx: pad,
-            dropout: cfg.hidden_dropout_prob,
-        }
-    }
-
-    /// input_ids, token_type_ids: (B, T) int64 -> (B, T, H), or packed (N, H). Positions come from
-    /// the ids, not the attention mask, as in HF: a pad token keeps position `padding_idx`.
-    pub fn forward_t(
-        &self,
-        input_ids: &Tensor,
-        token_type_ids: &Tensor,
-        layout: &Layout,
-        train: bool,
-    ) -> Tensor {
-        let position_ids = create_position_ids_from_input_ids(input_ids, self.padding_idx);
-        let inputs_embeds = self.word_embeddings.forward(&layout.tokens(input_ids));
-        let token_type_embeddings = self.token_type_embeddings.forward(&layout.tokens(token_type_ids));
-        let embeddings = inputs_embeds + token_type_embeddings;
-        let position_embeddings = self.position_embeddings.forward(&layout.tokens(&position_ids));
-        let embeddings = embeddings + position_embeddings;
-        let embeddings = self.layer_norm.forward(&embeddings);
-        embeddings.dropout(self.dropout, train)
-    }
-}
-
-/// fairseq's `make_positions`: non-pad tokens numbered from `padding_idx + 1`, pad tokens
-/// `padding_idx`. (B, T) -> (B, T).
-pub fn create_position_ids_from_input_ids(input_ids: &Tensor, padding_idx: i64) -> Tensor {
-    let mask = input_ids.ne(padding_idx).to_kind(Kind::Int);
-    let incremental_indices = mask.cumsum(1, Kind::Int) * &mask;
-    incremental_indices.to_kind(Kind::Int64) + padding_idx
-}
 
 /// RobertaModel with `add_pooling_layer=False`, as the classifier builds it.
 #[derive(Debug)]
 pub struct RobertaModel {
-    embeddings: RobertaEmbeddings,
+    /// RobertaEmbeddings: BertEmbeddings with fairseq's position ids.
+    embeddings: BertEmbeddings,
     encoder: BertEncoder,
 }
 
 impl RobertaModel {
     pub fn new(p: Path, cfg: &BertConfig) -> Self {
         RobertaModel {
-            embeddings: RobertaEmbeddings::new(&p / "embeddings", cfg),
+            embeddings: BertEmbeddings::roberta(&p / "embeddings", cfg),
             encoder: BertEncoder::new(&p / "encoder", cfg),
         }
     }
@@ -91,7 +35,7 @@ impl RobertaModel {
         layout: &Layout,
         train: bool,
     ) -> Tensor {
-        let embedding_output = self.embeddings.forward_t(input_ids, token_type_ids, layout, train);
+        let embedding_output = self.embeddings.forward_t(input_ids, Some(token_type_ids), layout, train);
         self.encoder.forward_t(&embedding_output, layout, train)
     }
 }
@@ -179,16 +123,4 @@ pub fn parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
     n.linear("classifier.dense");
     n.linear("classifier.out_proj");
     n.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_count_from_after_the_pad_id() {
-        let ids = Tensor::from_slice2(&[[0i64, 5, 6, 2], [0, 7, 1, 1]]);
-        let pos = create_position_ids_from_input_ids(&ids, 1);
-        assert_eq!(Vec::<i64>::try_from(pos.view(-1)).unwrap(), vec![2, 3, 4, 5, 2, 3, 1, 1]);
-    }
 }

@@ -29,9 +29,10 @@ impl<'a> Layouts<'a> {
     pub fn new(batch: &'a Layout, seq_len: i64, window: i64, device: tch::Device) -> Self {
         let local_padded = match batch {
             Layout::Padded { attention_mask } => {
-                // Every key within the window of every query: the band adds nothing (HF's SDPA
-                // mask skip, for the rows it would skip them and a few more, with equal results).
-                let attention_mask = if attention_mask.is_none() && window >= seq_len - 1 {
+                // HF's SDPA mask skip (`_ignore_bidirectional_mask_sdpa`): no padding and rows
+                // shorter than the window, so every key is within it; the same rule, so that
+                // SDPA gets the mask exactly where transformers gives it one.
+                let attention_mask = if attention_mask.is_none() && seq_len < window {
                     None
                 } else {
                     let keys = attention_mask.as_ref().map(|m| m.narrow(2, 0, 1));

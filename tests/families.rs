@@ -183,7 +183,6 @@ fn unknown_and_planned_model_types_are_refused_by_name() {
     let dir = temp_dir("families_model_type");
     for (model_type, needle) in [
         ("gpt2", "model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta, xlm-roberta, electra, distilbert"),
-        ("modernbert", "model_type 'modernbert' is not supported yet (it is planned)"),
         ("deberta-v2", "model_type 'deberta-v2' is not supported yet (it is planned)"),
     ] {
         let path = dir.join(format!("{model_type}.json"));
@@ -234,7 +233,7 @@ fn saved_folders_reload_in_transformers_with_equal_logits() {
 
 /// A WordPiece vocabulary for the tiny models' 120 ids, with `[PAD]` at the family's pad id (1 for
 /// RoBERTa and XLM-R, 0 otherwise) and the words of `small_csv`'s rows.
-fn write_vocab(dir: &Path, pad_token_id: usize) {
+pub(crate) fn write_vocab(dir: &Path, pad_token_id: usize) {
     let mut vocab: Vec<String> =
         ["[CLS]", "[SEP]", "[UNK]", "[MASK]"].iter().map(|s| s.to_string()).collect();
     vocab.insert(pad_token_id, "[PAD]".into());

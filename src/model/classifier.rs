@@ -9,6 +9,7 @@ use super::electra::ElectraForSequenceClassification;
 use super::family::Family;
 use super::heads::BertForSequenceClassification;
 use super::layout::Layout;
+use super::modernbert::ModernBertForSequenceClassification;
 use super::roberta::RobertaForSequenceClassification;
 
 /// transformers' `AutoModelForSequenceClassification`: the family's `*ForSequenceClassification`.
@@ -19,6 +20,7 @@ pub enum SequenceClassifier {
     Roberta(RobertaForSequenceClassification),
     Electra(ElectraForSequenceClassification),
     DistilBert(DistilBertForSequenceClassification),
+    ModernBert(ModernBertForSequenceClassification),
 }
 
 impl SequenceClassifier {
@@ -34,11 +36,14 @@ impl SequenceClassifier {
             Family::DistilBert => {
                 SequenceClassifier::DistilBert(DistilBertForSequenceClassification::new(p, cfg))
             }
+            Family::ModernBert => {
+                SequenceClassifier::ModernBert(ModernBertForSequenceClassification::new(p, cfg))
+            }
         }
     }
 
-    /// Returns logits (B, num_labels). input_ids, token_type_ids: (B, T) int64 (DistilBERT has no
-    /// token types and ignores them); `layout`: the batch's ([`super::LayoutPolicy::for_batch`]).
+    /// Returns logits (B, num_labels). input_ids, token_type_ids: (B, T) int64 (DistilBERT and ModernBERT have no
+    /// token types and ignore them); `layout`: the batch's ([`super::LayoutPolicy::for_batch`]).
     /// The padded and the packed layouts compute the same logits up to float rounding.
     pub fn forward_t(
         &self,
@@ -52,6 +57,7 @@ impl SequenceClassifier {
             SequenceClassifier::Roberta(m) => m.forward_t(input_ids, token_type_ids, layout, train),
             SequenceClassifier::Electra(m) => m.forward_t(input_ids, token_type_ids, layout, train),
             SequenceClassifier::DistilBert(m) => m.forward_t(input_ids, layout, train),
+            SequenceClassifier::ModernBert(m) => m.forward_t(input_ids, layout, train),
         }
     }
 }

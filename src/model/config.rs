@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::distilbert;
 use super::family::{config_defaults, Family};
+use super::modernbert::{self, ModernBertSettings};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -353,6 +354,19 @@ impl BertConfig {
                         supported; bertfit fine-tunes DistilBERT with learned ones (false)"
                 .into());
         }
+        if family == Family::ModernBert {
+            ModernBertSettings::read(self)?;
+            // (A zero head count is check_sizes' to refuse, after this.)
+            if self.num_attention_heads > 0 && self.head_dim() % 2 != 0 {
+                return Err(format!(
+                    "key 'hidden_size': rotary positions need an even head size, and hidden_size {} / \
+                     num_attention_heads {} is {}",
+                    self.hidden_size,
+                    self.num_attention_heads,
+                    self.head_dim()
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -384,7 +398,8 @@ impl BertConfig {
     /// `token_types`: whether the tokenizer gives the second text token type 1 (a `tokenizer.json`
     /// of RoBERTa's kind gives none, and its pairs run with the family's own template).
     pub fn check_pairs(&self, token_types: bool) -> std::result::Result<(), String> {
-        if !token_types || self.family() == Family::DistilBert || self.type_vocab_size >= 2 {
+        let reads_token_types = !matches!(self.family(), Family::DistilBert | Family::ModernBert);
+        if !token_types || !reads_token_types || self.type_vocab_size >= 2 {
             return Ok(());
         }
         Err(format!(
@@ -429,6 +444,8 @@ impl BertConfig {
     pub fn classifier_dropout_prob(&self) -> f64 {
         match self.family() {
             Family::DistilBert => self.seq_classif_dropout.unwrap_or(0.2),
+            // ModernBertConfig's classifier_dropout defaults to 0.0, not to another dropout.
+            Family::ModernBert => self.classifier_dropout.unwrap_or(0.0),
             _ => self.classifier_dropout.unwrap_or(self.hidden_dropout_prob),
         }
     }
@@ -476,8 +493,10 @@ impl BertConfig {
     pub fn to_json_pretty(&self) -> String {
         // Serialising plain data cannot fail.
         let mut value = serde_json::to_value(self).unwrap_or_default();
-        if let (Family::DistilBert, Value::Object(map)) = (self.family(), &mut value) {
-            distilbert::config_to_hf(map);
+        match (self.family(), &mut value) {
+            (Family::DistilBert, Value::Object(map)) => distilbert::config_to_hf(map),
+            (Family::ModernBert, Value::Object(map)) => modernbert::config_to_hf(map),
+            _ => {}
         }
         serde_json::to_string_pretty(&value).unwrap_or_default()
     }

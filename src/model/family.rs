@@ -17,14 +17,22 @@ pub enum Family {
     Electra,
     /// `distilbert` (modeling_distilbert.py).
     DistilBert,
+    /// `modernbert` (modeling_modernbert.py).
+    ModernBert,
 }
 
 /// model_types on the roadmap (issue 21), refused with that said rather than as unknown.
-const PLANNED: &[&str] = &["deberta-v2", "modernbert"];
+const PLANNED: &[&str] = &["deberta-v2"];
 
 impl Family {
-    pub const ALL: [Family; 5] =
-        [Family::Bert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::DistilBert];
+    pub const ALL: [Family; 6] = [
+        Family::Bert,
+        Family::Roberta,
+        Family::XlmRoberta,
+        Family::Electra,
+        Family::DistilBert,
+        Family::ModernBert,
+    ];
 
     /// The family config.json's `model_type` names, or why it is refused.
     pub fn from_model_type(model_type: &str) -> Result<Family, String> {
@@ -47,6 +55,7 @@ impl Family {
             Family::XlmRoberta => "xlm-roberta",
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
+            Family::ModernBert => "modernbert",
         }
     }
 
@@ -57,6 +66,7 @@ impl Family {
             Family::Roberta | Family::XlmRoberta => "roberta",
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
+            Family::ModernBert => "model",
         }
     }
 
@@ -68,6 +78,7 @@ impl Family {
             Family::XlmRoberta => "XLMRobertaForSequenceClassification",
             Family::Electra => "ElectraForSequenceClassification",
             Family::DistilBert => "DistilBertForSequenceClassification",
+            Family::ModernBert => "ModernBertForSequenceClassification",
         }
     }
 
@@ -76,6 +87,9 @@ impl Family {
     pub fn head_prefixes(self) -> &'static [&'static str] {
         match self {
             Family::DistilBert => &["pre_classifier.", "classifier."],
+            // ModernBertPredictionHead is `head.*` in the masked-LM model too: loading one, HF
+            // keeps its head (only `classifier.*` is new); a base model's checkpoint lacks both.
+            Family::ModernBert => &["head.", "classifier."],
             _ => &["classifier."],
         }
     }
@@ -104,6 +118,9 @@ impl Family {
             }
             // DistilBertForMaskedLM.
             Family::DistilBert => &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
+            // ModernBertForMaskedLM's decoder (its weight tied to the embeddings: usually only
+            // `decoder.bias` is saved). Its `head.*` is the classifier's `head.*`.
+            Family::ModernBert => &["decoder."],
         }
     }
 
@@ -142,6 +159,8 @@ pub fn config_defaults(family: Family) -> Vec<(&'static str, Value)> {
             ("seq_classif_dropout", 0.2.into()),
             ("sinusoidal_pos_embds", false.into()),
         ],
+        // ModernBertConfig, its own keys included (`modernbert::settings`).
+        Family::ModernBert => super::modernbert::config_defaults(),
     }
 }
 
@@ -157,8 +176,9 @@ mod tests {
             err.starts_with("model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta"),
             "{err}"
         );
-        let err = Family::from_model_type("modernbert").unwrap_err();
-        assert!(err.contains("'modernbert' is not supported yet (it is planned)"), "{err}");
+        let err = Family::from_model_type("deberta-v2").unwrap_err();
+        assert!(err.contains("'deberta-v2' is not supported yet (it is planned)"), "{err}");
+        assert_eq!(Family::from_model_type("modernbert"), Ok(Family::ModernBert));
     }
 
     #[test]
@@ -168,5 +188,8 @@ mod tests {
         assert!(Family::DistilBert.may_be_missing("pre_classifier.bias"));
         assert!(Family::Roberta.is_foreign_head("lm_head.decoder.weight"));
         assert!(!Family::Roberta.is_foreign_head("classifier.dense.weight"));
+        assert!(Family::ModernBert.may_be_missing("head.dense.weight"));
+        assert!(!Family::ModernBert.is_foreign_head("head.norm.weight"));
+        assert!(Family::ModernBert.is_foreign_head("decoder.bias"));
     }
 }

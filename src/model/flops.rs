@@ -14,9 +14,16 @@
 //!
 //! Left out, as in that count: biases, layer norms, GELU, softmax, dropout, embedding lookups
 //! and the optimizer (elementwise work, a few FLOPs per element; the matmuls are >95% of the
-//! arithmetic at BERT's sizes). HF's `total_flos` (trainer_state.json) is another figure: HF's
+//! arithmetic at BERT's sizes).
+//!
+//! ModernBERT differs in two places: its GeGLU `Wi` is 2·intermediate wide (with `Wqkv` and the
+//! two `Wo`s: 4·H² + 3·H·I weights per layer), and its local layers attend only within the
+//! sliding window, so their two products count the query-key pairs at most `sliding_window`
+//! apart instead of n². HF's `total_flos` (trainer_state.json) is another figure: HF's
 //! `floating_point_ops`, 6 x every non-embedding parameter x the padded `input_ids.numel()`.
 use super::config::BertConfig;
+use super::family::Family;
+use super::modernbert::ModernBertSettings;
 
 /// The FLOP counts of one model, per token and per sequence.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,8 +32,12 @@ pub struct ModelFlops {
     pub token_matmul_weights: f64,
     /// N_head: weights of the matmuls applied once per sequence (pooler and classifier).
     pub sequence_matmul_weights: f64,
-    /// L·H: the factor of attention's n² term.
+    /// L·H: the factor of attention's n² term (the layers that attend over whole sequences).
     pub attention_width: f64,
+    /// L_local·H: the factor of the windowed layers' pair count (ModernBERT's local layers).
+    pub local_attention_width: f64,
+    /// The local layers' window: a query attends to keys at most this far away.
+    pub window: usize,
 }
 
 impl ModelFlops {
@@ -35,6 +46,9 @@ impl ModelFlops {
     /// token (BERT's pooler + classifier, RoBERTa's and ELECTRA's dense + out_proj, DistilBERT's
     /// pre_classifier + classifier); ELECTRA adds the projection of its narrower embeddings.
     pub fn of(cfg: &BertConfig) -> Self {
+        if cfg.family() == Family::ModernBert {
+            return Self::modernbert(cfg);
+        }
         let (h, i, l) = (cfg.hidden_size as f64, cfg.intermediate_size as f64, cfg.num_hidden_layers as f64);
         // Q, K, V and the attention output (4 H x H), intermediate (H x I), output (I x H).
         let per_layer = 4.0 * h * h + 2.0 * h * i;
@@ -44,13 +58,40 @@ impl ModelFlops {
             token_matmul_weights: l * per_layer + projection,
             sequence_matmul_weights: h * h + h * cfg.num_labels() as f64,
             attention_width: l * h,
+            local_attention_width: 0.0,
+            window: 0,
         }
+    }
+
+    /// ModernBertForSequenceClassification's: Wqkv (3·H²), Wo (H²), Wi (H·2I), Wo (I·H) per
+    /// layer; the head's dense (H²) and the classifier on one (pooled) vector per sequence.
+    fn modernbert(cfg: &BertConfig) -> Self {
+        let (h, i, l) = (cfg.hidden_size as f64, cfg.intermediate_size as f64, cfg.num_hidden_layers as f64);
+        let s = ModernBertSettings::of(cfg);
+        let global = s.global_layers.iter().filter(|g| **g).count() as f64;
+        ModelFlops {
+            token_matmul_weights: l * (4.0 * h * h + 3.0 * h * i),
+            sequence_matmul_weights: h * h + h * cfg.num_labels() as f64,
+            attention_width: global * h,
+            local_attention_width: (l - global) * h,
+            window: s.sliding_window.max(0) as usize,
+        }
+    }
+
+    /// The query-key pairs at most `window` apart in a sequence of `n` tokens.
+    pub fn window_pairs(n: usize, window: usize) -> f64 {
+        let reach = window.min(n.saturating_sub(1));
+        // Each token with itself, and each distance d = 1..=reach in both directions (n - d pairs).
+        (n + 2 * (1..=reach).map(|d| n - d).sum::<usize>()) as f64
     }
 
     /// The forward pass over sequences of `lengths` real tokens.
     pub fn forward<I: IntoIterator<Item = usize>>(&self, lengths: I) -> f64 {
-        let (mut tokens, mut squares, mut sequences) = (0.0, 0.0, 0.0);
+        let (mut tokens, mut squares, mut windowed, mut sequences) = (0.0, 0.0, 0.0, 0.0);
         for n in lengths {
+            if self.local_attention_width > 0.0 {
+                windowed += Self::window_pairs(n, self.window);
+            }
             let n = n as f64;
             tokens += n;
             squares += n * n;
@@ -58,6 +99,7 @@ impl ModelFlops {
         }
         2.0 * self.token_matmul_weights * tokens
             + 4.0 * self.attention_width * squares
+            + 4.0 * self.local_attention_width * windowed
             + 2.0 * self.sequence_matmul_weights * sequences
     }
 
@@ -101,6 +143,31 @@ mod tests {
         // Padding is no work: the count depends on the real lengths only.
         assert_eq!(f.training([5, 3]), f.training([3, 5]));
         assert_eq!(f.training(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn counts_a_tiny_modernbert_by_hand() {
+        let json = r#"{"model_type": "modernbert", "hidden_size": 4, "intermediate_size": 6,
+            "num_hidden_layers": 3, "num_attention_heads": 2, "vocab_size": 50, "pad_token_id": 0,
+            "local_attention": 2, "id2label": {"0": "a", "1": "b", "2": "c"}}"#;
+        let cfg = BertConfig::from_json(json, std::path::Path::new("c.json")).unwrap();
+        let f = ModelFlops::of(&cfg);
+        // Per layer: Wqkv 4x12 = 48, attention Wo 4x4 = 16, Wi 4x12 = 48, mlp Wo 6x4 = 24: 136.
+        assert_eq!(f.token_matmul_weights, 3.0 * 136.0);
+        // Head dense 4x4, classifier 4x3.
+        assert_eq!(f.sequence_matmul_weights, 16.0 + 12.0);
+        // Layer 0 global, layers 1 and 2 local (every 3rd global), window 2 / 2 = 1.
+        assert_eq!((f.attention_width, f.local_attention_width, f.window), (4.0, 8.0, 1));
+        // 5 tokens, |q - k| <= 1: 5 diagonal + 2 x 4 neighbours = 13 pairs; 1 token: 1.
+        assert_eq!(ModelFlops::window_pairs(5, 1), 13.0);
+        assert_eq!(ModelFlops::window_pairs(1, 1), 1.0);
+        assert_eq!(ModelFlops::window_pairs(3, 10), 9.0, "a window wider than the sequence: n²");
+        // Two sequences of 5 and 1 tokens. Forward:
+        //   matmuls over tokens: 2 x 408 x 6 tokens = 4896
+        //   global layer: 2 products x 2 FLOPs x (25 + 1) pairs x 4 wide x 1 layer = 416
+        //   local layers: 2 x 2 x (13 + 1) pairs x 4 x 2 layers = 448
+        //   head on one vector each: 2 x 28 x 2 = 112
+        assert_eq!(f.forward([5, 1]), 4896.0 + 416.0 + 448.0 + 112.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! group for a batch of similar lengths, a few for a batch of short and long texts.
 use tch::{Device, Tensor};
 
-use super::sdpa::{attend_padded, PackedQkv};
+use super::sdpa::{attend_padded, windowed_mask, PackedQkv};
 use crate::device::to_device_async;
 
 /// The cost of one more attention call, in the unit of one query-key pair (token²): about what
@@ -126,6 +126,13 @@ impl LengthGroups {
 
     /// q, k, v: (N, nh, hs) packed -> (N, nh * hs).
     pub fn attention(&self, qkv: &PackedQkv) -> Tensor {
+        self.attention_windowed(qkv, None)
+    }
+
+    /// [`attention`](Self::attention) with each query's keys limited to those at most `window`
+    /// positions away, when a window is given (ModernBERT's local layers): the group's key mask
+    /// and the band, one mask.
+    pub fn attention_windowed(&self, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
         let PackedQkv { query, key, value, dropout, scale } = *qkv;
         let (nh, hs) = (query.size()[1], query.size()[2]);
         // One gather for the three.
@@ -135,7 +142,11 @@ impl LengthGroups {
             .iter()
             .map(|g| {
                 let padded = qkv.index_select(0, &g.gather).view([g.rows, g.len, 3, nh, hs]);
-                attend_padded(&padded, g.key_mask.as_ref(), dropout, scale).index_select(0, &g.real)
+                let mask = match window {
+                    Some(w) => Some(windowed_mask(g.key_mask.as_ref(), g.len, w, query.device())),
+                    None => g.key_mask.as_ref().map(Tensor::shallow_clone),
+                };
+                attend_padded(&padded, mask.as_ref(), dropout, scale).index_select(0, &g.real)
             })
             .collect();
         Tensor::cat(&outputs, 0).index_select(0, &self.restore)

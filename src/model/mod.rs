@@ -1,6 +1,6 @@
 //! BERT in the shape of transformers' `modeling_bert.py` (one file per part, HF parameter paths),
 //! and the BERT-like families beside it, one module each: `roberta` (and XLM-RoBERTa), `electra`,
-//! `distilbert`. [`SequenceClassifier`] is the one type the rest of bertfit holds.
+//! `distilbert`; and ModernBERT (`modernbert`), which has its own encoder. [`SequenceClassifier`] is the one type the rest of bertfit holds.
 pub mod attention;
 pub mod bert;
 pub mod classifier;
@@ -15,6 +15,7 @@ pub mod heads;
 pub mod layers;
 pub mod layout;
 pub mod length_groups;
+pub mod modernbert;
 pub mod names;
 pub mod packing;
 pub mod roberta;

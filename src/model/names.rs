@@ -14,6 +14,13 @@ pub enum HfInit {
     NormalPaddingZeroed,
     Zeros,
     Ones,
+    /// ModernBERT's: normal(0, initializer_range) (the generic init of a Linear or Embedding),
+    /// then `trunc_normal_(mean=0, std, a=-cutoff*std, b=cutoff*std)` (its parent module's), two
+    /// draws as HF makes them.
+    NormalThenTruncNormal {
+        std: f64,
+        cutoff: f64,
+    },
 }
 
 /// A state dict's names being listed, in module order.
@@ -66,6 +73,7 @@ pub fn parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
         Family::Roberta | Family::XlmRoberta => super::roberta::parameters(cfg),
         Family::Electra => super::electra::parameters(cfg),
         Family::DistilBert => super::distilbert::parameters(cfg),
+        Family::ModernBert => super::modernbert::parameters(cfg),
     }
 }
 

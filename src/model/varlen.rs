@@ -12,7 +12,7 @@ use std::fmt;
 use tch::{Device, Kind, Tensor};
 
 use super::packing::Packing;
-use super::sdpa::{attend_padded, per_sequence, PackedQkv};
+use super::sdpa::{attend_padded, per_sequence, per_sequence_windowed, windowed_mask, PackedQkv};
 use crate::torch_ext::{self, VarlenKernel};
 
 /// How the packed q/k/v reach `scaled_dot_product_attention`.
@@ -106,6 +106,23 @@ impl PackedAttention {
         }
     }
 
+    /// [`attention`](Self::attention) with each query's keys limited to those at most `window`
+    /// positions away in its row (ModernBERT's local layers; `None`: no window). The per-sequence
+    /// and grouped cores add the band to their masks. The varlen kernels' window arguments are
+    /// not bound (`torch_ext::varlen_attention`), so `Varlen` attends here through the padded
+    /// core with an explicit mask: one masked SDPA call, correct but not the varlen fast path.
+    pub fn attention_windowed(&self, packing: &Packing, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
+        let Some(w) = window else { return self.attention(packing, qkv) };
+        match (self.core, &packing.lengths) {
+            (AttentionCore::PerSequence, Some(lengths)) => per_sequence_windowed(lengths, qkv, Some(w)),
+            (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
+                Some(groups) => groups.attention_windowed(qkv, Some(w)),
+                None => padded_windowed(packing, qkv, Some(w)),
+            },
+            _ => padded_windowed(packing, qkv, Some(w)),
+        }
+    }
+
     /// The varlen kernel's output (N, nh * hs), or `None` when there is none for this input (the
     /// caller attends on the padded layout instead). A refusal is recorded once, and the kernel
     /// is not tried again for this batch.
@@ -149,13 +166,21 @@ impl PackedAttention {
 
 /// The padded core: one scatter of q/k/v into the padded layout, one masked SDPA call, one gather.
 fn padded(packing: &Packing, qkv: &PackedQkv) -> Tensor {
+    padded_windowed(packing, qkv, None)
+}
+
+/// [`padded`], the key mask and the `window` band in one mask when a window is given: the
+/// positions are those of the padded rows, so any padding (left too) is windowed as HF does.
+fn padded_windowed(packing: &Packing, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
     let PackedQkv { query, key, value, dropout, scale } = *qkv;
     let n = query.size()[0];
     // One scatter for the three: (N, 3, nh, hs) -> (B, T, 3, nh, hs).
     let qkv = packing.unpack(&Tensor::stack(&[query, key, value], 1));
-    attend_padded(&qkv, packing.key_mask.as_ref(), dropout, scale)
-        .index_select(0, &packing.indices)
-        .view([n, -1])
+    let mask = match window {
+        Some(w) => Some(windowed_mask(packing.key_mask.as_ref(), packing.seq_len, w, query.device())),
+        None => packing.key_mask.as_ref().map(Tensor::shallow_clone),
+    };
+    attend_padded(&qkv, mask.as_ref(), dropout, scale).index_select(0, &packing.indices).view([n, -1])
 }
 
 /// The kernel for the dtype the projections produced (under autocast: its dtype).

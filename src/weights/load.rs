@@ -246,5 +246,10 @@ mod tests {
         let d = Family::DistilBert;
         assert_eq!(place("pre_classifier.weight", d, false), param("pre_classifier.weight"));
         assert_eq!(place("vocab_projector.bias", d, true), Place::OtherHead);
+        // ModernBertForMaskedLM's `head.*` is the classifier's too: kept; its decoder set aside.
+        let m = Family::ModernBert;
+        assert_eq!(place("head.dense.weight", m, true), param("head.dense.weight"));
+        assert_eq!(place("decoder.bias", m, true), Place::OtherHead);
+        assert_eq!(place("layers.0.attn.Wqkv.weight", m, false), param("model.layers.0.attn.Wqkv.weight"));
     }
 }

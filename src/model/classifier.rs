@@ -4,6 +4,7 @@ use tch::nn::Path;
 use tch::Tensor;
 
 use super::config::BertConfig;
+use super::deberta::DebertaV2ForSequenceClassification;
 use super::distilbert::DistilBertForSequenceClassification;
 use super::electra::ElectraForSequenceClassification;
 use super::family::Family;
@@ -19,6 +20,7 @@ pub enum SequenceClassifier {
     Roberta(RobertaForSequenceClassification),
     Electra(ElectraForSequenceClassification),
     DistilBert(DistilBertForSequenceClassification),
+    DebertaV2(DebertaV2ForSequenceClassification),
 }
 
 impl SequenceClassifier {
@@ -33,6 +35,9 @@ impl SequenceClassifier {
             Family::Electra => SequenceClassifier::Electra(ElectraForSequenceClassification::new(p, cfg)),
             Family::DistilBert => {
                 SequenceClassifier::DistilBert(DistilBertForSequenceClassification::new(p, cfg))
+            }
+            Family::DebertaV2 => {
+                SequenceClassifier::DebertaV2(DebertaV2ForSequenceClassification::new(p, cfg))
             }
         }
     }
@@ -52,6 +57,7 @@ impl SequenceClassifier {
             SequenceClassifier::Roberta(m) => m.forward_t(input_ids, token_type_ids, layout, train),
             SequenceClassifier::Electra(m) => m.forward_t(input_ids, token_type_ids, layout, train),
             SequenceClassifier::DistilBert(m) => m.forward_t(input_ids, layout, train),
+            SequenceClassifier::DebertaV2(m) => m.forward_t(input_ids, token_type_ids, layout, train),
         }
     }
 }

@@ -17,14 +17,22 @@ pub enum Family {
     Electra,
     /// `distilbert` (modeling_distilbert.py).
     DistilBert,
+    /// `deberta-v2` (modeling_deberta_v2.py), which DeBERTa-v3 checkpoints use too.
+    DebertaV2,
 }
 
 /// model_types on the roadmap (issue 21), refused with that said rather than as unknown.
-const PLANNED: &[&str] = &["deberta-v2", "modernbert"];
+const PLANNED: &[&str] = &["modernbert"];
 
 impl Family {
-    pub const ALL: [Family; 5] =
-        [Family::Bert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::DistilBert];
+    pub const ALL: [Family; 6] = [
+        Family::Bert,
+        Family::Roberta,
+        Family::XlmRoberta,
+        Family::Electra,
+        Family::DistilBert,
+        Family::DebertaV2,
+    ];
 
     /// The family config.json's `model_type` names, or why it is refused.
     pub fn from_model_type(model_type: &str) -> Result<Family, String> {
@@ -47,6 +55,7 @@ impl Family {
             Family::XlmRoberta => "xlm-roberta",
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
+            Family::DebertaV2 => "deberta-v2",
         }
     }
 
@@ -57,6 +66,7 @@ impl Family {
             Family::Roberta | Family::XlmRoberta => "roberta",
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
+            Family::DebertaV2 => "deberta",
         }
     }
 
@@ -68,6 +78,7 @@ impl Family {
             Family::XlmRoberta => "XLMRobertaForSequenceClassification",
             Family::Electra => "ElectraForSequenceClassification",
             Family::DistilBert => "DistilBertForSequenceClassification",
+            Family::DebertaV2 => "DebertaV2ForSequenceClassification",
         }
     }
 
@@ -76,6 +87,8 @@ impl Family {
     pub fn head_prefixes(self) -> &'static [&'static str] {
         match self {
             Family::DistilBert => &["pre_classifier.", "classifier."],
+            // ContextPooler is the classifier's, outside `deberta.` (DebertaV2Model has none).
+            Family::DebertaV2 => &["pooler.", "classifier."],
             _ => &["classifier."],
         }
     }
@@ -104,6 +117,9 @@ impl Family {
             }
             // DistilBertForMaskedLM.
             Family::DistilBert => &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
+            // DebertaV2ForMaskedLM: the legacy `cls.predictions.*` head or `lm_predictions.*`
+            // (legacy=False), and the `mask_predictions.*` (RTD) HF ignores on load.
+            Family::DebertaV2 => &["cls.", "lm_predictions.", "mask_predictions."],
         }
     }
 
@@ -142,6 +158,7 @@ pub fn config_defaults(family: Family) -> Vec<(&'static str, Value)> {
             ("seq_classif_dropout", 0.2.into()),
             ("sinusoidal_pos_embds", false.into()),
         ],
+        Family::DebertaV2 => super::deberta::config::class_defaults(),
     }
 }
 

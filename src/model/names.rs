@@ -66,6 +66,7 @@ pub fn parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
         Family::Roberta | Family::XlmRoberta => super::roberta::parameters(cfg),
         Family::Electra => super::electra::parameters(cfg),
         Family::DistilBert => super::distilbert::parameters(cfg),
+        Family::DebertaV2 => super::deberta::parameters(cfg),
     }
 }
 

@@ -36,20 +36,20 @@ fn expected(family: &str) -> HashMap<String, Tensor> {
     Tensor::read_safetensors(path).unwrap().into_iter().collect()
 }
 
-fn load(dir: &Path) -> (BertConfig, Pretrained) {
+pub(crate) fn load(dir: &Path) -> (BertConfig, Pretrained) {
     let files = model_files(dir).unwrap();
     let config = BertConfig::from_file(&files.config).unwrap();
     let pre = from_pretrained(&files, &config, Device::Cpu).unwrap();
     (config, pre)
 }
 
-fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+pub(crate) fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     (a - b).abs().max().double_value(&[])
 }
 
 /// bertfit's eval-mode logits on `e`'s batch, padded or packed.
-fn logits(pre: &Pretrained, e: &HashMap<String, Tensor>, packed: Option<AttentionCore>) -> Tensor {
+pub(crate) fn logits(pre: &Pretrained, e: &HashMap<String, Tensor>, packed: Option<AttentionCore>) -> Tensor {
     let mask = &e["attention_mask"];
     let layout = match packed {
         None => Layout::padded(mask, Device::Cpu),
@@ -184,7 +184,6 @@ fn unknown_and_planned_model_types_are_refused_by_name() {
     for (model_type, needle) in [
         ("gpt2", "model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta, xlm-roberta, electra, distilbert"),
         ("modernbert", "model_type 'modernbert' is not supported yet (it is planned)"),
-        ("deberta-v2", "model_type 'deberta-v2' is not supported yet (it is planned)"),
     ] {
         let path = dir.join(format!("{model_type}.json"));
         std::fs::write(&path, format!(r#"{{"model_type": "{model_type}", "hidden_size": 32}}"#)).unwrap();
@@ -234,7 +233,7 @@ fn saved_folders_reload_in_transformers_with_equal_logits() {
 
 /// A WordPiece vocabulary for the tiny models' 120 ids, with `[PAD]` at the family's pad id (1 for
 /// RoBERTa and XLM-R, 0 otherwise) and the words of `small_csv`'s rows.
-fn write_vocab(dir: &Path, pad_token_id: usize) {
+pub(crate) fn write_vocab(dir: &Path, pad_token_id: usize) {
     let mut vocab: Vec<String> =
         ["[CLS]", "[SEP]", "[UNK]", "[MASK]"].iter().map(|s| s.to_string()).collect();
     vocab.insert(pad_token_id, "[PAD]".into());

@@ -12,7 +12,7 @@
           base/      DebertaV2Model, whose keys have no `deberta.` prefix;
           expected.safetensors  input_ids, attention_mask, token_type_ids (right-padded, rows of
                      several lengths up to 12 so that relative positions reach the log buckets)
-                     and cls/'s eval-mode logits.
+                     and cls/'s eval-mode logits; the same rows left-padded as left_*.
     make_tiny_deberta.py logits MODEL_DIR:INPUTS:OUT [...]
         AutoModelForSequenceClassification.from_pretrained(MODEL_DIR) in eval mode: writes its
         logits to OUT and prints the class it built, one JSON line per model.
@@ -90,7 +90,13 @@ def make(out):
         model.save_pretrained(os.path.join(d, "cls"))
         ids, mask, types = inputs(config, seed)
         logits = forward(model, ids, mask, types)
-        save_file({"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "logits": logits.contiguous()},
+        # The same rows left-padded: relative positions count from each row's first real token.
+        shift = mask.size(1) - mask.sum(1)
+        roll = lambda x: torch.stack([r.roll(int(n)) for r, n in zip(x, shift)])
+        left = [roll(ids), roll(mask), roll(types)]
+        save_file({"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "logits": logits.contiguous(),
+                   "left_input_ids": left[0], "left_attention_mask": left[1], "left_token_type_ids": left[2],
+                   "left_logits": forward(model, *left).contiguous()},
                   os.path.join(d, "expected.safetensors"))
         DebertaV2ForMaskedLM(config).save_pretrained(os.path.join(d, "mlm"))
         DebertaV2Model(config).save_pretrained(os.path.join(d, "base"))

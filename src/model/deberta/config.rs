@@ -125,10 +125,10 @@ impl DebertaSettings {
                 ));
             }
         }
-        if !SUPPORTED_ACTIVATIONS.contains(&self.pooler_hidden_act.as_str()) {
+        let act = self.pooler_hidden_act.as_str();
+        if act != "tanh" && !SUPPORTED_ACTIVATIONS.contains(&act) {
             return Err(format!(
-                "key 'pooler_hidden_act': '{}' is not one of {SUPPORTED_ACTIVATIONS:?}",
-                self.pooler_hidden_act
+                "key 'pooler_hidden_act': '{act}' is not \"tanh\" or one of {SUPPORTED_ACTIVATIONS:?}"
             ));
         }
         for (key, p) in [("pooler_dropout", self.pooler_dropout), ("cls_dropout", self.cls_dropout)] {

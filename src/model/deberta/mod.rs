@@ -69,7 +69,12 @@ impl ContextPooler {
     /// hidden_states on `layout` -> (B, H).
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let context_token = layout.first_tokens(hidden_states).dropout(self.dropout, train);
-        activation(&self.activation, &self.dense.forward(&context_token))
+        let pooled_output = self.dense.forward(&context_token);
+        match self.activation.as_str() {
+            // ACT2FN["tanh"], which DeBERTa checkpoints' pooler may name (BERT's FFN never does).
+            "tanh" => pooled_output.tanh(),
+            name => activation(name, &pooled_output),
+        }
     }
 }
 

@@ -1,0 +1,201 @@
+//! DeBERTa-v2/v3 (`model_type` "deberta-v2") against transformers. Tiny random models are made in
+//! the test by transformers itself (DebertaV2Config in v3's shape and in v2's:
+//! scripts/parity/families/make_tiny_deberta.py) and loaded through bertfit's own path: eval-mode
+//! logits on right- and left-padded rows whose relative positions reach the log buckets, padded
+//! and on every packed attention core; masked-LM and base checkpoints load with the pooler and
+//! classifier initialised as HF does; the saved folder reloads in transformers with equal logits;
+//! `bertfit train` runs end to end (unpadded by default on the CPU, and `--reproduce-pytorch`).
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use bertfit::model::{AttentionCore, Family};
+use bertfit::weights::{save_config, save_weights, Pretrained};
+use tch::Tensor;
+
+use crate::common::{run_python, temp_dir};
+use crate::families::{load, logits, max_abs, write_vocab};
+
+const SCRIPT: &str = "parity/families/make_tiny_deberta.py";
+const SHAPES: [&str; 2] = ["v3", "v2"];
+/// Eval-mode fp32 logits of the same weights on the same ids: float rounding only.
+const TOLERANCE: f64 = 1e-5;
+
+fn made() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("family_deberta");
+        println!("{}", run_python(SCRIPT, &["make", "--out", dir.to_str().unwrap()]));
+        dir
+    })
+}
+
+/// The batch (and HF's logits) as `families::logits` reads it; `left`: the left-padded copy.
+fn expected(shape: &str, left: bool) -> HashMap<String, Tensor> {
+    let path = made().join(shape).join("expected.safetensors");
+    let all: HashMap<String, Tensor> = Tensor::read_safetensors(path).unwrap().into_iter().collect();
+    let prefix = if left { "left_" } else { "" };
+    ["input_ids", "attention_mask", "token_type_ids", "logits"]
+        .into_iter()
+        .map(|k| (k.to_string(), all[&format!("{prefix}{k}")].shallow_clone()))
+        .collect()
+}
+
+/// Max |Δlogit| against transformers of the padded layout and of each packed core, on `e`.
+fn diffs(pre: &Pretrained, e: &HashMap<String, Tensor>) -> Vec<(String, f64)> {
+    let hf = &e["logits"];
+    let mut diffs = vec![("padded".to_string(), max_abs(&logits(pre, e, None), hf))];
+    for core in
+        [AttentionCore::Padded, AttentionCore::PerSequence, AttentionCore::Grouped, AttentionCore::Varlen]
+    {
+        diffs.push((format!("unpadded {core:?}"), max_abs(&logits(pre, e, Some(core)), hf)));
+    }
+    diffs
+}
+
+#[test]
+fn deberta_matches_transformers_padded_and_unpadded() {
+    let mut failed = Vec::new();
+    for shape in SHAPES {
+        let (config, pre) = load(&made().join(shape).join("cls"));
+        assert_eq!(config.family(), Family::DebertaV2);
+        assert!(pre.report.newly_initialized.is_empty(), "{shape}: {:?}", pre.report.newly_initialized);
+        assert!(pre.report.unused.is_empty(), "{shape}: {:?}", pre.report.unused);
+        for left in [false, true] {
+            let e = expected(shape, left);
+            let hf = &e["logits"];
+            // Not a vacuous comparison: the rows (of different lengths) differ, and by more than 1e-5.
+            assert!(max_abs(&hf.get(0), &hf.get(1)) > 1e-3, "{shape}: rows alike");
+            let d = diffs(&pre, &e);
+            let line: Vec<String> = d.iter().map(|(what, d)| format!("{what} {d:.2e}")).collect();
+            let padding = if left { "left" } else { "right" };
+            let line = format!("deberta {shape} ({padding}-padded): max |Δlogit| {}", line.join(", "));
+            println!("{line}");
+            if d.iter().any(|(_, d)| d.is_nan() || *d >= TOLERANCE) {
+                failed.push(line);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "over {TOLERANCE}:\n{}", failed.join("\n"));
+}
+
+#[test]
+fn deberta_masked_lm_and_base_checkpoints_load_with_the_head_initialised() {
+    let head = ["classifier.bias", "classifier.weight", "pooler.dense.bias", "pooler.dense.weight"];
+    for (shape, mlm_head) in [("v3", "cls.predictions."), ("v2", "lm_predictions.")] {
+        for (kind, other) in [("mlm", mlm_head), ("base", "")] {
+            tch::manual_seed(0);
+            let (config, pre) = load(&made().join(shape).join(kind));
+            let report = &pre.report;
+            assert_eq!(report.newly_initialized, head, "{shape} {kind}");
+            assert_eq!(report.unused.is_empty(), other.is_empty(), "{shape} {kind}: {:?}", report.unused);
+            assert!(
+                report.unused.iter().all(|k| k.starts_with(other)),
+                "{shape} {kind}: {:?}",
+                report.unused
+            );
+            let vars = pre.vs.variables();
+            for name in &report.newly_initialized {
+                let t = &vars[name];
+                if name.ends_with(".bias") {
+                    assert_eq!(t.abs().max().double_value(&[]), 0.0, "{shape} {kind}: {name} is not zeros");
+                } else {
+                    // HF's _init_weights: normal(0, initializer_range).
+                    let std = t.std(true).double_value(&[]);
+                    let r = config.initializer_range;
+                    assert!(std > 0.5 * r && std < 1.5 * r, "{shape} {kind}: {name} std {std}, not ~{r}");
+                }
+            }
+            let out = logits(&pre, &expected(shape, false), None);
+            assert_eq!(out.size(), [5, 3]);
+            assert!(bool::try_from(out.isfinite().all()).unwrap(), "{shape} {kind}");
+            println!(
+                "deberta {shape} {kind}: new {:?}, unused {:?}",
+                report.newly_initialized, report.unused
+            );
+        }
+    }
+}
+
+/// transformers' logits for each (model folder, batch) in one Python process.
+fn hf_logits(jobs: &[(PathBuf, &str, PathBuf)]) -> (Vec<Tensor>, String) {
+    let specs: Vec<String> = jobs
+        .iter()
+        .map(|(dir, shape, out)| {
+            let inputs = made().join(shape).join("expected.safetensors");
+            format!("{}:{}:{}", dir.display(), inputs.display(), out.display())
+        })
+        .collect();
+    let args: Vec<&str> = std::iter::once("logits").chain(specs.iter().map(String::as_str)).collect();
+    let stdout = run_python(SCRIPT, &args);
+    let read = |out: &PathBuf| {
+        Tensor::read_safetensors(out).unwrap().into_iter().find(|(k, _)| k == "logits").unwrap().1
+    };
+    (jobs.iter().map(|(_, _, out)| read(out)).collect(), stdout)
+}
+
+#[test]
+fn deberta_saved_folders_reload_in_transformers_with_equal_logits() {
+    let out = temp_dir("family_deberta_saved");
+    let mut jobs = Vec::new();
+    let mut ours = Vec::new();
+    for shape in SHAPES {
+        let (config, pre) = load(&made().join(shape).join("cls"));
+        let dir = out.join(shape);
+        std::fs::create_dir_all(&dir).unwrap();
+        save_config(&dir, &config).unwrap();
+        save_weights(&dir.join("model.safetensors"), &config, &pre.vs.variables()).unwrap();
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(saved["model_type"], "deberta-v2");
+        assert_eq!(saved["architectures"][0], "DebertaV2ForSequenceClassification");
+        ours.push(logits(&pre, &expected(shape, false), None));
+        jobs.push((dir, shape, out.join(format!("{shape}.logits.safetensors"))));
+    }
+    let (hf, stdout) = hf_logits(&jobs);
+    for ((shape, ours), hf) in SHAPES.iter().zip(&ours).zip(&hf) {
+        let diff = max_abs(ours, hf);
+        println!("deberta {shape}: saved folder in transformers, max |Δlogit| {diff:.2e}");
+        assert!(diff < TOLERANCE, "{shape}: {diff}");
+    }
+    assert_eq!(stdout.matches("\"class\": \"DebertaV2ForSequenceClassification\"").count(), 2, "{stdout}");
+}
+
+/// `bertfit train` from the v3 masked-LM checkpoint, unpadded (the CPU's default) and under
+/// `--reproduce-pytorch` (padded, PyTorch's dropout draws): the trainer says the head it
+/// initialised and the one it set aside, trains, and saves a folder transformers loads with
+/// bertfit's logits.
+#[test]
+fn deberta_trains_end_to_end_from_its_masked_lm_checkpoint() {
+    let work = temp_dir("family_deberta_train");
+    let data = crate::common::small_csv(&work);
+    let model = work.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(made().join("v3").join("mlm").join(file), model.join(file)).unwrap();
+    }
+    write_vocab(&model, 0);
+    let mut jobs = Vec::new();
+    let mut ours = Vec::new();
+    for (name, flags) in [("unpadded", vec![]), ("reproduce", vec!["--reproduce-pytorch"])] {
+        let out = work.join(name);
+        let run = crate::common::TrainRun::tiny(&model, &data, &out).flag("--epochs", "1").append(&flags);
+        let (code, _, stderr) = run.run();
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let said_new = "Some weights of DebertaV2ForSequenceClassification were not initialized";
+        assert!(stderr.contains(said_new) && stderr.contains("pooler.dense.weight"), "{name}: {stderr}");
+        let said_unused =
+            "were not used when initializing DebertaV2ForSequenceClassification: [\"cls.predictions.";
+        assert!(stderr.contains(said_unused), "{name}: {stderr}");
+        let (_, pre) = load(&out);
+        assert!(pre.report.newly_initialized.is_empty() && pre.report.unused.is_empty(), "{name}");
+        ours.push(logits(&pre, &expected("v3", false), None));
+        jobs.push((out, "v3", work.join(format!("{name}.hf.safetensors"))));
+    }
+    let (hf, _) = hf_logits(&jobs);
+    for ((name, ours), hf) in ["unpadded", "reproduce"].iter().zip(&ours).zip(&hf) {
+        let diff = max_abs(ours, hf);
+        println!("deberta v3 trained ({name}), reloaded in transformers: max |Δlogit| {diff:.2e}");
+        assert!(diff < TOLERANCE, "{name}: {diff}");
+    }
+}

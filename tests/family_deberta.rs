@@ -199,3 +199,56 @@ fn deberta_trains_end_to_end_from_its_masked_lm_checkpoint() {
         assert!(diff < TOLERANCE, "{name}: {diff}");
     }
 }
+
+/// The unpadded decision's measurement (run by hand: `cargo test --release --test integration
+/// deberta_packed_against_padded_timing -- --ignored --nocapture`): a training step (forward and
+/// backward) of a DeBERTa-v3-xsmall-wide model (4 layers) on 16 rows of 16..128 tokens, padded
+/// and on each packed core, one thread.
+#[test]
+#[ignore]
+fn deberta_packed_against_padded_timing() {
+    use bertfit::model::{BertConfig, Layout, SequenceClassifier};
+    use tch::{Device, Kind};
+    let json = r#"{"model_type": "deberta-v2", "vocab_size": 1000, "hidden_size": 384,
+        "num_hidden_layers": 4, "num_attention_heads": 6, "intermediate_size": 1536,
+        "relative_attention": true, "position_buckets": 256, "max_relative_positions": 512,
+        "pos_att_type": ["p2c", "c2p"], "position_biased_input": false, "share_att_key": true,
+        "norm_rel_ebd": "layer_norm"}"#;
+    let cfg = BertConfig::from_json(json, Path::new("timing.json")).unwrap();
+    tch::set_num_threads(1);
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = SequenceClassifier::new(vs.root(), &cfg);
+    bertfit::weights::init::init_weights(&vs.variables(), &cfg, |_| true);
+    let lengths: Vec<i64> = (0..16).map(|i| 16 + (i * 37) % 113).collect();
+    let t = *lengths.iter().max().unwrap();
+    let mask = Tensor::arange(t, (Kind::Int64, Device::Cpu))
+        .unsqueeze(0)
+        .lt_tensor(&Tensor::from_slice(&lengths).unsqueeze(1))
+        .to_kind(Kind::Int64);
+    let ids = Tensor::randint_low(5, 1000, [16, t], (Kind::Int64, Device::Cpu)) * &mask;
+    let types = ids.zeros_like();
+    let step = |layout: &Layout| {
+        let logits = model.forward_t(&ids, &types, layout, true);
+        logits.sum(Kind::Float).backward();
+    };
+    let mut report = Vec::new();
+    for (name, packed) in [
+        ("padded", None),
+        ("packed Padded", Some(AttentionCore::Padded)),
+        ("packed PerSequence", Some(AttentionCore::PerSequence)),
+        ("packed Grouped", Some(AttentionCore::Grouped)),
+    ] {
+        let layout = || match packed {
+            None => Layout::padded(&mask, Device::Cpu),
+            Some(core) => Layout::packed(&mask, Device::Cpu, core),
+        };
+        step(&layout());
+        let start = std::time::Instant::now();
+        for _ in 0..3 {
+            step(&layout());
+        }
+        report.push(format!("{name} {:.0} ms", start.elapsed().as_secs_f64() * 1000.0 / 3.0));
+    }
+    println!("deberta training step, 16 rows of 16..128 tokens: {}", report.join(", "));
+}

@@ -100,7 +100,8 @@ impl DebertaV2ForSequenceClassification {
         }
     }
 
-    /// -> logits (B, num_labels).
+    /// -> logits (B, num_labels). A packed layout of a batch that is not right-padded runs on the
+    /// padded layout instead ([`padded_instead`]).
     pub fn forward_t(
         &self,
         input_ids: &Tensor,
@@ -108,11 +109,35 @@ impl DebertaV2ForSequenceClassification {
         layout: &Layout,
         train: bool,
     ) -> Tensor {
+        if let Some(padded) = padded_instead(layout, input_ids) {
+            return self.forward_t(input_ids, token_type_ids, &padded, train);
+        }
         let encoder_layer = self.deberta.forward_t(input_ids, token_type_ids, layout, train);
         let pooled_output = self.pooler.forward_t(&encoder_layer, layout, train);
         let pooled_output = pooled_output.dropout(self.dropout, train);
         self.classifier.forward(&pooled_output)
     }
+}
+
+/// The padded layout of a packed batch that is not right-padded (left padding, holes), whose
+/// rows may start with a masked token: HF masks the query rows of padded positions too
+/// (`get_attention_mask`), so such a token attends evenly to every position of its padded row,
+/// padding included, and the packing has dropped the padding's values. The pooler reads that
+/// token, so only the padded layout gives HF's logits (tests/family_deberta.rs, left-padded rows).
+/// Right-padded rows (what bertfit's tokenizers make) start with a real token and stay packed.
+fn padded_instead(layout: &Layout, input_ids: &Tensor) -> Option<Layout> {
+    let Layout::Packed { packing, .. } = layout else { return None };
+    if packing.lengths.is_some() {
+        return None;
+    }
+    let (b, t) = input_ids.size2().ok()?;
+    // The (B, T) mask again: the packing's key mask up to its length, nothing real beyond.
+    let mask = Tensor::zeros([b, t], (tch::Kind::Int64, input_ids.device()));
+    if let Some(key_mask) = &packing.key_mask {
+        let mut kept = mask.narrow(1, 0, packing.seq_len);
+        kept.copy_(&key_mask.view([b, packing.seq_len]));
+    }
+    Some(Layout::padded(&mask, input_ids.device()))
 }
 
 /// The settings of a config already validated (HF's defaults for a config that was not read

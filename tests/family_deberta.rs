@@ -117,6 +117,34 @@ fn deberta_masked_lm_and_base_checkpoints_load_with_the_head_initialised() {
     }
 }
 
+/// HF's `_keys_to_ignore_on_load_unexpected = ["position_embeddings"]`: a v3 checkpoint that
+/// carries an absolute position table (position_biased_input false) loads, the table set aside;
+/// any other tensor without a place is still refused by name.
+#[test]
+fn deberta_v3_checkpoint_with_a_position_table_loads_it_set_aside() {
+    let src = made().join("v3").join("cls");
+    let dir = temp_dir("family_deberta_positions");
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let mut tensors: Vec<(String, Tensor)> =
+        Tensor::read_safetensors(src.join("model.safetensors")).unwrap().into_iter().collect();
+    let table = "deberta.embeddings.position_embeddings.weight";
+    tensors.push((table.into(), Tensor::ones([40, 32], (tch::Kind::Float, tch::Device::Cpu))));
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+    let (_, pre) = load(&dir);
+    assert_eq!(pre.report.unused, [table]);
+    let e = expected("v3", false);
+    assert!(max_abs(&logits(&pre, &e, None), &e["logits"]) < TOLERANCE);
+    tensors.push((
+        "deberta.embeddings.extra.weight".into(),
+        Tensor::ones([2], (tch::Kind::Float, tch::Device::Cpu)),
+    ));
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+    let files = bertfit::weights::resolve::model_files(&dir).unwrap();
+    let config = bertfit::model::BertConfig::from_file(&files.config).unwrap();
+    let err = bertfit::weights::from_pretrained(&files, &config, tch::Device::Cpu).err().expect("refused");
+    assert!(err.to_string().contains("no place for: 'deberta.embeddings.extra.weight'"), "{err}");
+}
+
 /// transformers' logits for each (model folder, batch) in one Python process.
 fn hf_logits(jobs: &[(PathBuf, &str, PathBuf)]) -> (Vec<Tensor>, String) {
     let specs: Vec<String> = jobs

@@ -130,6 +130,13 @@ impl Family {
         starts(self.head_prefixes()) || starts(self.optional_base_prefixes())
     }
 
+    /// Whether a checkpoint key the model has no place for is skipped (and said as unused) rather
+    /// than refused: HF's `_keys_to_ignore_on_load_unexpected` for DebertaV2 ("position_embeddings",
+    /// which a DeBERTa-v3 checkpoint may carry though `position_biased_input` is false).
+    pub fn ignores_unexpected(self, key: &str) -> bool {
+        self == Family::DebertaV2 && key.contains("position_embeddings")
+    }
+
     /// Whether checkpoint key `key` (named as in the classification model) is another task's head.
     pub fn is_foreign_head(self, key: &str) -> bool {
         self.foreign_head_prefixes().iter().any(|p| key.starts_with(p))

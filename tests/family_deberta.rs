@@ -146,7 +146,7 @@ fn deberta_v3_checkpoint_with_a_position_table_loads_it_set_aside() {
 }
 
 /// transformers' logits for each (model folder, batch) in one Python process.
-fn hf_logits(jobs: &[(PathBuf, &str, PathBuf)]) -> (Vec<Tensor>, String) {
+fn hf_logits(jobs: &[(PathBuf, &'static str, PathBuf)]) -> (Vec<Tensor>, String) {
     let specs: Vec<String> = jobs
         .iter()
         .map(|(dir, shape, out)| {
@@ -162,11 +162,12 @@ fn hf_logits(jobs: &[(PathBuf, &str, PathBuf)]) -> (Vec<Tensor>, String) {
     (jobs.iter().map(|(_, _, out)| read(out)).collect(), stdout)
 }
 
-#[test]
-fn deberta_saved_folders_reload_in_transformers_with_equal_logits() {
-    let out = temp_dir("family_deberta_saved");
+/// A model folder, the batch its logits are compared on, where transformers' go, and bertfit's.
+type Job = ((PathBuf, &'static str, PathBuf), (String, Tensor));
+
+/// bertfit's save of each shape's classifier (config.json as HF writes it, model.safetensors).
+fn saved_folders(out: &Path) -> Vec<Job> {
     let mut jobs = Vec::new();
-    let mut ours = Vec::new();
     for shape in SHAPES {
         let (config, pre) = load(&made().join(shape).join("cls"));
         let dir = out.join(shape);
@@ -177,26 +178,18 @@ fn deberta_saved_folders_reload_in_transformers_with_equal_logits() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
         assert_eq!(saved["model_type"], "deberta-v2");
         assert_eq!(saved["architectures"][0], "DebertaV2ForSequenceClassification");
-        ours.push(logits(&pre, &expected(shape, false), None));
-        jobs.push((dir, shape, out.join(format!("{shape}.logits.safetensors"))));
+        let ours = logits(&pre, &expected(shape, false), None);
+        let result = out.join(format!("{shape}.logits.safetensors"));
+        jobs.push(((dir, shape, result), (format!("{shape} saved"), ours)));
     }
-    let (hf, stdout) = hf_logits(&jobs);
-    for ((shape, ours), hf) in SHAPES.iter().zip(&ours).zip(&hf) {
-        let diff = max_abs(ours, hf);
-        println!("deberta {shape}: saved folder in transformers, max |Δlogit| {diff:.2e}");
-        assert!(diff < TOLERANCE, "{shape}: {diff}");
-    }
-    assert_eq!(stdout.matches("\"class\": \"DebertaV2ForSequenceClassification\"").count(), 2, "{stdout}");
+    jobs
 }
 
 /// `bertfit train` from the v3 masked-LM checkpoint, unpadded (the CPU's default) and under
 /// `--reproduce-pytorch` (padded, PyTorch's dropout draws): the trainer says the head it
-/// initialised and the one it set aside, trains, and saves a folder transformers loads with
-/// bertfit's logits.
-#[test]
-fn deberta_trains_end_to_end_from_its_masked_lm_checkpoint() {
-    let work = temp_dir("family_deberta_train");
-    let data = crate::common::small_csv(&work);
+/// initialised and the one it set aside, trains, and saves a folder.
+fn trained_folders(work: &Path) -> Vec<Job> {
+    let data = crate::common::small_csv(work);
     let model = work.join("model");
     std::fs::create_dir_all(&model).unwrap();
     for file in ["config.json", "model.safetensors"] {
@@ -204,7 +197,6 @@ fn deberta_trains_end_to_end_from_its_masked_lm_checkpoint() {
     }
     write_vocab(&model, 0);
     let mut jobs = Vec::new();
-    let mut ours = Vec::new();
     for (name, flags) in [("unpadded", vec![]), ("reproduce", vec!["--reproduce-pytorch"])] {
         let out = work.join(name);
         let run = crate::common::TrainRun::tiny(&model, &data, &out).flag("--epochs", "1").append(&flags);
@@ -217,15 +209,28 @@ fn deberta_trains_end_to_end_from_its_masked_lm_checkpoint() {
         assert!(stderr.contains(said_unused), "{name}: {stderr}");
         let (_, pre) = load(&out);
         assert!(pre.report.newly_initialized.is_empty() && pre.report.unused.is_empty(), "{name}");
-        ours.push(logits(&pre, &expected("v3", false), None));
-        jobs.push((out, "v3", work.join(format!("{name}.hf.safetensors"))));
+        let ours = logits(&pre, &expected("v3", false), None);
+        let result = work.join(format!("{name}.hf.safetensors"));
+        jobs.push(((out, "v3", result), (format!("v3 trained {name}"), ours)));
     }
-    let (hf, _) = hf_logits(&jobs);
-    for ((name, ours), hf) in ["unpadded", "reproduce"].iter().zip(&ours).zip(&hf) {
+    jobs
+}
+
+/// The folders bertfit saves, as they are and after `bertfit train`, reload in
+/// AutoModelForSequenceClassification as DebertaV2ForSequenceClassification with bertfit's logits
+/// (one Python process for all four).
+#[test]
+fn deberta_saved_and_trained_folders_reload_in_transformers_with_equal_logits() {
+    let mut jobs = saved_folders(&temp_dir("family_deberta_saved"));
+    jobs.extend(trained_folders(&temp_dir("family_deberta_train")));
+    let (specs, ours): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+    let (hf, stdout) = hf_logits(&specs);
+    for ((what, ours), hf) in ours.iter().zip(&hf) {
         let diff = max_abs(ours, hf);
-        println!("deberta v3 trained ({name}), reloaded in transformers: max |Δlogit| {diff:.2e}");
-        assert!(diff < TOLERANCE, "{name}: {diff}");
+        println!("deberta {what}: folder reloaded in transformers, max |Δlogit| {diff:.2e}");
+        assert!(diff < TOLERANCE, "{what}: {diff}");
     }
+    assert_eq!(stdout.matches("\"class\": \"DebertaV2ForSequenceClassification\"").count(), 4, "{stdout}");
 }
 
 /// The unpadded decision's measurement (run by hand: `cargo test --release --test integration

@@ -153,8 +153,10 @@ mod tests {
 
     #[test]
     fn bert_base_is_the_usual_85m_matmul_weights() {
-        let mut cfg = BertConfig::default();
-        cfg.id2label = Some([("0".into(), "a".into()), ("1".into(), "b".into())].into());
+        let cfg = BertConfig {
+            id2label: Some([("0".into(), "a".into()), ("1".into(), "b".into())].into()),
+            ..BertConfig::default()
+        };
         let f = ModelFlops::of(&cfg);
         // 12 x (4·768² + 2·768·3072) = 84,934,656
         assert_eq!(f.token_matmul_weights, 84_934_656.0);

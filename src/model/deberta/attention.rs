@@ -152,7 +152,7 @@ impl Core<'_> {
             .to_kind(q.kind());
         let mut scores = q.matmul(&(k.transpose(-1, -2) / &scale));
         if let Some(pos) = self.pos {
-            scores = scores + self.bias(&q, &k, pos, &scale, t);
+            scores = &scores + self.bias(&q, &k, pos, &scale, t);
         }
         let fill = match scores.kind() {
             Kind::Half => -65504.0,

@@ -52,10 +52,10 @@ impl DebertaV2Embeddings {
     ) -> Tensor {
         let mut embeddings = self.word_embeddings.forward(&layout.tokens(input_ids));
         if let Some(position_embeddings) = &self.position_embeddings {
-            embeddings = embeddings + position_embeddings.forward(&layout.position_ids(input_ids));
+            embeddings = &embeddings + position_embeddings.forward(&layout.position_ids(input_ids));
         }
         if let Some(token_type_embeddings) = &self.token_type_embeddings {
-            embeddings = embeddings + token_type_embeddings.forward(&layout.tokens(token_type_ids));
+            embeddings = &embeddings + token_type_embeddings.forward(&layout.tokens(token_type_ids));
         }
         if let Some(weight) = &self.embed_proj {
             embeddings = embeddings.linear::<Tensor>(weight, None);
@@ -63,7 +63,7 @@ impl DebertaV2Embeddings {
         let mut embeddings = self.layer_norm.forward(&embeddings);
         if let Some(mask) = token_mask(layout) {
             let mask = mask.unsqueeze(-1).to_kind(embeddings.kind());
-            embeddings = embeddings * mask;
+            embeddings = &embeddings * mask;
         }
         embeddings.dropout(self.dropout, train)
     }

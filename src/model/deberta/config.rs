@@ -136,30 +136,33 @@ impl DebertaSettings {
                 return Err(format!("key '{key}' must be in [0, 1), got {p}"));
             }
         }
-        if self.relative_attention {
-            let (key, span) = if self.position_buckets > 0 {
-                ("position_buckets", self.position_buckets)
-            } else {
-                ("max_relative_positions", self.max_relative_positions)
-            };
-            if span > 1 << 16 {
-                return Err(format!("key '{key}' must be at most {}, got {span}", 1 << 16));
-            }
-            if self.position_buckets > 0 && self.position_buckets < 4 {
-                // make_log_bucket_position divides by log((max_position - 1) / (buckets / 2)) and
-                // by buckets / 2: fewer than 4 buckets leave no log part to divide into.
-                return Err(format!(
-                    "key 'position_buckets' must be 4 or more, got {}",
-                    self.position_buckets
-                ));
-            }
-            if self.position_buckets > 0 && self.max_relative_positions <= self.position_buckets / 2 + 1 {
-                return Err(format!(
-                    "key 'max_relative_positions' ({}) must exceed position_buckets / 2 + 1 ({})",
-                    self.max_relative_positions,
-                    self.position_buckets / 2 + 1
-                ));
-            }
+        self.check_relative()
+    }
+
+    /// The relative span and the bucket parameters: they size a table, and divide in the buckets.
+    fn check_relative(&self) -> Result<(), String> {
+        if !self.relative_attention {
+            return Ok(());
+        }
+        let (key, span) = if self.position_buckets > 0 {
+            ("position_buckets", self.position_buckets)
+        } else {
+            ("max_relative_positions", self.max_relative_positions)
+        };
+        if span > 1 << 16 {
+            return Err(format!("key '{key}' must be at most {}, got {span}", 1 << 16));
+        }
+        if self.position_buckets > 0 && self.position_buckets < 4 {
+            // make_log_bucket_position divides by log((max_position - 1) / (buckets / 2)) and
+            // by buckets / 2: fewer than 4 buckets leave no log part to divide into.
+            return Err(format!("key 'position_buckets' must be 4 or more, got {}", self.position_buckets));
+        }
+        if self.position_buckets > 0 && self.max_relative_positions <= self.position_buckets / 2 + 1 {
+            return Err(format!(
+                "key 'max_relative_positions' ({}) must exceed position_buckets / 2 + 1 ({})",
+                self.max_relative_positions,
+                self.position_buckets / 2 + 1
+            ));
         }
         Ok(())
     }

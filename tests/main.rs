@@ -10,6 +10,7 @@ mod data;
 mod dist;
 mod docs;
 mod families;
+mod family_deberta;
 mod family_modernbert;
 mod hardening;
 mod hardening2;

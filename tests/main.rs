@@ -10,6 +10,7 @@ mod data;
 mod dist;
 mod docs;
 mod families;
+mod family_training;
 mod hardening;
 mod hardening2;
 mod hf_data;

@@ -16,13 +16,15 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::OnceLock;
 
 use arrow_array::{Array, StringArray};
+use bertfit::data::tokenize::Tokenizer;
 use bertfit::model::Family;
 use serde_json::{json, Value};
 
 use crate::common::fixtures::{compare_steps, compare_weights, records, subset};
-use crate::common::{bertfit, check, run_python, temp_dir, TrainRun};
+use crate::common::{assert_refused, bertfit, check, run_bertfit, run_python, temp_dir, TrainRun};
 
 /// Each family: its `model_type` and the tiny config training.py builds it from (`module:key`, a
 /// script in scripts/parity/families with a `configs()` dict). Adding a family is one line here.
@@ -126,21 +128,32 @@ fn max_logit_difference(result: &Value) -> f64 {
     ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
 }
 
+/// The test's folder: the rows (`data.csv`), and per family the model folder and the reference
+/// run training.py made (`<family>/model`, `<family>/reference_*`). Made once per test run.
+fn made() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let work = temp_dir("family_training");
+        let data = work.join("data.csv");
+        subset("trec", &data, 48, 24);
+        let jobs: Vec<Value> = FAMILIES
+            .iter()
+            .map(|(family, config)| {
+                json!({"family": family, "config": config, "data": data, "dir": work.join(family), "flags": FLAGS})
+            })
+            .collect();
+        let spec = work.join("reference.json");
+        std::fs::write(&spec, Value::Array(jobs).to_string()).unwrap();
+        run_python(SCRIPT, &["reference", spec.to_str().unwrap()]);
+        work
+    })
+}
+
 #[test]
 fn each_family_trains_as_pytorch_and_reloads_in_transformers() {
-    let work = temp_dir("family_training");
+    let work = made();
     let data = work.join("data.csv");
-    subset("trec", &data, 48, 24);
     let dirs: Vec<PathBuf> = FAMILIES.iter().map(|(family, _)| work.join(family)).collect();
-    let jobs: Vec<Value> = FAMILIES
-        .iter()
-        .zip(&dirs)
-        .map(|((family, config), dir)| json!({"family": family, "config": config, "data": data, "dir": dir, "flags": FLAGS}))
-        .collect();
-    let spec = work.join("reference.json");
-    std::fs::write(&spec, Value::Array(jobs).to_string()).unwrap();
-    run_python(SCRIPT, &["reference", spec.to_str().unwrap()]);
-
     let train = dirs.iter().map(|dir| {
         let run = TrainRun::bare(&dir.join("model"), &data, &dir.join("out")).switch("--overwrite");
         run.append(FLAGS).append(&["--reproduce-pytorch"]).command()
@@ -206,4 +219,39 @@ fn each_family_trains_as_pytorch_and_reloads_in_transformers() {
     }
     // Every family is compared before the verdict, so a failure shows them all.
     assert!(failed.is_empty(), "over {TOLERANCE}:\n{}", failed.join("\n"));
+}
+
+/// `--max-length` must hold the special tokens the tokenizer adds: RoBERTa's pair template
+/// `<s> A </s></s> B </s>` has 4 (BERT's 3), and a limit of 3 would give encodings longer than
+/// the limit. Both `predict` and `train` refuse it by flag, and take 4.
+#[test]
+fn max_length_holds_the_tokenizers_special_tokens() {
+    let roberta = made().join("roberta/model");
+    let tokenizer = Tokenizer::from_dir(&roberta).unwrap();
+    assert_eq!((tokenizer.added_tokens(false), tokenizer.added_tokens(true)), (2, 4));
+    assert_eq!(tokenizer.encode("what is it ?", Some("who ?"), 4).input_ids.len(), 4);
+    let bert = Tokenizer::from_dir(&made().join("bert/model")).unwrap();
+    assert_eq!((bert.added_tokens(false), bert.added_tokens(true)), (2, 3));
+    bert.check_max_length(3, true).unwrap();
+
+    let data = made().join("data.csv");
+    let out = made().join("max_length_predictions.csv");
+    let (model, data_str, out_str) =
+        (roberta.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap());
+    let predict = |n: &'static str| {
+        vec!["predict", "--device", "cpu", "--model", model, "--data", data_str, "--output", out_str]
+            .into_iter()
+            .chain(["--text-pair-column", "text", "--overwrite", "--max-length", n])
+            .collect::<Vec<&str>>()
+    };
+    let needles = ["--max-length", "3 is too small", "adds 4 special tokens to each sentence pair"];
+    assert_refused(&predict("3"), &needles);
+    let (code, _, stderr) = run_bertfit(&predict("4"));
+    assert_eq!(code, 0, "{stderr}");
+    let train = TrainRun::tiny(&roberta, &data, &made().join("max_length_train"))
+        .flag("--text-pair-column", "text")
+        .flag("--max-length", "3");
+    let (code, _, stderr) = train.run();
+    assert_ne!(code, 0, "train took --max-length 3 for RoBERTa pairs");
+    assert!(needles.iter().all(|n| stderr.contains(n)) && !stderr.contains("panicked"), "{stderr}");
 }

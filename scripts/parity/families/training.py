@@ -4,7 +4,8 @@ models of each family with a tokenizer trained on the test's rows, the reference
 
     training.py reference SPEC.json
         SPEC: a JSON list of jobs {"family", "config", "data", "dir", "flags"}. For each job:
-          DIR/model/   a tokenizer of the family (make_tokenizers.py's, trained on DATA's texts)
+          DIR/model/   a tokenizer of the family (TOKENIZERS: built from DATA's texts, the same in
+                       every run)
                        and the family's *ForSequenceClassification made by transformers from
                        CONFIG ("module:key": `module.configs()[key]`, a script in this folder)
                        with the tokenizer's vocabulary size and pad id and DATA's training labels
@@ -19,13 +20,15 @@ models of each family with a tokenizer trained on the test's rows, the reference
         (predictions: MODEL's label names; accuracy: percent of rows whose prediction is the row's
         label, as reference_train.py counts it).
 
-Adding a family: a config in some script's `configs()` and a tokenizer in make_tokenizers.FAMILIES
-(or TOKENIZERS below); the test names both in one line.
+Adding a family: a config in some script's `configs()` and a tokenizer in TOKENIZERS (or
+make_tokenizers.FAMILIES); the test names the config in one line.
 """
 import argparse
 import importlib
 import json
+import math
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,10 +41,72 @@ import make_tiny_models  # noqa: E402
 import make_tokenizers  # noqa: E402
 import reference_train  # noqa: E402
 
-# make_tokenizers.py's families, and BERT's own WordPiece (that script tests the others).
-TOKENIZERS = {**make_tokenizers.FAMILIES, "bert": make_tokenizers.wordpiece("BertTokenizer", True)}
-# Enough for the few dozen rows a test trains on; the tokenizers stop short of it on so little text.
+# Enough for the few dozen rows a test trains on.
 VOCAB = 400
+
+
+def counted(items):
+    """Distinct items, the most frequent first, ties in sorted order (no hash order anywhere)."""
+    counts = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def wordpiece(cls_name, lower):
+    """BERT's specials, every character alone and as `##c`, then the most frequent words: a
+    WordPiece vocabulary built by counting (the tokenizers library's trainer breaks ties in hash
+    order, so two test runs would get two vocabularies)."""
+
+    def make(texts):
+        import transformers
+
+        words = [w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower() if lower else t)]
+        chars = [c for c, _ in counted(c for w in words for c in w)]
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars]
+        vocab += [w for w, _ in counted(words) if len(w) > 1][: VOCAB - len(vocab)]
+        return getattr(transformers, cls_name)(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=lower)
+
+    return make
+
+
+def unigram(specials, mask):
+    """A SentencePiece-style unigram vocabulary by counting: `specials`, `▁word` for the most
+    frequent words, every character, `mask` last; scores are log frequencies."""
+
+    def vocab(texts):
+        words = ["\u2581" + w for t in texts for w in t.split()]
+        chars = counted(c for w in words for c in w)
+        pieces = counted(words)[: VOCAB - len(specials) - len(chars) - 1] + chars
+        total = sum(n for _, n in pieces)
+        return [(p, 0.0) for p in specials] + [(p, math.log(n / total)) for p, n in pieces] + [(mask, 0.0)]
+
+    return vocab
+
+
+def xlm_roberta(texts):
+    from transformers import XLMRobertaTokenizer
+
+    return XLMRobertaTokenizer(vocab=unigram(["<s>", "<pad>", "</s>", "<unk>"], "<mask>")(texts))
+
+
+def deberta_v2(texts):
+    from transformers import DebertaV2Tokenizer
+
+    vocab = unigram(["[PAD]", "[CLS]", "[SEP]", "[UNK]"], "[MASK]")(texts)
+    return DebertaV2Tokenizer(vocab=vocab, do_lower_case=False, split_by_punct=False)
+
+
+# Each family's tokenizer from the test's texts, the same in every run: make_tokenizers.py's byte-level
+# BPE (deterministic), and the vocabularies above where its trainers are not.
+TOKENIZERS = {
+    **make_tokenizers.FAMILIES,
+    "bert": wordpiece("BertTokenizer", True),
+    "distilbert": wordpiece("DistilBertTokenizer", True),
+    "electra": wordpiece("ElectraTokenizer", False),
+    "xlm-roberta": xlm_roberta,
+    "deberta-v2": deberta_v2,
+}
 
 
 def tiny_config(spec):

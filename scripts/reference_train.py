@@ -7,8 +7,8 @@ validation pass per epoch, the same two printed lines), with the two bugs fixed:
 computed twice per step, and a print used an f-string with a syntax error.
 
 Other encoder families (RoBERTa, XLM-R, ELECTRA, DistilBERT, ...) train the same way: the model is
-`AutoModelForSequenceClassification` (BertForSequenceClassification for a BERT config.json, so a
-BERT run is unchanged), and the tokenizer `AutoTokenizer` where the folder has a tokenizer.json,
+the class `AutoModelForSequenceClassification` picks (BertForSequenceClassification for a BERT
+config.json, so a BERT run is unchanged), with SDPA attention where the class has it, and the tokenizer `AutoTokenizer` where the folder has a tokenizer.json,
 else `BertTokenizer` as the seed script had it. Neither draws a random number. The model is called
 with input_ids and attention_mask only (no token types), as the seed script called it.
 
@@ -103,7 +103,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import (
-    AutoModelForSequenceClassification,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+    AutoConfig,
     AutoTokenizer,
     BertForSequenceClassification,
     BertTokenizer,
@@ -210,11 +211,13 @@ def label_encoding(args, train):
 
 
 def model_class(folder):
-    """The folder's *ForSequenceClassification: AutoModelForSequenceClassification picks it from
-    config.json's model_type; a config.json without one is BERT's (the seed script's class)."""
+    """The folder's *ForSequenceClassification, the class AutoModelForSequenceClassification picks
+    from config.json's model_type; a config.json without one is BERT's (the seed script's class)."""
     with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
         has_type = "model_type" in json.load(f)
-    return AutoModelForSequenceClassification if has_type else BertForSequenceClassification
+    if not has_type:
+        return BertForSequenceClassification
+    return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(AutoConfig.from_pretrained(folder))]
 
 
 def load_tokenizer(folder):
@@ -232,9 +235,10 @@ def build_model(args, names):
         "id2label": dict(enumerate(names)),
         "label2id": {n: i for i, n in enumerate(names)},
     }
-    return model_class(args.model).from_pretrained(
-        args.model, problem_type=args.problem_type, attn_implementation="sdpa", **labels
-    )
+    cls = model_class(args.model)
+    # SDPA, as the seed's run; a family without it (DeBERTa-v2) has one attention, its own (eager).
+    attention = {"attn_implementation": "sdpa"} if cls._supports_sdpa else {}
+    return cls.from_pretrained(args.model, problem_type=args.problem_type, **attention, **labels)
 
 
 def decay_parameter_names(model):

@@ -126,7 +126,7 @@ def labels(data):
 def make_model(job, seed):
     """The family's tokenizer and tiny classifier in DIR/model; returns the folder."""
     names, texts = labels(job["data"])
-    make_tokenizers.VOCAB = VOCAB
+    make_tokenizers.VOCAB = VOCAB  # the size its BPE trainers (RoBERTa, ModernBERT) aim at
     tokenizer = TOKENIZERS[job["family"]](texts)
     folder = os.path.join(job["dir"], "model")
     tokenizer.save_pretrained(folder)

@@ -34,6 +34,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("xlm-roberta", "make_tiny_models:xlm-roberta"),
     ("electra", "make_tiny_models:electra"),
     ("distilbert", "make_tiny_models:distilbert"),
+    ("deberta-v2", "make_tiny_deberta:v3"),
+    ("modernbert", "make_tiny_modernbert:cls"),
 ];
 
 const SCRIPT: &str = "parity/families/training.py";

@@ -57,6 +57,11 @@ def config(pooling):
                             hidden_activation="gelu_pytorch_tanh", **common)
 
 
+def configs():
+    """The two test configs by pooling (scripts/parity/families/training.py reads them by key)."""
+    return {pooling: config(pooling) for pooling in ("cls", "mean")}
+
+
 def old_style(path):
     """config.json with the keys the published checkpoints have instead of transformers 5's."""
     with open(path) as f:

@@ -17,13 +17,14 @@
         AutoModelForSequenceClassification.from_pretrained(MODEL_DIR) in eval mode: writes its
         logits to OUT and prints the class it built, one JSON line per model.
 """
-import argparse
-import json
 import os
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import AutoModelForSequenceClassification, DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2Model
+
+import make_tiny_models  # the shared command line and forward (this folder)
+from make_tiny_models import forward
 
 VOCAB = 120
 LABELS = {0: "neg", 1: "neu", 2: "pos"}
@@ -79,11 +80,6 @@ def perturb(model, seed):
                 p.normal_(0, 0.5)
 
 
-def forward(model, ids, mask, types):
-    model.eval()
-    with torch.no_grad():
-        return model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
-
 
 def make(out):
     for seed, (name, config) in enumerate(configs().items()):
@@ -107,29 +103,5 @@ def make(out):
         print(name, type(model).__name__, logits.abs().max().item())
 
 
-def logits(job):
-    model_dir, inputs_file, out = job.split(":")
-    t = load_file(inputs_file)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    result = forward(model, t["input_ids"], t["attention_mask"], t["token_type_ids"])
-    save_file({"logits": result.contiguous()}, out)
-    print(json.dumps({"model": model_dir, "class": type(model).__name__}))
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("make")
-    m.add_argument("--out", required=True)
-    lg = sub.add_parser("logits")
-    lg.add_argument("jobs", nargs="+", help="MODEL_DIR:INPUTS:OUT")
-    a = ap.parse_args()
-    if a.cmd == "make":
-        make(a.out)
-    else:
-        for job in a.jobs:
-            logits(job)
-
-
 if __name__ == "__main__":
-    main()
+    make_tiny_models.main(make)

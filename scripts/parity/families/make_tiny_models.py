@@ -77,10 +77,11 @@ def perturb(model, seed):
             p.add_(torch.randn_like(p) * 0.05)
 
 
-def forward(model, ids, mask, types):
+def forward(model, ids, mask, types=None):
+    """Eval-mode logits; token types only to the families that take them."""
     model.eval()
     kwargs = dict(input_ids=ids, attention_mask=mask)
-    if model.config.model_type != "distilbert":
+    if types is not None and model.config.model_type not in ("distilbert", "modernbert"):
         kwargs["token_type_ids"] = types
     with torch.no_grad():
         return model(**kwargs).logits
@@ -104,16 +105,18 @@ def make(out):
         print(family, type(model).__name__, type(mlm).__name__)
 
 
-def logits(job):
+def logits(job, **load_kwargs):
+    """One `MODEL_DIR:INPUTS:OUT` job: AutoModelForSequenceClassification's logits on INPUTS."""
     model_dir, inputs_file, out = job.split(":")
     t = load_file(inputs_file)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    result = forward(model, t["input_ids"], t["attention_mask"], t["token_type_ids"])
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, **load_kwargs)
+    result = forward(model, t["input_ids"], t["attention_mask"], t.get("token_type_ids"))
     save_file({"logits": result.contiguous()}, out)
     print(json.dumps({"model": model_dir, "class": type(model).__name__}))
 
 
-def main():
+def main(make=make, **load_kwargs):
+    """The `make` / `logits` command line, shared by the family scripts beside this one."""
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make")
@@ -125,7 +128,7 @@ def main():
         make(a.out)
     else:
         for job in a.jobs:
-            logits(job)
+            logits(job, **load_kwargs)
 
 
 if __name__ == "__main__":

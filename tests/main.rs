@@ -11,6 +11,7 @@ mod dist;
 mod docs;
 mod families;
 mod family_modernbert;
+mod family_paths;
 mod hardening;
 mod hardening2;
 mod hf_data;

@@ -1,0 +1,375 @@
+//! Every family on every path bertfit has (issue 21), with the real `bertfit` binary on each
+//! family's tiny random *ForSequenceClassification model (made by transformers: families.rs,
+//! family_modernbert.rs) and a 3-class CSV of 12 + 6 rows:
+//!   precision: fp32, bf16 and fp16 (autocast, fp16 with its loss scaler) train with finite losses
+//!     that stay near fp32's yet differ from them, and the saved folders predict as transformers;
+//!   checkpoints: a run resumed from its step-2 checkpoint ends with the uninterrupted run's
+//!     remaining losses and weights, bitwise (padded layout, dropout and shuffling on);
+//!   predict/evaluate: `bertfit predict` gives transformers' softmax of the saved folder and
+//!     `bertfit evaluate` the accuracy of transformers' predictions;
+//!   data-parallel: 2 ranks started by the real `torchrun` train as one process on the combined
+//!     batch (DDP's equality test's tolerance, tests/dist.rs).
+//! Each test loops over every family and reports all failures at once; the transformers side is
+//! one Python process for all folders (paths_reference.py).
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::common::fixtures::{compare_weights, records};
+use crate::common::{bertfit, outcome, python, read_json, run_python, temp_dir, write_csv, TrainRun};
+
+/// (model_type, its tiny classification model, its pad id): one line per family.
+const FAMILIES: &[(&str, fn() -> PathBuf, usize)] = &[
+    ("bert", || crate::families::made().join("bert/cls"), 0),
+    ("roberta", || crate::families::made().join("roberta/cls"), 1),
+    ("xlm-roberta", || crate::families::made().join("xlm-roberta/cls"), 1),
+    ("electra", || crate::families::made().join("electra/cls"), 0),
+    ("distilbert", || crate::families::made().join("distilbert/cls"), 0),
+    ("modernbert", || crate::family_modernbert::made().join("cls/cls"), 0),
+];
+const SCRIPT: &str = "parity/families/paths_reference.py";
+const PRECISIONS: [&str; 3] = ["fp32", "bf16", "fp16"];
+/// Probabilities of the same fp32 weights on the same rows (predict computes in fp32).
+const PROBS: f64 = 1e-5;
+/// Step losses under autocast against fp32's, relative: bf16 keeps 8 mantissa bits, fp16 11.
+fn loss_tolerance(precision: &str) -> f64 {
+    if precision == "bf16" {
+        3e-2
+    } else {
+        5e-3
+    }
+}
+
+/// The family's model as a training folder: its config and weights and a vocabulary for them.
+fn model_dir(work: &Path, family: &str, src: &Path, pad: usize) -> PathBuf {
+    let model = work.join(family).join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(file), model.join(file)).unwrap();
+    }
+    crate::families::write_vocab(&model, pad);
+    model
+}
+
+/// 12 training and 6 validation rows with the models' 3 labels, in `write_vocab`'s words.
+fn csv(dir: &Path) -> PathBuf {
+    let labels = ["neg", "neu", "pos"];
+    let mut rows: Vec<(String, String, &str)> = (0..12)
+        .map(|i| (format!("a short review number {i} {}", i % 5), labels[i % 3].to_string(), "train"))
+        .collect();
+    rows.extend((0..6).map(|i| (format!("held out text {i} {}", 9 - i), labels[i % 3].to_string(), "val")));
+    let path = dir.join("data.csv");
+    write_csv(&path, &rows);
+    path
+}
+
+/// The run every path makes: batch 4, 2 epochs (6 steps), learning rate 1e-3, seeded.
+fn run(model: &Path, data: &Path, out: &Path) -> TrainRun {
+    TrainRun::tiny(model, data, out).flag("--epochs", "2").flag("--learning-rate", "1e-3").flag("--seed", "3")
+}
+
+/// Step losses of a finished run's metrics.jsonl.
+fn losses(out: &Path) -> Vec<f64> {
+    records(&out.join("metrics.jsonl"), "step").iter().map(|r| r["loss"].as_f64().unwrap()).collect()
+}
+
+/// Runs `bertfit` with `args`; `Err` names `what` with its stderr when it fails.
+fn bertfit_ok(args: &[&str], what: &str) -> Result<String, String> {
+    let (code, stdout, stderr) = outcome(&bertfit().args(args).output().unwrap());
+    if code == 0 {
+        Ok(stdout)
+    } else {
+        Err(format!("{what}: exit {code}: {}", stderr.lines().rev().take(4).collect::<Vec<_>>().join(" | ")))
+    }
+}
+
+fn train(run: &TrainRun, what: &str) -> Result<(), String> {
+    let (code, _, stderr) = run.run();
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!("{what}: exit {code}: {}", stderr.lines().rev().take(4).collect::<Vec<_>>().join(" | ")))
+    }
+}
+
+/// The precision runs all paths' Python shares: per family and precision a trained folder, its
+/// `bertfit predict` CSV and transformers' JSON of it (or why one of them failed).
+struct Trained {
+    work: PathBuf,
+    data: PathBuf,
+    failed: HashMap<(String, String), String>,
+}
+
+impl Trained {
+    fn out(&self, family: &str, precision: &str) -> PathBuf {
+        self.work.join(family).join(precision)
+    }
+}
+
+fn trained() -> &'static Trained {
+    static RUNS: OnceLock<Trained> = OnceLock::new();
+    RUNS.get_or_init(|| {
+        let work = temp_dir("family_paths_trained");
+        let data = csv(&work);
+        let mut failed = HashMap::new();
+        let mut jobs = Vec::new();
+        for (family, src, pad) in FAMILIES {
+            let model = model_dir(&work, family, &src(), *pad);
+            for precision in PRECISIONS {
+                let out = work.join(family).join(precision);
+                let done = train(&run(&model, &data, &out).flag("--precision", precision), "train")
+                    .and_then(|_| predict(&out, &data));
+                match done {
+                    Ok(()) => jobs.push(format!(
+                        "{}:{}:{}",
+                        out.display(),
+                        data.display(),
+                        out.join("hf.json").display()
+                    )),
+                    Err(e) => drop(failed.insert((family.to_string(), precision.to_string()), e)),
+                }
+            }
+        }
+        let args: Vec<&str> = jobs.iter().map(String::as_str).collect();
+        run_python(SCRIPT, &args);
+        Trained { work, data, failed }
+    })
+}
+
+/// `bertfit predict` of the saved folder `out` on `data` into out/predicted.csv (fp32).
+fn predict(out: &Path, data: &Path) -> Result<(), String> {
+    let (o, d, p) = (out.to_str().unwrap(), data.to_str().unwrap(), out.join("predicted.csv"));
+    let args = [
+        "predict",
+        "--model",
+        o,
+        "--data",
+        d,
+        "--output",
+        p.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--max-length",
+        "16",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+    ];
+    bertfit_ok(&args, "predict").map(drop)
+}
+
+/// The largest |Δp| between bertfit's predicted.csv in `out` and transformers' hf.json there.
+fn prob_difference(out: &Path) -> f64 {
+    let hf = read_json(&out.join("hf.json"));
+    let labels: Vec<&str> = hf["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let text = std::fs::read_to_string(out.join("predicted.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let probs = hf["probs"].as_array().unwrap();
+    assert_eq!(rows.len(), probs.len(), "{}: rows", out.display());
+    let mut worst = 0f64;
+    for (j, label) in labels.iter().enumerate() {
+        let col = header.iter().position(|h| *h == format!("prob_{label}")).expect("prob column");
+        for (row, p) in rows.iter().zip(probs) {
+            worst = worst.max((row[col].parse::<f64>().unwrap() - p[j].as_f64().unwrap()).abs());
+        }
+    }
+    worst
+}
+
+/// Prints each family's line and panics listing every failure.
+fn verdict(path: &str, lines: Vec<(String, bool)>) {
+    let mut failed = Vec::new();
+    for (line, ok) in lines {
+        println!("{path}: {line}");
+        if !ok {
+            failed.push(line);
+        }
+    }
+    assert!(failed.is_empty(), "{path} failed for:\n{}", failed.join("\n"));
+}
+
+#[test]
+fn each_family_trains_in_bf16_and_fp16_and_its_saved_folder_predicts_as_transformers() {
+    let t = trained();
+    let mut lines = Vec::new();
+    for (family, _, _) in FAMILIES {
+        let key = |p: &str| (family.to_string(), p.to_string());
+        if let Some(e) = t.failed.get(&key("fp32")) {
+            lines.push((format!("{family}: fp32 {e}"), false));
+            continue;
+        }
+        let fp32 = losses(&t.out(family, "fp32"));
+        for precision in ["bf16", "fp16"] {
+            if let Some(e) = t.failed.get(&key(precision)) {
+                lines.push((format!("{family} {precision}: {e}"), false));
+                continue;
+            }
+            let out = t.out(family, precision);
+            let ours = losses(&out);
+            let rel = ours.iter().zip(&fp32).map(|(a, b)| (a - b).abs() / b.abs()).fold(0f64, f64::max);
+            let finite = ours.len() == 6 && ours.iter().all(|l| l.is_finite());
+            let args = read_json(&out.join("training_args.json"));
+            let probs = prob_difference(&out);
+            // rel > 0: autocast ran (the same fp32 run would give the same losses bit for bit).
+            let ok = finite
+                && rel > 0.0
+                && rel <= loss_tolerance(precision)
+                && args["precision"] == *precision
+                && probs < PROBS;
+            let line = format!(
+                "{family} {precision}: {} finite losses, max rel Δloss vs fp32 {rel:.1e} (≤ {:.0e}), \
+                 predict vs transformers max |Δp| {probs:.1e}",
+                ours.len(),
+                loss_tolerance(precision)
+            );
+            lines.push((line, ok));
+        }
+    }
+    verdict("precision", lines);
+}
+
+#[test]
+fn each_familys_predict_and_evaluate_equal_transformers_on_the_saved_folder() {
+    let t = trained();
+    let mut lines = Vec::new();
+    for (family, _, _) in FAMILIES {
+        if let Some(e) = t.failed.get(&(family.to_string(), "fp32".to_string())) {
+            lines.push((format!("{family}: {e}"), false));
+            continue;
+        }
+        let out = t.out(family, "fp32");
+        let probs = prob_difference(&out);
+        let hf = read_json(&out.join("hf.json"));
+        let (o, d) = (out.to_str().unwrap(), t.data.to_str().unwrap());
+        let args = ["evaluate", "--model", o, "--data", d, "--device", "cpu", "--max-length", "16", "--json"];
+        let line = match bertfit_ok(&args, "evaluate") {
+            Err(e) => (format!("{family}: {e}"), false),
+            Ok(stdout) => {
+                let ours: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+                let (acc, theirs) = (ours["eval_accuracy"].as_f64(), hf["accuracy"].as_f64());
+                let ok = probs < PROBS && acc == theirs && ours["eval_samples"] == 6;
+                let class = hf["class"].as_str().unwrap_or("?");
+                let line = format!(
+                    "{family} ({class}): predict max |Δp| {probs:.1e}, evaluate accuracy {acc:?} vs \
+                     transformers' {theirs:?}"
+                );
+                (line, ok)
+            }
+        };
+        lines.push(line);
+    }
+    verdict("predict/evaluate", lines);
+}
+
+#[test]
+fn each_family_resumed_from_a_checkpoint_ends_with_the_uninterrupted_weights_bitwise() {
+    let work = temp_dir("family_paths_checkpoint");
+    let data = csv(&work);
+    let mut lines = Vec::new();
+    for (family, src, pad) in FAMILIES {
+        let model = model_dir(&work, family, &src(), *pad);
+        let (full, resumed) = (work.join(family).join("full"), work.join(family).join("resumed"));
+        // Padded here (the other paths run the CPU's default unpadded layout).
+        let base = run(&model, &data, &full).flag("--save-steps", "2").flag("--unpadded", "false");
+        let ckpt = full.join("checkpoint-2");
+        let done = train(&base, "uninterrupted run").and_then(|_| {
+            let again = run(&model, &data, &resumed)
+                .flag("--save-steps", "2")
+                .flag("--unpadded", "false")
+                .flag("--resume-from-checkpoint", ckpt.to_str().unwrap());
+            train(&again, "resumed run")
+        });
+        lines.push(match done {
+            Err(e) => (format!("{family}: {e}"), false),
+            Ok(()) => {
+                let (a, b) = (losses(&full), losses(&resumed));
+                let tail: Vec<f64> = records(&resumed.join("metrics.jsonl"), "step")
+                    .iter()
+                    .filter(|r| r["step"].as_u64().unwrap() > 2)
+                    .map(|r| r["loss"].as_f64().unwrap())
+                    .collect();
+                let diff =
+                    compare_weights(&full.join("model.safetensors"), &resumed.join("model.safetensors"));
+                let ok = a.len() == 6 && tail == a[2..] && diff == 0.0 && b.len() >= 4;
+                (format!("{family}: steps 3-6 losses equal: {}, max |Δweight| {diff:e}", tail == a[2..]), ok)
+            }
+        });
+    }
+    verdict("checkpoints", lines);
+}
+
+/// The model with every dropout probability 0 (the DDP equality is arithmetic only, as in
+/// tests/dist.rs): each family names its dropouts its own way, all `*dropout*` keys.
+fn without_dropout(model: &Path) {
+    let path = model.join("config.json");
+    let mut config = read_json(&path);
+    for (key, value) in config.as_object_mut().unwrap() {
+        if key.contains("dropout") && value.is_number() {
+            *value = serde_json::json!(0.0);
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+/// `torchrun --standalone --nproc_per_node 2 --no-python bertfit ARGS`: torchrun's own launcher
+/// and variables (TORCHELASTIC_USE_AGENT_STORE included).
+fn torchrun(args: &[String]) -> Result<(), String> {
+    let torchrun = python().with_file_name("torchrun");
+    let out = Command::new(torchrun)
+        .args(["--standalone", "--nproc_per_node", "2", "--no-python"])
+        .arg(crate::common::bin())
+        .args(args)
+        .env_remove("MASTER_PORT")
+        .output()
+        .unwrap();
+    let (code, _, stderr) = outcome(&out);
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "torchrun: exit {code}: {}",
+            stderr.lines().rev().take(6).collect::<Vec<_>>().join(" | ")
+        ))
+    }
+}
+
+#[test]
+fn each_family_on_two_torchrun_ranks_trains_as_one_process_on_the_combined_batch() {
+    let work = temp_dir("family_paths_ddp");
+    let data = csv(&work);
+    let mut lines = Vec::new();
+    for (family, src, pad) in FAMILIES {
+        let model = model_dir(&work, family, &src(), *pad);
+        without_dropout(&model);
+        // File order: DistributedSampler gives rank r the rows r, r+2, ..., the 1-process batch's.
+        let flags = |out: &Path, batch: &str| {
+            run(&model, &data, out)
+                .flag("--batch-size", batch)
+                .switch("--no-shuffle")
+                .flag("--optim", "adamw")
+                .flag("--ddp-timeout", "120")
+        };
+        let (one, two) = (work.join(family).join("one"), work.join(family).join("two"));
+        let done =
+            train(&flags(&one, "4"), "1 process, batch 4").and_then(|_| torchrun(&flags(&two, "2").args()));
+        lines.push(match done {
+            Err(e) => (format!("{family}: {e}"), false),
+            Ok(()) => {
+                let (a, b) = (losses(&one), losses(&two));
+                let rel = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / x.abs()).fold(0f64, f64::max);
+                let ranks = records(&two.join("metrics.jsonl"), "step")[0]["rank_rows"].clone();
+                let diff = compare_weights(&one.join("model.safetensors"), &two.join("model.safetensors"));
+                let ok = a.len() == 6 && a.len() == b.len() && rel <= 1e-5 && diff <= 1e-5;
+                let line = format!(
+                    "{family}: rank rows {ranks}, max rel Δloss {rel:.1e}, max |Δweight| {diff:.1e} (≤ 1e-5)"
+                );
+                (line, ok)
+            }
+        });
+    }
+    verdict("data-parallel", lines);
+}

@@ -64,7 +64,8 @@ fn csv(dir: &Path) -> PathBuf {
     path
 }
 
-/// The run every path makes: batch 4, 2 epochs (6 steps), learning rate 1e-3, seeded.
+/// The run every path makes: batch 4, 2 epochs (6 steps), learning rate 3e-3, seeded; dropout
+/// as the model's config says (0.1), shuffled.
 fn run(model: &Path, data: &Path, out: &Path) -> TrainRun {
     TrainRun::tiny(model, data, out).flag("--epochs", "2").flag("--learning-rate", "3e-3").flag("--seed", "3")
 }
@@ -80,8 +81,14 @@ fn bertfit_ok(args: &[&str], what: &str) -> Result<String, String> {
     if code == 0 {
         Ok(stdout)
     } else {
-        Err(format!("{what}: exit {code}: {}", stderr.lines().rev().take(4).collect::<Vec<_>>().join(" | ")))
+        Err(failure(what, code, &stderr))
     }
+}
+
+/// A failed command named with its exit code and the end of its stderr, on one line.
+fn failure(what: &str, code: i32, stderr: &str) -> String {
+    let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+    format!("{what}: exit {code}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
 }
 
 fn train(run: &TrainRun, what: &str) -> Result<(), String> {
@@ -89,12 +96,13 @@ fn train(run: &TrainRun, what: &str) -> Result<(), String> {
     if code == 0 {
         Ok(())
     } else {
-        Err(format!("{what}: exit {code}: {}", stderr.lines().rev().take(4).collect::<Vec<_>>().join(" | ")))
+        Err(failure(what, code, &stderr))
     }
 }
 
-/// The precision runs all paths' Python shares: per family and precision a trained folder, its
-/// `bertfit predict` CSV and transformers' JSON of it (or why one of them failed).
+/// The runs the precision and predict/evaluate paths share (one Python process for both): per
+/// family and precision (fp32, bf16, fp16) a trained folder work/FAMILY/PRECISION with its `bertfit
+/// predict` CSV and transformers' JSON of it (hf.json), or why training or predict failed.
 struct Trained {
     work: PathBuf,
     data: PathBuf,
@@ -107,6 +115,7 @@ impl Trained {
     }
 }
 
+/// Made once per test process, by whichever of the two tests comes first.
 fn trained() -> &'static Trained {
     static RUNS: OnceLock<Trained> = OnceLock::new();
     RUNS.get_or_init(|| {
@@ -127,7 +136,9 @@ fn trained() -> &'static Trained {
                         data.display(),
                         out.join("hf.json").display()
                     )),
-                    Err(e) => drop(failed.insert((family.to_string(), precision.to_string()), e)),
+                    Err(e) => {
+                        failed.insert((family.to_string(), precision.to_string()), e);
+                    }
                 }
             }
         }
@@ -382,10 +393,7 @@ fn torchrun(args: &[String]) -> Result<(), String> {
     if code == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "torchrun: exit {code}: {}",
-            stderr.lines().rev().take(6).collect::<Vec<_>>().join(" | ")
-        ))
+        Err(failure("torchrun", code, &stderr))
     }
 }
 

@@ -19,14 +19,22 @@ use std::sync::OnceLock;
 use crate::common::fixtures::{compare_weights, records};
 use crate::common::{bertfit, outcome, python, read_json, run_python, temp_dir, write_csv, TrainRun};
 
-/// (model_type, its tiny classification model, its pad id): one line per family.
-const FAMILIES: &[(&str, fn() -> PathBuf, usize)] = &[
-    ("bert", || crate::families::made().join("bert/cls"), 0),
-    ("roberta", || crate::families::made().join("roberta/cls"), 1),
-    ("xlm-roberta", || crate::families::made().join("xlm-roberta/cls"), 1),
-    ("electra", || crate::families::made().join("electra/cls"), 0),
-    ("distilbert", || crate::families::made().join("distilbert/cls"), 0),
-    ("modernbert", || crate::family_modernbert::made().join("cls/cls"), 0),
+/// A family on every path: its model_type, its tiny classification model (made once per test
+/// process) and its pad id (for the vocabulary `write_vocab` writes).
+struct Family {
+    name: &'static str,
+    model: fn() -> PathBuf,
+    pad: usize,
+}
+
+/// One line per family.
+const FAMILIES: &[Family] = &[
+    Family { name: "bert", model: || crate::families::made().join("bert/cls"), pad: 0 },
+    Family { name: "roberta", model: || crate::families::made().join("roberta/cls"), pad: 1 },
+    Family { name: "xlm-roberta", model: || crate::families::made().join("xlm-roberta/cls"), pad: 1 },
+    Family { name: "electra", model: || crate::families::made().join("electra/cls"), pad: 0 },
+    Family { name: "distilbert", model: || crate::families::made().join("distilbert/cls"), pad: 0 },
+    Family { name: "modernbert", model: || crate::family_modernbert::made().join("cls/cls"), pad: 0 },
 ];
 const SCRIPT: &str = "parity/families/paths_reference.py";
 const PRECISIONS: [&str; 3] = ["fp32", "bf16", "fp16"];
@@ -123,8 +131,8 @@ fn trained() -> &'static Trained {
         let data = csv(&work);
         let mut failed = HashMap::new();
         let mut jobs = Vec::new();
-        for (family, src, pad) in FAMILIES {
-            let model = model_dir(&work, family, &src(), *pad);
+        for &Family { name: family, model: src, pad } in FAMILIES {
+            let model = model_dir(&work, family, &src(), pad);
             for precision in PRECISIONS {
                 let out = work.join(family).join(precision);
                 let done = train(&run(&model, &data, &out).flag("--precision", precision), "train")
@@ -248,7 +256,7 @@ fn comparable_steps(out: &Path, precision: &str) -> Result<(usize, usize), Strin
 fn each_family_trains_in_bf16_and_fp16_and_its_saved_folder_predicts_as_transformers() {
     let t = trained();
     let mut lines = Vec::new();
-    for (family, _, _) in FAMILIES {
+    for &Family { name: family, .. } in FAMILIES {
         let key = |p: &str| (family.to_string(), p.to_string());
         if let Some(e) = t.failed.get(&key("fp32")) {
             lines.push((format!("{family}: fp32 {e}"), false));
@@ -298,7 +306,7 @@ fn each_family_trains_in_bf16_and_fp16_and_its_saved_folder_predicts_as_transfor
 fn each_familys_predict_and_evaluate_equal_transformers_on_the_saved_folder() {
     let t = trained();
     let mut lines = Vec::new();
-    for (family, _, _) in FAMILIES {
+    for &Family { name: family, .. } in FAMILIES {
         if let Some(e) = t.failed.get(&(family.to_string(), "fp32".to_string())) {
             lines.push((format!("{family}: {e}"), false));
             continue;
@@ -333,8 +341,8 @@ fn each_family_resumed_from_a_checkpoint_ends_with_the_uninterrupted_weights_bit
     let work = temp_dir("family_paths_checkpoint");
     let data = csv(&work);
     let mut lines = Vec::new();
-    for (family, src, pad) in FAMILIES {
-        let model = model_dir(&work, family, &src(), *pad);
+    for &Family { name: family, model: src, pad } in FAMILIES {
+        let model = model_dir(&work, family, &src(), pad);
         let (full, resumed) = (work.join(family).join("full"), work.join(family).join("resumed"));
         // Padded here (the other paths run the CPU's default unpadded layout).
         let base = run(&model, &data, &full).flag("--save-steps", "2").flag("--unpadded", "false");
@@ -402,8 +410,8 @@ fn each_family_on_two_torchrun_ranks_trains_as_one_process_on_the_combined_batch
     let work = temp_dir("family_paths_ddp");
     let data = csv(&work);
     let mut lines = Vec::new();
-    for (family, src, pad) in FAMILIES {
-        let model = model_dir(&work, family, &src(), *pad);
+    for &Family { name: family, model: src, pad } in FAMILIES {
+        let model = model_dir(&work, family, &src(), pad);
         without_dropout(&model);
         // File order: DistributedSampler gives rank r the rows r, r+2, ..., the 1-process batch's.
         let flags = |out: &Path, batch: &str| {

@@ -6,6 +6,16 @@ the team's original script did (BertTokenizer, shuffled DataLoader, Adam, cross-
 validation pass per epoch, the same two printed lines), with the two bugs fixed: the loss was
 computed twice per step, and a print used an f-string with a syntax error.
 
+Other encoder families (RoBERTa, XLM-R, ELECTRA, DistilBERT, ...) train the same way: the model is
+the class `AutoModelForSequenceClassification` picks (BertForSequenceClassification for a BERT
+config.json, so a BERT run is unchanged), with SDPA attention where the class has it, and the tokenizer `AutoTokenizer` where the folder has a tokenizer.json,
+else `BertTokenizer` as the seed script had it. Neither draws a random number. The model is called
+with input_ids and attention_mask only (no token types), as the seed script called it.
+
+`main(argv)` can be called several times in one process (scripts/parity/families/training.py does,
+one run per family): every run seeds the default generator first, so runs do not see each other's
+draws.
+
 It takes the same flags as `bertfit train`, so the two can be run on identical work. Random draws
 follow the original order: `torch.manual_seed` first, the classifier's init inside `from_pretrained`,
 then per epoch the DataLoader's own draws and the dropout masks, then the validation DataLoader's
@@ -92,7 +102,14 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from transformers import BertForSequenceClassification, BertTokenizer, get_scheduler
+from transformers import (
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+    AutoConfig,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    BertTokenizer,
+    get_scheduler,
+)
 from transformers.trainer_pt_utils import get_parameter_names
 
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
@@ -193,6 +210,24 @@ def label_encoding(args, train):
     return label_ids(train, args.num_labels)
 
 
+def model_class(folder):
+    """The folder's *ForSequenceClassification, the class AutoModelForSequenceClassification picks
+    from config.json's model_type; a config.json without one is BERT's (the seed script's class)."""
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        has_type = "model_type" in json.load(f)
+    if not has_type:
+        return BertForSequenceClassification
+    return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(AutoConfig.from_pretrained(folder))]
+
+
+def load_tokenizer(folder):
+    """AutoTokenizer where the folder has a tokenizer.json (any family), else the seed's BertTokenizer
+    (a vocab.txt folder)."""
+    if os.path.exists(os.path.join(folder, "tokenizer.json")):
+        return AutoTokenizer.from_pretrained(folder)
+    return BertTokenizer.from_pretrained(folder)
+
+
 def build_model(args, names):
     """from_pretrained draws the new classifier's init: the first draws after the seed."""
     labels = {"num_labels": 1} if names is None else {
@@ -200,9 +235,10 @@ def build_model(args, names):
         "id2label": dict(enumerate(names)),
         "label2id": {n: i for i, n in enumerate(names)},
     }
-    return BertForSequenceClassification.from_pretrained(
-        args.model, problem_type=args.problem_type, attn_implementation="sdpa", **labels
-    )
+    cls = model_class(args.model)
+    # SDPA, as the seed's run; a family without it (DeBERTa-v2) has one attention, its own (eager).
+    attention = {"attn_implementation": "sdpa"} if cls._supports_sdpa else {}
+    return cls.from_pretrained(args.model, problem_type=args.problem_type, **attention, **labels)
 
 
 def decay_parameter_names(model):
@@ -395,7 +431,7 @@ class Run:
         return {"val_accuracy": mean(100 * correct), "val_loss": mean(loss_sum)}
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
@@ -442,7 +478,7 @@ def parse_args():
     p.add_argument("--scaler-growth-interval", type=int, default=2000)
     p.add_argument("--problem-type", choices=[SINGLE, MULTI, REGRESSION], default=SINGLE)
     p.add_argument("--label-separator", default="|")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     if args.optim == "adam" and (args.weight_decay, args.adam_beta1, args.adam_beta2, args.adam_epsilon) != (
         0.0,
@@ -464,8 +500,9 @@ def parse_args():
     return args
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    """One run of the flags in `argv` (default: the command line)."""
+    args = parse_args(argv)
     # Joined before the seed: nothing the group does can move the default generator's draws.
     ddp = Ddp() if args.ddp or int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     main_rank = ddp is None or ddp.rank == 0
@@ -477,7 +514,7 @@ def main():
     names, encode = label_encoding(args, splits["train"])
     if args.problem_type == MULTI and args.num_labels not in (None, len(names)):
         raise SystemExit(f"--num-labels {args.num_labels}, but the training cells name {len(names)} labels")
-    tokenizer = BertTokenizer.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model)
     model = build_model(args, names)
 
     def dataset(split):
@@ -550,6 +587,8 @@ def main():
     if args.save_model and main_rank:
         model.save_pretrained(args.save_model)
         tokenizer.save_pretrained(args.save_model)
+    if metrics:
+        metrics.close()  # before the next run of this process reads it
     if ddp:
         dist.destroy_process_group()
     return 0

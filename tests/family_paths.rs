@@ -1,6 +1,6 @@
 //! Every family on every path bertfit has (issue 21), with the real `bertfit` binary on each
 //! family's tiny random *ForSequenceClassification model (made by transformers: families.rs,
-//! family_modernbert.rs) and a 3-class CSV of 12 + 6 rows:
+//! family_modernbert.rs, family_deberta.rs) and a 3-class CSV of 12 + 6 rows:
 //!   precision: fp32, bf16 and fp16 (autocast, fp16 with its loss scaler) train with finite losses
 //!     that stay near fp32's yet differ from them, and the saved folders predict as transformers;
 //!   checkpoints: a run resumed from its step-2 checkpoint ends with the uninterrupted run's
@@ -35,6 +35,8 @@ const FAMILIES: &[Family] = &[
     Family { name: "electra", model: || crate::families::made().join("electra/cls"), pad: 0 },
     Family { name: "distilbert", model: || crate::families::made().join("distilbert/cls"), pad: 0 },
     Family { name: "modernbert", model: || crate::family_modernbert::made().join("cls/cls"), pad: 0 },
+    // DeBERTa-v3's shape (the published v3 checkpoints': no absolute positions, no token types).
+    Family { name: "deberta-v2", model: || crate::family_deberta::made().join("v3/cls"), pad: 0 },
 ];
 const SCRIPT: &str = "parity/families/paths_reference.py";
 const PRECISIONS: [&str; 3] = ["fp32", "bf16", "fp16"];

@@ -4,6 +4,7 @@ use tch::nn::Path;
 use tch::Tensor;
 
 use super::config::BertConfig;
+use super::deberta::DebertaV2ForSequenceClassification;
 use super::distilbert::DistilBertForSequenceClassification;
 use super::electra::ElectraForSequenceClassification;
 use super::family::Family;
@@ -21,6 +22,7 @@ pub enum SequenceClassifier {
     Electra(ElectraForSequenceClassification),
     DistilBert(DistilBertForSequenceClassification),
     ModernBert(ModernBertForSequenceClassification),
+    DebertaV2(DebertaV2ForSequenceClassification),
 }
 
 impl SequenceClassifier {
@@ -38,6 +40,9 @@ impl SequenceClassifier {
             }
             Family::ModernBert => {
                 SequenceClassifier::ModernBert(ModernBertForSequenceClassification::new(p, cfg))
+            }
+            Family::DebertaV2 => {
+                SequenceClassifier::DebertaV2(DebertaV2ForSequenceClassification::new(p, cfg))
             }
         }
     }
@@ -58,6 +63,7 @@ impl SequenceClassifier {
             SequenceClassifier::Electra(m) => m.forward_t(input_ids, token_type_ids, layout, train),
             SequenceClassifier::DistilBert(m) => m.forward_t(input_ids, layout, train),
             SequenceClassifier::ModernBert(m) => m.forward_t(input_ids, layout, train),
+            SequenceClassifier::DebertaV2(m) => m.forward_t(input_ids, token_type_ids, layout, train),
         }
     }
 }

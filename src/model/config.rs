@@ -312,7 +312,9 @@ impl BertConfig {
     fn check_sizes(&self) -> std::result::Result<(), String> {
         for &(key, max) in LIMITS {
             let v = self.size(key);
-            if v <= 0 || v > max {
+            // DebertaV2Config's type_vocab_size 0 (DeBERTa-v3): no token-type table at all.
+            let none_allowed = key == "type_vocab_size" && self.family() == Family::DebertaV2;
+            if (v <= 0 && !(none_allowed && v == 0)) || v > max {
                 return Err(format!("key '{key}' must be in 1..={max}, got {v}"));
             }
         }
@@ -342,7 +344,7 @@ impl BertConfig {
     /// The keys only some families have: present where the family needs them, sizes in bounds,
     /// and what bertfit does not build refused by name.
     fn check_family_keys(&self, family: Family) -> std::result::Result<(), String> {
-        if family == Family::Electra {
+        if matches!(family, Family::Electra | Family::DebertaV2) {
             let e = self.embedding_size.unwrap_or(self.hidden_size);
             let max = LIMITS[1].1;
             if e <= 0 || e > max {
@@ -367,6 +369,9 @@ impl BertConfig {
                 ));
             }
         }
+        if family == Family::DebertaV2 {
+            super::deberta::config::DebertaSettings::of(self)?;
+        }
         Ok(())
     }
 
@@ -378,7 +383,7 @@ impl BertConfig {
     /// ELECTRA's embedding width (`embedding_size`), `hidden_size` for the other families.
     pub fn embedding_size(&self) -> i64 {
         match self.family() {
-            Family::Electra => self.embedding_size.unwrap_or(self.hidden_size),
+            Family::Electra | Family::DebertaV2 => self.embedding_size.unwrap_or(self.hidden_size),
             _ => self.hidden_size,
         }
     }
@@ -398,8 +403,11 @@ impl BertConfig {
     /// `token_types`: whether the tokenizer gives the second text token type 1 (a `tokenizer.json`
     /// of RoBERTa's kind gives none, and its pairs run with the family's own template).
     pub fn check_pairs(&self, token_types: bool) -> std::result::Result<(), String> {
-        let reads_token_types = !matches!(self.family(), Family::DistilBert | Family::ModernBert);
-        if !token_types || !reads_token_types || self.type_vocab_size >= 2 {
+        // DistilBERT and ModernBERT read no token types; DeBERTa with type_vocab_size 0 has no
+        // token-type table and ignores them, as HF does.
+        let ignores_types = matches!(self.family(), Family::DistilBert | Family::ModernBert)
+            || (self.family() == Family::DebertaV2 && self.type_vocab_size == 0);
+        if !token_types || ignores_types || self.type_vocab_size >= 2 {
             return Ok(());
         }
         Err(format!(
@@ -565,8 +573,8 @@ mod tests {
             err.contains("model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta"),
             "{err}"
         );
-        let err = refused(r#"{"model_type": "deberta-v2"}"#);
-        assert!(err.contains("'deberta-v2' is not supported yet (it is planned)"), "{err}");
+        let err = refused(r#"{"model_type": "deberta"}"#);
+        assert!(err.contains("model_type 'deberta' is not supported"), "{err}");
         let err = refused(r#"{"id2label": {"0": "spam", "1": "ham", "2": "spam"}}"#);
         assert!(err.contains("ids 0 and 2 both name the label 'spam'"), "{err}");
     }

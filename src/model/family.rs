@@ -19,19 +19,19 @@ pub enum Family {
     DistilBert,
     /// `modernbert` (modeling_modernbert.py).
     ModernBert,
+    /// `deberta-v2` (modeling_deberta_v2.py), which DeBERTa-v3 checkpoints use too.
+    DebertaV2,
 }
 
-/// model_types on the roadmap (issue 21), refused with that said rather than as unknown.
-const PLANNED: &[&str] = &["deberta-v2"];
-
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
         Family::Electra,
         Family::DistilBert,
         Family::ModernBert,
+        Family::DebertaV2,
     ];
 
     /// The family config.json's `model_type` names, or why it is refused.
@@ -40,9 +40,8 @@ impl Family {
             return Ok(f);
         }
         let supported: Vec<&str> = Family::ALL.iter().map(|f| f.model_type()).collect();
-        let planned = if PLANNED.contains(&model_type) { " yet (it is planned)" } else { "" };
         Err(format!(
-            "model_type '{model_type}' is not supported{planned}; bertfit fine-tunes {}",
+            "model_type '{model_type}' is not supported; bertfit fine-tunes {}",
             supported.join(", ")
         ))
     }
@@ -56,6 +55,7 @@ impl Family {
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
             Family::ModernBert => "modernbert",
+            Family::DebertaV2 => "deberta-v2",
         }
     }
 
@@ -67,6 +67,7 @@ impl Family {
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
             Family::ModernBert => "model",
+            Family::DebertaV2 => "deberta",
         }
     }
 
@@ -79,6 +80,7 @@ impl Family {
             Family::Electra => "ElectraForSequenceClassification",
             Family::DistilBert => "DistilBertForSequenceClassification",
             Family::ModernBert => "ModernBertForSequenceClassification",
+            Family::DebertaV2 => "DebertaV2ForSequenceClassification",
         }
     }
 
@@ -90,6 +92,8 @@ impl Family {
             // ModernBertPredictionHead is `head.*` in the masked-LM model too: loading one, HF
             // keeps its head (only `classifier.*` is new); a base model's checkpoint lacks both.
             Family::ModernBert => &["head.", "classifier."],
+            // ContextPooler is the classifier's, outside `deberta.` (DebertaV2Model has none).
+            Family::DebertaV2 => &["pooler.", "classifier."],
             _ => &["classifier."],
         }
     }
@@ -121,6 +125,9 @@ impl Family {
             // ModernBertForMaskedLM's decoder (its weight tied to the embeddings: usually only
             // `decoder.bias` is saved). Its `head.*` is the classifier's `head.*`.
             Family::ModernBert => &["decoder."],
+            // DebertaV2ForMaskedLM: the legacy `cls.predictions.*` head or `lm_predictions.*`
+            // (legacy=False), and the `mask_predictions.*` (RTD) HF ignores on load.
+            Family::DebertaV2 => &["cls.", "lm_predictions.", "mask_predictions."],
         }
     }
 
@@ -129,6 +136,13 @@ impl Family {
     pub fn may_be_missing(self, name: &str) -> bool {
         let starts = |prefixes: &[&str]| prefixes.iter().any(|p| name.starts_with(p));
         starts(self.head_prefixes()) || starts(self.optional_base_prefixes())
+    }
+
+    /// Whether a checkpoint key the model has no place for is skipped (and said as unused) rather
+    /// than refused: HF's `_keys_to_ignore_on_load_unexpected` for DebertaV2 ("position_embeddings",
+    /// which a DeBERTa-v3 checkpoint may carry though `position_biased_input` is false).
+    pub fn ignores_unexpected(self, key: &str) -> bool {
+        self == Family::DebertaV2 && key.contains("position_embeddings")
     }
 
     /// Whether checkpoint key `key` (named as in the classification model) is another task's head.
@@ -161,6 +175,7 @@ pub fn config_defaults(family: Family) -> Vec<(&'static str, Value)> {
         ],
         // ModernBertConfig, its own keys included (`modernbert::settings`).
         Family::ModernBert => super::modernbert::config_defaults(),
+        Family::DebertaV2 => super::deberta::config::class_defaults(),
     }
 }
 
@@ -176,8 +191,7 @@ mod tests {
             err.starts_with("model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta"),
             "{err}"
         );
-        let err = Family::from_model_type("deberta-v2").unwrap_err();
-        assert!(err.contains("'deberta-v2' is not supported yet (it is planned)"), "{err}");
+        assert_eq!(Family::from_model_type("deberta-v2"), Ok(Family::DebertaV2));
         assert_eq!(Family::from_model_type("modernbert"), Ok(Family::ModernBert));
     }
 

@@ -44,7 +44,9 @@ impl ModelFlops {
     /// The counts of the `*ForSequenceClassification` of `cfg`'s family with its `num_labels`
     /// outputs. Every family bertfit runs has the same encoder layer and a two-matmul head on one
     /// token (BERT's pooler + classifier, RoBERTa's and ELECTRA's dense + out_proj, DistilBERT's
-    /// pre_classifier + classifier); ELECTRA adds the projection of its narrower embeddings.
+    /// pre_classifier + classifier, DeBERTa's ContextPooler + classifier); ELECTRA (and DeBERTa
+    /// with an `embedding_size`) adds the projection of its narrower embeddings, and DeBERTa the
+    /// c2p/p2c products of its disentangled attention ([`relative_position_weights`]).
     pub fn of(cfg: &BertConfig) -> Self {
         if cfg.family() == Family::ModernBert {
             return Self::modernbert(cfg);
@@ -55,7 +57,7 @@ impl ModelFlops {
         let e = cfg.embedding_size() as f64;
         let projection = if e != h { e * h } else { 0.0 };
         ModelFlops {
-            token_matmul_weights: l * per_layer + projection,
+            token_matmul_weights: l * (per_layer + relative_position_weights(cfg)) + projection,
             sequence_matmul_weights: h * h + h * cfg.num_labels() as f64,
             attention_width: l * h,
             local_attention_width: 0.0,
@@ -86,6 +88,8 @@ impl ModelFlops {
     }
 
     /// The forward pass over sequences of `lengths` real tokens.
+    ///
+    /// (Relative-position terms are in `token_matmul_weights`: see [`relative_position_weights`].)
     pub fn forward<I: IntoIterator<Item = usize>>(&self, lengths: I) -> f64 {
         let (mut tokens, mut squares, mut windowed, mut sequences) = (0.0, 0.0, 0.0, 0.0);
         for n in lengths {
@@ -107,6 +111,25 @@ impl ModelFlops {
     pub fn training<I: IntoIterator<Item = usize>>(&self, lengths: I) -> f64 {
         3.0 * self.forward(lengths)
     }
+}
+
+/// DeBERTa's disentangled attention, per layer: each token's query (c2p) and key (p2c) against
+/// the 2S projected relative embeddings (S = position_buckets, else max_relative_positions), for
+/// every head: 2S·H multiply-adds per token per term, whatever the sequence length — so they count
+/// as 2S·H weights each in the per-token term. Left out: projecting the 2S relative embeddings
+/// through the key/query projections, which happens once per layer per batch, not per token or
+/// sequence (2S·H² per term: for DeBERTa-v3-base at a batch of 32 x 128 tokens, under 2% of the
+/// step); and the gathers, which are index work, not arithmetic.
+fn relative_position_weights(cfg: &BertConfig) -> f64 {
+    if cfg.family() != super::Family::DebertaV2 {
+        return 0.0;
+    }
+    let Ok(s) = super::deberta::config::DebertaSettings::of(cfg) else { return 0.0 };
+    if !s.relative_attention {
+        return 0.0;
+    }
+    let terms = s.c2p as i64 + s.p2c as i64;
+    (terms * 2 * s.att_span() * cfg.hidden_size) as f64
 }
 
 #[cfg(test)]
@@ -171,9 +194,36 @@ mod tests {
     }
 
     #[test]
+    fn deberta_counts_c2p_and_p2c_by_hand() {
+        let json = r#"{"model_type": "deberta-v2", "hidden_size": 4, "intermediate_size": 8,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "relative_attention": true,
+            "position_buckets": 4, "max_relative_positions": 16, "pos_att_type": ["p2c", "c2p"],
+            "share_att_key": true, "position_biased_input": false,
+            "id2label": {"0": "a", "1": "b", "2": "c"}}"#;
+        let cfg = BertConfig::from_json(json, std::path::Path::new("c.json")).unwrap();
+        let f = ModelFlops::of(&cfg);
+        // Per layer as BERT's (128), plus c2p: each token's query (4 wide, 2 heads of 2) against the
+        // 2 x 4 = 8 relative embeddings, 8 x 4 = 32 multiply-adds; p2c the same with its key: 64.
+        assert_eq!(f.token_matmul_weights, 2.0 * (128.0 + 64.0));
+        // ContextPooler 4x4, classifier 4x3: as BERT's pooler and classifier.
+        assert_eq!(f.sequence_matmul_weights, 16.0 + 12.0);
+        // Two sequences of 3 and 5 tokens: 2 x 384 x 8 + BERT's attention 1088 + head 112.
+        assert_eq!(f.forward([3, 5]), 6144.0 + 1088.0 + 112.0);
+        // c2p only: half the extra; no relative attention: none.
+        let c2p = json.replace(r#"["p2c", "c2p"]"#, r#"["c2p"]"#);
+        let cfg = BertConfig::from_json(&c2p, std::path::Path::new("c.json")).unwrap();
+        assert_eq!(ModelFlops::of(&cfg).token_matmul_weights, 2.0 * (128.0 + 32.0));
+        let plain = json.replace(r#""relative_attention": true"#, r#""relative_attention": false"#);
+        let cfg = BertConfig::from_json(&plain, std::path::Path::new("c.json")).unwrap();
+        assert_eq!(ModelFlops::of(&cfg).token_matmul_weights, 2.0 * 128.0);
+    }
+
+    #[test]
     fn bert_base_is_the_usual_85m_matmul_weights() {
-        let mut cfg = BertConfig::default();
-        cfg.id2label = Some([("0".into(), "a".into()), ("1".into(), "b".into())].into());
+        let cfg = BertConfig {
+            id2label: Some([("0".into(), "a".into()), ("1".into(), "b".into())].into()),
+            ..BertConfig::default()
+        };
         let f = ModelFlops::of(&cfg);
         // 12 x (4·768² + 2·768·3072) = 84,934,656
         assert_eq!(f.token_matmul_weights, 84_934_656.0);

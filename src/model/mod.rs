@@ -1,10 +1,12 @@
 //! BERT in the shape of transformers' `modeling_bert.py` (one file per part, HF parameter paths),
 //! and the BERT-like families beside it, one module each: `roberta` (and XLM-RoBERTa), `electra`,
-//! `distilbert`; and ModernBERT (`modernbert`), which has its own encoder. [`SequenceClassifier`] is the one type the rest of bertfit holds.
+//! `distilbert`; DeBERTa-v2/v3 (`deberta`, its own disentangled attention) and ModernBERT
+//! (`modernbert`, its own encoder). [`SequenceClassifier`] is the one type the rest of bertfit holds.
 pub mod attention;
 pub mod bert;
 pub mod classifier;
 pub mod config;
+pub mod deberta;
 pub mod distilbert;
 pub mod electra;
 pub mod embeddings;

@@ -74,6 +74,7 @@ pub fn parameters(cfg: &BertConfig) -> Vec<(String, HfInit)> {
         Family::Electra => super::electra::parameters(cfg),
         Family::DistilBert => super::distilbert::parameters(cfg),
         Family::ModernBert => super::modernbert::parameters(cfg),
+        Family::DebertaV2 => super::deberta::parameters(cfg),
     }
 }
 

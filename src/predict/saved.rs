@@ -11,7 +11,7 @@ use tch::{Device, Kind};
 
 use super::head::Head;
 use crate::data::batch::Batch;
-use crate::data::tokenize::{validate_max_length, Tokenizer};
+use crate::data::tokenize::Tokenizer;
 use crate::error::{Error, Result};
 use crate::model::{unpadded_by_default, BertConfig, LayoutPolicy, SequenceClassifier};
 use crate::train::report::Reporter;
@@ -56,7 +56,7 @@ impl SavedModel {
     /// Checks `max_length` against the tokenizer's minimum and the model's position embeddings, and
     /// sentence pairs against its token types.
     pub fn check_max_length(&self, max_length: usize, pairs: bool) -> Result<()> {
-        validate_max_length(max_length, pairs).map_err(|e| Error::usage("--max-length", e.to_string()))?;
+        self.tokenizer.check_max_length(max_length, pairs)?;
         if pairs {
             self.config
                 .check_pairs(self.tokenizer.has_token_types())

@@ -57,9 +57,10 @@ pub fn tokenizer(files: &ModelFiles, config: &BertConfig) -> Result<Arc<Tokenize
     Ok(tokenizer)
 }
 
-/// `--max-length` against the model's position embeddings, and sentence pairs against its token
-/// types.
+/// `--max-length` against the special tokens the tokenizer adds and the model's position
+/// embeddings, and sentence pairs against its token types.
 pub fn check_max_length(args: &TrainArgs, config: &BertConfig, tokenizer: &Tokenizer) -> Result<()> {
+    tokenizer.check_max_length(args.max_length, args.columns.text_pair.is_some())?;
     if args.columns.text_pair.is_some() {
         config
             .check_pairs(tokenizer.has_token_types())

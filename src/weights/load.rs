@@ -101,7 +101,11 @@ pub fn load_pretrained(
             }
         };
         let Some(dst) = variables.get(&name) else {
-            unexpected.push(key.clone());
+            if family.ignores_unexpected(key) {
+                report.unused.push(key.clone());
+            } else {
+                unexpected.push(key.clone());
+            }
             continue;
         };
         if src.size() != dst.size() {

@@ -10,6 +10,15 @@ use super::{Encoding, WordPieceTokenizer};
 use crate::{Error, Result};
 
 impl WordPieceTokenizer {
+    /// The special tokens around one text (`[CLS] A [SEP]`) or a pair (`[CLS] A [SEP] B [SEP]`).
+    pub fn added_tokens(is_pair: bool) -> usize {
+        if is_pair {
+            3
+        } else {
+            2
+        }
+    }
+
     /// `tokenizer(text, text_pair, truncation=True, max_length=max_length)`. `Some("")` as the pair
     /// is a pair with an empty second text (`[CLS] A [SEP] [SEP]`), as in HF's batched call (HF's
     /// single call treats an empty `text_pair` as absent).
@@ -17,7 +26,7 @@ impl WordPieceTokenizer {
     /// # Panics
     /// If `max_length` is below 2 (3 for a pair): see [`validate_max_length`].
     pub fn encode(&self, text: &str, text_pair: Option<&str>, max_length: usize) -> Encoding {
-        assert_max_length(max_length, text_pair.is_some());
+        assert_max_length(max_length, Self::added_tokens(text_pair.is_some()), text_pair.is_some());
         if text_pair.is_none() {
             if let Some(ids) = self.ascii.as_ref().and_then(|a| a.encode(text)) {
                 return self.single(ids, max_length);
@@ -47,7 +56,7 @@ impl WordPieceTokenizer {
         text_pairs: Option<&[&str]>,
         max_length: usize,
     ) -> Vec<Encoding> {
-        assert_max_length(max_length, text_pairs.is_some());
+        assert_max_length(max_length, Self::added_tokens(text_pairs.is_some()), text_pairs.is_some());
         if text_pairs.is_none() && self.ascii.is_some() {
             return self.encode_batch_ascii_first(texts, max_length);
         }
@@ -150,19 +159,26 @@ impl WordPieceTokenizer {
     }
 }
 
-/// Checks a `max_length` before encoding: `[CLS] [SEP]` need 2 positions, a pair 3.
-pub fn validate_max_length(max_length: usize, pairs: bool) -> Result<()> {
-    let least = if pairs { 3 } else { 2 };
+/// Checks a `max_length` before encoding: it must hold the `added` special tokens the tokenizer
+/// puts around one text or a pair ([`super::Tokenizer::added_tokens`]: 2 for BERT's
+/// `[CLS] A [SEP]`, 3 for its pairs, 4 for RoBERTa's `<s> A </s></s> B </s>`), and one position.
+pub fn validate_max_length(max_length: usize, added: usize, pairs: bool) -> Result<()> {
+    let least = added.max(1);
     if max_length < least {
-        let what =
-            if pairs { "[CLS] A [SEP] B [SEP] needs at least 3" } else { "[CLS] [SEP] needs at least 2" };
-        return Err(Error::usage("max_length", format!("{max_length} is too small: {what}")));
+        let what = if pairs { "sentence pair" } else { "text" };
+        return Err(Error::usage(
+            "--max-length",
+            format!(
+                "{max_length} is too small: the tokenizer adds {added} special tokens to each {what}, \
+                 so it must be at least {least}"
+            ),
+        ));
     }
     Ok(())
 }
 
-pub(super) fn assert_max_length(max_length: usize, pairs: bool) {
-    if let Err(e) = validate_max_length(max_length, pairs) {
+pub(super) fn assert_max_length(max_length: usize, added: usize, pairs: bool) {
+    if let Err(e) = validate_max_length(max_length, added, pairs) {
         panic!("{e}");
     }
 }
@@ -193,6 +209,19 @@ pub fn truncate_pair(len_a: usize, len_b: usize, budget: usize) -> (usize, usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_length_holds_the_added_tokens() {
+        // RoBERTa's pair template adds 4: a limit of 3 cannot hold it (a fixed 3 for pairs did).
+        let err = validate_max_length(3, 4, true).unwrap_err().to_string();
+        assert!(err.starts_with("--max-length: 3 is too small") && err.contains("adds 4"), "{err}");
+        validate_max_length(4, 4, true).unwrap();
+        validate_max_length(2, 2, false).unwrap();
+        assert!(validate_max_length(1, 2, false).is_err());
+        // A tokenizer without a post-processor adds none: one position is enough.
+        validate_max_length(1, 0, false).unwrap();
+        assert!(validate_max_length(0, 0, false).is_err());
+    }
 
     #[test]
     fn truncate_pair_as_hf() {

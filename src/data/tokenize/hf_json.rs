@@ -118,7 +118,7 @@ impl JsonTokenizer {
             }
             None => None,
         };
-        let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(second.is_some()));
+        let added = self.added_tokens(second.is_some());
         let params = TruncationParams {
             direction: TruncationDirection::Right,
             max_length: max_length.saturating_sub(added),
@@ -130,6 +130,11 @@ impl JsonTokenizer {
         let input_ids = encoding.get_ids().iter().map(|&id| id as i64).collect();
         let token_type_ids = encoding.get_type_ids().iter().map(|&id| id as i64).collect();
         Ok(Encoding { input_ids, token_type_ids })
+    }
+
+    /// The special tokens the post-processor adds to one text or a pair (none without one).
+    pub fn added_tokens(&self, is_pair: bool) -> usize {
+        self.inner.get_post_processor().map_or(0, |p| p.added_tokens(is_pair))
     }
 
     /// The folder the tokenizer was read from.

@@ -52,12 +52,13 @@ impl Tokenizer {
     /// `tokenizer(text, text_pair, truncation=True, max_length=max_length)` (HF's `longest_first`).
     ///
     /// # Panics
-    /// If `max_length` is below 2 (3 for a pair): see [`super::validate_max_length`].
+    /// If `max_length` cannot hold the special tokens: see [`Self::check_max_length`].
     pub fn encode(&self, text: &str, text_pair: Option<&str>, max_length: usize) -> Encoding {
         let encoding = match &self.backend {
             Backend::WordPiece(t) => t.encode(text, text_pair, max_length),
             Backend::Json(t) => {
-                super::encode::assert_max_length(max_length, text_pair.is_some());
+                let pair = text_pair.is_some();
+                super::encode::assert_max_length(max_length, self.added_tokens(pair), pair);
                 t.encode(text, text_pair, max_length)
             }
         };
@@ -74,11 +75,28 @@ impl Tokenizer {
         let encodings = match &self.backend {
             Backend::WordPiece(t) => t.encode_batch(texts, text_pairs, max_length),
             Backend::Json(t) => {
-                super::encode::assert_max_length(max_length, text_pairs.is_some());
+                let pairs = text_pairs.is_some();
+                super::encode::assert_max_length(max_length, self.added_tokens(pairs), pairs);
                 t.encode_batch(texts, text_pairs, max_length)
             }
         };
         encodings.into_iter().map(|e| self.types(e)).collect()
+    }
+
+    /// How many special tokens the tokenizer adds to one text (`is_pair` false) or a pair: BERT's
+    /// `[CLS] A [SEP] B [SEP]` 3, RoBERTa's `<s> A </s></s> B </s>` 4 (the post-processor's
+    /// `added_tokens`, as `tokenizers` counts them when it truncates).
+    pub fn added_tokens(&self, is_pair: bool) -> usize {
+        match &self.backend {
+            Backend::WordPiece(_) => WordPieceTokenizer::added_tokens(is_pair),
+            Backend::Json(t) => t.added_tokens(is_pair),
+        }
+    }
+
+    /// Refuses a `--max-length` that cannot hold the special tokens this tokenizer adds to a text
+    /// (or, with `pairs`, to a sentence pair): see [`super::validate_max_length`].
+    pub fn check_max_length(&self, max_length: usize, pairs: bool) -> Result<()> {
+        super::validate_max_length(max_length, self.added_tokens(pairs), pairs)
     }
 
     fn types(&self, mut encoding: Encoding) -> Encoding {

@@ -1,6 +1,7 @@
 //! Every check on the training settings that needs no file, in one place: the CLI runs it after
-//! converting the flags, and `Trainer::new` again, for settings built in code. (The one check
-//! that needs the model, --max-length against its max_position_embeddings, is the trainer's.)
+//! converting the flags, and `Trainer::new` again, for settings built in code. (The checks that
+//! need the model and its tokenizer, --max-length against max_position_embeddings and against the
+//! special tokens the tokenizer adds, are the trainer's.)
 use tch::Device;
 
 use super::{Recipe, SaveStrategy, TrainArgs};
@@ -178,11 +179,10 @@ impl TrainArgs {
                 ),
             );
         }
-        if self.max_length < 2 {
-            return refuse("--max-length", "must be at least 2 ([CLS] and [SEP])");
-        }
-        if self.columns.text_pair.is_some() && self.max_length < 3 {
-            return refuse("--max-length", "must be at least 3 for sentence pairs ([CLS] and two [SEP])");
+        // The special tokens a text or pair needs room for are the tokenizer's to say (2 for
+        // `[CLS] A [SEP]`, 4 for RoBERTa's pairs): checked once it is read (setup::check_max_length).
+        if self.max_length < 1 {
+            return refuse("--max-length", "must be at least 1");
         }
         Ok(())
     }

@@ -1,0 +1,215 @@
+//! DisentangledSelfAttention and DebertaV2Attention (modeling_deberta_v2.py): content-to-content
+//! scores plus the content-to-position (c2p) and position-to-content (p2c) terms against the
+//! relative embeddings, HF's masking (query and key), softmax and dropout on the probabilities,
+//! computed op for op as HF does (no SDPA: the bias is part of the scores, and the dropout draws
+//! must match PyTorch's under `--reproduce-pytorch`).
+use tch::nn::Path;
+use tch::{Kind, Tensor};
+
+use super::config::DebertaSettings;
+use super::relative::build_relative_position;
+use crate::model::attention::BertSelfOutput;
+use crate::model::config::BertConfig;
+use crate::model::layers::Linear;
+use crate::model::layout::Layout;
+
+/// What every layer's attention reads besides its input: the batch's layout and the relative
+/// embeddings (after the encoder's LayerNorm), made once per forward by the encoder.
+pub struct AttentionContext<'a> {
+    pub layout: &'a Layout,
+    /// (2S, H), `None` without relative attention.
+    pub rel_embeddings: Option<Tensor>,
+}
+
+#[derive(Debug)]
+pub struct DisentangledSelfAttention {
+    query_proj: Linear,
+    key_proj: Linear,
+    value_proj: Linear,
+    /// Only when `share_att_key` is false (and c2p / p2c is asked for).
+    pos_key_proj: Option<Linear>,
+    pos_query_proj: Option<Linear>,
+    num_attention_heads: i64,
+    s: DebertaSettings,
+    /// pos_dropout on the relative embeddings (hidden_dropout_prob), and on the probabilities.
+    pos_dropout: f64,
+    dropout: f64,
+}
+
+/// The projected relative embeddings, (nh, 2S, hs) each, that the c2p and p2c terms read.
+struct PosLayers {
+    key: Option<Tensor>,
+    query: Option<Tensor>,
+}
+
+impl DisentangledSelfAttention {
+    pub fn new(p: Path, cfg: &BertConfig, s: &DebertaSettings) -> Self {
+        let h = cfg.hidden_size;
+        let own = s.relative_attention && !s.share_att_key;
+        DisentangledSelfAttention {
+            query_proj: Linear::new(&p / "query_proj", h, h),
+            key_proj: Linear::new(&p / "key_proj", h, h),
+            value_proj: Linear::new(&p / "value_proj", h, h),
+            pos_key_proj: (own && s.c2p).then(|| Linear::new(&p / "pos_key_proj", h, h)),
+            pos_query_proj: (own && s.p2c).then(|| Linear::new(&p / "pos_query_proj", h, h)),
+            num_attention_heads: cfg.num_attention_heads,
+            s: s.clone(),
+            pos_dropout: cfg.hidden_dropout_prob,
+            dropout: cfg.attention_probs_dropout_prob,
+        }
+    }
+
+    /// hidden_states (B, T, H) or packed (N, H) -> the same shape.
+    pub fn forward_t(&self, hidden_states: &Tensor, ctx: &AttentionContext, train: bool) -> Tensor {
+        let q = self.query_proj.forward(hidden_states);
+        let k = self.key_proj.forward(hidden_states);
+        let v = self.value_proj.forward(hidden_states);
+        // HF draws pos_dropout after the content scores and before the bias: no draw comes between.
+        let pos =
+            ctx.rel_embeddings.as_ref().map(|rel| self.pos_layers(&rel.dropout(self.pos_dropout, train)));
+        let core = Core { attn: self, pos: pos.as_ref(), dropout: if train { self.dropout } else { 0.0 } };
+        match ctx.layout {
+            Layout::Padded { attention_mask } => {
+                // HF's get_attention_mask: query mask x key mask.
+                let mask = attention_mask.as_ref().map(|m| m.logical_and(&m.transpose(-1, -2)));
+                core.attend(&q, &k, &v, mask.as_ref())
+            }
+            Layout::Packed { packing, .. } => match (&packing.lengths, ctx.layout_core_per_sequence()) {
+                (Some(lengths), true) => {
+                    // Relative positions are within a sequence: each sequence alone, unmasked.
+                    let mut outputs = Vec::with_capacity(lengths.len());
+                    let mut start = 0;
+                    for &len in lengths {
+                        let one = |x: &Tensor| x.narrow(0, start, len).unsqueeze(0);
+                        outputs.push(core.attend(&one(&q), &one(&k), &one(&v), None).squeeze_dim(0));
+                        start += len;
+                    }
+                    Tensor::cat(&outputs, 0)
+                }
+                _ => {
+                    // The padded rows the packing came from (any mask): positions are each token's
+                    // place in its row, as in the padded forward; real keys only, as HF's mask.
+                    let n = q.size()[0];
+                    let qkv = packing.unpack(&Tensor::stack(&[&q, &k, &v], 1)); // (B, S, 3, H)
+                    let mask = packing.key_mask.as_ref().map(|m| {
+                        let size = m.size();
+                        let m = m.expand([size[0], 1, size[3], size[3]], false);
+                        m.logical_and(&m.transpose(-1, -2))
+                    });
+                    let out =
+                        core.attend(&qkv.select(2, 0), &qkv.select(2, 1), &qkv.select(2, 2), mask.as_ref());
+                    out.flatten(0, 1).index_select(0, &packing.indices).view([n, -1])
+                }
+            },
+        }
+    }
+
+    /// The relative embeddings (2S, H) through the position projections -> (nh, 2S, hs) each:
+    /// `query_proj`/`key_proj` themselves when `share_att_key`.
+    fn pos_layers(&self, rel_embeddings: &Tensor) -> PosLayers {
+        let heads = |x: Tensor| x.view([x.size()[0], self.num_attention_heads, -1]).transpose(0, 1);
+        let (key, query) = if self.s.share_att_key {
+            (&self.key_proj, &self.query_proj)
+        } else {
+            (
+                self.pos_key_proj.as_ref().unwrap_or(&self.key_proj),
+                self.pos_query_proj.as_ref().unwrap_or(&self.query_proj),
+            )
+        };
+        PosLayers {
+            key: self.s.c2p.then(|| heads(key.forward(rel_embeddings))),
+            query: self.s.p2c.then(|| heads(query.forward(rel_embeddings))),
+        }
+    }
+}
+
+impl AttentionContext<'_> {
+    /// Whether the packed layout attends one sequence at a time.
+    fn layout_core_per_sequence(&self) -> bool {
+        matches!(self.layout, Layout::Packed { attention, .. } if attention.core == crate::model::AttentionCore::PerSequence)
+    }
+}
+
+/// One attention computation over padded rows.
+struct Core<'a> {
+    attn: &'a DisentangledSelfAttention,
+    pos: Option<&'a PosLayers>,
+    dropout: f64,
+}
+
+impl Core<'_> {
+    /// q, k, v (B, T, H); mask (B, 1, T, T) bool, true = attend, `None`: all -> (B, T, H).
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        let (b, t, _) = q.size3().unwrap_or((0, 0, 0));
+        let nh = self.attn.num_attention_heads;
+        let heads = |x: &Tensor| x.view([b, t, nh, -1]).transpose(1, 2); // (B, nh, T, hs)
+        let (q, k, v) = (heads(q), heads(k), heads(v));
+        let hs = q.size()[3];
+        // scaled_size_sqrt: sqrt(float32(hs) * scale_factor), a float32 tensor as in HF.
+        let scale = (Tensor::from(hs as f32) * self.attn.s.scale_factor())
+            .sqrt()
+            .to_device(q.device())
+            .to_kind(q.kind());
+        let mut scores = q.matmul(&(k.transpose(-1, -2) / &scale));
+        if let Some(pos) = self.pos {
+            scores = &scores + self.bias(&q, &k, pos, &scale, t);
+        }
+        let fill = match scores.kind() {
+            Kind::Half => -65504.0,
+            Kind::BFloat16 => -3.3895313892515355e38,
+            _ => f32::MIN as f64,
+        };
+        if let Some(mask) = mask {
+            scores = scores.masked_fill(&mask.logical_not(), fill);
+        }
+        let probs = scores.softmax(-1, scores.kind()).dropout(self.dropout, self.dropout > 0.0);
+        probs.matmul(&v).transpose(1, 2).reshape([b, t, -1])
+    }
+
+    /// disentangled_attention_bias: c2p / scale + p2c / scale, (B, nh, T, T).
+    fn bias(&self, q: &Tensor, k: &Tensor, pos: &PosLayers, scale: &Tensor, t: i64) -> Tensor {
+        let s = &self.attn.s;
+        let span = s.att_span();
+        let relative_pos =
+            build_relative_position(t, s.position_buckets, s.max_relative_positions, q.device());
+        let size = q.size();
+        let index = |r: Tensor| r.clamp(0, span * 2 - 1).expand([size[0], size[1], t, t], false);
+        let mut score: Option<Tensor> = None;
+        if let Some(pos_key) = &pos.key {
+            let c2p_att = q.matmul(&pos_key.transpose(-1, -2)); // (B, nh, T, 2S)
+            let c2p_att = c2p_att.gather(-1, &index(&relative_pos + span), false);
+            score = Some(c2p_att / scale);
+        }
+        if let Some(pos_query) = &pos.query {
+            let p2c_att = k.matmul(&pos_query.transpose(-1, -2)); // (B, nh, T, 2S)
+            let p2c_att = p2c_att.gather(-1, &index(-&relative_pos + span), false).transpose(-1, -2);
+            let p2c = p2c_att / scale;
+            score = Some(match score {
+                Some(c2p) => c2p + p2c,
+                None => p2c,
+            });
+        }
+        score.unwrap_or_else(|| q.zeros_like().narrow(3, 0, 1))
+    }
+}
+
+/// DebertaV2Attention: DisentangledSelfAttention + DebertaV2SelfOutput (BertSelfOutput's modules).
+#[derive(Debug)]
+pub struct DebertaV2Attention {
+    self_attention: DisentangledSelfAttention,
+    output: BertSelfOutput,
+}
+
+impl DebertaV2Attention {
+    pub fn new(p: Path, cfg: &BertConfig, s: &DebertaSettings) -> Self {
+        DebertaV2Attention {
+            self_attention: DisentangledSelfAttention::new(&p / "self", cfg, s),
+            output: BertSelfOutput::new(&p / "output", cfg),
+        }
+    }
+
+    pub fn forward_t(&self, hidden_states: &Tensor, ctx: &AttentionContext, train: bool) -> Tensor {
+        let self_output = self.self_attention.forward_t(hidden_states, ctx, train);
+        self.output.forward_t(&self_output, hidden_states, train)
+    }
+}

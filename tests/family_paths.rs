@@ -62,13 +62,21 @@ fn model_dir(work: &Path, family: &str, src: &Path, pad: usize) -> PathBuf {
     model
 }
 
-/// 12 training and 6 validation rows with the models' 3 labels, in `write_vocab`'s words.
+/// 12 training rows (balanced) and 6 validation rows with the models' 3 labels, in `write_vocab`'s
+/// words.
 fn csv(dir: &Path) -> PathBuf {
     let labels = ["neg", "neu", "pos"];
     let mut rows: Vec<(String, String, &str)> = (0..12)
         .map(|i| (format!("a short review number {i} {}", i % 5), labels[i % 3].to_string(), "train"))
         .collect();
-    rows.extend((0..6).map(|i| (format!("held out text {i} {}", 9 - i), labels[i % 3].to_string(), "val")));
+    // Validation labels 3:2:1, so that even a model that predicts one class has an accuracy
+    // naming which (1/2, 1/3 or 1/6).
+    let val = [0, 0, 0, 1, 1, 2];
+    rows.extend(
+        val.iter()
+            .enumerate()
+            .map(|(i, &l)| (format!("held out text {i} {}", 9 - i), labels[l].to_string(), "val")),
+    );
     let path = dir.join("data.csv");
     write_csv(&path, &rows);
     path

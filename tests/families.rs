@@ -22,7 +22,7 @@ const SCRIPT: &str = "parity/families/make_tiny_models.py";
 const TOLERANCE: f64 = 1e-5;
 
 /// The models, made once per test run (one Python process for all families).
-fn made() -> &'static Path {
+pub(crate) fn made() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = temp_dir("families");

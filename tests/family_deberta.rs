@@ -21,7 +21,7 @@ const SHAPES: [&str; 2] = ["v3", "v2"];
 /// Eval-mode fp32 logits of the same weights on the same ids: float rounding only.
 const TOLERANCE: f64 = 1e-5;
 
-fn made() -> &'static Path {
+pub(crate) fn made() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = temp_dir("family_deberta");

@@ -25,7 +25,7 @@ const TOLERANCE: f64 = 1e-5;
 const CORES: [AttentionCore; 4] =
     [AttentionCore::Padded, AttentionCore::PerSequence, AttentionCore::Grouped, AttentionCore::Varlen];
 
-fn made() -> &'static Path {
+pub(crate) fn made() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = temp_dir("family_modernbert");

@@ -12,6 +12,7 @@ mod docs;
 mod families;
 mod family_deberta;
 mod family_modernbert;
+mod family_paths;
 mod family_training;
 mod hardening;
 mod hardening2;

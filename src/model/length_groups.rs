@@ -10,7 +10,7 @@
 //! group for a batch of similar lengths, a few for a batch of short and long texts.
 use tch::{Device, Tensor};
 
-use super::sdpa::{attend_padded, windowed_mask, PackedQkv};
+use super::sdpa::{attend_padded, with_window, PackedQkv};
 use crate::device::to_device_async;
 
 /// The cost of one more attention call, in the unit of one query-key pair (token²): about what
@@ -124,15 +124,10 @@ impl LengthGroups {
         self.groups.len()
     }
 
-    /// q, k, v: (N, nh, hs) packed -> (N, nh * hs).
-    pub fn attention(&self, qkv: &PackedQkv) -> Tensor {
-        self.attention_windowed(qkv, None)
-    }
-
-    /// [`attention`](Self::attention) with each query's keys limited to those at most `window`
-    /// positions away, when a window is given (ModernBERT's local layers): the group's key mask
+    /// q, k, v: (N, nh, hs) packed -> (N, nh * hs); with a `window` (ModernBERT's local layers),
+    /// each query's keys limited to those at most `window` positions away: the group's key mask
     /// and the band, one mask.
-    pub fn attention_windowed(&self, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
+    pub fn attention(&self, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
         let PackedQkv { query, key, value, dropout, scale } = *qkv;
         let (nh, hs) = (query.size()[1], query.size()[2]);
         // One gather for the three.
@@ -142,10 +137,7 @@ impl LengthGroups {
             .iter()
             .map(|g| {
                 let padded = qkv.index_select(0, &g.gather).view([g.rows, g.len, 3, nh, hs]);
-                let mask = match window {
-                    Some(w) => Some(windowed_mask(g.key_mask.as_ref(), g.len, w, query.device())),
-                    None => g.key_mask.as_ref().map(Tensor::shallow_clone),
-                };
+                let mask = with_window(g.key_mask.as_ref(), g.len, window, query.device());
                 attend_padded(&padded, mask.as_ref(), dropout, scale).index_select(0, &g.real)
             })
             .collect();
@@ -186,7 +178,8 @@ mod tests {
         let v = Tensor::randn([n, nh, hs], (Kind::Float, Device::Cpu));
         let groups = LengthGroups::new(&lengths, Device::Cpu);
         assert!(groups.num_groups() >= 2);
-        let got = groups.attention(&PackedQkv { query: &q, key: &k, value: &v, dropout: 0.0, scale: 0.5 });
+        let got =
+            groups.attention(&PackedQkv { query: &q, key: &k, value: &v, dropout: 0.0, scale: 0.5 }, None);
         let mut start = 0;
         for &len in &lengths {
             let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);

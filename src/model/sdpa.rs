@@ -4,8 +4,8 @@
 use tch::{Device, Kind, Tensor};
 
 /// Attention over a padded layout: qkv (B, T, 3, nh, hs), key_mask (B, 1, 1, T) true = attend
-/// (`None`: every key; a (B, 1, T, T) mask, such as [`windowed_mask`]'s, is taken as well) -> (B * T, nh * hs), every slot, padded ones included (callers keep the
-/// real ones). The one SDPA call of the padded and the grouped cores.
+/// (`None`: every key; a (B, 1, T, T) mask, such as [`windowed_mask`]'s, is taken as well) ->
+/// (B * T, nh * hs), every slot, padded ones included (callers keep the real ones). The one SDPA call of the padded and the grouped cores.
 pub fn attend_padded(qkv: &Tensor, key_mask: Option<&Tensor>, dropout: f64, scale: f64) -> Tensor {
     let size = qkv.size();
     let (b, t) = (size[0], size[1]);
@@ -34,17 +34,20 @@ pub struct PackedQkv<'a> {
     pub scale: f64,
 }
 
-/// One maskless SDPA call per sequence: q, k, v (N, nh, hs) packed, sequence b the `lengths[b]`
-/// rows after the ones before it -> (N, nh * hs).
-pub fn per_sequence(lengths: &[i64], qkv: &PackedQkv) -> Tensor {
-    per_sequence_windowed(lengths, qkv, None)
-}
-
 /// (T, T) bool, true where a query may attend to a key at most `window` positions away: HF's
 /// `sliding_window_bidirectional_overlay` (|q - k| <= window), ModernBERT's local attention.
 pub fn window_band(t: i64, window: i64, device: Device) -> Tensor {
     let positions = Tensor::arange(t, (Kind::Int64, device));
     (positions.unsqueeze(1) - positions.unsqueeze(0)).abs().le(window)
+}
+
+/// The mask of a padded layout of T positions: the (B, 1, 1, T) key mask as it is without a
+/// `window`, else with the band of `window` -> (B or 1, 1, T, T). `None`: every key may be seen.
+pub fn with_window(key_mask: Option<&Tensor>, t: i64, window: Option<i64>, device: Device) -> Option<Tensor> {
+    match window {
+        Some(w) => Some(windowed_mask(key_mask, t, w, device)),
+        None => key_mask.map(Tensor::shallow_clone),
+    }
 }
 
 /// A (B, 1, 1, T) key mask (`None`: every key) and the band of `window` -> (B or 1, 1, T, T).
@@ -56,9 +59,11 @@ pub fn windowed_mask(key_mask: Option<&Tensor>, t: i64, window: i64, device: Dev
     }
 }
 
-/// [`per_sequence`], each sequence's keys limited to its `window` band when one is given (each
-/// sequence's positions start at 0 there, as in its padded row: right padding).
-pub fn per_sequence_windowed(lengths: &[i64], qkv: &PackedQkv, window: Option<i64>) -> Tensor {
+/// One SDPA call per sequence: q, k, v (N, nh, hs) packed, sequence b the `lengths[b]` rows after
+/// the ones before it -> (N, nh * hs). Maskless, or with each sequence's keys limited to its
+/// `window` band when one is given (each sequence's positions start at 0 there, as in its padded
+/// row: right padding).
+pub fn per_sequence(lengths: &[i64], qkv: &PackedQkv, window: Option<i64>) -> Tensor {
     let PackedQkv { query, key, value, dropout, scale } = *qkv;
     let n = query.size()[0];
     let mut outputs = Vec::with_capacity(lengths.len());
@@ -66,7 +71,7 @@ pub fn per_sequence_windowed(lengths: &[i64], qkv: &PackedQkv, window: Option<i6
     for &len in lengths {
         // (len, nh, hs) -> (1, nh, len, hs)
         let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);
-        let mask = window.map(|w| windowed_mask(None, len, w, query.device()));
+        let mask = with_window(None, len, window, query.device());
         let attn_output = Tensor::scaled_dot_product_attention(
             &one(query),
             &one(key),

@@ -12,7 +12,7 @@ use std::fmt;
 use tch::{Device, Kind, Tensor};
 
 use super::packing::Packing;
-use super::sdpa::{attend_padded, per_sequence, per_sequence_windowed, windowed_mask, PackedQkv};
+use super::sdpa::{attend_padded, per_sequence, with_window, PackedQkv};
 use crate::torch_ext::{self, VarlenKernel};
 
 /// How the packed q/k/v reach `scaled_dot_product_attention`.
@@ -93,33 +93,25 @@ impl PackedAttention {
 
     /// q, k, v: (N, nh, hs) packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
     pub fn attention(&self, packing: &Packing, qkv: &PackedQkv) -> Tensor {
-        match (self.core, &packing.lengths) {
-            (AttentionCore::PerSequence, Some(lengths)) => per_sequence(lengths, qkv),
-            (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
-                Some(groups) => groups.attention(qkv),
-                None => padded(packing, qkv),
-            },
-            (AttentionCore::Varlen, Some(_)) => {
-                self.varlen(packing, qkv).unwrap_or_else(|| padded(packing, qkv))
-            }
-            _ => padded(packing, qkv),
-        }
+        self.attention_windowed(packing, qkv, None)
     }
 
     /// [`attention`](Self::attention) with each query's keys limited to those at most `window`
     /// positions away in its row (ModernBERT's local layers; `None`: no window). The per-sequence
     /// and grouped cores add the band to their masks. The varlen kernels' window arguments are
-    /// not bound (`torch_ext::varlen_attention`), so `Varlen` attends here through the padded
+    /// not bound (`torch_ext::varlen_attention`), so `Varlen` attends a window through the padded
     /// core with an explicit mask: one masked SDPA call, correct but not the varlen fast path.
     pub fn attention_windowed(&self, packing: &Packing, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
-        let Some(w) = window else { return self.attention(packing, qkv) };
         match (self.core, &packing.lengths) {
-            (AttentionCore::PerSequence, Some(lengths)) => per_sequence_windowed(lengths, qkv, Some(w)),
+            (AttentionCore::PerSequence, Some(lengths)) => per_sequence(lengths, qkv, window),
             (AttentionCore::Grouped, Some(_)) => match packing.length_groups() {
-                Some(groups) => groups.attention_windowed(qkv, Some(w)),
-                None => padded_windowed(packing, qkv, Some(w)),
+                Some(groups) => groups.attention(qkv, window),
+                None => padded(packing, qkv, window),
             },
-            _ => padded_windowed(packing, qkv, Some(w)),
+            (AttentionCore::Varlen, Some(_)) if window.is_none() => {
+                self.varlen(packing, qkv).unwrap_or_else(|| padded(packing, qkv, None))
+            }
+            _ => padded(packing, qkv, window),
         }
     }
 
@@ -164,22 +156,15 @@ impl PackedAttention {
     }
 }
 
-/// The padded core: one scatter of q/k/v into the padded layout, one masked SDPA call, one gather.
-fn padded(packing: &Packing, qkv: &PackedQkv) -> Tensor {
-    padded_windowed(packing, qkv, None)
-}
-
-/// [`padded`], the key mask and the `window` band in one mask when a window is given: the
-/// positions are those of the padded rows, so any padding (left too) is windowed as HF does.
-fn padded_windowed(packing: &Packing, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
+/// The padded core: one scatter of q/k/v into the padded layout, one masked SDPA call, one gather;
+/// with a `window`, the key mask and the band in one mask. The positions are those of the padded
+/// rows, so any padding (left too) is windowed as HF does.
+fn padded(packing: &Packing, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
     let PackedQkv { query, key, value, dropout, scale } = *qkv;
     let n = query.size()[0];
     // One scatter for the three: (N, 3, nh, hs) -> (B, T, 3, nh, hs).
     let qkv = packing.unpack(&Tensor::stack(&[query, key, value], 1));
-    let mask = match window {
-        Some(w) => Some(windowed_mask(packing.key_mask.as_ref(), packing.seq_len, w, query.device())),
-        None => packing.key_mask.as_ref().map(Tensor::shallow_clone),
-    };
+    let mask = with_window(packing.key_mask.as_ref(), packing.seq_len, window, query.device());
     attend_padded(&qkv, mask.as_ref(), dropout, scale).index_select(0, &packing.indices).view([n, -1])
 }
 

@@ -12,6 +12,7 @@ use crate::model::attention::BertSelfOutput;
 use crate::model::config::BertConfig;
 use crate::model::layers::Linear;
 use crate::model::layout::Layout;
+use crate::model::packing::Packing;
 
 /// What every layer's attention reads besides its input: the batch's layout and the relative
 /// embeddings (after the encoder's LayerNorm), made once per forward by the encoder.
@@ -74,33 +75,9 @@ impl DisentangledSelfAttention {
                 let mask = attention_mask.as_ref().map(|m| m.logical_and(&m.transpose(-1, -2)));
                 core.attend(&q, &k, &v, mask.as_ref())
             }
-            Layout::Packed { packing, .. } => match (&packing.lengths, ctx.layout_core_per_sequence()) {
-                (Some(lengths), true) => {
-                    // Relative positions are within a sequence: each sequence alone, unmasked.
-                    let mut outputs = Vec::with_capacity(lengths.len());
-                    let mut start = 0;
-                    for &len in lengths {
-                        let one = |x: &Tensor| x.narrow(0, start, len).unsqueeze(0);
-                        outputs.push(core.attend(&one(&q), &one(&k), &one(&v), None).squeeze_dim(0));
-                        start += len;
-                    }
-                    Tensor::cat(&outputs, 0)
-                }
-                _ => {
-                    // The padded rows the packing came from (any mask): positions are each token's
-                    // place in its row, as in the padded forward; real keys only, as HF's mask.
-                    let n = q.size()[0];
-                    let qkv = packing.unpack(&Tensor::stack(&[&q, &k, &v], 1)); // (B, S, 3, H)
-                    let mask = packing.key_mask.as_ref().map(|m| {
-                        let size = m.size();
-                        let m = m.expand([size[0], 1, size[3], size[3]], false);
-                        m.logical_and(&m.transpose(-1, -2))
-                    });
-                    let out =
-                        core.attend(&qkv.select(2, 0), &qkv.select(2, 1), &qkv.select(2, 2), mask.as_ref());
-                    out.flatten(0, 1).index_select(0, &packing.indices).view([n, -1])
-                }
-            },
+            Layout::Packed { packing, .. } => {
+                core.attend_packed(&q, &k, &v, packing, ctx.layout_core_per_sequence())
+            }
         }
     }
 
@@ -138,6 +115,40 @@ struct Core<'a> {
 }
 
 impl Core<'_> {
+    /// q, k, v packed (N, H) -> (N, H): one sequence at a time (`per_sequence`, the packing's
+    /// lengths known), else over the padded rows the packing came from.
+    fn attend_packed(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        packing: &Packing,
+        per_sequence: bool,
+    ) -> Tensor {
+        if let (Some(lengths), true) = (&packing.lengths, per_sequence) {
+            // Relative positions are within a sequence: each sequence alone, unmasked.
+            let mut outputs = Vec::with_capacity(lengths.len());
+            let mut start = 0;
+            for &len in lengths {
+                let one = |x: &Tensor| x.narrow(0, start, len).unsqueeze(0);
+                outputs.push(self.attend(&one(q), &one(k), &one(v), None).squeeze_dim(0));
+                start += len;
+            }
+            return Tensor::cat(&outputs, 0);
+        }
+        // The padded rows the packing came from (any mask): positions are each token's place in
+        // its row, as in the padded forward; real keys only, as HF's mask.
+        let n = q.size()[0];
+        let qkv = packing.unpack(&Tensor::stack(&[q, k, v], 1)); // (B, S, 3, H)
+        let mask = packing.key_mask.as_ref().map(|m| {
+            let size = m.size();
+            let m = m.expand([size[0], 1, size[3], size[3]], false);
+            m.logical_and(&m.transpose(-1, -2))
+        });
+        let out = self.attend(&qkv.select(2, 0), &qkv.select(2, 1), &qkv.select(2, 2), mask.as_ref());
+        out.flatten(0, 1).index_select(0, &packing.indices).view([n, -1])
+    }
+
     /// q, k, v (B, T, H); mask (B, 1, T, T) bool, true = attend, `None`: all -> (B, T, H).
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Tensor {
         let (b, t, _) = q.size3().unwrap_or((0, 0, 0));

@@ -41,6 +41,7 @@ fn build_shim(torch_root: &Path) {
         .cpp(true)
         .file("csrc/torch_ext.cpp")
         .file("csrc/profiler.cpp")
+        .file("csrc/dropout.cpp")
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .flag("-isystem")

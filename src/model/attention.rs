@@ -5,6 +5,7 @@ use tch::nn::Path;
 use tch::Tensor;
 
 use super::config::BertConfig;
+use super::dropout::Draws;
 use super::layers::{LayerNorm, Linear};
 use super::layout::Layout;
 use super::sdpa::PackedQkv;
@@ -118,8 +119,15 @@ impl BertSelfOutput {
         }
     }
 
-    pub fn forward_t(&self, hidden_states: &Tensor, input_tensor: &Tensor, train: bool) -> Tensor {
-        let hidden_states = self.dense.forward(hidden_states).dropout(self.dropout, train);
+    /// `draws`: the layout's ([`Layout::draws`]).
+    pub fn forward_t(
+        &self,
+        hidden_states: &Tensor,
+        input_tensor: &Tensor,
+        draws: Draws,
+        train: bool,
+    ) -> Tensor {
+        let hidden_states = draws.dropout(&self.dense.forward(hidden_states), self.dropout, train);
         self.layer_norm.forward(&(hidden_states + input_tensor))
     }
 }
@@ -141,6 +149,6 @@ impl BertAttention {
     /// BertSelfOutput is per token: it runs the same on either layout.
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let self_output = self.self_attention.forward_t(hidden_states, layout, train);
-        self.output.forward_t(&self_output, hidden_states, train)
+        self.output.forward_t(&self_output, hidden_states, layout.draws(), train)
     }
 }

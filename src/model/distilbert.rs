@@ -7,6 +7,7 @@ use tch::Tensor;
 
 use super::attention::{attention_core, Heads};
 use super::config::BertConfig;
+use super::dropout::Draws;
 use super::embeddings::BertEmbeddings;
 use super::layers::{activation, LayerNorm, Linear};
 use super::layout::Layout;
@@ -113,9 +114,10 @@ impl Ffn {
         }
     }
 
-    pub fn forward_t(&self, input: &Tensor, train: bool) -> Tensor {
+    /// `draws`: the layout's ([`Layout::draws`]).
+    pub fn forward_t(&self, input: &Tensor, draws: Draws, train: bool) -> Tensor {
         let x = activation(&self.activation, &self.lin1.forward(input));
-        self.lin2.forward(&x).dropout(self.dropout, train)
+        draws.dropout(&self.lin2.forward(&x), self.dropout, train)
     }
 }
 
@@ -141,7 +143,7 @@ impl TransformerBlock {
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let attention_output = self.attention.forward_t(hidden_states, layout, train);
         let attention_output = self.sa_layer_norm.forward(&(attention_output + hidden_states));
-        let ffn_output = self.ffn.forward_t(&attention_output, train);
+        let ffn_output = self.ffn.forward_t(&attention_output, layout.draws(), train);
         self.output_layer_norm.forward(&(ffn_output + attention_output))
     }
 }
@@ -197,7 +199,7 @@ impl DistilBertForSequenceClassification {
         let hidden_state = self.distilbert.forward_t(input_ids, layout, train); // (bs, seq_len, dim)
         let pooled_output = layout.first_tokens(&hidden_state); // (bs, dim)
         let pooled_output = self.pre_classifier.forward(&pooled_output).relu(); // (bs, dim)
-        let pooled_output = pooled_output.dropout(self.dropout, train); // (bs, dim)
+        let pooled_output = layout.dropout(&pooled_output, self.dropout, train); // (bs, dim)
         self.classifier.forward(&pooled_output) // (bs, num_labels)
     }
 }

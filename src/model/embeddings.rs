@@ -99,7 +99,7 @@ impl BertEmbeddings {
             embeddings = embeddings + table.forward(&layout.tokens(ids));
         }
         let embeddings = embeddings + self.position_embeddings.forward(&position_ids);
-        self.layer_norm.forward(&embeddings).dropout(self.dropout, train)
+        layout.dropout(&self.layer_norm.forward(&embeddings), self.dropout, train)
     }
 }
 

@@ -4,6 +4,7 @@ use tch::Tensor;
 
 use super::attention::BertAttention;
 use super::config::BertConfig;
+use super::dropout::Draws;
 use super::layers::{activation, LayerNorm, Linear};
 use super::layout::Layout;
 
@@ -42,8 +43,15 @@ impl BertOutput {
         }
     }
 
-    pub fn forward_t(&self, hidden_states: &Tensor, input_tensor: &Tensor, train: bool) -> Tensor {
-        let hidden_states = self.dense.forward(hidden_states).dropout(self.dropout, train);
+    /// `draws`: the layout's ([`Layout::draws`]).
+    pub fn forward_t(
+        &self,
+        hidden_states: &Tensor,
+        input_tensor: &Tensor,
+        draws: Draws,
+        train: bool,
+    ) -> Tensor {
+        let hidden_states = draws.dropout(&self.dense.forward(hidden_states), self.dropout, train);
         self.layer_norm.forward(&(hidden_states + input_tensor))
     }
 }
@@ -68,7 +76,7 @@ impl BertLayer {
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let attention_output = self.attention.forward_t(hidden_states, layout, train);
         let intermediate_output = self.intermediate.forward(&attention_output);
-        self.output.forward_t(&intermediate_output, &attention_output, train)
+        self.output.forward_t(&intermediate_output, &attention_output, layout.draws(), train)
     }
 }
 

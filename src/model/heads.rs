@@ -36,7 +36,7 @@ impl BertForSequenceClassification {
         train: bool,
     ) -> Tensor {
         let outputs = self.bert.forward_t(input_ids, token_type_ids, layout, train);
-        let pooled_output = outputs.pooler_output.dropout(self.dropout, train);
+        let pooled_output = layout.dropout(&outputs.pooler_output, self.dropout, train);
         self.classifier.forward(&pooled_output)
     }
 }

@@ -10,6 +10,7 @@
 //! `Layout::packed` build one layout or the other whatever the policy (tests and benches compare them).
 use tch::{Device, Kind, Tensor};
 
+use super::dropout::Draws;
 use super::packing::Packing;
 use super::varlen::{AttentionCore, KernelFallback, PackedAttention};
 use crate::device::to_device_async;
@@ -64,6 +65,20 @@ impl Layout {
             Layout::Padded { .. } => hidden_states.select(1, 0),
             Layout::Packed { packing, .. } => hidden_states.index_select(0, &packing.first_tokens),
         }
+    }
+
+    /// Where this layout's dropout masks come from ([`Draws`]): libtorch's in the padded layout,
+    /// the one `--reproduce-pytorch` computes; Philox on the CPU in the packed one.
+    pub fn draws(&self) -> Draws {
+        match self {
+            Layout::Padded { .. } => Draws::Torch,
+            Layout::Packed { .. } => Draws::Philox,
+        }
+    }
+
+    /// `xs` with dropout `p` when training, drawn as [`Layout::draws`] says.
+    pub fn dropout(&self, xs: &Tensor, p: f64, train: bool) -> Tensor {
+        self.draws().dropout(xs, p, train)
     }
 
     /// The varlen kernel refusal a forward on this layout met, if any.

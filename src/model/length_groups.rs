@@ -18,11 +18,18 @@ use crate::device::to_device_async;
 /// work, rounded up so that short batches keep one group.
 pub const CALL_COST: i64 = 64 * 64;
 
-/// Where each group's rows come from in the packed tokens and go back to.
+/// Where each group's rows come from in the packed tokens and go back to. One gather brings q/k/v
+/// into every group's padded slots at once and one gathers the outputs back: each gather's
+/// backward is one scatter, where a gather per group paid a zeroed copy of all of q/k/v per group.
 #[derive(Debug)]
 pub struct LengthGroups {
     groups: Vec<Group>,
-    /// (N,): for each packed token, its row in the groups' real outputs concatenated.
+    /// (Σ rows * len,): the packed token at each group's padded slots, the groups one after
+    /// another. Padding slots repeat their group's first token: their keys are masked out (zero
+    /// weight, zero gradient) and their query rows are never gathered back, so any finite value
+    /// serves, and none needs a copy of q/k/v with a zero row appended.
+    gather: Tensor,
+    /// (N,): for each packed token, its slot in the groups' padded outputs concatenated.
     restore: Tensor,
 }
 
@@ -30,15 +37,8 @@ pub struct LengthGroups {
 struct Group {
     rows: i64,
     len: i64,
-    /// (rows * len,): the packed token at each padded slot. Padding slots repeat the group's
-    /// first token: their keys are masked out (zero weight, zero gradient) and their query rows
-    /// are dropped by `real`, so any finite value serves, and none needs a copy of q/k/v with a
-    /// zero row appended.
-    gather: Tensor,
     /// (rows, 1, 1, len) bool, true = attend; `None` when every row has the full length.
     key_mask: Option<Tensor>,
-    /// The padded slots holding real tokens, in packed order within the group.
-    real: Tensor,
 }
 
 /// Sequences (indices into `lengths`) per group, longest first: contiguous runs of the sequences
@@ -82,24 +82,20 @@ impl LengthGroups {
             total += len;
         }
         let mut restore = vec![0i64; total as usize];
-        let mut next_output = 0i64;
+        let mut gather = Vec::new();
         let groups = plan(lengths, CALL_COST)
             .into_iter()
             .map(|members| {
                 let len = lengths[members[0]];
                 let filler = offsets[members[0]];
-                let mut gather = Vec::with_capacity(members.len() * len as usize);
-                let mut real = Vec::new();
                 let mut mask = Vec::with_capacity(members.len() * len as usize);
-                for (row, &s) in members.iter().enumerate() {
+                for &s in &members {
                     for t in 0..len {
                         let is_real = t < lengths[s];
                         mask.push(is_real);
                         if is_real {
+                            restore[(offsets[s] + t) as usize] = gather.len() as i64;
                             gather.push(offsets[s] + t);
-                            real.push(row as i64 * len + t);
-                            restore[(offsets[s] + t) as usize] = next_output;
-                            next_output += 1;
                         } else {
                             gather.push(filler);
                         }
@@ -110,14 +106,16 @@ impl LengthGroups {
                 Group {
                     rows,
                     len,
-                    gather: to_device_async(&Tensor::from_slice(&gather), device),
                     key_mask: (!full)
                         .then(|| to_device_async(&Tensor::from_slice(&mask), device).view([rows, 1, 1, len])),
-                    real: to_device_async(&Tensor::from_slice(&real), device),
                 }
             })
             .collect();
-        LengthGroups { groups, restore: to_device_async(&Tensor::from_slice(&restore), device) }
+        LengthGroups {
+            groups,
+            gather: to_device_async(&Tensor::from_slice(&gather), device),
+            restore: to_device_async(&Tensor::from_slice(&restore), device),
+        }
     }
 
     pub fn num_groups(&self) -> usize {
@@ -130,15 +128,17 @@ impl LengthGroups {
     pub fn attention(&self, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
         let PackedQkv { query, key, value, dropout, scale } = *qkv;
         let (nh, hs) = (query.size()[1], query.size()[2]);
-        // One gather for the three.
-        let qkv = Tensor::stack(&[query, key, value], 1); // (N, 3, nh, hs)
-        let outputs: Vec<Tensor> = self
-            .groups
+        // One gather for the three and every group; split's backward is one concatenation.
+        let qkv = Tensor::stack(&[query, key, value], 1).index_select(0, &self.gather); // (Σ rows * len, 3, nh, hs)
+        let sizes: Vec<i64> = self.groups.iter().map(|g| g.rows * g.len).collect();
+        let outputs: Vec<Tensor> = qkv
+            .split_with_sizes(sizes.as_slice(), 0)
             .iter()
-            .map(|g| {
-                let padded = qkv.index_select(0, &g.gather).view([g.rows, g.len, 3, nh, hs]);
+            .zip(&self.groups)
+            .map(|(slots, g)| {
+                let padded = slots.view([g.rows, g.len, 3, nh, hs]);
                 let mask = with_window(g.key_mask.as_ref(), g.len, window, query.device());
-                attend_padded(&padded, mask.as_ref(), dropout, scale).index_select(0, &g.real)
+                attend_padded(&padded, mask.as_ref(), dropout, scale)
             })
             .collect();
         Tensor::cat(&outputs, 0).index_select(0, &self.restore)

@@ -8,6 +8,7 @@ pub mod classifier;
 pub mod config;
 pub mod deberta;
 pub mod distilbert;
+pub mod dropout;
 pub mod electra;
 pub mod embeddings;
 pub mod encoder;

@@ -73,13 +73,13 @@ impl RobertaClassificationHead {
     /// features: the encoder's output on `layout` -> logits (B, num_labels).
     pub fn forward_t(&self, features: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let x = layout.first_tokens(features); // take <s> token (equiv. to [CLS])
-        let x = x.dropout(self.dropout, train);
+        let x = layout.dropout(&x, self.dropout, train);
         let x = self.dense.forward(&x);
         let x = match self.activation {
             HeadActivation::Tanh => x.tanh(),
             HeadActivation::Gelu => x.gelu("none"),
         };
-        let x = x.dropout(self.dropout, train);
+        let x = layout.dropout(&x, self.dropout, train);
         self.out_proj.forward(&x)
     }
 }

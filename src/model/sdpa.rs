@@ -3,24 +3,57 @@
 //! tensors, below every core file, so that the cores depend on them and not on each other.
 use tch::{Device, Kind, Tensor};
 
+use super::dropout::Draws;
+
 /// Attention over a padded layout: qkv (B, T, 3, nh, hs), key_mask (B, 1, 1, T) true = attend
 /// (`None`: every key; a (B, 1, T, T) mask, such as [`windowed_mask`]'s, is taken as well) ->
 /// (B * T, nh * hs), every slot, padded ones included (callers keep the real ones). The one SDPA call of the padded and the grouped cores.
 pub fn attend_padded(qkv: &Tensor, key_mask: Option<&Tensor>, dropout: f64, scale: f64) -> Tensor {
     let size = qkv.size();
     let (b, t) = (size[0], size[1]);
-    let x = qkv.permute([2, 0, 3, 1, 4]); // 3 x (B, nh, T, hs)
-    let attn_output = Tensor::scaled_dot_product_attention(
-        &x.get(0),
-        &x.get(1),
-        &x.get(2),
-        key_mask,
-        dropout,
-        false,
-        Some(scale),
-        false,
-    ); // (B, nh, T, hs)
+    // unbind, not three selects: its backward stacks the three gradients, where each select's
+    // backward is a zeroed copy of all three.
+    let x = qkv.permute([2, 0, 3, 1, 4]).unbind(0); // 3 x (B, nh, T, hs)
+    let attn_output = attend(&x[0], &x[1], &x[2], key_mask, dropout, scale); // (B, nh, T, hs)
     attn_output.transpose(1, 2).reshape([b * t, -1])
+}
+
+/// Softmax attention of (B, nh, T, hs) query, key and value under a bool mask broadcast to
+/// (B, nh, T, T) (true = attend; `None`: every key) -> (B, nh, T, hs): the packed cores' one call.
+/// Without dropout, SDPA (which picks the CPU's fused flash kernel). With dropout on the CPU,
+/// SDPA can only take its math path, whose masks `bernoulli_` draws serially; the same math is
+/// written out here with the weights dropped by Philox masks ([`Draws::Philox`]): the packed
+/// layout never reproduces PyTorch's draws. On other devices, SDPA with its fused dropout.
+pub fn attend(
+    query: &Tensor,
+    key: &Tensor,
+    value: &Tensor,
+    mask: Option<&Tensor>,
+    dropout: f64,
+    scale: f64,
+) -> Tensor {
+    if dropout == 0.0 || query.device() != Device::Cpu {
+        return Tensor::scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            mask,
+            dropout,
+            false,
+            Some(scale),
+            false,
+        );
+    }
+    let scores = (query * scale).matmul(&key.transpose(-2, -1)); // (B, nh, T, T)
+    let scores = match mask {
+        Some(m) => scores.masked_fill(&m.logical_not(), f64::NEG_INFINITY),
+        None => scores,
+    };
+    // In the scores' dtype: libtorch's reduced-precision softmax accumulates in fp32 and rounds once,
+    // which is HF's eager fp32 softmax cast back to bf16 under autocast, without two casts of
+    // (B, nh, T, T) forward and two back.
+    let attn_weights = scores.softmax(-1, scores.kind());
+    Draws::Philox.dropout(&attn_weights, dropout, true).matmul(value)
 }
 
 /// One attention call's inputs on packed tokens: q, k, v (N, nh, hs), the attention dropout
@@ -72,16 +105,7 @@ pub fn per_sequence(lengths: &[i64], qkv: &PackedQkv, window: Option<i64>) -> Te
         // (len, nh, hs) -> (1, nh, len, hs)
         let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);
         let mask = with_window(None, len, window, query.device());
-        let attn_output = Tensor::scaled_dot_product_attention(
-            &one(query),
-            &one(key),
-            &one(value),
-            mask.as_ref(),
-            dropout,
-            false,
-            Some(scale),
-            false,
-        );
+        let attn_output = attend(&one(query), &one(key), &one(value), mask.as_ref(), dropout, scale);
         outputs.push(attn_output.squeeze_dim(0).transpose(0, 1).reshape([len, -1]));
         start += len;
     }

@@ -89,6 +89,7 @@ mod ffi {
         pub fn bf_cpu_rng_get_state(out: *mut RawTensor) -> *mut c_char;
         pub fn bf_cpu_rng_set_state(state: RawTensor) -> *mut c_char;
         pub fn bf_set_allow_tf32(allow: c_int) -> *mut c_char;
+        pub fn bf_philox_dropout(input: RawTensor, p: f64, seed: i64, out: *mut RawTensor) -> *mut c_char;
         pub fn bf_varlen_attention(
             kernel: VarlenKernel,
             query: RawTensor,
@@ -432,6 +433,16 @@ pub fn add_alpha(self_: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
 /// `tensor.grad = None`: frees the gradient instead of zeroing it (PyTorch's `zero_grad()` default).
 pub fn set_grad_none(t: &Tensor) -> Result<()> {
     check(unsafe { ffi::bf_set_grad_none(raw(t)) })
+}
+
+/// Dropout of a CPU tensor with a mask drawn from Philox in parallel (`csrc/dropout.cpp` says why
+/// not libtorch's): each element zeroed with probability `p`, the rest scaled by 1 / (1 - p);
+/// differentiable. The mask depends on `seed` and the element's index only.
+pub fn philox_dropout(input: &Tensor, p: f64, seed: i64) -> Result<Tensor> {
+    let mut out: RawTensor = std::ptr::null_mut();
+    check(unsafe { ffi::bf_philox_dropout(raw(input), p, seed, &mut out) })?;
+    // SAFETY: set by the shim on success.
+    unsafe { adopt(out) }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use super::config::DebertaSettings;
 use super::relative::build_relative_position;
 use crate::model::attention::BertSelfOutput;
 use crate::model::config::BertConfig;
+use crate::model::dropout::Draws;
 use crate::model::layers::Linear;
 use crate::model::layout::Layout;
 use crate::model::packing::Packing;
@@ -65,10 +66,14 @@ impl DisentangledSelfAttention {
         let q = self.query_proj.forward(hidden_states);
         let k = self.key_proj.forward(hidden_states);
         let v = self.value_proj.forward(hidden_states);
+        let draws = ctx.layout.draws();
         // HF draws pos_dropout after the content scores and before the bias: no draw comes between.
-        let pos =
-            ctx.rel_embeddings.as_ref().map(|rel| self.pos_layers(&rel.dropout(self.pos_dropout, train)));
-        let core = Core { attn: self, pos: pos.as_ref(), dropout: if train { self.dropout } else { 0.0 } };
+        let pos = ctx
+            .rel_embeddings
+            .as_ref()
+            .map(|rel| self.pos_layers(&draws.dropout(rel, self.pos_dropout, train)));
+        let core =
+            Core { attn: self, pos: pos.as_ref(), dropout: if train { self.dropout } else { 0.0 }, draws };
         match ctx.layout {
             Layout::Padded { attention_mask } => {
                 // HF's get_attention_mask: query mask x key mask.
@@ -112,6 +117,8 @@ struct Core<'a> {
     attn: &'a DisentangledSelfAttention,
     pos: Option<&'a PosLayers>,
     dropout: f64,
+    /// The layout's ([`Layout::draws`]).
+    draws: Draws,
 }
 
 impl Core<'_> {
@@ -173,7 +180,7 @@ impl Core<'_> {
         if let Some(mask) = mask {
             scores = scores.masked_fill(&mask.logical_not(), fill);
         }
-        let probs = scores.softmax(-1, scores.kind()).dropout(self.dropout, self.dropout > 0.0);
+        let probs = self.draws.dropout(&scores.softmax(-1, scores.kind()), self.dropout, self.dropout > 0.0);
         probs.matmul(&v).transpose(1, 2).reshape([b, t, -1])
     }
 
@@ -221,6 +228,6 @@ impl DebertaV2Attention {
 
     pub fn forward_t(&self, hidden_states: &Tensor, ctx: &AttentionContext, train: bool) -> Tensor {
         let self_output = self.self_attention.forward_t(hidden_states, ctx, train);
-        self.output.forward_t(&self_output, hidden_states, train)
+        self.output.forward_t(&self_output, hidden_states, ctx.layout.draws(), train)
     }
 }

@@ -65,7 +65,7 @@ impl DebertaV2Embeddings {
             let mask = mask.unsqueeze(-1).to_kind(embeddings.kind());
             embeddings = &embeddings * mask;
         }
-        embeddings.dropout(self.dropout, train)
+        layout.dropout(&embeddings, self.dropout, train)
     }
 }
 

@@ -32,7 +32,7 @@ impl DebertaV2Layer {
     pub fn forward_t(&self, hidden_states: &Tensor, ctx: &AttentionContext, train: bool) -> Tensor {
         let attention_output = self.attention.forward_t(hidden_states, ctx, train);
         let intermediate_output = self.intermediate.forward(&attention_output);
-        self.output.forward_t(&intermediate_output, &attention_output, train)
+        self.output.forward_t(&intermediate_output, &attention_output, ctx.layout.draws(), train)
     }
 }
 

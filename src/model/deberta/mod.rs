@@ -68,7 +68,7 @@ impl ContextPooler {
 
     /// hidden_states on `layout` -> (B, H).
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
-        let context_token = layout.first_tokens(hidden_states).dropout(self.dropout, train);
+        let context_token = layout.dropout(&layout.first_tokens(hidden_states), self.dropout, train);
         let pooled_output = self.dense.forward(&context_token);
         match self.activation.as_str() {
             // ACT2FN["tanh"], which DeBERTa checkpoints' pooler may name (BERT's FFN never does).
@@ -114,7 +114,7 @@ impl DebertaV2ForSequenceClassification {
         }
         let encoder_layer = self.deberta.forward_t(input_ids, token_type_ids, layout, train);
         let pooled_output = self.pooler.forward_t(&encoder_layer, layout, train);
-        let pooled_output = pooled_output.dropout(self.dropout, train);
+        let pooled_output = layout.dropout(&pooled_output, self.dropout, train);
         self.classifier.forward(&pooled_output)
     }
 }

@@ -36,6 +36,19 @@ impl BertSelfAttention {
     /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape. The
     /// projections are per token; only the attention core ([`attention_core`]) sees the layout.
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
+        if let Layout::Packed { packing, attention } = layout {
+            // One GEMM for the three projections, whose output is already the cores' stacked
+            // q/k/v: larger products, and under autocast one cast of the input instead of three.
+            // HF's three Linear modules stay the parameters; cat's backward splits their
+            // gradients. Packed only: the padded layout is `--reproduce-pytorch`'s, and one
+            // product may round otherwise than three.
+            let (nh, hs) = (self.num_attention_heads, self.attention_head_size);
+            let weight = Tensor::cat(&[&self.query.weight, &self.key.weight, &self.value.weight], 0);
+            let bias = Tensor::cat(&[&self.query.bias, &self.key.bias, &self.value.bias], 0);
+            let qkv = hidden_states.linear(&weight, Some(&bias)).view([-1, 3, nh, hs]);
+            let dropout = if train { self.dropout } else { 0.0 };
+            return attention.attention(packing, &PackedQkv { qkv, dropout, scale: (hs as f64).powf(-0.5) });
+        }
         let query_layer = self.query.forward(hidden_states);
         let key_layer = self.key.forward(hidden_states);
         let value_layer = self.value.forward(hidden_states);
@@ -88,15 +101,8 @@ pub fn attention_core(
         }
         Layout::Packed { packing, attention } => {
             let heads = |x: &Tensor| x.view([-1, nh, hs]); // (N, nh, hs)
-            let (query_layer, key_layer, value_layer) =
-                (heads(query_layer), heads(key_layer), heads(value_layer));
-            let qkv = PackedQkv {
-                query: &query_layer,
-                key: &key_layer,
-                value: &value_layer,
-                dropout,
-                scale: scaling,
-            };
+            let qkv =
+                PackedQkv::new(&heads(query_layer), &heads(key_layer), &heads(value_layer), dropout, scaling);
             attention.attention(packing, &qkv)
         }
     }

@@ -187,10 +187,9 @@ mod tests {
         let mut policy = LayoutPolicy::new(Device::Cpu, true).with_core(AttentionCore::Varlen);
         let qkv = Tensor::randn([5, 2, 4], (Kind::Float, Device::Cpu));
         let attend = |layout: &Layout| match layout {
-            Layout::Packed { packing, attention } => attention.attention(
-                packing,
-                &PackedQkv { query: &qkv, key: &qkv, value: &qkv, dropout: 0.0, scale: 0.5 },
-            ),
+            Layout::Packed { packing, attention } => {
+                attention.attention(packing, &PackedQkv::new(&qkv, &qkv, &qkv, 0.0, 0.5))
+            }
             Layout::Padded { .. } => unreachable!("the policy is unpadded"),
         };
         let first = policy.for_batch(&m);

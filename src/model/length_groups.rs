@@ -122,14 +122,15 @@ impl LengthGroups {
         self.groups.len()
     }
 
-    /// q, k, v: (N, nh, hs) packed -> (N, nh * hs); with a `window` (ModernBERT's local layers),
+    /// q, k, v packed -> (N, nh * hs); with a `window` (ModernBERT's local layers),
     /// each query's keys limited to those at most `window` positions away: the group's key mask
     /// and the band, one mask.
     pub fn attention(&self, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
-        let PackedQkv { query, key, value, dropout, scale } = *qkv;
-        let (nh, hs) = (query.size()[1], query.size()[2]);
+        let PackedQkv { qkv, dropout, scale } = qkv;
+        let (nh, hs) = (qkv.size()[2], qkv.size()[3]);
+        let device = qkv.device();
         // One gather for the three and every group; split's backward is one concatenation.
-        let qkv = Tensor::stack(&[query, key, value], 1).index_select(0, &self.gather); // (Σ rows * len, 3, nh, hs)
+        let qkv = qkv.index_select(0, &self.gather); // (Σ rows * len, 3, nh, hs)
         let sizes: Vec<i64> = self.groups.iter().map(|g| g.rows * g.len).collect();
         let outputs: Vec<Tensor> = qkv
             .split_with_sizes(sizes.as_slice(), 0)
@@ -137,8 +138,8 @@ impl LengthGroups {
             .zip(&self.groups)
             .map(|(slots, g)| {
                 let padded = slots.view([g.rows, g.len, 3, nh, hs]);
-                let mask = with_window(g.key_mask.as_ref(), g.len, window, query.device());
-                attend_padded(&padded, mask.as_ref(), dropout, scale)
+                let mask = with_window(g.key_mask.as_ref(), g.len, window, device);
+                attend_padded(&padded, mask.as_ref(), *dropout, *scale)
             })
             .collect();
         Tensor::cat(&outputs, 0).index_select(0, &self.restore)
@@ -178,8 +179,7 @@ mod tests {
         let v = Tensor::randn([n, nh, hs], (Kind::Float, Device::Cpu));
         let groups = LengthGroups::new(&lengths, Device::Cpu);
         assert!(groups.num_groups() >= 2);
-        let got =
-            groups.attention(&PackedQkv { query: &q, key: &k, value: &v, dropout: 0.0, scale: 0.5 }, None);
+        let got = groups.attention(&PackedQkv::new(&q, &k, &v, 0.0, 0.5), None);
         let mut start = 0;
         for &len in &lengths {
             let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);

@@ -56,15 +56,34 @@ pub fn attend(
     Draws::Philox.dropout(&attn_weights, dropout, true).matmul(value)
 }
 
-/// One attention call's inputs on packed tokens: q, k, v (N, nh, hs), the attention dropout
-/// probability (0 in eval) and the score scale (1/sqrt(hs)), as every attention core takes them.
-#[derive(Clone, Copy)]
-pub struct PackedQkv<'a> {
-    pub query: &'a Tensor,
-    pub key: &'a Tensor,
-    pub value: &'a Tensor,
+/// One attention call's inputs on packed tokens: q, k, v stacked (N, 3, nh, hs), the attention
+/// dropout probability (0 in eval) and the score scale (1/sqrt(hs)), as every attention core takes
+/// them. Stacked because the padded and grouped cores gather the three in one copy, and a fused
+/// QKV projection produces them so with none.
+pub struct PackedQkv {
+    pub qkv: Tensor,
     pub dropout: f64,
     pub scale: f64,
+}
+
+impl PackedQkv {
+    /// q, k, v (N, nh, hs), stacked here.
+    pub fn new(query: &Tensor, key: &Tensor, value: &Tensor, dropout: f64, scale: f64) -> PackedQkv {
+        PackedQkv { qkv: Tensor::stack(&[query, key, value], 1), dropout, scale }
+    }
+
+    /// q (0), k (1) or v (2): (N, nh, hs), a view.
+    pub fn part(&self, i: i64) -> Tensor {
+        self.qkv.select(1, i)
+    }
+
+    pub fn tokens(&self) -> i64 {
+        self.qkv.size()[0]
+    }
+
+    pub fn device(&self) -> Device {
+        self.qkv.device()
+    }
 }
 
 /// (T, T) bool, true where a query may attend to a key at most `window` positions away: HF's
@@ -92,20 +111,19 @@ pub fn windowed_mask(key_mask: Option<&Tensor>, t: i64, window: i64, device: Dev
     }
 }
 
-/// One SDPA call per sequence: q, k, v (N, nh, hs) packed, sequence b the `lengths[b]` rows after
+/// One SDPA call per sequence: q, k, v packed, sequence b the `lengths[b]` rows after
 /// the ones before it -> (N, nh * hs). Maskless, or with each sequence's keys limited to its
 /// `window` band when one is given (each sequence's positions start at 0 there, as in its padded
 /// row: right padding).
 pub fn per_sequence(lengths: &[i64], qkv: &PackedQkv, window: Option<i64>) -> Tensor {
-    let PackedQkv { query, key, value, dropout, scale } = *qkv;
-    let n = query.size()[0];
+    let n = qkv.tokens();
     let mut outputs = Vec::with_capacity(lengths.len());
     let mut start = 0;
     for &len in lengths {
-        // (len, nh, hs) -> (1, nh, len, hs)
-        let one = |x: &Tensor| x.narrow(0, start, len).transpose(0, 1).unsqueeze(0);
-        let mask = with_window(None, len, window, query.device());
-        let attn_output = attend(&one(query), &one(key), &one(value), mask.as_ref(), dropout, scale);
+        // (len, 3, nh, hs) -> 3 x (1, nh, len, hs)
+        let x = qkv.qkv.narrow(0, start, len).permute([1, 2, 0, 3]).unsqueeze(1).unbind(0);
+        let mask = with_window(None, len, window, qkv.device());
+        let attn_output = attend(&x[0], &x[1], &x[2], mask.as_ref(), qkv.dropout, qkv.scale);
         outputs.push(attn_output.squeeze_dim(0).transpose(0, 1).reshape([len, -1]));
         start += len;
     }

@@ -91,7 +91,7 @@ impl PackedAttention {
         self.fallback.get()
     }
 
-    /// q, k, v: (N, nh, hs) packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
+    /// q, k, v packed -> (N, nh * hs). `scale` is 1/sqrt(hs) as in the padded forward.
     pub fn attention(&self, packing: &Packing, qkv: &PackedQkv) -> Tensor {
         self.attention_windowed(packing, qkv, None)
     }
@@ -119,7 +119,11 @@ impl PackedAttention {
     /// caller attends on the padded layout instead). A refusal is recorded once, and the kernel
     /// is not tried again for this batch.
     fn varlen(&self, packing: &Packing, qkv: &PackedQkv) -> Option<Tensor> {
-        let PackedQkv { query, key, value, dropout, scale } = *qkv;
+        let PackedQkv { dropout, scale, .. } = *qkv;
+        // Contiguous (N, nh, hs) each, as the kernels were always handed them.
+        let (query, key, value) =
+            (qkv.part(0).contiguous(), qkv.part(1).contiguous(), qkv.part(2).contiguous());
+        let (query, key, value) = (&query, &key, &value);
         let kernel = varlen_kernel(query.kind())?;
         let cu = packing.cu_seqlens()?;
         if self.skip.contains(&kernel) || self.fallback.get().is_some_and(|f| f.kernel == kernel) {
@@ -160,11 +164,11 @@ impl PackedAttention {
 /// with a `window`, the key mask and the band in one mask. The positions are those of the padded
 /// rows, so any padding (left too) is windowed as HF does.
 fn padded(packing: &Packing, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
-    let PackedQkv { query, key, value, dropout, scale } = *qkv;
-    let n = query.size()[0];
+    let PackedQkv { dropout, scale, .. } = *qkv;
+    let n = qkv.tokens();
     // One scatter for the three: (N, 3, nh, hs) -> (B, T, 3, nh, hs).
-    let qkv = packing.unpack(&Tensor::stack(&[query, key, value], 1));
-    let mask = with_window(packing.key_mask.as_ref(), packing.seq_len, window, query.device());
+    let mask = with_window(packing.key_mask.as_ref(), packing.seq_len, window, qkv.device());
+    let qkv = packing.unpack(&qkv.qkv);
     attend_padded(&qkv, mask.as_ref(), dropout, scale).index_select(0, &packing.indices).view([n, -1])
 }
 

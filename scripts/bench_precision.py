@@ -16,9 +16,11 @@ all of them; medians are over the repeats. samples/s is training rows over train
 (loading and validation excluded); val_accuracy is the last epoch's, in percent. Where bertfit's
 epoch records carry `flops_per_second` / `mfu`, they are printed too.
 
-Prints JSON lines: `machine` (load average before), one `run` per trainer and repeat, one `median`
+Prints JSON lines: `machine` (load average before), `peak` (the GEMM peak per dtype, measured by
+`bertfit bench-peak` first: the trainers' MFU is against it), one `run` per trainer and repeat, one `median`
 per trainer and case, one `ratio` per case (bf16 / fp32 for bertfit and for PyTorch, bertfit against
-PyTorch in each precision), one `target` per case, and `machine_after` (load average after). A
+PyTorch in each precision), one `target` per case, `peak_after` (the peak measured again at the end, not cached: how far the machine moved) and
+`machine_after` (load average after). A
 figure, not a test: run it through scripts/bench-precision.sh on an otherwise idle machine.
 """
 import argparse
@@ -40,6 +42,21 @@ FLOP_FIELDS = ["flops_per_second", "mfu"]
 
 def load():
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def peak(args, cache):
+    """`bertfit bench-peak` on the CPU with the trainers' threads: {dtype: TFLOP/s}. With `cache`,
+    it replaces the cached peak the trainers then report their MFU against, so that MFU is against
+    a peak measured in this run, under this run's load."""
+    cmd = [args.bertfit, "bench-peak", "--device", "cpu", "--threads", str(args.threads), "--dtypes", "fp32,bf16"]
+    out = subprocess.run(cmd + ([] if cache else ["--no-cache"]), check=True, stdout=subprocess.PIPE,
+                         text=True).stdout
+    figures = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 4 and words[1] == "GEMM" and words[-1] == "TFLOP/s":
+            figures[words[0]] = float(words[-2])
+    return figures
 
 
 def command(trainer, common, work, case, args):
@@ -166,11 +183,13 @@ def main():
         # every parallel op, and one trainer's samples/s varied 4x between repeats.
         print(json.dumps({"kind": "warning", "msg": "the machine is busy (load above half its CPUs): "
                           "the figures measure contention, not the trainers"}), flush=True)
+    print(json.dumps({"kind": "peak", "tflops": peak(args, cache=True), "load_1": load()[0]}), flush=True)
     for length in lengths:
         source, rows = (args.movies, args.rows_128) if length <= 128 else (long_csv, args.rows_512)
         data = os.path.join(work, f"data{length}.csv")
         subset(source, data, rows, args.val_rows)
         run_case(length, data, rows, args, work)
+    print(json.dumps({"kind": "peak_after", "tflops": peak(args, cache=False), "load_1": load()[0]}), flush=True)
     print(json.dumps({"kind": "machine_after", "load_1_5_15": load()}), flush=True)
 
 

@@ -176,6 +176,7 @@ fn report(e: &bertfit::Error) -> ExitCode {
 
 fn main() -> ExitCode {
     bertfit::train::startup::mark_launch();
+    bertfit::machine::malloc::keep_freed_memory();
     let cli = match bertfit::cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(ParseFailure::Refused(e)) => return report(&e),

@@ -6,7 +6,7 @@ use tch::Tensor;
 
 use super::config::BertConfig;
 use super::dropout::Draws;
-use super::layers::{LayerNorm, Linear};
+use super::layers::{linear, LayerNorm, Linear};
 use super::layout::Layout;
 use super::sdpa::PackedQkv;
 
@@ -45,7 +45,7 @@ impl BertSelfAttention {
             let (nh, hs) = (self.num_attention_heads, self.attention_head_size);
             let weight = Tensor::cat(&[&self.query.weight, &self.key.weight, &self.value.weight], 0);
             let bias = Tensor::cat(&[&self.query.bias, &self.key.bias, &self.value.bias], 0);
-            let qkv = hidden_states.linear(&weight, Some(&bias)).view([-1, 3, nh, hs]);
+            let qkv = linear(hidden_states, &weight, Some(&bias)).view([-1, 3, nh, hs]);
             let dropout = if train { self.dropout } else { 0.0 };
             return attention.attention(packing, &PackedQkv { qkv, dropout, scale: (hs as f64).powf(-0.5) });
         }

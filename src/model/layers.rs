@@ -4,7 +4,9 @@
 //! overwrite them, and only the ones the checkpoint lacks get HF's init (`weights::init`). That keeps
 //! the random stream in step with `from_pretrained`, which builds the model without initialising it.
 use tch::nn::Path;
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
+
+use crate::torch_ext;
 
 /// torch.nn.Linear: y = x W^T + b, W is (out, in).
 #[derive(Debug)]
@@ -22,8 +24,38 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, Some(&self.bias))
+        linear(xs, &self.weight, Some(&self.bias))
     }
+}
+
+/// Rows of packed tokens are padded to a multiple of this under CPU autocast ([`linear`]).
+pub const ROW_BUCKET: i64 = 64;
+
+/// `xs.linear(weight, bias)`, with one difference under CPU autocast in bf16/fp16 (oneDNN's GEMMs):
+/// packed tokens (N, in) are padded with zero rows to a multiple of [`ROW_BUCKET`] and the
+/// product's first N rows kept. oneDNN builds a kernel per shape and caches 1024 of them; N, the
+/// batch's real token count, is new almost every step, so every step paid the kernel builds
+/// (about 1 ms each, 20 a step for MiniLM: measured with ONEDNN_VERBOSE=2) and a long run kept
+/// evicting them. Bucketed, a run meets a few dozen shapes. fp32 runs MKL's GEMM, which builds
+/// nothing: there nothing changes.
+pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    if xs.dim() != 2
+        || xs.device() != Device::Cpu
+        || xs.size()[0] % ROW_BUCKET == 0
+        || !cpu_autocast_reduced()
+    {
+        return xs.linear(weight, bias);
+    }
+    let n = xs.size()[0];
+    let padded = (n + ROW_BUCKET - 1) / ROW_BUCKET * ROW_BUCKET;
+    xs.constant_pad_nd([0, 0, 0, padded - n]).linear(weight, bias).narrow(0, 0, n)
+}
+
+/// Whether CPU autocast is on in bf16 or fp16.
+fn cpu_autocast_reduced() -> bool {
+    torch_ext::autocast_state(Device::Cpu)
+        .map(|s| s.enabled && matches!(s.dtype, Kind::BFloat16 | Kind::Half))
+        .unwrap_or(false)
 }
 
 /// torch.nn.LayerNorm over the last dimension.

@@ -274,6 +274,31 @@ impl Drop for AutocastGuard {
     }
 }
 
+/// `with torch.autocast(device, enabled=False):` for a few ops: autocast off on `device` until
+/// dropped, its dtype, nesting level and cast cache left as they are (the forward around it keeps
+/// its cached weight casts).
+#[must_use = "autocast resumes when the guard is dropped"]
+pub struct AutocastPaused {
+    device: Device,
+    prev: AutocastState,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl AutocastPaused {
+    pub fn new(device: Device) -> Result<Self> {
+        let prev = autocast_state(device)?;
+        set_autocast(device, false, prev.dtype)?;
+        Ok(Self { device, prev, _not_send: PhantomData })
+    }
+}
+
+impl Drop for AutocastPaused {
+    fn drop(&mut self) {
+        // A thread-local flag: nothing to throw, and nothing to report from drop.
+        let _ = set_autocast(self.device, self.prev.enabled, self.prev.dtype);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fused Adam / AdamW
 

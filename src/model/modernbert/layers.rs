@@ -21,7 +21,7 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, self.bias.as_ref())
+        crate::model::layers::linear(xs, &self.weight, self.bias.as_ref())
     }
 }
 

@@ -106,3 +106,27 @@ pub fn activation(name: &str, xs: &Tensor) -> Tensor {
         _ => xs.silu(), // "silu" | "swish"; anything else is refused when the config is read
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::torch_ext::AutocastGuard;
+
+    #[test]
+    fn packed_rows_under_cpu_autocast_keep_their_count_values_and_gradients() {
+        tch::manual_seed(0);
+        let opts = (Kind::Float, Device::Cpu);
+        let x = Tensor::randn([100, 16], opts).set_requires_grad(true);
+        let (w, b) = (Tensor::randn([8, 16], opts), Tensor::randn([8], opts));
+        let _autocast = AutocastGuard::new(Device::Cpu, Kind::BFloat16).unwrap();
+        let got = linear(&x, &w, Some(&b));
+        let want = x.linear(&w, Some(&b));
+        assert_eq!((got.size(), got.kind()), (vec![100, 8], Kind::BFloat16));
+        assert!(got.to_kind(Kind::Float).allclose(&want.to_kind(Kind::Float), 1e-2, 1e-2, false));
+        let grad = |y: &Tensor| {
+            Tensor::run_backward(&[y.to_kind(Kind::Float).sum(Kind::Float)], &[&x], false, false)
+        };
+        let (g_got, g_want) = (grad(&got).remove(0), grad(&want).remove(0));
+        assert!(g_got.allclose(&g_want, 1e-2, 1e-2, false));
+    }
+}

@@ -118,8 +118,13 @@ pub struct BertSelfOutput {
 
 impl BertSelfOutput {
     pub fn new(p: Path, cfg: &BertConfig) -> Self {
+        Self::with_inputs(p, cfg, cfg.hidden_size)
+    }
+
+    /// The same modules over `in_features` inputs ([`super::encoder::BertOutput`]).
+    pub fn with_inputs(p: Path, cfg: &BertConfig, in_features: i64) -> Self {
         BertSelfOutput {
-            dense: Linear::new(&p / "dense", cfg.hidden_size, cfg.hidden_size),
+            dense: Linear::new(&p / "dense", in_features, cfg.hidden_size),
             layer_norm: LayerNorm::new(&p / "LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
             dropout: cfg.hidden_dropout_prob,
         }

@@ -2,10 +2,9 @@
 use tch::nn::Path;
 use tch::Tensor;
 
-use super::attention::BertAttention;
+use super::attention::{BertAttention, BertSelfOutput};
 use super::config::BertConfig;
-use super::dropout::Draws;
-use super::layers::{activation, LayerNorm, Linear};
+use super::layers::{activation, Linear};
 use super::layout::Layout;
 
 #[derive(Debug)]
@@ -27,33 +26,13 @@ impl BertIntermediate {
     }
 }
 
-#[derive(Debug)]
-pub struct BertOutput {
-    dense: Linear,
-    layer_norm: LayerNorm,
-    dropout: f64,
-}
+/// BertOutput: the FFN's projection back to the hidden size, dropout, residual and LayerNorm. HF's
+/// class has BertSelfOutput's modules and forward over `intermediate_size` inputs: one type here.
+pub type BertOutput = BertSelfOutput;
 
-impl BertOutput {
-    pub fn new(p: Path, cfg: &BertConfig) -> Self {
-        BertOutput {
-            dense: Linear::new(&p / "dense", cfg.intermediate_size, cfg.hidden_size),
-            layer_norm: LayerNorm::new(&p / "LayerNorm", cfg.hidden_size, cfg.layer_norm_eps),
-            dropout: cfg.hidden_dropout_prob,
-        }
-    }
-
-    /// `draws`: the layout's ([`Layout::draws`]).
-    pub fn forward_t(
-        &self,
-        hidden_states: &Tensor,
-        input_tensor: &Tensor,
-        draws: Draws,
-        train: bool,
-    ) -> Tensor {
-        let hidden_states = draws.dropout(&self.dense.forward(hidden_states), self.dropout, train);
-        self.layer_norm.forward(&(hidden_states + input_tensor))
-    }
+/// BertOutput over `cfg.intermediate_size` inputs, at `p`.
+pub fn bert_output(p: Path, cfg: &BertConfig) -> BertOutput {
+    BertSelfOutput::with_inputs(p, cfg, cfg.intermediate_size)
 }
 
 #[derive(Debug)]
@@ -68,7 +47,7 @@ impl BertLayer {
         BertLayer {
             attention: BertAttention::new(&p / "attention", cfg),
             intermediate: BertIntermediate::new(&p / "intermediate", cfg),
-            output: BertOutput::new(&p / "output", cfg),
+            output: bert_output(&p / "output", cfg),
         }
     }
 

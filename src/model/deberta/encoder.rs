@@ -7,7 +7,7 @@ use tch::Tensor;
 use super::attention::{AttentionContext, DebertaV2Attention};
 use super::config::DebertaSettings;
 use crate::model::config::BertConfig;
-use crate::model::encoder::{BertIntermediate, BertOutput};
+use crate::model::encoder::{bert_output, BertIntermediate, BertOutput};
 use crate::model::layers::{Embedding, LayerNorm};
 use crate::model::layout::Layout;
 
@@ -25,7 +25,7 @@ impl DebertaV2Layer {
         DebertaV2Layer {
             attention: DebertaV2Attention::new(&p / "attention", cfg, s),
             intermediate: BertIntermediate::new(&p / "intermediate", cfg),
-            output: BertOutput::new(&p / "output", cfg),
+            output: bert_output(&p / "output", cfg),
         }
     }
 

@@ -39,33 +39,38 @@ uint32_t keep_threshold(double p) {
     return keep >= 4294967295.0 ? UINT32_MAX : static_cast<uint32_t>(std::llround(keep));
 }
 
-// out[i] = keep[i] ? in[i] * scale : 0, drawing keep; scalar_t is float, double, bf16 or fp16; the
-// product is taken in float (double for double) and rounded once.
+// out[i] = keep[i] ? in[i] * scale : 0 for i in [begin, end); scalar_t is float, double, bf16 or
+// fp16; the product is taken in float (double for double) and rounded once.
+template <typename scalar_t>
+void scale_kept(const scalar_t *in, scalar_t *out, const uint8_t *keep, int64_t begin, int64_t end,
+                at::opmath_type<scalar_t> scale) {
+    using acc_t = at::opmath_type<scalar_t>;
+    for (int64_t i = begin; i < end; ++i)
+        out[i] = static_cast<scalar_t>(static_cast<acc_t>(in[i]) * (keep[i] ? scale : acc_t(0)));
+}
+
+// The forward: each block draws its mask, then applies it while the block is in cache.
 template <typename scalar_t>
 void draw_and_apply(const scalar_t *in, scalar_t *out, uint8_t *keep, int64_t n, double p, uint64_t seed) {
-    using acc_t = at::opmath_type<scalar_t>;
     const uint32_t threshold = keep_threshold(p);
-    const acc_t scale = p >= 1.0 ? acc_t(0) : static_cast<acc_t>(1.0 / (1.0 - p));
+    const auto scale = static_cast<at::opmath_type<scalar_t>>(p >= 1.0 ? 0.0 : 1.0 / (1.0 - p));
     const int64_t blocks = (n + kBlock - 1) / kBlock;
     at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
         for (int64_t b = first; b < last; ++b) {
             at::Philox4_32 engine(seed, static_cast<uint64_t>(b), 0);
             const int64_t begin = b * kBlock, end = std::min(n, begin + kBlock);
             for (int64_t i = begin; i < end; ++i) keep[i] = engine() < threshold ? 1 : 0;
-            for (int64_t i = begin; i < end; ++i)
-                out[i] = static_cast<scalar_t>(static_cast<acc_t>(in[i]) * (keep[i] ? scale : acc_t(0)));
+            scale_kept<scalar_t>(in, out, keep, begin, end, scale);
         }
     });
 }
 
-// grad_in[i] = keep[i] ? grad_out[i] * scale : 0.
+// The backward: grad_in[i] = keep[i] ? grad_out[i] * scale : 0.
 template <typename scalar_t>
 void apply_kept(const scalar_t *grad_out, scalar_t *grad_in, const uint8_t *keep, int64_t n, double scale) {
-    using acc_t = at::opmath_type<scalar_t>;
-    const acc_t s = static_cast<acc_t>(scale);
+    const auto s = static_cast<at::opmath_type<scalar_t>>(scale);
     at::parallel_for(0, n, kBlock, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i)
-            grad_in[i] = static_cast<scalar_t>(static_cast<acc_t>(grad_out[i]) * (keep[i] ? s : acc_t(0)));
+        scale_kept<scalar_t>(grad_out, grad_in, keep, begin, end, s);
     });
 }
 

@@ -33,9 +33,7 @@ impl RandomStream {
 
     /// One draw of `torch.empty((), dtype=torch.int64).random_()`.
     pub fn draw_int64(&mut self) -> i64 {
-        let mut t = Tensor::empty([], (Kind::Int64, Device::Cpu));
-        let _ = t.random_();
-        t.int64_value(&[])
+        default_generator_int64()
     }
 
     /// One `iter(DataLoader)`: the iterator's base seed (drawn even when nothing is shuffled and
@@ -73,6 +71,15 @@ impl RandomStream {
     pub fn dropout<T>(&mut self, f: impl FnOnce() -> T) -> T {
         f()
     }
+}
+
+/// One draw of the default CPU generator, `torch.empty((), dtype=torch.int64).random_()`: what
+/// [`RandomStream::draw_int64`] draws, and what the Philox dropout masks are seeded with from inside
+/// the model's forward, where no stream is at hand (`model::dropout`).
+pub fn default_generator_int64() -> i64 {
+    let mut t = Tensor::empty([], (Kind::Int64, Device::Cpu));
+    let _ = t.random_();
+    t.int64_value(&[])
 }
 
 #[cfg(test)]

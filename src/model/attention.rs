@@ -36,27 +36,30 @@ impl BertSelfAttention {
     /// hidden_states: (B, T, H) or packed (N, H), as `layout` says -> the same shape. The
     /// projections are per token; only the attention core ([`attention_core`]) sees the layout.
     pub fn forward_t(&self, hidden_states: &Tensor, layout: &Layout, train: bool) -> Tensor {
+        let heads = Heads {
+            num_attention_heads: self.num_attention_heads,
+            attention_head_size: self.attention_head_size,
+        };
+        let dropout = if train { self.dropout } else { 0.0 };
         if let Layout::Packed { packing, attention } = layout {
             // One GEMM for the three projections, whose output is already the cores' stacked
             // q/k/v: larger products, and under autocast one cast of the input instead of three.
             // HF's three Linear modules stay the parameters; cat's backward splits their
             // gradients. Packed only: the padded layout is `--reproduce-pytorch`'s, and one
             // product may round otherwise than three.
-            let (nh, hs) = (self.num_attention_heads, self.attention_head_size);
             let weight = Tensor::cat(&[&self.query.weight, &self.key.weight, &self.value.weight], 0);
             let bias = Tensor::cat(&[&self.query.bias, &self.key.bias, &self.value.bias], 0);
-            let qkv = linear(hidden_states, &weight, Some(&bias)).view([-1, 3, nh, hs]);
-            let dropout = if train { self.dropout } else { 0.0 };
-            return attention.attention(packing, &PackedQkv { qkv, dropout, scale: (hs as f64).powf(-0.5) });
+            let qkv = linear(hidden_states, &weight, Some(&bias)).view([
+                -1,
+                3,
+                heads.num_attention_heads,
+                heads.attention_head_size,
+            ]);
+            return attention.attention(packing, &PackedQkv { qkv, dropout, scale: heads.scaling() });
         }
         let query_layer = self.query.forward(hidden_states);
         let key_layer = self.key.forward(hidden_states);
         let value_layer = self.value.forward(hidden_states);
-        let heads = Heads {
-            num_attention_heads: self.num_attention_heads,
-            attention_head_size: self.attention_head_size,
-        };
-        let dropout = if train { self.dropout } else { 0.0 };
         attention_core(&query_layer, &key_layer, &value_layer, heads, layout, dropout)
     }
 }
@@ -66,6 +69,13 @@ impl BertSelfAttention {
 pub struct Heads {
     pub num_attention_heads: i64,
     pub attention_head_size: i64,
+}
+
+impl Heads {
+    /// The score scale, 1/sqrt(head size).
+    pub fn scaling(&self) -> f64 {
+        (self.attention_head_size as f64).powf(-0.5)
+    }
 }
 
 /// Softmax attention of projected (B, T, H) or packed (N, H) query, key and value -> the same
@@ -82,7 +92,7 @@ pub fn attention_core(
     dropout: f64,
 ) -> Tensor {
     let (nh, hs) = (heads.num_attention_heads, heads.attention_head_size);
-    let scaling = (hs as f64).powf(-0.5);
+    let scaling = heads.scaling();
     match layout {
         Layout::Padded { attention_mask } => {
             let (b, t, _) = query_layer.size3().unwrap_or((0, 0, 0));

@@ -7,9 +7,9 @@
 //! serial, and on long texts the attention weights' masks alone took a fifth of a step
 //! (BENCHMARKS.md). Each mask's seed is one draw from the default generator, so a run is still a
 //! function of `--seed`, and a checkpoint's generator state still resumes it exactly.
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
-use crate::torch_ext;
+use crate::{random, torch_ext};
 
 /// Where a forward's dropout masks come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl Draws {
         if self == Draws::Philox && xs.device() == Device::Cpu {
             // The shim refuses only what this already rules out (a non-CPU tensor, p outside [0, 1],
             // which the config check refuses): libtorch's dropout is the same function, drawn otherwise.
-            if let Ok(dropped) = torch_ext::philox_dropout(xs, p, seed()) {
+            if let Ok(dropped) = torch_ext::philox_dropout(xs, p, random::default_generator_int64()) {
                 return dropped;
             }
         }
@@ -37,16 +37,10 @@ impl Draws {
     }
 }
 
-/// One draw of the default CPU generator (`torch.empty((), dtype=torch.int64).random_()`).
-fn seed() -> i64 {
-    let mut t = Tensor::empty([], (Kind::Int64, Device::Cpu));
-    let _ = t.random_();
-    t.int64_value(&[])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     fn values(t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()

@@ -32,8 +32,8 @@ impl Linear {
 pub const ROW_BUCKET: i64 = 64;
 
 /// `xs.linear(weight, bias)`, with one difference under CPU autocast in bf16/fp16 (oneDNN's GEMMs):
-/// packed tokens (N, in) are padded with zero rows to a multiple of [`ROW_BUCKET`] and the
-/// product's first N rows kept. oneDNN builds a kernel per shape and caches 1024 of them; N, the
+/// 2-D inputs (N, in), packed tokens and the heads' (B, H) rows, are padded with zero rows to a
+/// multiple of [`ROW_BUCKET`] and the product's first N rows kept. oneDNN builds a kernel per shape and caches 1024 of them; N, the
 /// batch's real token count, is new almost every step, so every step paid the kernel builds
 /// (about 1 ms each, 20 a step for MiniLM: measured with ONEDNN_VERBOSE=2) and a long run kept
 /// evicting them. Bucketed, a run meets a few dozen shapes. fp32 runs MKL's GEMM, which builds

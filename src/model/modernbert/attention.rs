@@ -98,7 +98,7 @@ impl ModernBertAttention {
             (false, None, Layout::Packed { packing, attention }) => {
                 let heads = |x: &Tensor| x.view([-1, nh, hs]);
                 let (q, k, v) = (heads(&query), heads(&key), heads(&value));
-                let qkv = PackedQkv::new(&q, &k, &v, dropout, (hs as f64).powf(-0.5));
+                let qkv = PackedQkv::new(&q, &k, &v, dropout, self.heads.scaling());
                 attention.attention_windowed(packing, &qkv, Some(layouts.window))
             }
             _ => attention_core(&query, &key, &value, self.heads, layouts.batch, dropout),

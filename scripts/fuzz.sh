@@ -6,13 +6,16 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 60), all by default
 #   scripts/fuzz.sh --seeds                 regenerate fuzz/seeds/ from the test inputs (Python)
 #   scripts/fuzz.sh --ci [SECONDS]          build, then run each target over its seeds and for
-#                                           SECONDS (default 10) more; for scripts/test.sh or CI
+#                                           SECONDS (default 10) more (`BERTFIT_FUZZ_SECONDS=N
+#                                           scripts/test.sh` runs it after the tests)
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`). Builds with
 # `--sanitizer none` (libFuzzer's coverage and Rust's checks, debug assertions on: overflow is a
 # crash): AddressSanitizer adds nothing to safe Rust and libtorch is not built with it. Its own
 # target folder, $BERTFIT_CACHE/target-fuzz, so the release build stays warm.
 #
+# The targets' bodies are fuzz/fuzz_targets/bodies.rs, which tests/fuzz_seeds.rs runs in the
+# ordinary test build over the seeds, fuzz/known/ and whatever corpus and artifacts are here.
 # The corpus grows in fuzz/corpus/<target>/ (not committed); the checked-in seeds are read too.
 # A crash is saved in fuzz/artifacts/<target>/; reproduce it with
 #   cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file> --sanitizer none -a

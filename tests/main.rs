@@ -14,6 +14,7 @@ mod family_deberta;
 mod family_modernbert;
 mod family_paths;
 mod family_training;
+mod fuzz_seeds;
 mod hardening;
 mod hardening2;
 mod hf_data;

@@ -2,9 +2,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-include!("common.rs");
+include!("bodies.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let path = input_file("pytorch_model.bin", data);
-    let _ = bertfit::weights::pickle::read_pytorch_checkpoint(&path);
-});
+fuzz_target!(|data: &[u8]| bodies::pickle(data));

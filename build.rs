@@ -42,6 +42,7 @@ fn build_shim(torch_root: &Path) {
         .file("csrc/torch_ext.cpp")
         .file("csrc/profiler.cpp")
         .file("csrc/dropout.cpp")
+        .file("csrc/linear.cpp")
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .flag("-isystem")

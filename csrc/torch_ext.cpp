@@ -168,6 +168,10 @@ char *bf_set_grad_none(bf_tensor t) {
     return guarded([&] { tensor(t).mutable_grad() = at::Tensor(); });
 }
 
+char *bf_set_grad(bf_tensor t, bf_tensor grad) {
+    return guarded([&] { tensor(t).mutable_grad() = tensor(grad); });
+}
+
 char *bf_cpu_rng_get_state(bf_tensor *out) {
     return guarded([&] {
         auto gen = at::detail::getDefaultCPUGenerator();

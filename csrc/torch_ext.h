@@ -60,6 +60,7 @@ char *bf_add_alpha(bf_tensor self, bf_tensor other, double alpha, bf_tensor *out
 
 // `tensor.grad = None` (PyTorch's zero_grad(set_to_none=True)).
 char *bf_set_grad_none(bf_tensor t);
+char *bf_set_grad(bf_tensor t, bf_tensor grad);
 
 // `torch.get_rng_state()` / `torch.set_rng_state(state)`: the default CPU generator's state as a
 // uint8 tensor (what a checkpoint stores so dropout continues exactly).

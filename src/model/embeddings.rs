@@ -56,7 +56,7 @@ impl BertEmbeddings {
             PositionIds::FromInputIds { padding_idx } => Some(padding_idx),
         };
         BertEmbeddings {
-            word_embeddings: Embedding::new(
+            word_embeddings: Embedding::vocabulary(
                 &p / "word_embeddings",
                 cfg.vocab_size,
                 dim,

@@ -32,30 +32,29 @@ impl Linear {
 pub const ROW_BUCKET: i64 = 64;
 
 /// `xs.linear(weight, bias)`, with one difference under CPU autocast in bf16/fp16 (oneDNN's GEMMs):
-/// 2-D inputs (N, in), packed tokens and the heads' (B, H) rows, are padded with zero rows to a
-/// multiple of [`ROW_BUCKET`] and the product's first N rows kept. oneDNN builds a kernel per shape and caches 1024 of them; N, the
-/// batch's real token count, is new almost every step, so every step paid the kernel builds
-/// (about 1 ms each, 20 a step for MiniLM: measured with ONEDNN_VERBOSE=2) and a long run kept
-/// evicting them. Bucketed, a run meets a few dozen shapes. fp32 runs MKL's GEMM, which builds
-/// nothing: there nothing changes.
+/// 2-D inputs (N, in), packed tokens and the heads' (B, H) rows, are computed over N rounded up to
+/// a multiple of [`ROW_BUCKET`] with zero rows and the product's first N rows kept
+/// ([`torch_ext::bucketed_linear`], which casts and pads in one pass). oneDNN builds a kernel per
+/// shape and caches 1024 of them; N, the batch's real token count, is new almost every step, so
+/// every step paid the kernel builds (about 1 ms each, 20 a step for MiniLM: measured with
+/// ONEDNN_VERBOSE=2) and a long run kept evicting them. Bucketed, a run meets a few dozen shapes.
+/// fp32 runs MKL's GEMM, which builds nothing: there nothing changes.
 pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
-    if xs.dim() != 2
-        || xs.device() != Device::Cpu
-        || xs.size()[0] % ROW_BUCKET == 0
-        || !cpu_autocast_reduced()
-    {
-        return xs.linear(weight, bias);
+    match cpu_autocast_reduced() {
+        Some(dtype) if xs.dim() == 2 && xs.device() == Device::Cpu => {
+            torch_ext::bucketed_linear(xs, weight, bias, ROW_BUCKET, dtype)
+                .unwrap_or_else(|e| panic!("linear over bucketed rows: {e}"))
+        }
+        _ => xs.linear(weight, bias),
     }
-    let n = xs.size()[0];
-    let padded = (n + ROW_BUCKET - 1) / ROW_BUCKET * ROW_BUCKET;
-    xs.constant_pad_nd([0, 0, 0, padded - n]).linear(weight, bias).narrow(0, 0, n)
 }
 
-/// Whether CPU autocast is on in bf16 or fp16.
-fn cpu_autocast_reduced() -> bool {
+/// The dtype of CPU autocast when it is on in bf16 or fp16.
+fn cpu_autocast_reduced() -> Option<Kind> {
     torch_ext::autocast_state(Device::Cpu)
-        .map(|s| s.enabled && matches!(s.dtype, Kind::BFloat16 | Kind::Half))
-        .unwrap_or(false)
+        .ok()
+        .filter(|s| s.enabled && matches!(s.dtype, Kind::BFloat16 | Kind::Half))
+        .map(|s| s.dtype)
 }
 
 /// torch.nn.LayerNorm over the last dimension.
@@ -82,6 +81,36 @@ impl LayerNorm {
 pub struct Embedding {
     pub weight: Tensor,
     padding_idx: i64,
+    /// A vocabulary-sized table: its gradient may come back as rows ([`RowGradients`]).
+    rows_gradient: bool,
+}
+
+thread_local! {
+    static ROW_GRADIENTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While one is alive, forwards on this thread give vocabulary tables ([`Embedding::vocabulary`])
+/// on the CPU a gradient of the looked-up rows (`nn.Embedding(sparse=True)`'s backward) instead of
+/// a dense table: the dense backward zeroes the whole table every step (47 MB for BERT's
+/// vocabulary at hidden size 384) to add a few thousand rows into it. Whoever backpropagates must
+/// then take the rows: the trainer's optimizer adds them into a table it keeps zeroed
+/// (`train::row_grads`), with the same additions in the same order, so the sums are the dense
+/// backward's bits. Scoped like autocast, so that every other caller of the model (prediction,
+/// tests, benches) keeps dense gradients. Not on CUDA, where the dense kernel is cheap and sorted.
+pub struct RowGradients {
+    previous: bool,
+}
+
+impl RowGradients {
+    pub fn on() -> RowGradients {
+        RowGradients { previous: ROW_GRADIENTS.with(|r| r.replace(true)) }
+    }
+}
+
+impl Drop for RowGradients {
+    fn drop(&mut self) {
+        ROW_GRADIENTS.with(|r| r.set(self.previous));
+    }
 }
 
 impl Embedding {
@@ -89,11 +118,19 @@ impl Embedding {
         Embedding {
             weight: p.zeros("weight", &[num_embeddings, dim]),
             padding_idx: padding_idx.unwrap_or(-1),
+            rows_gradient: false,
         }
     }
 
+    /// A word-embedding table, whose gradient may come back as rows ([`RowGradients`]).
+    pub fn vocabulary(p: Path, num_embeddings: i64, dim: i64, padding_idx: Option<i64>) -> Self {
+        Embedding { rows_gradient: true, ..Self::new(p, num_embeddings, dim, padding_idx) }
+    }
+
     pub fn forward(&self, ids: &Tensor) -> Tensor {
-        Tensor::embedding(&self.weight, ids, self.padding_idx, false, false)
+        let sparse =
+            self.rows_gradient && ids.device() == Device::Cpu && ROW_GRADIENTS.with(std::cell::Cell::get);
+        Tensor::embedding(&self.weight, ids, self.padding_idx, false, sparse)
     }
 }
 

@@ -86,10 +86,19 @@ mod ffi {
             out: *mut RawTensor,
         ) -> *mut c_char;
         pub fn bf_set_grad_none(t: RawTensor) -> *mut c_char;
+        pub fn bf_set_grad(t: RawTensor, grad: RawTensor) -> *mut c_char;
         pub fn bf_cpu_rng_get_state(out: *mut RawTensor) -> *mut c_char;
         pub fn bf_cpu_rng_set_state(state: RawTensor) -> *mut c_char;
         pub fn bf_set_allow_tf32(allow: c_int) -> *mut c_char;
         pub fn bf_philox_dropout(input: RawTensor, p: f64, seed: i64, out: *mut RawTensor) -> *mut c_char;
+        pub fn bf_bucketed_linear(
+            input: RawTensor,
+            weight: RawTensor,
+            bias: RawTensor,
+            bucket: i64,
+            dtype: Dtype,
+            out: *mut RawTensor,
+        ) -> *mut c_char;
         pub fn bf_varlen_attention(
             kernel: VarlenKernel,
             query: RawTensor,
@@ -460,12 +469,36 @@ pub fn set_grad_none(t: &Tensor) -> Result<()> {
     check(unsafe { ffi::bf_set_grad_none(raw(t)) })
 }
 
+/// `tensor.grad = grad` (a handle: the two share storage).
+pub fn set_grad(t: &Tensor, grad: &Tensor) -> Result<()> {
+    check(unsafe { ffi::bf_set_grad(raw(t), raw(grad)) })
+}
+
 /// Dropout of a CPU tensor with a mask drawn from Philox in parallel (`csrc/dropout.cpp` says why
 /// not libtorch's): each element zeroed with probability `p`, the rest scaled by 1 / (1 - p);
 /// differentiable. The mask depends on `seed` and the element's index only.
 pub fn philox_dropout(input: &Tensor, p: f64, seed: i64) -> Result<Tensor> {
     let mut out: RawTensor = std::ptr::null_mut();
     check(unsafe { ffi::bf_philox_dropout(raw(input), p, seed, &mut out) })?;
+    // SAFETY: set by the shim on success.
+    unsafe { adopt(out) }
+}
+
+/// `input (N, in)` times `weight (out, in)` transposed plus `bias`, computed in `dtype` (bf16 or
+/// fp16) over N rounded up to a multiple of `bucket` with zero rows, and the first N rows returned,
+/// in `dtype`; differentiable (`csrc/linear.cpp` says why and how it matches autocast's linear).
+pub fn bucketed_linear(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    bucket: i64,
+    dtype: Kind,
+) -> Result<Tensor> {
+    let mut out: RawTensor = std::ptr::null_mut();
+    let bias = bias.map_or(std::ptr::null_mut(), raw);
+    check(unsafe {
+        ffi::bf_bucketed_linear(raw(input), raw(weight), bias, bucket, scalar_type(dtype)?, &mut out)
+    })?;
     // SAFETY: set by the shim on success.
     unsafe { adopt(out) }
 }

@@ -18,6 +18,7 @@ pub mod pending;
 pub mod precision;
 pub mod profile;
 pub mod report;
+pub mod row_grads;
 pub mod schedule;
 mod setup;
 pub mod startup;

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use super::row_grads::{self, RowGradient};
 use crate::error::{Error, Result};
 use crate::torch_ext;
 
@@ -103,6 +104,8 @@ struct Param {
     tensor: Tensor,
     decay: bool,
     state: Option<ParamState>,
+    /// Set at the first gradient that comes back as rows (`row_grads`).
+    rows: Option<RowGradient>,
 }
 
 pub struct Optimizer {
@@ -126,7 +129,7 @@ impl Optimizer {
         }
         let params = params
             .into_iter()
-            .map(|(name, tensor)| Param { decay: hf_decays(&name), name, tensor, state: None })
+            .map(|(name, tensor)| Param { decay: hf_decays(&name), name, tensor, state: None, rows: None })
             .collect();
         Ok(Self { settings, params })
     }
@@ -165,10 +168,43 @@ impl Optimizer {
         self.settings.fused
     }
 
-    /// `optimizer.zero_grad()` with PyTorch's default `set_to_none=True`: gradients are freed.
+    /// `optimizer.zero_grad()` with PyTorch's default `set_to_none=True`: gradients are freed
+    /// (a row-gathered table is zeroed where it was written and kept).
     pub fn zero_grad(&mut self) -> Result<()> {
-        for p in &self.params {
-            torch_ext::set_grad_none(&p.tensor)?;
+        for p in &mut self.params {
+            match p.rows.as_mut() {
+                Some(rows) => rows.clear(&p.tensor)?,
+                None => torch_ext::set_grad_none(&p.tensor)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// After each micro-step's backward: gradients that came back as rows are summed into their
+    /// dense tables (`row_grads`), the parameters left without a gradient.
+    pub fn gather_row_grads(&mut self) -> Result<()> {
+        for p in &mut self.params {
+            let grad = p.tensor.grad();
+            if row_grads::is_rows(&grad) {
+                if p.rows.is_none() {
+                    p.rows = Some(RowGradient::new(&p.tensor)?);
+                }
+                if let Some(rows) = p.rows.as_mut() {
+                    rows.gather(&p.tensor, &grad)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of an accumulation window, before anything reads the gradients: each gathered
+    /// table becomes its parameter's gradient. `written_elsewhere`: something other than this
+    /// optimizer writes the gradients in place (DDP's average), so `zero_grad` clears whole tables.
+    pub fn attach_row_grads(&mut self, written_elsewhere: bool) -> Result<()> {
+        for p in &mut self.params {
+            if let Some(rows) = p.rows.as_mut() {
+                rows.attach(&p.tensor, written_elsewhere)?;
+            }
         }
         Ok(())
     }
@@ -323,20 +359,36 @@ impl Optimizer {
     }
 
     fn grad_norm_then(&mut self, max_norm: Option<f64>) -> Result<Tensor> {
-        let grads = self.grads();
-        let Some(first) = grads.first() else {
+        // Row-gathered tables (`row_grads`) give their norm from their written rows and are scaled
+        // there; every other gradient goes through the foreach kernels, as clip_grad_norm_'s.
+        let mut dense = Vec::new();
+        let mut norms = Vec::new();
+        for p in &self.params {
+            let grad = p.tensor.grad();
+            if !grad.defined() {
+                continue;
+            }
+            match p.rows.as_ref().filter(|r| r.rows_known()) {
+                Some(rows) => norms.push(rows.norm()?),
+                None => dense.push(grad),
+            }
+        }
+        let Some(first) = dense.first().or(norms.first()) else {
             return Ok(Tensor::f_zeros([0i64; 0], (Kind::Float, Device::Cpu))?);
         };
         let first_device = first.device();
         tch::no_grad(|| {
-            let groups = group_by_device_and_kind(&grads);
-            let mut norms = Vec::with_capacity(grads.len());
+            let groups = group_by_device_and_kind(&dense);
+            let mut all = Vec::with_capacity(dense.len() + norms.len());
             for group in &groups {
                 for n in torch_ext::foreach_norm(group, 2.0)? {
-                    norms.push(n.f_to_device(first_device)?);
+                    all.push(n.f_to_device(first_device)?);
                 }
             }
-            let total_norm = torch_ext::linalg_vector_norm(&Tensor::f_stack(&norms, 0)?, 2.0)?;
+            for n in norms {
+                all.push(n.f_to_device(first_device)?);
+            }
+            let total_norm = torch_ext::linalg_vector_norm(&Tensor::f_stack(&all, 0)?, 2.0)?;
             let Some(max_norm) = max_norm else { return Ok(total_norm) };
             // `max_norm / (total_norm + 1e-6)` is Tensor.__rtruediv__: reciprocal() * max_norm.
             let clip_coef = total_norm.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?;
@@ -344,6 +396,11 @@ impl Optimizer {
             for group in &groups {
                 let device = group[0].device();
                 torch_ext::foreach_mul_tensor_(group, &clip_coef_clamped.f_to_device(device)?)?;
+            }
+            for p in &mut self.params {
+                if let Some(rows) = p.rows.as_mut().filter(|r| r.rows_known()) {
+                    rows.scale(&clip_coef_clamped.f_to_device(p.tensor.device())?)?;
+                }
             }
             Ok(total_norm)
         })

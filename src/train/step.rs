@@ -15,6 +15,7 @@ use super::Trainer;
 use crate::data::batch::Batch;
 use crate::data::loader::{Batches, LoadedBatch};
 use crate::error::{Error, Result};
+use crate::model::layers::RowGradients;
 use crate::model::loss;
 
 /// What one step did.
@@ -84,6 +85,7 @@ impl Trainer<'_> {
             flos += 6.0 * loaded.batch.input_ids.numel() as f64 * self.non_embedding_parameters as f64;
             useful_flops += self.meter.training_flops(row_lengths(&loaded.batch.attention_mask));
             let micro = self.micro_step(&loaded.batch, divisor)?;
+            self.updater.optimizer.gather_row_grads()?;
             let micro = if divisor > 1 { micro / divisor as f64 } else { micro };
             loss = Some(match loss.take() {
                 Some(sum) => sum + micro,
@@ -91,6 +93,7 @@ impl Trainer<'_> {
             });
             rows.extend(loaded.rows);
         }
+        self.updater.optimizer.attach_row_grads(self.ddp.is_some())?;
         let (mut rank_rows, mut agreed_stop) = (None, None);
         if let Some(d) = self.ddp.as_mut() {
             // After the window's last backward (no all-reduce on earlier micro-steps, as DDP's
@@ -154,6 +157,8 @@ impl Trainer<'_> {
         let layout = self.layouts.for_batch(&host.attention_mask);
         let loss = {
             let _autocast = autocast(self.args.device, recipe.precision)?;
+            // The optimizer takes word-embedding gradients as rows (train::row_grads).
+            let _rows = RowGradients::on();
             let logits =
                 self.rng.dropout(|| model.forward_t(&batch.input_ids, &batch.token_type_ids, &layout, true));
             loss(&logits, labels, problem, recipe.label_smoothing, Reduction::Mean)

@@ -25,7 +25,7 @@ impl DebertaV2Embeddings {
     pub fn new(p: Path, cfg: &BertConfig, s: &DebertaSettings) -> Self {
         let (e, h) = (cfg.embedding_size(), cfg.hidden_size);
         DebertaV2Embeddings {
-            word_embeddings: Embedding::new(
+            word_embeddings: Embedding::vocabulary(
                 &p / "word_embeddings",
                 cfg.vocab_size,
                 e,

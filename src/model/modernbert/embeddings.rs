@@ -19,7 +19,7 @@ pub struct ModernBertEmbeddings {
 impl ModernBertEmbeddings {
     pub fn new(p: Path, cfg: &BertConfig, s: &ModernBertSettings) -> Self {
         ModernBertEmbeddings {
-            tok_embeddings: Embedding::new(
+            tok_embeddings: Embedding::vocabulary(
                 &p / "tok_embeddings",
                 cfg.vocab_size,
                 cfg.hidden_size,

@@ -14,8 +14,10 @@
 // What it computes is what autocast's `linear` computes: the input and weight cast to `dtype`,
 // `addmm` in `dtype`, the weight gradient a `dtype` product cast to the weight's dtype. The extra
 // rows are zero, so they add exact zeros to the weight gradient. The bias gradient is autocast's
-// too: the output gradient summed in `dtype` (ATen accumulates in fp32), then cast. (`sum` with an
-// fp32 dtype would first copy the whole gradient to fp32: 2% of a bf16 step at length 512.)
+// too: the padded output gradient summed in `dtype` (ATen accumulates in fp32), then cast. (`sum`
+// with an fp32 dtype would first copy the whole gradient to fp32: 2% of a bf16 step at length 512.)
+// Every product and sum runs on the shapes autocast's ops would see on the zero-padded input, so
+// the results are theirs bit for bit (unit test in src/model/layers.rs).
 #include "linear.h"
 
 #include <ATen/ATen.h>
@@ -78,7 +80,7 @@ struct BucketedLinear : public torch::autograd::Function<BucketedLinear> {
         if (ctx->needs_input_grad(0)) grad_input = at::mm(g, w).narrow(0, 0, n).to(dtype_of("input_dtype"));
         if (ctx->needs_input_grad(1)) grad_weight = at::mm(g.t(), x).to(dtype_of("weight_dtype"));
         if (ctx->needs_input_grad(2) && dtype_of("bias_dtype") != at::ScalarType::Undefined)
-            grad_bias = grad.sum(0).to(dtype_of("bias_dtype"));
+            grad_bias = g.sum(0).to(dtype_of("bias_dtype"));
         return {grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor()};
     }
 };

@@ -149,6 +149,33 @@ mod tests {
     use super::*;
     use crate::torch_ext::AutocastGuard;
 
+    /// The bucketed linear is autocast's `linear` on the zero-padded rows, bit for bit: output,
+    /// and the gradients of input, weight and bias.
+    #[test]
+    fn bucketed_linear_is_autocasts_linear_on_the_padded_rows() {
+        tch::manual_seed(1);
+        let opts = (Kind::Float, Device::Cpu);
+        let n = 100;
+        let x = Tensor::randn([n, 32], opts).set_requires_grad(true);
+        let w = Tensor::randn([24, 32], opts).set_requires_grad(true);
+        let b = Tensor::randn([24], opts).set_requires_grad(true);
+        let g = Tensor::randn([n, 24], opts);
+        let grads = |y: &Tensor| {
+            let loss = (y.to_kind(Kind::Float) * &g).sum(Kind::Float);
+            Tensor::run_backward(&[loss], &[&x, &w, &b], false, false)
+        };
+        let _autocast = AutocastGuard::new(Device::Cpu, Kind::BFloat16).unwrap();
+        let got = linear(&x, &w, Some(&b));
+        let padded = x.constant_pad_nd([0, 0, 0, 128 - n]);
+        let want = padded.linear(&w, Some(&b)).narrow(0, 0, n);
+        assert_eq!(got.kind(), want.kind());
+        assert!(got.equal(&want), "forward");
+        for (name, (a, e)) in ["input", "weight", "bias"].iter().zip(grads(&got).iter().zip(&grads(&want))) {
+            assert_eq!(a.kind(), e.kind(), "{name}");
+            assert!(a.equal(e), "{name} gradient");
+        }
+    }
+
     #[test]
     fn packed_rows_under_cpu_autocast_keep_their_count_values_and_gradients() {
         tch::manual_seed(0);

@@ -82,12 +82,22 @@ pub fn default_generator_int64() -> i64 {
     t.int64_value(&[])
 }
 
+/// Held by the lib tests that seed or draw from libtorch's one default generator: tests run in
+/// parallel threads, and a draw of one between another's seed and its draws changes what that one
+/// sees.
+#[cfg(test)]
+pub(crate) fn generator_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_restored_state_repeats_the_draws_and_the_dropout_masks() {
+        let _generator = generator_lock();
         let mut rng = RandomStream::manual_seed(17);
         let _ = rng.draw_int64();
         let saved = rng.state().unwrap();

@@ -48,6 +48,7 @@ mod tests {
 
     #[test]
     fn philox_masks_keep_one_minus_p_scaled_and_the_backward_uses_the_same_mask() {
+        let _generator = crate::random::generator_lock();
         tch::manual_seed(0);
         let x = Tensor::ones([1000, 1000], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let y = Draws::Philox.dropout(&x, 0.1, true);
@@ -63,6 +64,7 @@ mod tests {
 
     #[test]
     fn philox_masks_follow_the_seed_not_the_thread_count() {
+        let _generator = crate::random::generator_lock();
         let x = Tensor::randn([300, 777], (Kind::Float, Device::Cpu));
         let threads = tch::get_num_threads();
         tch::manual_seed(5);
@@ -78,6 +80,7 @@ mod tests {
 
     #[test]
     fn bf16_rounds_once_and_eval_or_p_zero_is_the_identity() {
+        let _generator = crate::random::generator_lock();
         tch::manual_seed(1);
         // 1 / 0.7 is inexact: each kept element rounds its fp32 product as libtorch's cast does.
         let x = Tensor::randn([256, 256], (Kind::BFloat16, Device::Cpu));

@@ -153,6 +153,7 @@ mod tests {
     /// and the gradients of input, weight and bias.
     #[test]
     fn bucketed_linear_is_autocasts_linear_on_the_padded_rows() {
+        let _generator = crate::random::generator_lock();
         tch::manual_seed(1);
         let opts = (Kind::Float, Device::Cpu);
         let n = 100;
@@ -178,6 +179,7 @@ mod tests {
 
     #[test]
     fn packed_rows_under_cpu_autocast_keep_their_count_values_and_gradients() {
+        let _generator = crate::random::generator_lock();
         tch::manual_seed(0);
         let opts = (Kind::Float, Device::Cpu);
         let x = Tensor::randn([100, 16], opts).set_requires_grad(true);

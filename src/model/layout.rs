@@ -182,6 +182,7 @@ mod tests {
 
     #[test]
     fn a_refused_kernel_is_reported_once_and_then_skipped() {
+        let _generator = crate::random::generator_lock();
         // The CPU has no varlen kernel: the Varlen core falls back, and says so through the layout.
         let m = mask(&[&[1, 1, 1, 0], &[1, 1, 0, 0]]);
         let mut policy = LayoutPolicy::new(Device::Cpu, true).with_core(AttentionCore::Varlen);

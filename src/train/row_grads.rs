@@ -126,6 +126,7 @@ mod tests {
     /// and for an accumulation window of two, and the table is zero again after `clear`.
     #[test]
     fn gathered_rows_are_the_dense_backwards_bits() {
+        let _generator = crate::random::generator_lock();
         tch::manual_seed(3);
         let opts = (Kind::Float, Device::Cpu);
         let weight = Tensor::randn([50, 8], opts).set_requires_grad(true);
@@ -160,6 +161,7 @@ mod tests {
     /// the whole table's multiply, bit for bit.
     #[test]
     fn norm_and_scale_over_the_written_rows() {
+        let _generator = crate::random::generator_lock();
         tch::manual_seed(5);
         let weight = Tensor::zeros([1000, 16], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let ids = Tensor::randint(1000, [400], (Kind::Int64, Device::Cpu));

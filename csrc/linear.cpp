@@ -44,7 +44,7 @@ at::Tensor padded_copy(const at::Tensor &x, int64_t rows, at::ScalarType dtype) 
 
 struct BucketedLinear : public torch::autograd::Function<BucketedLinear> {
     static at::Tensor forward(AutogradContext *ctx, const at::Tensor &input, const at::Tensor &weight,
-                              const at::Tensor &bias, int64_t bucket, int64_t dtype_code) {
+                              const at::Tensor &bias, bool has_bias, int64_t bucket, int64_t dtype_code) {
         // The ops below run in the dtypes given, whatever autocast would pick.
         c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
         const auto dtype = static_cast<at::ScalarType>(dtype_code);
@@ -56,13 +56,13 @@ struct BucketedLinear : public torch::autograd::Function<BucketedLinear> {
         const int64_t rows = (n + bucket - 1) / bucket * bucket;
         at::Tensor x = padded_copy(input, rows, dtype);
         at::Tensor w = weight.to(dtype);
-        at::Tensor y = bias.defined() ? at::addmm(bias.to(dtype), x, w.t()) : at::mm(x, w.t());
+        at::Tensor y = has_bias ? at::addmm(bias.to(dtype), x, w.t()) : at::mm(x, w.t());
         ctx->save_for_backward({x, w});
         ctx->saved_data["n"] = n;
         ctx->saved_data["input_dtype"] = static_cast<int64_t>(input.scalar_type());
         ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
         ctx->saved_data["bias_dtype"] =
-            static_cast<int64_t>(bias.defined() ? bias.scalar_type() : at::ScalarType::Undefined);
+            static_cast<int64_t>(has_bias ? bias.scalar_type() : at::ScalarType::Undefined);
         return y.narrow(0, 0, n);
     }
 
@@ -81,7 +81,7 @@ struct BucketedLinear : public torch::autograd::Function<BucketedLinear> {
         if (ctx->needs_input_grad(1)) grad_weight = at::mm(g.t(), x).to(dtype_of("weight_dtype"));
         if (ctx->needs_input_grad(2) && dtype_of("bias_dtype") != at::ScalarType::Undefined)
             grad_bias = g.sum(0).to(dtype_of("bias_dtype"));
-        return {grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor()};
+        return {grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor(), at::Tensor()};
     }
 };
 
@@ -97,8 +97,10 @@ extern "C" {
 char *bf_bucketed_linear(bf_tensor input, bf_tensor weight, bf_tensor bias, int64_t bucket, int dtype,
                          bf_tensor *out) {
     return guarded([&] {
-        at::Tensor b = bias == nullptr ? at::Tensor() : tensor(bias);
-        *out = new at::Tensor(BucketedLinear::apply(tensor(input), tensor(weight), b, bucket, dtype));
+        // A custom function's tensor arguments must be defined: no bias is an empty placeholder.
+        const bool has_bias = bias != nullptr;
+        at::Tensor b = has_bias ? tensor(bias) : at::empty({0}, tensor(weight).options().requires_grad(false));
+        *out = new at::Tensor(BucketedLinear::apply(tensor(input), tensor(weight), b, has_bias, bucket, dtype));
     });
 }
 

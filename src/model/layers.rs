@@ -177,6 +177,22 @@ mod tests {
         }
     }
 
+    /// Without a bias (ModernBERT's linears by default) it computes the plain bf16 product.
+    #[test]
+    fn bucketed_linear_without_a_bias() {
+        let _generator = crate::random::generator_lock();
+        tch::manual_seed(2);
+        let opts = (Kind::Float, Device::Cpu);
+        let x = Tensor::randn([64, 16], opts);
+        let w = Tensor::randn([8, 16], opts).set_requires_grad(true);
+        let _autocast = AutocastGuard::new(Device::Cpu, Kind::BFloat16).unwrap();
+        let got = linear(&x, &w, None);
+        let want = x.to_kind(Kind::BFloat16).mm(&w.detach().to_kind(Kind::BFloat16).tr());
+        assert!(got.equal(&want));
+        got.to_kind(Kind::Float).sum(Kind::Float).backward();
+        assert_eq!(w.grad().size(), w.size());
+    }
+
     #[test]
     fn packed_rows_under_cpu_autocast_keep_their_count_values_and_gradients() {
         let _generator = crate::random::generator_lock();

@@ -24,6 +24,7 @@
 namespace {
 
 using bf::guarded;
+using bf::tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -102,11 +103,6 @@ struct PhiloxDropout : public torch::autograd::Function<PhiloxDropout> {
         return {grad_in, at::Tensor(), at::Tensor()};
     }
 };
-
-at::Tensor &tensor(bf_tensor t) {
-    TORCH_CHECK(t != nullptr, "bertfit shim: null tensor");
-    return *static_cast<at::Tensor *>(t);
-}
 
 }  // namespace
 

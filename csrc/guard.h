@@ -1,4 +1,4 @@
-// The one error path of bertfit's C shim (torch_ext.cpp and c10d.cpp), and what both headers share.
+// The one error path of bertfit's C shim (every csrc/*.cpp), and what their headers share.
 //
 // Every shim function that can fail returns NULL on success, or a malloc'd message when libtorch
 // (or c10d) threw; Rust turns it into an error and frees it with bf_free_error. No C++ exception
@@ -20,6 +20,7 @@ void bf_free_error(char *msg);
 #ifdef __cplusplus
 }
 
+#include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
@@ -39,6 +40,12 @@ inline char *dup_message(const char *msg) {
     if (out == nullptr) return const_cast<char *>(kOutOfMemory);
     std::memcpy(out, msg, len + 1);
     return out;
+}
+
+// The tensor a `bf_tensor` points to; a null one is an error, not a crash.
+inline at::Tensor &tensor(bf_tensor t) {
+    TORCH_CHECK(t != nullptr, "bertfit shim: null tensor");
+    return *static_cast<at::Tensor *>(t);
 }
 
 // Runs `f`, turning any exception into a message (c10's without its C++ backtrace).

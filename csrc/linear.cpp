@@ -28,6 +28,7 @@
 namespace {
 
 using bf::guarded;
+using bf::tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -84,11 +85,6 @@ struct BucketedLinear : public torch::autograd::Function<BucketedLinear> {
         return {grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor(), at::Tensor()};
     }
 };
-
-at::Tensor &tensor(bf_tensor t) {
-    TORCH_CHECK(t != nullptr, "bertfit shim: null tensor");
-    return *static_cast<at::Tensor *>(t);
-}
 
 }  // namespace
 

@@ -18,11 +18,7 @@
 namespace {
 
 using bf::guarded;
-
-at::Tensor &tensor(bf_tensor t) {
-    TORCH_CHECK(t != nullptr, "bertfit shim: null tensor");
-    return *static_cast<at::Tensor *>(t);
-}
+using bf::tensor;
 
 std::vector<at::Tensor> list(bf_tensor *ts, size_t n) {
     std::vector<at::Tensor> out;

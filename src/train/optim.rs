@@ -186,12 +186,11 @@ impl Optimizer {
         for p in &mut self.params {
             let grad = p.tensor.grad();
             if row_grads::is_rows(&grad) {
-                if p.rows.is_none() {
-                    p.rows = Some(RowGradient::new(&p.tensor)?);
-                }
-                if let Some(rows) = p.rows.as_mut() {
-                    rows.gather(&p.tensor, &grad)?;
-                }
+                let rows = match p.rows.as_mut() {
+                    Some(rows) => rows,
+                    None => p.rows.insert(RowGradient::new(&p.tensor)?),
+                };
+                rows.gather(&p.tensor, &grad)?;
             }
         }
         Ok(())

@@ -22,10 +22,17 @@ per trainer and case, one `ratio` per case (bf16 / fp32 for bertfit and for PyTo
 PyTorch in each precision), one `target` per case, `peak_after` (the peak measured again at the end, not cached: how far the machine moved) and
 `machine_after` (load average after). A
 figure, not a test: run it through scripts/bench-precision.sh on an otherwise idle machine.
+
+`--geometry bert-base` trains, instead of MiniLM, a BertModel of bert-base-uncased's shape (hidden
+768, 12 layers of 12 heads, BertConfig's defaults: the model the PyTorch script users replace
+fine-tunes) with random weights drawn by transformers from seed 0 and MiniLM's vocabulary (the same
+as bert-base-uncased's). No pretrained BERT-base can be fetched here, and speed does not depend on
+the weights' values; accuracy does, so the accuracy half of the target is read on MiniLM's runs.
 """
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,6 +64,22 @@ def peak(args, cache):
         if len(words) >= 4 and words[1] == "GEMM" and words[-1] == "TFLOP/s":
             figures[words[0]] = float(words[-2])
     return figures
+
+
+def random_bert_base(tokenizer_dir, folder):
+    """A BertModel of bert-base-uncased's shape with random weights (seed 0) and the vocabulary
+    of `tokenizer_dir`, saved as Hugging Face saves it to `folder`."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    vocab = os.path.join(tokenizer_dir, "vocab.txt")
+    config = transformers.BertConfig(vocab_size=sum(1 for _ in open(vocab, encoding="utf-8")))
+    transformers.BertModel(config).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(tokenizer_dir, name)):
+            shutil.copy(os.path.join(tokenizer_dir, name), folder)
+    return folder
 
 
 def command(trainer, common, work, case, args):
@@ -156,6 +179,9 @@ def main():
     assets = os.environ.get("BERTFIT_ASSETS", "")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=os.path.join(assets, "all-MiniLM-L6-v2"))
+    p.add_argument("--geometry", choices=["model", "bert-base"], default="model",
+                   help="bert-base: a random-weight BertModel of bert-base-uncased's shape with --model's "
+                        "vocabulary instead of --model itself (see above)")
     p.add_argument("--movies", default=os.path.join(assets, "data", "movies.csv"))
     p.add_argument("--rows-128", type=int, default=160, help="training rows of the max-length-128 case")
     p.add_argument("--rows-512", type=int, default=48, help="training rows of the max-length-512 case")
@@ -171,12 +197,15 @@ def main():
     args = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="bertfit-bench-precision-")
+    if args.geometry == "bert-base":
+        args.model = random_bert_base(args.model, os.path.join(work, "bert-base"))
     lengths = [int(x) for x in args.lengths.split(",")]
     long_csv = os.path.join(work, "long.csv")
     if any(n > 128 for n in lengths):
         subprocess.run([sys.executable, os.path.join(HERE, "make_long_texts.py"), "--data", args.movies, "--out",
                         long_csv], check=True)
     print(json.dumps({"kind": "machine", "cpus": os.cpu_count(), "threads": args.threads, "load_1_5_15": load(),
+                      "model": args.model if args.geometry == "model" else "random bert-base geometry",
                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}), flush=True)
     if os.getloadavg()[0] > (os.cpu_count() or 1) / 2:
         # Seen on the 2-core machine at load 7-9: libtorch's 2 threads then wait on each other in

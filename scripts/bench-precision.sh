@@ -3,7 +3,8 @@
 # fp32 and PyTorch under torch.autocast bf16 on the same batches in one run, alternating, 3 repeats,
 # MiniLM, batch 16, max length 128 (movie snippets) and 512 (long texts); samples/s, medians,
 # bf16/fp32 ratios, validation accuracy and the load average. Sets up and builds first. Extra
-# flags go to bench_precision.py (--help), e.g. --rows-128 2000 --epochs 3 for the accuracy target.
+# flags go to bench_precision.py (--help), e.g. --rows-128 2000 --epochs 3 for the accuracy target,
+# or --geometry bert-base for a random-weight model of bert-base-uncased's shape.
 # A figure, not a test: run it on an otherwise idle machine and record it in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

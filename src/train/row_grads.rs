@@ -10,7 +10,7 @@
 //! summed into a freshly zeroed table, then added), so only the first micro-step of a window saves.
 use tch::Tensor;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::torch_ext;
 
 #[derive(Debug)]
@@ -23,12 +23,15 @@ pub struct RowGradient {
     /// Someone else may have written rows we did not add (DDP's all-reduce brings other ranks'
     /// rows): `clear` then zeroes the whole table.
     written_elsewhere: bool,
+    /// `touched`'s rows sorted and unique, found once at `attach` for the norm and the clipping
+    /// (both read them in a clipped step); `None` while they are not known.
+    written: Option<Tensor>,
 }
 
 impl RowGradient {
     pub fn new(param: &Tensor) -> Result<Self> {
         let table = tch::no_grad(|| param.f_zeros_like())?;
-        Ok(Self { table, touched: Vec::new(), written_elsewhere: false })
+        Ok(Self { table, touched: Vec::new(), written_elsewhere: false, written: None })
     }
 
     /// Moves `param`'s sparse gradient (COO: one index row, a value row per looked-up token) into
@@ -57,6 +60,12 @@ impl RowGradient {
             return Ok(());
         }
         self.written_elsewhere |= written_elsewhere;
+        self.written = if self.written_elsewhere {
+            None
+        } else {
+            let rows = Tensor::f_cat(&self.touched, 0)?;
+            Some(rows.f_unique_dim(0, true, false, false)?.0)
+        };
         torch_ext::set_grad(param, &self.table)
     }
 
@@ -64,13 +73,15 @@ impl RowGradient {
     /// someone else wrote it): then [`norm`](Self::norm) and [`scale`](Self::scale) work on those
     /// rows only.
     pub fn rows_known(&self) -> bool {
-        !self.touched.is_empty() && !self.written_elsewhere
+        self.written.is_some()
     }
 
-    /// The rows that may be non-zero, sorted and unique.
-    fn written_rows(&self) -> Result<Tensor> {
-        let rows = Tensor::f_cat(&self.touched, 0)?;
-        Ok(rows.f_unique_dim(0, true, false, false)?.0)
+    /// The rows that may be non-zero, sorted and unique ([`rows_known`](Self::rows_known) must
+    /// hold).
+    fn written_rows(&self) -> Result<&Tensor> {
+        self.written.as_ref().ok_or_else(|| {
+            Error::Runtime("row gradient: its rows were read before attach or after another writer".into())
+        })
     }
 
     /// The table's 2-norm read from its written rows only (a few thousand of a vocabulary's tens of
@@ -79,7 +90,7 @@ impl RowGradient {
     /// table in the last bits.
     pub fn norm(&self) -> Result<Tensor> {
         tch::no_grad(|| {
-            torch_ext::linalg_vector_norm(&self.table.f_index_select(0, &self.written_rows()?)?, 2.0)
+            torch_ext::linalg_vector_norm(&self.table.f_index_select(0, self.written_rows()?)?, 2.0)
         })
     }
 
@@ -88,7 +99,7 @@ impl RowGradient {
     /// there; its other rows are zeros, which stay zeros.
     pub fn scale(&mut self, factor: &Tensor) -> Result<()> {
         tch::no_grad(|| -> Result<()> {
-            let rows = self.written_rows()?;
+            let rows = self.written_rows()?.shallow_clone();
             let scaled = self.table.f_index_select(0, &rows)?.f_mul(factor)?;
             let _ = self.table.f_index_copy_(0, &rows, &scaled)?;
             Ok(())
@@ -108,6 +119,7 @@ impl RowGradient {
         })?;
         self.touched.clear();
         self.written_elsewhere = false;
+        self.written = None;
         torch_ext::set_grad_none(param)
     }
 }

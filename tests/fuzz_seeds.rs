@@ -13,18 +13,21 @@ use crate::common::repo;
 
 include!("../fuzz/fuzz_targets/bodies.rs");
 
-/// Every fuzz target, each with its test below.
-const TARGETS: [&str; 9] = [
-    "checkpoint",
-    "config",
-    "csv",
-    "metrics",
-    "parquet",
-    "pickle",
-    "safetensors",
-    "token_cache",
-    "tokenizer",
-];
+/// Every fuzz target: `TARGETS`, their names, and a test each that replays its inputs
+/// ([`replay`]) through its body in bodies.rs, so that the list and the tests cannot differ.
+macro_rules! targets {
+    ($($target:ident),* $(,)?) => {
+        const TARGETS: &[&str] = &[$(stringify!($target)),*];
+        $(
+            #[test]
+            fn $target() {
+                replay(stringify!($target), bodies::$target);
+            }
+        )*
+    };
+}
+
+targets!(checkpoint, config, csv, metrics, parquet, pickle, safetensors, token_cache, tokenizer);
 
 /// The files in `dir`, sorted; none when it does not exist.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -97,49 +100,4 @@ fn every_target_and_known_input_is_replayed() {
         })
         .collect();
     assert!(unclaimed.is_empty(), "fuzz/known/ inputs not named <target>-*: {unclaimed:?}");
-}
-
-#[test]
-fn checkpoint() {
-    replay("checkpoint", bodies::checkpoint);
-}
-
-#[test]
-fn config() {
-    replay("config", bodies::config);
-}
-
-#[test]
-fn csv() {
-    replay("csv", bodies::csv);
-}
-
-#[test]
-fn metrics() {
-    replay("metrics", bodies::metrics);
-}
-
-#[test]
-fn parquet() {
-    replay("parquet", bodies::parquet);
-}
-
-#[test]
-fn pickle() {
-    replay("pickle", bodies::pickle);
-}
-
-#[test]
-fn safetensors() {
-    replay("safetensors", bodies::safetensors);
-}
-
-#[test]
-fn token_cache() {
-    replay("token_cache", bodies::token_cache);
-}
-
-#[test]
-fn tokenizer() {
-    replay("tokenizer", bodies::tokenizer);
 }

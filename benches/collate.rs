@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bertfit::data::batch::{collate, Padding};
 use bertfit::data::dataset::{read_with_split_column, Columns};
 use bertfit::data::labels::Target;
-use bertfit::data::tokenize::BertTokenizer;
+use bertfit::data::tokenize::Tokenizer;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tch::Device;
 
@@ -26,7 +26,7 @@ fn asset(var: &str, under_assets: &str) -> PathBuf {
 fn bench_collate(c: &mut Criterion) {
     let model = asset("BERTFIT_MODEL", "all-MiniLM-L6-v2");
     let data = asset("BERTFIT_DATA", "data/movies.csv");
-    let tokenizer = BertTokenizer::from_dir(&model)
+    let tokenizer = Tokenizer::from_dir(&model)
         .unwrap_or_else(|e| panic!("cannot read the tokenizer of {}: {e}", model.display()));
     let ds = read_with_split_column(&data, &Columns::default())
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", data.display()));

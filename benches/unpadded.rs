@@ -16,7 +16,7 @@ use std::time::Instant;
 use bertfit::data::batch::{collate, Batch, Padding};
 use bertfit::data::dataset::{read_with_split_column, Columns};
 use bertfit::data::labels::Target;
-use bertfit::data::tokenize::BertTokenizer;
+use bertfit::data::tokenize::Tokenizer;
 use bertfit::model::{cross_entropy, AttentionCore, BertConfig, Layout};
 use bertfit::weights::{from_pretrained, resolve, Pretrained};
 use tch::{Device, Tensor};
@@ -129,7 +129,7 @@ fn main() {
     let files = resolve(model.to_str().expect("utf-8 path")).expect("model folder");
     let config = BertConfig::from_file(&files.config).expect("config.json");
     let pre = from_pretrained(&files, &config, Device::Cpu).expect("weights");
-    let tokenizer = BertTokenizer::from_dir(&model).expect("tokenizer");
+    let tokenizer = Tokenizer::from_dir(&model).expect("tokenizer");
     let ds = read_with_split_column(&data, &Columns::default()).expect("dataset");
     let texts: Vec<&str> = ds.train.examples.iter().map(|e| e.text.as_str()).collect();
     let pad = tokenizer.pad_token_id();
@@ -188,7 +188,7 @@ fn run_short(
 fn run_long(
     pre: &Pretrained,
     texts: &[&str],
-    tokenizer: &BertTokenizer,
+    tokenizer: &Tokenizer,
     make: &dyn Fn(&[String], usize) -> Vec<Batch>,
     repeats: usize,
 ) {

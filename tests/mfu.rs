@@ -115,7 +115,16 @@ fn the_peak_is_measured_once_per_machine_then_cached_and_bench_peak_replaces_it(
         .unwrap();
     check(&out, "bench-peak");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("fp32 GEMM 2048x2048x2048:") && text.contains("TFLOP/s"), "{text}");
+    // The probe's size grows until a product is long enough to time (up to 2048 on a CPU).
+    let line =
+        text.lines().find(|l| l.trim_start().starts_with("fp32 GEMM ")).unwrap_or_else(|| panic!("{text}"));
+    let shape = line.trim_start()["fp32 GEMM ".len()..].split(':').next().unwrap();
+    let n: i64 = shape.split('x').next().unwrap().parse().unwrap();
+    assert!(
+        shape == format!("{n}x{n}x{n}") && (256..=2048).contains(&n) && (n as u64).is_power_of_two(),
+        "{text}"
+    );
+    assert!(line.ends_with("TFLOP/s"), "{text}");
     assert!(text.contains(&format!("cached in {}", peak_file.display())), "{text}");
     let replaced = lookup(&peak_file, &key("cpu", "fp32", 1)).unwrap();
     assert!(replaced.flops_per_second < 1e20, "{replaced:?}");
@@ -176,4 +185,31 @@ fn precision_auto_picks_bf16_only_where_measured_fast_and_says_why() {
     let (out, _) = train(&dir, &model, "both", &peak_file, &["--precision", "auto", "--bf16"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("conflicts with --precision auto"));
+}
+
+/// An fp16 run on a CPU without AVX512-FP16 says its GEMMs are slow, with the figure it measures
+/// MFU against; an fp32 run says nothing of it.
+#[test]
+fn fp16_on_a_cpu_without_fp16_gemms_says_it_is_slow() {
+    let dir = temp_dir("mfu-fp16-note");
+    let model = tiny_model(&dir, 2, None, &[]);
+    let peak_file = dir.join("peak.json");
+    let fp16 = Peak {
+        flops_per_second: 2.5e9,
+        dtype: "fp16".into(),
+        device: "cpu".into(),
+        threads: 1,
+        shape: [512; 3],
+        measured_at: 0,
+    };
+    replace(&peak_file, &key("cpu", "fp16", 1), &fp16).unwrap();
+    seed_peaks(&peak_file, 5e11, 1e11);
+    let (out, _) = train(&dir, &model, "fp16", &peak_file, &["--precision", "fp16", "--max-steps", "1"]);
+    check(&out, "fp16");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = stderr.contains("GEMMs measure 2.5 GFLOP/s here (512x512x512)");
+    assert_eq!(said, !CpuInfo::read().avx512_fp16, "{stderr}");
+    let (out, _) = train(&dir, &model, "fp32", &peak_file, &["--max-steps", "1"]);
+    check(&out, "fp32");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("GFLOP/s"), "fp32 says nothing of fp16");
 }

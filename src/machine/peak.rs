@@ -67,34 +67,66 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
+/// The probe's square GEMMs start at this size and double from it.
+const FIRST_SIZE: i64 = 256;
+/// A product that takes less than this is still mostly call overhead and cache warm-up, so the
+/// probe doubles the size; one that takes this long is timed as it is.
+const LONG_ENOUGH_SECONDS: f64 = 0.05;
+/// The timed repeats stop once they have taken this long together (at least two are timed).
+const REPEAT_BUDGET_SECONDS: f64 = 1.0;
+
 /// Times square GEMMs of `kind` on `device` with libtorch's current thread count and returns the
 /// best rate: the peak is what the GEMM reaches when nothing else is in the way, and the best of
-/// several repeats is the least disturbed by other processes. About half a second on a 2-core
-/// CPU in fp32 (2048³, 17 GFLOP per product); on CUDA 8192³.
+/// several repeats is the least disturbed by other processes.
+///
+/// The size doubles from 256 until one product takes 50 ms, up to 2048 on a CPU (17 GFLOP per
+/// product, about a quarter second on 2 cores in fp32) and 8192 on CUDA; then it is timed up to
+/// 6 times (CUDA 10) within a second. The bound matters where a dtype has no fast kernel: CPU
+/// fp16 GEMMs without AVX512-FP16 run near 0.4 GFLOP/s at 2048³, where a fixed 2048³ probe took
+/// six minutes before a `--precision fp16` run could start.
 pub fn measure_peak(device: Device, kind: Kind) -> Result<Peak> {
-    let n: i64 = if device.is_cuda() { 8192 } else { 2048 };
-    let (warmup, repeats) = if device.is_cuda() { (3, 10) } else { (2, 6) };
-    let opts = (kind, device);
-    // Constant operands: a GEMM's time does not depend on its values (no denormals here), and
-    // drawing random ones would move the run's random stream.
-    let a = Tensor::f_full([n, n], 0.5, opts).map_err(probe_error)?;
-    let b = Tensor::f_full([n, n], 0.25, opts).map_err(probe_error)?;
+    let largest: i64 = if device.is_cuda() { 8192 } else { 2048 };
+    let repeats = if device.is_cuda() { 10 } else { 6 };
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    let mut best = f64::INFINITY;
-    for i in 0..warmup + repeats {
+    // Constant operands: a GEMM's time does not depend on its values (no denormals here), and
+    // drawing random ones would move the run's random stream.
+    let operands = |n: i64| -> Result<(Tensor, Tensor)> {
+        let a = Tensor::f_full([n, n], 0.5, (kind, device)).map_err(probe_error)?;
+        let b = Tensor::f_full([n, n], 0.25, (kind, device)).map_err(probe_error)?;
+        Ok((a, b))
+    };
+    let time = |a: &Tensor, b: &Tensor| -> Result<f64> {
         sync();
         let t = Instant::now();
-        let c = a.f_mm(&b).map_err(probe_error)?;
+        let c = a.f_mm(b).map_err(probe_error)?;
         sync();
         let seconds = t.elapsed().as_secs_f64();
         drop(c);
-        if i >= warmup {
-            best = best.min(seconds);
+        Ok(seconds)
+    };
+    let mut n = FIRST_SIZE.min(largest);
+    let (a, b, first) = loop {
+        let (a, b) = operands(n)?;
+        // A size's first product warms it up (its buffers, the library's kernel choice).
+        time(&a, &b)?;
+        let seconds = time(&a, &b)?;
+        if seconds >= LONG_ENOUGH_SECONDS || n >= largest {
+            break (a, b, seconds);
         }
+        n *= 2;
+    };
+    let (mut best, mut spent) = (first, first);
+    for i in 1..repeats {
+        if i >= 2 && spent >= REPEAT_BUDGET_SECONDS {
+            break;
+        }
+        let seconds = time(&a, &b)?;
+        best = best.min(seconds);
+        spent += seconds;
     }
     let flops = 2.0 * (n as f64).powi(3);
     Ok(Peak {
@@ -121,7 +153,22 @@ mod tests {
     fn a_probe_measures_a_positive_rate_and_names_itself() {
         let p = measure_peak(Device::Cpu, Kind::Float).unwrap();
         assert!(p.flops_per_second > 1e8 && p.flops_per_second.is_finite(), "{p:?}");
-        assert_eq!((p.dtype.as_str(), p.device.as_str(), p.shape), ("fp32", "cpu", [2048; 3]));
+        assert_eq!((p.dtype.as_str(), p.device.as_str()), ("fp32", "cpu"));
+        let n = p.shape[0];
+        assert!(p.shape == [n; 3] && (256..=2048).contains(&n) && (n as u64).is_power_of_two(), "{p:?}");
         assert!(p.threads >= 1);
+    }
+
+    /// Without AVX512-FP16, libtorch's CPU fp16 GEMM runs at a few GFLOP/s or less: the probe stops
+    /// growing well before 2048³, whose products took 40 s each (the run then waited minutes).
+    #[test]
+    fn a_slow_dtype_is_probed_at_a_small_size() {
+        if crate::machine::cpu::CpuInfo::read().avx512_fp16 {
+            eprintln!("skipped: this CPU has AVX512-FP16, so fp16 GEMMs are fast here");
+            return;
+        }
+        let p = measure_peak(Device::Cpu, Kind::Half).unwrap();
+        assert_eq!(p.dtype, "fp16");
+        assert!(p.shape[0] <= 1024 && p.flops_per_second > 0.0, "{p:?}");
     }
 }

@@ -14,6 +14,7 @@ use tch::Kind;
 
 use super::args::TrainArgs;
 use super::precision::Precision;
+use crate::machine::cpu::CpuInfo;
 use crate::machine::peak_cache::cached_or_measured;
 use crate::machine::{Peak, PeakSource};
 use crate::model::ModelFlops;
@@ -52,6 +53,33 @@ pub fn run_peak(args: &TrainArgs) -> Result<PeakRecord> {
         None => cached_or_measured(args.device, kind)?,
     };
     Ok(PeakRecord { kind: "peak", peak, source })
+}
+
+/// A note for fp16 autocast on a CPU without AVX512-FP16, whose fp16 GEMMs libtorch has no fast
+/// kernel for (0.4-3 GFLOP/s on the development VM, where fp32 GEMMs reach 60-190; MiniLM trained
+/// 19x slower than in fp32): such a run is many times slower than fp32, which a user who knows fp16 from GPUs does not expect.
+pub fn slow_cpu_fp16_note(
+    device: tch::Device,
+    precision: Precision,
+    peak: &Peak,
+    cpu: &CpuInfo,
+) -> Option<String> {
+    if device != tch::Device::Cpu || compute_kind(precision) != Kind::Half || cpu.avx512_fp16 {
+        return None;
+    }
+    let faster = if cpu.has_bf16() {
+        format!("--precision bf16 (this CPU has {}) or fp32", cpu.bf16_features())
+    } else {
+        "fp32".to_string()
+    };
+    Some(format!(
+        "note: --precision fp16 on a CPU without AVX512-FP16: libtorch's fp16 GEMMs measure {:.1} GFLOP/s \
+         here ({}x{}x{}), with no fast kernel; {faster} trains faster",
+        peak.flops_per_second / 1e9,
+        peak.shape[0],
+        peak.shape[1],
+        peak.shape[2],
+    ))
 }
 
 /// Counts a run's useful FLOPs and times its steps.
@@ -116,6 +144,28 @@ mod tests {
         let m = FlopMeter::new(ModelFlops::of(&BertConfig::default()), 1e12);
         let r = m.rate(5e11, 2.0);
         assert_eq!((r.flops, r.flops_per_second, r.mfu), (5e11, 2.5e11, 0.25));
+    }
+
+    #[test]
+    fn fp16_on_a_cpu_without_avx512_fp16_is_said_to_be_slow() {
+        let peak = Peak {
+            flops_per_second: 2.2e9,
+            dtype: "fp16".into(),
+            device: "cpu".into(),
+            threads: 2,
+            shape: [512; 3],
+            measured_at: 0,
+        };
+        let cpu =
+            |bf16: bool, fp16: bool| CpuInfo { avx512_bf16: bf16, avx512_fp16: fp16, ..CpuInfo::default() };
+        let note = slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak, &cpu(true, false)).unwrap();
+        assert!(note.contains("2.2 GFLOP/s") && note.contains("512x512x512"), "{note}");
+        assert!(note.contains("--precision bf16 (this CPU has avx512_bf16) or fp32"), "{note}");
+        let note = slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak, &cpu(false, false)).unwrap();
+        assert!(note.ends_with("fp32 trains faster"), "{note}");
+        assert_eq!(slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak, &cpu(true, true)), None);
+        assert_eq!(slow_cpu_fp16_note(tch::Device::Cpu, Precision::Bf16, &peak, &cpu(true, false)), None);
+        assert_eq!(slow_cpu_fp16_note(tch::Device::Cuda(0), Precision::Fp16, &peak, &cpu(true, false)), None);
     }
 
     #[test]

@@ -107,16 +107,45 @@ pub fn make_model(
     dropout: Option<f64>,
     extra: &[&str],
 ) -> PathBuf {
-    let model = dir.join("model");
     let (labels, seed, dropout) = (num_labels.to_string(), seed.to_string(), dropout.map(|d| d.to_string()));
     let mut args = source.to_vec();
-    args.extend(["--out", model.to_str().unwrap(), "--num-labels", &labels, "--seed", &seed]);
+    args.extend(["--num-labels", &labels, "--seed", &seed]);
     if let Some(d) = &dropout {
         args.extend(["--dropout", d.as_str()]);
     }
     args.extend(extra);
-    run_python("parity/make_model.py", &args);
+    let made = made_model(args.iter().map(|a| a.to_string()).collect());
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(made).unwrap() {
+        let from = entry.unwrap().path();
+        std::fs::copy(&from, model.join(from.file_name().unwrap())).unwrap();
+    }
     model
+}
+
+/// The folder `make_model.py ARGS` wrote, made once per test process for each distinct ARGS:
+/// the script is seeded, so the same arguments give the same files, and a copy saves a Python
+/// start that imports torch and transformers (3-6 s; the suite asks for a model about 80 times,
+/// mostly the same few).
+fn made_model(args: Vec<String>) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Slots = Mutex<HashMap<Vec<String>, Arc<OnceLock<PathBuf>>>>;
+    static MADE: OnceLock<Slots> = OnceLock::new();
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    // The map's lock is held only to find the slot: another model is made meanwhile, and a test
+    // asking for the same one waits on its slot. A failed make leaves the slot empty.
+    let slot = MADE.get_or_init(Default::default).lock().unwrap().entry(args.clone()).or_default().clone();
+    slot.get_or_init(|| {
+        let out = temp_dir(&format!("made_models/{}", COUNT.fetch_add(1, Ordering::Relaxed)));
+        let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
+        full.extend(["--out", out.to_str().unwrap()]);
+        run_python("parity/make_model.py", &full);
+        out
+    })
+    .clone()
 }
 
 /// A small random config (2 layers, hidden 32, 2 heads) with MiniLM's vocabulary.

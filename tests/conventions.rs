@@ -10,7 +10,7 @@ use bertfit::train::report::Silent;
 use bertfit::train::TrainArgs;
 use serde_json::Value;
 
-use super::common::{python, read_json, small_csv, temp_dir, tiny_model};
+use super::common::{generator_lock, python, read_json, small_csv, temp_dir, tiny_model};
 
 /// `bertfit train` flags for a tiny run of 8 training rows in batches of 2 (4 micro-batches an
 /// epoch) with accumulation 2: 2 optimizer steps an epoch.
@@ -56,6 +56,8 @@ fn hf() -> Conventions {
 }
 
 fn run(args: &TrainArgs) -> PathBuf {
+    // The run seeds libtorch's generator and draws its dropout from it, in this process.
+    let _generator = generator_lock();
     bertfit::commands::train::train(args, &mut Silent).unwrap();
     args.output_dir.clone()
 }

@@ -118,6 +118,7 @@ fn padding_and_length_grouping_change_no_per_example_logit() {
     let files = resolve(minilm().to_str().unwrap()).unwrap();
     let mut config = BertConfig::from_file(&files.config).unwrap();
     config.set_labels(&["negative".into(), "positive".into()]);
+    let _generator = super::common::generator_lock();
     tch::manual_seed(0);
     let pre = from_pretrained(&files, &config, Device::Cpu).unwrap();
     let tokenizer = Arc::new(Tokenizer::from_dir(&minilm()).unwrap());

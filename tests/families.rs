@@ -125,6 +125,7 @@ fn masked_lm_pretraining_and_base_checkpoints_load_with_the_head_initialised() {
     for family in FAMILIES {
         for kind in ["mlm", "base"] {
             let dir = made().join(family).join(kind);
+            let _generator = crate::common::generator_lock();
             tch::manual_seed(0);
             let (config, pre) = load(&dir);
             let report = &pre.report;

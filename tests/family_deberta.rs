@@ -84,6 +84,7 @@ fn deberta_masked_lm_and_base_checkpoints_load_with_the_head_initialised() {
     let head = ["classifier.bias", "classifier.weight", "pooler.dense.bias", "pooler.dense.weight"];
     for (shape, mlm_head) in [("v3", "cls.predictions."), ("v2", "lm_predictions.")] {
         for (kind, other) in [("mlm", mlm_head), ("base", "")] {
+            let _generator = crate::common::generator_lock();
             tch::manual_seed(0);
             let (config, pre) = load(&made().join(shape).join(kind));
             let report = &pre.report;
@@ -248,6 +249,7 @@ fn deberta_packed_against_padded_timing() {
         "pos_att_type": ["p2c", "c2p"], "position_biased_input": false, "share_att_key": true,
         "norm_rel_ebd": "layer_norm"}"#;
     let cfg = BertConfig::from_json(json, Path::new("timing.json")).unwrap();
+    let _generator = crate::common::generator_lock();
     tch::set_num_threads(1);
     tch::manual_seed(0);
     let vs = tch::nn::VarStore::new(Device::Cpu);

@@ -118,6 +118,7 @@ fn masked_lm_checkpoint_keeps_its_head_and_the_new_parts_are_drawn_as_hf_draws_t
                 .into_iter()
                 .filter(|n| pooling == "cls" || !n.starts_with("head.") || n.ends_with("weight"))
                 .collect();
+            let _generator = crate::common::generator_lock();
             tch::manual_seed(7); // the script's INIT_SEED
             let (_, pre) = load(&made().join(pooling).join(kind));
             assert_eq!(pre.report.newly_initialized, new, "{pooling} {kind}");

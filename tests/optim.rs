@@ -47,6 +47,7 @@ fn settings(kind: AdamKind, weight_decay: f64, fused: bool) -> OptimizerSettings
 /// Random named parameters with BERT-like names (so both decay groups are used) and a gradient
 /// sequence, from libtorch's generator.
 fn random_problem(seed: i64, steps: usize) -> (Vec<(String, Tensor)>, Vec<Vec<Tensor>>) {
+    let _generator = super::common::generator_lock();
     tch::manual_seed(seed);
     let shapes: [(&str, &[i64]); 5] = [
         ("bert.embeddings.word_embeddings.weight", &[11, 6]),

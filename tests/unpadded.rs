@@ -30,6 +30,7 @@ struct Batch {
 
 fn batch(lengths: &[i64], width: i64, seed: i64) -> Batch {
     let b = lengths.len() as i64;
+    let _generator = super::common::generator_lock();
     tch::manual_seed(seed);
     let ids = Tensor::randint_low(1000, 30000, [b, width], (Kind::Int64, Device::Cpu));
     let pos = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);

@@ -23,6 +23,7 @@ fn random_model(
 ) -> (nn::VarStore, BertForSequenceClassification) {
     let vs = nn::VarStore::new(device);
     let model = BertForSequenceClassification::new(vs.root(), cfg);
+    let _generator = super::common::generator_lock();
     tch::manual_seed(seed);
     init_weights(&vs.variables(), cfg, |_| true);
     (vs, model)
@@ -43,6 +44,7 @@ fn small_config(dropout: f64) -> BertConfig {
 
 /// Right-padded ids/mask/types: row i has lengths[i] tokens, padded to `width`.
 fn batch(lengths: &[i64], width: i64, seed: i64, device: Device) -> (Tensor, Tensor, Tensor) {
+    let _generator = super::common::generator_lock();
     tch::manual_seed(seed);
     let b = lengths.len() as i64;
     let pos = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);

@@ -88,6 +88,7 @@ fn the_new_classifier_gets_hf_init_from_the_seed() {
     let files = resolve(minilm().to_str().unwrap()).unwrap();
     let mut config = BertConfig::from_file(&files.config).unwrap();
     config.set_labels(&["a".into(), "b".into(), "c".into()]);
+    let _generator = super::common::generator_lock();
     tch::manual_seed(123);
     let pre = from_pretrained(&files, &config, Device::Cpu).unwrap();
     assert_eq!(pre.report.newly_initialized, ["classifier.bias", "classifier.weight"]);

@@ -47,6 +47,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Held by the tests that seed or draw from libtorch's one default generator in this process
+/// (in-process training, random heads compared with transformers'): the tests run in parallel
+/// threads, and a draw of one between another's seed and its draws changes what that one sees
+/// (the lib's unit tests have the same lock, `bertfit::random::generator_lock`).
+pub fn generator_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A fresh folder under the target dir, emptied first (tests run in parallel: use unique names).
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -67,7 +67,7 @@ pub struct RecipeFlags {
     pub label_smoothing: f64,
     /// Autocast for forward and loss (fp32 master weights); fp16 adds a loss scaler with
     /// torch.amp.GradScaler's rules. auto: bf16 where the device computes bf16 products in
-    /// hardware and its measured bf16 GEMM is at least twice its fp32 GEMM, else fp32; the run
+    /// hardware and its measured bf16 GEMM is at least 1.3x its fp32 GEMM, else fp32; the run
     /// says which and why (fp32 under --reproduce-pytorch).
     #[arg(long, value_enum, ignore_case = true, default_value_t = PrecisionChoice::Fp32)]
     pub precision: PrecisionChoice,

@@ -17,8 +17,11 @@ use crate::machine::cpu::CpuInfo;
 use crate::machine::{Peak, PeakSource};
 use crate::Result;
 
-/// bf16 GEMM rate over fp32 GEMM rate from which auto picks bf16.
-pub const BF16_MIN_GEMM_RATIO: f64 = 2.0;
+/// bf16 GEMM rate over fp32 GEMM rate from which auto picks bf16. Measured (BENCHMARKS.md): an
+/// AMX CPU's bf16 GEMM ran at 3.6-4x fp32's and bf16 trained 1.4-2.1x faster; an AVX512-BF16 CPU
+/// without AMX (AMD EPYC) measured 1.5-2.2x, the spread of single probes, and bf16 trained
+/// 1.4-1.7x faster. 2x, the first rule, picked fp32 there on a low probe.
+pub const BF16_MIN_GEMM_RATIO: f64 = 1.3;
 
 /// What auto chose, and the sentence the run says about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,13 +91,16 @@ mod tests {
     }
 
     #[test]
-    fn picks_bf16_only_where_its_gemm_is_twice_as_fast() {
+    fn picks_bf16_only_where_its_gemm_is_measurably_faster() {
         let c = choose(Device::Cpu, false, &with_bf16(), rates(1.8e12, 0.36e12)).unwrap();
         assert_eq!(c.precision, Precision::Bf16);
         assert!(c.why.contains("5.0x") && c.why.contains("amx_bf16"), "{}", c.why);
-        let c = choose(Device::Cpu, false, &with_bf16(), rates(0.5e12, 0.36e12)).unwrap();
+        // An AVX512-BF16 CPU's low probe (AMD EPYC, 0.288 against 0.193) still picks bf16.
+        let c = choose(Device::Cpu, false, &with_bf16(), rates(0.288e12, 0.193e12)).unwrap();
+        assert_eq!(c.precision, Precision::Bf16, "{}", c.why);
+        let c = choose(Device::Cpu, false, &with_bf16(), rates(0.42e12, 0.36e12)).unwrap();
         assert_eq!(c.precision, Precision::Fp32);
-        assert!(c.why.contains("under 2x"), "{}", c.why);
+        assert!(c.why.contains("under 1.3x"), "{}", c.why);
         // CUDA decides by the same measurement (no CPU flags involved).
         let c = choose(Device::Cuda(0), false, &CpuInfo::default(), rates(700e12, 50e12)).unwrap();
         assert_eq!(c.precision, Precision::Bf16);

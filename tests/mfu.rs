@@ -132,16 +132,21 @@ fn the_peak_is_measured_once_per_machine_then_cached_and_bench_peak_replaces_it(
 
 fn seed_peaks(path: &Path, bf16: f64, fp32: f64) {
     for (dtype, rate) in [("bf16", bf16), ("fp32", fp32)] {
-        let p = Peak {
-            flops_per_second: rate,
-            dtype: dtype.into(),
-            device: "cpu".into(),
-            threads: 1,
-            shape: [2048; 3],
-            measured_at: 0,
-        };
-        replace(path, &key("cpu", dtype, 1), &p).unwrap();
+        seed_peak(path, dtype, rate, 2048);
     }
+}
+
+/// Caches `rate` as the 1-thread CPU peak of `dtype`, as probed at `n`³.
+fn seed_peak(path: &Path, dtype: &str, rate: f64, n: i64) {
+    let p = Peak {
+        flops_per_second: rate,
+        dtype: dtype.into(),
+        device: "cpu".into(),
+        threads: 1,
+        shape: [n; 3],
+        measured_at: 0,
+    };
+    replace(path, &key("cpu", dtype, 1), &p).unwrap();
 }
 
 fn precision_of(run: &Path) -> String {
@@ -194,16 +199,8 @@ fn fp16_on_a_cpu_without_fp16_gemms_says_it_is_slow() {
     let dir = temp_dir("mfu-fp16-note");
     let model = tiny_model(&dir, 2, None, &[]);
     let peak_file = dir.join("peak.json");
-    let fp16 = Peak {
-        flops_per_second: 2.5e9,
-        dtype: "fp16".into(),
-        device: "cpu".into(),
-        threads: 1,
-        shape: [512; 3],
-        measured_at: 0,
-    };
-    replace(&peak_file, &key("cpu", "fp16", 1), &fp16).unwrap();
-    seed_peaks(&peak_file, 5e11, 1e11);
+    seed_peak(&peak_file, "fp16", 2.5e9, 512);
+    seed_peak(&peak_file, "fp32", 1e11, 2048);
     let (out, _) = train(&dir, &model, "fp16", &peak_file, &["--precision", "fp16", "--max-steps", "1"]);
     check(&out, "fp16");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -55,16 +55,21 @@ pub fn run_peak(args: &TrainArgs) -> Result<PeakRecord> {
     Ok(PeakRecord { kind: "peak", peak, source })
 }
 
-/// A note for fp16 autocast on a CPU without AVX512-FP16, whose fp16 GEMMs libtorch has no fast
-/// kernel for (0.4-3 GFLOP/s on the development VM, where fp32 GEMMs reach 60-190; MiniLM trained
-/// 19x slower than in fp32): such a run is many times slower than fp32, which a user who knows fp16 from GPUs does not expect.
+/// A note for fp16 autocast on a CPU without AVX512-FP16, where libtorch has no fast fp16 GEMM
+/// kernel (0.4-3 GFLOP/s on the development VM against 60-190 in fp32; MiniLM trained 19x slower
+/// than in fp32): a user who knows fp16 from GPUs does not expect that. `cpu` is read only for
+/// such a run. The figure is the run's peak when it was measured; a `--peak-flops` is not one.
 pub fn slow_cpu_fp16_note(
     device: tch::Device,
     precision: Precision,
-    peak: &Peak,
-    cpu: &CpuInfo,
+    peak: &PeakRecord,
+    cpu: impl FnOnce() -> CpuInfo,
 ) -> Option<String> {
-    if device != tch::Device::Cpu || compute_kind(precision) != Kind::Half || cpu.avx512_fp16 {
+    if device != tch::Device::Cpu || compute_kind(precision) != Kind::Half {
+        return None;
+    }
+    let cpu = cpu();
+    if cpu.avx512_fp16 {
         return None;
     }
     let faster = if cpu.has_bf16() {
@@ -72,13 +77,20 @@ pub fn slow_cpu_fp16_note(
     } else {
         "fp32".to_string()
     };
+    let p = &peak.peak;
+    let speed = match peak.source {
+        PeakSource::Flag => "have no fast kernel".to_string(),
+        PeakSource::Measured | PeakSource::Cached => format!(
+            "measure {:.1} GFLOP/s here ({}x{}x{}), with no fast kernel",
+            p.flops_per_second / 1e9,
+            p.shape[0],
+            p.shape[1],
+            p.shape[2]
+        ),
+    };
     Some(format!(
-        "note: --precision fp16 on a CPU without AVX512-FP16: libtorch's fp16 GEMMs measure {:.1} GFLOP/s \
-         here ({}x{}x{}), with no fast kernel; {faster} trains faster",
-        peak.flops_per_second / 1e9,
-        peak.shape[0],
-        peak.shape[1],
-        peak.shape[2],
+        "note: --precision fp16 on a CPU without AVX512-FP16: libtorch's fp16 GEMMs {speed}; {faster} \
+         trains faster"
     ))
 }
 
@@ -148,24 +160,40 @@ mod tests {
 
     #[test]
     fn fp16_on_a_cpu_without_avx512_fp16_is_said_to_be_slow() {
-        let peak = Peak {
-            flops_per_second: 2.2e9,
-            dtype: "fp16".into(),
-            device: "cpu".into(),
-            threads: 2,
-            shape: [512; 3],
-            measured_at: 0,
+        let peak = |source| PeakRecord {
+            kind: "peak",
+            peak: Peak {
+                flops_per_second: 2.2e9,
+                dtype: "fp16".into(),
+                device: "cpu".into(),
+                threads: 2,
+                shape: [512; 3],
+                measured_at: 0,
+            },
+            source,
         };
-        let cpu =
-            |bf16: bool, fp16: bool| CpuInfo { avx512_bf16: bf16, avx512_fp16: fp16, ..CpuInfo::default() };
-        let note = slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak, &cpu(true, false)).unwrap();
-        assert!(note.contains("2.2 GFLOP/s") && note.contains("512x512x512"), "{note}");
-        assert!(note.contains("--precision bf16 (this CPU has avx512_bf16) or fp32"), "{note}");
-        let note = slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak, &cpu(false, false)).unwrap();
-        assert!(note.ends_with("fp32 trains faster"), "{note}");
-        assert_eq!(slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak, &cpu(true, true)), None);
-        assert_eq!(slow_cpu_fp16_note(tch::Device::Cpu, Precision::Bf16, &peak, &cpu(true, false)), None);
-        assert_eq!(slow_cpu_fp16_note(tch::Device::Cuda(0), Precision::Fp16, &peak, &cpu(true, false)), None);
+        let measured = peak(PeakSource::Measured);
+        let cpu = |bf16: bool, fp16: bool| {
+            move || CpuInfo { avx512_bf16: bf16, avx512_fp16: fp16, ..CpuInfo::default() }
+        };
+        let said =
+            slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &measured, cpu(true, false)).unwrap();
+        assert!(said.contains("2.2 GFLOP/s") && said.contains("512x512x512"), "{said}");
+        assert!(said.contains("--precision bf16 (this CPU has avx512_bf16) or fp32"), "{said}");
+        let said =
+            slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &measured, cpu(false, false)).unwrap();
+        assert!(said.ends_with("fp32 trains faster"), "{said}");
+        // A --peak-flops figure was not measured: the note gives none.
+        let said =
+            slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &peak(PeakSource::Flag), cpu(true, false))
+                .unwrap();
+        assert!(said.contains("GEMMs have no fast kernel") && !said.contains("GFLOP/s"), "{said}");
+        assert_eq!(slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &measured, cpu(true, true)), None);
+        assert_eq!(slow_cpu_fp16_note(tch::Device::Cpu, Precision::Bf16, &measured, cpu(true, false)), None);
+        assert_eq!(
+            slow_cpu_fp16_note(tch::Device::Cuda(0), Precision::Fp16, &measured, cpu(true, false)),
+            None
+        );
     }
 
     #[test]

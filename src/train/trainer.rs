@@ -176,8 +176,8 @@ impl<'r> Trainer<'r> {
         // open metrics.jsonl before a resumed run has kept the earlier runs' lines.
         let peak = mfu::run_peak(&args)?;
         startup.mark("peak");
-        let cpu = crate::machine::cpu::CpuInfo::read();
-        if let Some(note) = mfu::slow_cpu_fp16_note(args.device, args.recipe.precision, &peak.peak, &cpu) {
+        let cpu = crate::machine::cpu::CpuInfo::read;
+        if let Some(note) = mfu::slow_cpu_fp16_note(args.device, args.recipe.precision, &peak, cpu) {
             reporter.note(&note);
         }
         let op_profiler =

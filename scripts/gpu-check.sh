@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# scripts/gpu-check.sh: the GPU figures of issues 12 (speed against PyTorch, MFU, memory) and 11
-# (a world-size-1 run under torchrun's variables), for a machine with one NVIDIA GPU and PyTorch 2.11
-# with transformers. It builds nothing: build the release binary elsewhere and carry it.
+# scripts/gpu-check.sh: the GPU figures of issues 12 (speed against PyTorch, MFU, memory), 11
+# (a world-size-1 run under torchrun's variables) and 22 (bertfit's own peak probe, MFU, op profile
+# and --precision auto on the device; every family on the GPU), for a machine with one NVIDIA GPU
+# and PyTorch 2.11 with transformers. It builds nothing: build the release binary elsewhere and
+# carry it.
 #
 #   scripts/gpu-check.sh BERTFIT_BINARY VOCAB_TXT [STEPS=300]
 #
@@ -11,6 +13,8 @@
 # padded batch), in these cases, the least needed last:
 #   seq 128 batch 64 bf16:  PyTorch, bertfit padded, bertfit --unpadded
 #   seq 512 batch 16 bf16:  the same three
+#   issue 22:               `bertfit bench-peak` (fp32, bf16, fp16), then a 12-step run with
+#                            --precision auto and --profile-ops (its MFU against that peak)
 #   seq 128 bf16, bertfit padded under RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR/PORT (issue 11),
 #                            with --ddp-backend nccl (gloo on the CPU) when the binary has that flag
 #   seq 128 batch 64 fp16:  PyTorch, bertfit padded, bertfit --unpadded
@@ -25,7 +29,10 @@
 # after a warm-up (32 steps on CUDA, 1 on the CPU) and the ratio to PyTorch over the same steps, MFU (model FLOPs of the real tokens,
 # (6·N + 12·L·d·s) per token with N all parameters and s the example's own length, over the
 # seconds, against GPU_CHECK_PEAK_TFLOPS, default 790: the H200's measured bf16 rate), peak GPU
-# memory and the loss at steps 1, 100 and the last (it must be finite, and fall over >= 50 steps).
+# memory and the loss at steps 1, 100 and the last (it must be finite, and fall over >= 50 steps);
+# bertfit's own MFU (its metrics.jsonl: FLOPs of src/model/flops.rs against the peak it measured
+# on the device) beside each bertfit case; which layout was faster per case (CUDA's default layout
+# is chosen from that line).
 # Exit status 1 when a case failed or a check did not hold.
 #
 # Time on an H200 at STEPS=300 (an estimate, not yet measured): each step is 8192 padded tokens,
@@ -41,9 +48,12 @@
 #       GPU_CHECK_DEVICE=cpu GPU_CHECK_TINY=1 scripts/gpu-check.sh BIN VOCAB 3    (about 2 minutes)
 #   GPU_CHECK_PEAK_TFLOPS  the peak that MFU divides by (default 790)
 #   GPU_CHECK_TESTS        the integration-test binary (tests/main.rs, built with the binary): its
-#                          `varlen::cuda_` tests run first, with BERTFIT_REQUIRE_CUDA=1 on CUDA
-#                          (the varlen kernels against per-sequence SDPA, the varlen model against
-#                          the padded one in fp32 and bf16, 30 Adam steps); a failure fails the check
+#                          `cuda_` tests run first, with BERTFIT_REQUIRE_CUDA=1 on CUDA (varlen.rs:
+#                          the varlen kernels against per-sequence SDPA, the varlen model against
+#                          the padded one in fp32 and bf16, 30 Adam steps; cuda_families.rs: every
+#                          family's logits and gradients on the GPU against the CPU's, padded and
+#                          packed, fp32, bf16 and fp16, and 30 bf16 Adam steps that fit a batch);
+#                          a failure fails the check
 #
 # scripts/gpu-pack.sh builds both binaries, strips them into .device/ (ignored by git, 53 MB:
 # inside the device tool's 64 MiB) and prints the device command.
@@ -216,17 +226,46 @@ run_cases() {  # SEQ BATCH PRECISION
 if [[ -n ${GPU_CHECK_TESTS:-} ]]; then
     require=0
     [[ $DEVICE == cuda ]] && require=1
-    if BERTFIT_REQUIRE_CUDA=$require "$GPU_CHECK_TESTS" varlen::cuda_ --test-threads 1 --nocapture \
+    if BERTFIT_REQUIRE_CUDA=$require "$GPU_CHECK_TESTS" cuda_ --test-threads 1 --nocapture \
         > "$RESULTS/logs/cuda-tests.log" 2>&1; then
         echo '{"case": "cuda-tests", "passed": true}' | tee -a "$RESULTS/results.jsonl"
-        grep -E '^(Efficient|Flash|None|Some|30 steps)' "$RESULTS/logs/cuda-tests.log" || true
+        grep -E '^(Efficient|Flash|None|Some|30 steps)| on Cuda|padded attention instead' "$RESULTS/logs/cuda-tests.log" || true
     else
         failed cuda-tests "$?"
     fi
 fi
 
+# Issue 22 on the device: bertfit's GEMM peak probe (square products doubling up to 8192³ on
+# CUDA), then one short run (12 steps of 16 rows: the data has at least 3 x 64) that reports its
+# own MFU against it, profiles 8 steps by op (the table must have CUDA kernel rows) and picks its
+# precision with --precision auto (bf16 where its GEMM is at least 1.3x fp32's).
+run_machine_limit() {
+    local rc=0 name=machine-limit
+    if ! "$BIN" bench-peak --device "$DEVICE" --dtypes fp32,bf16,fp16 > "$RESULTS/logs/bench-peak.log" 2>&1; then
+        failed bench-peak "$?"
+        return
+    fi
+    cat "$RESULTS/logs/bench-peak.log"
+    local cmd=("$BIN" train --model "$WORK/model" --data "$WORK/data128.csv" --output-dir "$WORK/$name"
+        --overwrite --device "$DEVICE" --epochs 1 --max-steps 12 --batch-size 16
+        --max-length 128 --padding longest --no-shuffle --optim adamw --learning-rate 5e-5
+        --save-strategy no --do-train --precision auto --unpadded true --logging-steps 1
+        --profile-ops "$RESULTS/profile" --profile-steps 8 "${DEVICE_FLAGS[@]}")
+    launch "$name" - "${cmd[@]}" || rc=$?
+    if ((rc != 0)); then
+        failed "$name" "$rc"
+        return
+    fi
+    cp "$WORK/$name/metrics.jsonl" "$RESULTS/logs/$name.metrics.jsonl"
+    "$PY" "$HERE/gpu_check.py" machine-limit "$DEVICE" "$RESULTS/logs/bench-peak.log" \
+        "$RESULTS/logs/$name.metrics.jsonl" "$RESULTS/logs/$name.log" "$RESULTS/profile/ops.txt" |
+        tee -a "$RESULTS/results.jsonl"
+    rm -rf "${WORK:?}/$name"
+}
+
 run_cases 128 64 bf16
 run_cases 512 16 bf16
+run_machine_limit
 run_bertfit 128 64 bf16 ws1
 run_cases 128 64 fp16
 

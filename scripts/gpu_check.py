@@ -235,6 +235,58 @@ def bertfit(work, case, seq, batch, precision, steps, warm, metrics, log, ddp_ba
         rec["joined_process_group"] = "allreduce_seconds" in ep
         rec["allreduce_seconds"] = ep.get("allreduce_seconds")
     rec.update(loss_fields([r["loss"] for r in st], steps))
+    rec.update(own_mfu(recs, ep))
+    print(json.dumps(rec))
+
+
+def own_mfu(recs, epoch):
+    """bertfit's own accounting from its metrics.jsonl: the epoch's useful FLOP/s and MFU, and the
+    peak record they are against (the GEMM probe's rate, dtype, shape and whether it was measured
+    now or read from the cache)."""
+    peaks = [r for r in recs if r["kind"] == "peak"]
+    out = {"own_flops_per_s": epoch.get("flops_per_second"), "own_mfu": epoch.get("mfu")}
+    if peaks:
+        p = peaks[0]
+        out["own_peak"] = {k: p.get(k) for k in ("flops_per_second", "dtype", "device", "shape", "source")}
+    return out
+
+
+def machine_limit(device, bench_log, metrics, log, ops):
+    """Issue 22's checks on the device, one JSON line: bench-peak's figures (each dtype reached a
+    size whose product took long enough to time; on CUDA up to 8192), the run's peak record and MFU,
+    the profile table (CUDA kernel rows on CUDA) and what --precision auto chose and why."""
+    rec = {"case": "machine-limit", "device": device, "problems": []}
+    probes = re.findall(r"^\s*(fp32|bf16|fp16) GEMM (\d+)x\d+x\d+: ([0-9.]+) TFLOP/s", open(bench_log).read(), re.M)
+    rec["bench_peak"] = {d: {"size": int(n), "tflops": float(t)} for d, n, t in probes}
+    if sorted(rec["bench_peak"]) != ["bf16", "fp16", "fp32"]:
+        rec["problems"].append(f"bench-peak printed {sorted(rec['bench_peak'])}, not fp32, bf16 and fp16")
+    recs = [json.loads(line) for line in open(metrics)]
+    epochs = [r for r in recs if r["kind"] == "epoch"]
+    rec.update(own_mfu(recs, epochs[-1] if epochs else {}))
+    peak = rec.get("own_peak")
+    if not peak or peak.get("device", "").split(":")[0] != device:
+        rec["problems"].append(f"the run's peak record is not the {device}'s: {peak}")
+    if not (rec["own_mfu"] or 0) > 0:
+        rec["problems"].append(f"the run reported no MFU: {rec['own_mfu']}")
+    text = open(log, encoding="utf-8", errors="replace").read()
+    auto = re.search(r"--precision auto: .*", text)
+    rec["precision_auto"] = auto.group(0) if auto else None
+    if not auto:
+        rec["problems"].append("the run did not say what --precision auto chose")
+    elif device == "cuda" and not rec["precision_auto"].startswith("--precision auto: bf16"):
+        rec["problems"].append("--precision auto did not choose bf16 on the GPU")
+    if not os.path.exists(ops):
+        rec["problems"].append(f"no profile table at {ops}")
+    else:
+        rows = [line.split() for line in open(ops).read().splitlines()[2:]]
+        by_device = {}
+        for row in rows:
+            if len(row) >= 6:
+                by_device[row[-5]] = by_device.get(row[-5], 0) + 1
+        rec["profile_rows_by_device"] = by_device
+        if device == "cuda" and not by_device.get("cuda"):
+            rec["problems"].append(f"the profile has no CUDA rows: {by_device}")
+        rec["profile_top"] = [" ".join(r[:-5]) + " " + r[-5] + " " + r[-2] for r in rows[:8] if len(r) >= 6]
     print(json.dumps(rec))
 
 
@@ -264,7 +316,19 @@ def summary(path, peak_tflops):
             print(f"{r['case']:<26} FAILED: {r['error']}")
             bad.append(f"{r['case']}: {r['error']}")
             continue
-        if "side" not in r:  # a pass/fail line (the varlen tests): its log holds the figures
+        if r["case"] == "machine-limit":
+            probes = ", ".join(f"{d} {p['tflops']:.1f} TFLOP/s at {p['size']}" for d, p in r["bench_peak"].items())
+            own = r.get("own_peak") or {}
+            print(f"{'bench-peak':<26} {probes}")
+            print(f"{'machine-limit':<26} own MFU {num(r['own_mfu'] and 100 * r['own_mfu'], '.1f')}% against "
+                  f"{num(own.get('flops_per_second') and own['flops_per_second'] / 1e12, '.1f')} TFLOP/s "
+                  f"({own.get('dtype')}, {own.get('shape')}, {own.get('source')}); {r.get('precision_auto')}; "
+                  f"profile rows by device {r.get('profile_rows_by_device')}")
+            for line in r.get("profile_top", []):
+                print(f"{'':<26}   {line}")
+            bad += [f"machine-limit: {p}" for p in r["problems"]]
+            continue
+        if "side" not in r:  # a pass/fail line (the cuda_ tests): its log holds the figures
             print(f"{r['case']:<26} passed (logs/{r['case']}.log)")
             continue
         if r["side"] == "pytorch":
@@ -278,8 +342,11 @@ def summary(path, peak_tflops):
             mem += f" alloc {r['peak_allocated_mib']:.0f} resv {r['peak_reserved_mib']:.0f}"
         checks = ("" if r["finite"] else " NOT-FINITE") + ("" if r["falling"] else " not-falling") + (
             " ROWS-DIFFER" if r.get("rows_in_file_order") is False else "")
+        own = ""
+        if r.get("own_mfu") is not None:
+            own = f" (own MFU {pct(r['own_mfu'])} of {num((r.get('own_peak') or {}).get('flops_per_second', 0) / 1e12, '.3g')} TFLOP/s)"
         print(f"{r['case']:<26} {r['samples_per_s']:9.1f} samples/s {ratio:<14} "
-              f"MFU {pct(r['model_tflops_per_s'] / peak_tflops)} "
+              f"MFU {pct(r['model_tflops_per_s'] / peak_tflops)}{own} "
               f"(padded {pct(r['padded_tflops_per_s'] / peak_tflops)}) {mem}; "
               f"loss {num(r['loss_1'], '.4f')} / {num(r['loss_100'], '.4f')} / {num(r['loss_last'], '.4f')}{checks}")
         if r.get("rows_in_file_order") is False:
@@ -297,6 +364,16 @@ def summary(path, peak_tflops):
             ar = r.get("allreduce_seconds")
             print(f"{'':<26} world size 1, {'--ddp-backend ' + r['ddp_backend_flag'] if r['ddp_backend_flag'] else 'backend chosen by bertfit'}: {vs}; {how}"
                   + ("" if ar is None else f"; all-reduce {ar:.2f} s"))
+    # CUDA's default layout (model/varlen.rs unpadded_by_default) is chosen from this line.
+    layouts = []
+    for r in rs:
+        if r.get("side") == "bertfit" and r["case"].endswith("-unpadded") and "samples_per_s" in r:
+            padded = by.get(r["case"].replace("-unpadded", "-padded"), {})
+            if "samples_per_s" in padded:
+                layouts.append(f"{r['case'][len('bertfit-'):-len('-unpadded')]} {r['samples_per_s'] / padded['samples_per_s']:.2f}x")
+    if layouts:
+        print(f"{'layout':<26} unpadded over padded samples/s: {', '.join(layouts)} "
+              f"(above 1 in every case: make the packed layout CUDA's default)")
     for b in bad:
         print("CHECK FAILED:", b)
     return 1 if bad else 0
@@ -310,6 +387,8 @@ if __name__ == "__main__":
         pytorch(a[0], a[1], int(a[2]), int(a[3]), a[4], int(a[5]), int(a[6]), a[7])
     elif cmd == "bertfit":
         bertfit(a[0], a[1], int(a[2]), int(a[3]), a[4], int(a[5]), int(a[6]), a[7], a[8], a[9] if len(a) > 9 else None)
+    elif cmd == "machine-limit":
+        machine_limit(*a[:5])
     elif cmd == "peak":
         peak(a[0], a[1])
     elif cmd == "summary":

@@ -6,6 +6,7 @@ mod checkpoint_hf;
 mod cli;
 mod config_file;
 mod conventions;
+mod cuda_families;
 mod data;
 mod dist;
 mod docs;

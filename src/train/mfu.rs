@@ -59,6 +59,9 @@ pub fn run_peak(args: &TrainArgs) -> Result<PeakRecord> {
 /// kernel (0.4-3 GFLOP/s on the development VM against 60-190 in fp32; MiniLM trained 19x slower
 /// than in fp32): a user who knows fp16 from GPUs does not expect that. `cpu` is read only for
 /// such a run. The figure is the run's peak when it was measured; a `--peak-flops` is not one.
+/// libtorch's generic fp16 GEMM runs faster on the small products of a small model than on the
+/// probe's square ones (a hidden-64 model measured 2.3x the 512³ figure), so the note says that
+/// MFU against it is no utilisation.
 pub fn slow_cpu_fp16_note(
     device: tch::Device,
     precision: Precision,
@@ -81,7 +84,8 @@ pub fn slow_cpu_fp16_note(
     let speed = match peak.source {
         PeakSource::Flag => "have no fast kernel".to_string(),
         PeakSource::Measured | PeakSource::Cached => format!(
-            "measure {:.1} GFLOP/s here ({}x{}x{}), with no fast kernel",
+            "measure {:.1} GFLOP/s here ({}x{}x{}), with no fast kernel (their rate changes with the \
+             product's size, so MFU against that figure can pass 100%)",
             p.flops_per_second / 1e9,
             p.shape[0],
             p.shape[1],
@@ -179,6 +183,7 @@ mod tests {
         let said =
             slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &measured, cpu(true, false)).unwrap();
         assert!(said.contains("2.2 GFLOP/s") && said.contains("512x512x512"), "{said}");
+        assert!(said.contains("MFU against that figure can pass 100%"), "{said}");
         assert!(said.contains("--precision bf16 (this CPU has avx512_bf16) or fp32"), "{said}");
         let said =
             slow_cpu_fp16_note(tch::Device::Cpu, Precision::Fp16, &measured, cpu(false, false)).unwrap();

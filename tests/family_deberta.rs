@@ -234,6 +234,60 @@ fn deberta_saved_and_trained_folders_reload_in_transformers_with_equal_logits() 
     assert_eq!(stdout.matches("\"class\": \"DebertaV2ForSequenceClassification\"").count(), 4, "{stdout}");
 }
 
+/// The grouped core (the CPU's default) on rows of very different lengths, cut into several
+/// groups each padded to its own longest: logits and every gradient equal the padded layout's
+/// (itself equal to transformers' above), relative positions reaching the log buckets. The
+/// transformers batch above is one group (rows of at most 12 tokens), so this is where the
+/// grouped DeBERTa path is checked.
+#[test]
+fn deberta_grouped_core_over_several_groups_equals_the_padded_layout() {
+    use bertfit::model::{cross_entropy, BertConfig, Layout, SequenceClassifier};
+    use tch::{Device, Kind};
+    let json = r#"{"model_type": "deberta-v2", "vocab_size": 200, "hidden_size": 32,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 48,
+        "relative_attention": true, "position_buckets": 16, "max_relative_positions": 64,
+        "pos_att_type": ["p2c", "c2p"], "position_biased_input": false, "share_att_key": true,
+        "norm_rel_ebd": "layer_norm", "max_position_embeddings": 128, "type_vocab_size": 0,
+        "id2label": {"0": "a", "1": "b"}}"#;
+    let cfg = BertConfig::from_json(json, Path::new("grouped.json")).unwrap();
+    let _generator = crate::common::generator_lock();
+    tch::manual_seed(4);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = SequenceClassifier::new(vs.root(), &cfg);
+    bertfit::weights::init::init_weights(&vs.variables(), &cfg, |_| true);
+    let lengths = [3i64, 120, 5, 96, 2, 110, 7];
+    let t = 120;
+    let mask = Tensor::arange(t, (Kind::Int64, Device::Cpu))
+        .unsqueeze(0)
+        .lt_tensor(&Tensor::from_slice(&lengths).unsqueeze(1))
+        .to_kind(Kind::Int64);
+    let ids = Tensor::randint_low(3, 200, [lengths.len() as i64, t], (Kind::Int64, Device::Cpu)) * &mask;
+    let types = ids.zeros_like();
+    let labels = Tensor::from_slice(&[0i64, 1, 1, 0, 1, 0, 1]);
+    let run = |layout: &Layout| {
+        vs.variables().into_values().for_each(|mut v| v.zero_grad());
+        let logits = model.forward_t(&ids, &types, layout, false);
+        cross_entropy(&logits, &labels).backward();
+        let mut grads: Vec<(String, Tensor)> =
+            vs.variables().into_iter().map(|(n, v)| (n, v.grad().copy())).collect();
+        grads.sort_by(|a, b| a.0.cmp(&b.0));
+        (logits.detach(), grads)
+    };
+    let grouped = Layout::packed(&mask, Device::Cpu, AttentionCore::Grouped);
+    let Layout::Packed { packing, .. } = &grouped else { panic!("not packed") };
+    let groups = packing.length_groups().map(|g| g.num_groups()).unwrap_or(0);
+    assert!(groups >= 2, "the rows should be cut into several groups, got {groups}");
+    let (want, want_grads) = run(&Layout::padded(&mask, Device::Cpu));
+    let (got, got_grads) = run(&grouped);
+    let d = max_abs(&got, &want);
+    assert!(d <= TOLERANCE, "logits differ by {d:e} ({groups} groups)");
+    for ((name, g), (_, w)) in got_grads.iter().zip(&want_grads) {
+        let d = max_abs(g, w);
+        let largest = w.abs().max().double_value(&[]);
+        assert!(d <= 1e-5 * largest.max(1e-3), "{name}: gradients differ by {d:e} (largest {largest:e})");
+    }
+}
+
 /// The unpadded decision's measurement (run by hand: `cargo test --release --test integration
 /// deberta_packed_against_padded_timing -- --ignored --nocapture`): a training step (forward and
 /// backward) of a DeBERTa-v3-xsmall-wide model (4 layers) on 16 rows of 16..128 tokens, padded

@@ -127,19 +127,30 @@ impl LengthGroups {
     /// and the band, one mask.
     pub fn attention(&self, qkv: &PackedQkv, window: Option<i64>) -> Tensor {
         let PackedQkv { qkv, dropout, scale } = qkv;
-        let (nh, hs) = (qkv.size()[2], qkv.size()[3]);
         let device = qkv.device();
-        // One gather for the three and every group; split's backward is one concatenation.
-        let qkv = qkv.index_select(0, &self.gather); // (Σ rows * len, 3, nh, hs)
+        self.map(qkv, |padded, key_mask| {
+            let mask = with_window(key_mask, padded.size()[1], window, device);
+            attend_padded(padded, mask.as_ref(), *dropout, *scale)
+        })
+    }
+
+    /// Any attention over the groups: `packed` (N, ...) per-token rows (q, k, v stacked, say) ->
+    /// `attend` gets each group's padded rows (rows, len, ...) and its key mask (rows, 1, 1, len)
+    /// bool, true = attend (`None` when every row has the full length) and returns one row per
+    /// slot (rows * len, ...); the real slots come back in packed order (N, ...). Each sequence's
+    /// positions are its places in its padded row, as in the padded forward (right padding).
+    pub fn map(&self, packed: &Tensor, attend: impl Fn(&Tensor, Option<&Tensor>) -> Tensor) -> Tensor {
+        let rest = &packed.size()[1..];
+        // One gather for every group; split's backward is one concatenation.
+        let slots = packed.index_select(0, &self.gather); // (Σ rows * len, ...)
         let sizes: Vec<i64> = self.groups.iter().map(|g| g.rows * g.len).collect();
-        let outputs: Vec<Tensor> = qkv
+        let outputs: Vec<Tensor> = slots
             .split_with_sizes(sizes.as_slice(), 0)
             .iter()
             .zip(&self.groups)
             .map(|(slots, g)| {
-                let padded = slots.view([g.rows, g.len, 3, nh, hs]);
-                let mask = with_window(g.key_mask.as_ref(), g.len, window, device);
-                attend_padded(&padded, mask.as_ref(), *dropout, *scale)
+                let shape: Vec<i64> = [g.rows, g.len].iter().chain(rest).copied().collect();
+                attend(&slots.view(shape.as_slice()), g.key_mask.as_ref())
             })
             .collect();
         Tensor::cat(&outputs, 0).index_select(0, &self.restore)

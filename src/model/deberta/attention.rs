@@ -14,6 +14,7 @@ use crate::model::dropout::Draws;
 use crate::model::layers::Linear;
 use crate::model::layout::Layout;
 use crate::model::packing::Packing;
+use crate::model::AttentionCore;
 
 /// What every layer's attention reads besides its input: the batch's layout and the relative
 /// embeddings (after the encoder's LayerNorm), made once per forward by the encoder.
@@ -80,9 +81,7 @@ impl DisentangledSelfAttention {
                 let mask = attention_mask.as_ref().map(|m| m.logical_and(&m.transpose(-1, -2)));
                 core.attend(&q, &k, &v, mask.as_ref())
             }
-            Layout::Packed { packing, .. } => {
-                core.attend_packed(&q, &k, &v, packing, ctx.layout_core_per_sequence())
-            }
+            Layout::Packed { packing, attention } => core.attend_packed(&q, &k, &v, packing, attention.core),
         }
     }
 
@@ -105,13 +104,6 @@ impl DisentangledSelfAttention {
     }
 }
 
-impl AttentionContext<'_> {
-    /// Whether the packed layout attends one sequence at a time.
-    fn layout_core_per_sequence(&self) -> bool {
-        matches!(self.layout, Layout::Packed { attention, .. } if attention.core == crate::model::AttentionCore::PerSequence)
-    }
-}
-
 /// One attention computation over padded rows.
 struct Core<'a> {
     attn: &'a DisentangledSelfAttention,
@@ -122,17 +114,33 @@ struct Core<'a> {
 }
 
 impl Core<'_> {
-    /// q, k, v packed (N, H) -> (N, H): one sequence at a time (`per_sequence`, the packing's
-    /// lengths known), else over the padded rows the packing came from.
+    /// q, k, v packed (N, H) -> (N, H), as the layout's attention core says (the packing's
+    /// lengths known): one sequence at a time, or in groups of similar length each padded to its
+    /// own longest (the CPU's default: a batch of mixed lengths no longer pays every (T, T) pass
+    /// of the scores, the c2p / p2c terms, their gathers, softmax and dropout at the longest
+    /// row's T); else over the padded rows the packing came from. Relative positions depend on
+    /// query minus key position only, so a sequence's bias is the same in any of these.
     fn attend_packed(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
         packing: &Packing,
-        per_sequence: bool,
+        core: AttentionCore,
     ) -> Tensor {
-        if let (Some(lengths), true) = (&packing.lengths, per_sequence) {
+        if let (AttentionCore::Grouped, Some(groups)) = (core, packing.length_groups()) {
+            let h = q.size()[1];
+            return groups.map(&Tensor::stack(&[q, k, v], 1), |padded, key_mask| {
+                let (rows, len) = (padded.size()[0], padded.size()[1]);
+                let mask = key_mask.map(|m| {
+                    let m = m.expand([rows, 1, len, len], false);
+                    m.logical_and(&m.transpose(-1, -2))
+                });
+                let part = |i| padded.select(2, i);
+                self.attend(&part(0), &part(1), &part(2), mask.as_ref()).view([rows * len, h])
+            });
+        }
+        if let (Some(lengths), AttentionCore::PerSequence) = (&packing.lengths, core) {
             // Relative positions are within a sequence: each sequence alone, unmasked.
             let mut outputs = Vec::with_capacity(lengths.len());
             let mut start = 0;

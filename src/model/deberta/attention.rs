@@ -7,7 +7,7 @@ use tch::nn::Path;
 use tch::{Kind, Tensor};
 
 use super::config::DebertaSettings;
-use super::relative::build_relative_position;
+use super::relative::{build_relative_position, make_log_bucket_position};
 use crate::model::attention::BertSelfOutput;
 use crate::model::config::BertConfig;
 use crate::model::dropout::Draws;
@@ -73,8 +73,13 @@ impl DisentangledSelfAttention {
             .rel_embeddings
             .as_ref()
             .map(|rel| self.pos_layers(&draws.dropout(rel, self.pos_dropout, train)));
-        let core =
-            Core { attn: self, pos: pos.as_ref(), dropout: if train { self.dropout } else { 0.0 }, draws };
+        let core = Core {
+            exact: matches!(ctx.layout, Layout::Padded { .. }),
+            attn: self,
+            pos: pos.as_ref(),
+            dropout: if train { self.dropout } else { 0.0 },
+            draws,
+        };
         match ctx.layout {
             Layout::Padded { attention_mask } => {
                 // HF's get_attention_mask: query mask x key mask.
@@ -106,6 +111,9 @@ impl DisentangledSelfAttention {
 
 /// One attention computation over padded rows.
 struct Core<'a> {
+    /// HF's op sequence, shapes included (the padded layout: `--reproduce-pytorch`'s); the packed
+    /// layouts compute the same values from fewer of the relative embeddings ([`Core::bias`]).
+    exact: bool,
     attn: &'a DisentangledSelfAttention,
     pos: Option<&'a PosLayers>,
     dropout: f64,
@@ -193,21 +201,31 @@ impl Core<'_> {
     }
 
     /// disentangled_attention_bias: c2p / scale + p2c / scale, (B, nh, T, T).
+    ///
+    /// Rows of T tokens only reach the relative embeddings of distances -(T-1)..T-1: outside
+    /// HF's layout (`exact` false) the products take that window of the 2S embeddings only
+    /// (bucketing is monotonic, so it is one slice), the same dot products without the columns
+    /// no gather reads: at T = 64 against DeBERTa-v3's 512 embeddings, a quarter of the c2p and
+    /// p2c products and of the (B, nh, T, 2S) tensors their gathers read and their backward
+    /// scatters into.
     fn bias(&self, q: &Tensor, k: &Tensor, pos: &PosLayers, scale: &Tensor, t: i64) -> Tensor {
         let s = &self.attn.s;
         let span = s.att_span();
         let relative_pos =
             build_relative_position(t, s.position_buckets, s.max_relative_positions, q.device());
+        let (first, width) = if self.exact { (0, 2 * span) } else { embedding_window(s, t) };
         let size = q.size();
-        let index = |r: Tensor| r.clamp(0, span * 2 - 1).expand([size[0], size[1], t, t], false);
+        let index = |r: Tensor| (r.clamp(0, span * 2 - 1) - first).expand([size[0], size[1], t, t], false);
         let mut score: Option<Tensor> = None;
         if let Some(pos_key) = &pos.key {
-            let c2p_att = q.matmul(&pos_key.transpose(-1, -2)); // (B, nh, T, 2S)
+            let pos_key = pos_key.narrow(1, first, width);
+            let c2p_att = q.matmul(&pos_key.transpose(-1, -2)); // (B, nh, T, width)
             let c2p_att = c2p_att.gather(-1, &index(&relative_pos + span), false);
             score = Some(c2p_att / scale);
         }
         if let Some(pos_query) = &pos.query {
-            let p2c_att = k.matmul(&pos_query.transpose(-1, -2)); // (B, nh, T, 2S)
+            let pos_query = pos_query.narrow(1, first, width);
+            let p2c_att = k.matmul(&pos_query.transpose(-1, -2)); // (B, nh, T, width)
             let p2c_att = p2c_att.gather(-1, &index(-&relative_pos + span), false).transpose(-1, -2);
             let p2c = p2c_att / scale;
             score = Some(match score {
@@ -217,6 +235,24 @@ impl Core<'_> {
         }
         score.unwrap_or_else(|| q.zeros_like().narrow(3, 0, 1))
     }
+}
+
+/// The relative embeddings that rows of `t` tokens read, (first, count) of the 2S: bucket(d) + S
+/// for d in -(t-1)..t-1, clamped as the gathers clamp. Buckets are odd-symmetric and monotonic in
+/// d (`build_relative_position`), so the ends are those of d = ±(t-1).
+fn embedding_window(s: &DebertaSettings, t: i64) -> (i64, i64) {
+    let span = s.att_span();
+    let farthest = (t - 1).max(0);
+    let reach = if s.position_buckets > 0 && s.max_relative_positions > 0 {
+        make_log_bucket_position(&Tensor::from(farthest), s.position_buckets, s.max_relative_positions)
+            .to_kind(Kind::Int64)
+            .int64_value(&[])
+    } else {
+        farthest
+    };
+    let first = (span - reach).clamp(0, 2 * span - 1);
+    let last = (span + reach).clamp(0, 2 * span - 1);
+    (first, last - first + 1)
 }
 
 /// DebertaV2Attention: DisentangledSelfAttention + DebertaV2SelfOutput (BertSelfOutput's modules).
@@ -237,5 +273,50 @@ impl DebertaV2Attention {
     pub fn forward_t(&self, hidden_states: &Tensor, ctx: &AttentionContext, train: bool) -> Tensor {
         let self_output = self.self_attention.forward_t(hidden_states, ctx, train);
         self.output.forward_t(&self_output, hidden_states, ctx.layout.draws(), train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window is exactly the span of the clamped indices the c2p and p2c gathers read, for
+    /// log buckets, plain relative positions, and rows shorter and longer than the span.
+    #[test]
+    fn the_embedding_window_is_what_the_gathers_read() {
+        let settings = |buckets: i64, max_rel: i64| DebertaSettings {
+            relative_attention: true,
+            max_relative_positions: max_rel,
+            position_buckets: buckets,
+            c2p: true,
+            p2c: true,
+            share_att_key: true,
+            position_biased_input: false,
+            norm_rel_ebd: true,
+            pooler_dropout: 0.0,
+            pooler_hidden_act: "gelu".into(),
+            cls_dropout: 0.0,
+        };
+        for (buckets, max_rel) in [(256, 512), (16, 64), (0, 24), (-1, 8)] {
+            let s = settings(buckets, max_rel);
+            let span = s.att_span();
+            for t in [1, 2, 7, 8, 9, 23, 24, 25, 64, 100, 511, 512] {
+                let r = build_relative_position(
+                    t,
+                    s.position_buckets,
+                    s.max_relative_positions,
+                    tch::Device::Cpu,
+                );
+                let c2p = (&r + span).clamp(0, 2 * span - 1);
+                let p2c = (-&r + span).clamp(0, 2 * span - 1);
+                let lo = c2p.min().int64_value(&[]).min(p2c.min().int64_value(&[]));
+                let hi = c2p.max().int64_value(&[]).max(p2c.max().int64_value(&[]));
+                assert_eq!(
+                    embedding_window(&s, t),
+                    (lo, hi - lo + 1),
+                    "buckets {buckets}, max {max_rel}, t {t}"
+                );
+            }
+        }
     }
 }

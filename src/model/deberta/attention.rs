@@ -144,8 +144,10 @@ impl Core<'_> {
                     let m = m.expand([rows, 1, len, len], false);
                     m.logical_and(&m.transpose(-1, -2))
                 });
-                let part = |i| padded.select(2, i);
-                self.attend(&part(0), &part(1), &part(2), mask.as_ref()).view([rows * len, h])
+                // unbind, not three selects: its backward stacks the three gradients, where each
+                // select's backward is a zeroed copy of all three.
+                let qkv = padded.unbind(2);
+                self.attend(&qkv[0], &qkv[1], &qkv[2], mask.as_ref()).view([rows * len, h])
             });
         }
         if let (Some(lengths), AttentionCore::PerSequence) = (&packing.lengths, core) {

@@ -13,6 +13,10 @@ extern "C" {
 // fp16.
 char *bf_philox_dropout(bf_tensor input, double p, int64_t seed, bf_tensor *out);
 
+// The first of `count` keep flags of Philox block `block` where the lane-parallel draws differ from
+// at::Philox4_32's own (each compiled version this CPU runs), or -1: for a unit test.
+int64_t bf_philox_selfcheck(uint64_t seed, uint64_t block, int64_t count, uint32_t threshold);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,6 +63,22 @@ mod tests {
     }
 
     #[test]
+    fn philox_lane_draws_are_the_engines_draws() {
+        // Counts around the lanes' stride (64) and a whole block; keep thresholds of p = 0.1, 0.5,
+        // 0 (all kept) and 1 (none); blocks past 2^32 (the counter's high word).
+        for seed in [0u64, 3, 0x9E37_79B9_7F4A_7C15] {
+            for block in [0u64, 1, 77, (1 << 32) + 5] {
+                for count in [1i64, 63, 64, 65, 1000, 16384] {
+                    for threshold in [3_865_470_566u32, 1 << 31, u32::MAX, 0] {
+                        let at = crate::torch_ext::philox_selfcheck(seed, block, count, threshold);
+                        assert_eq!(at, None, "seed {seed}, block {block}, count {count}, threshold {threshold}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn philox_masks_follow_the_seed_not_the_thread_count() {
         let _generator = crate::random::generator_lock();
         let x = Tensor::randn([300, 777], (Kind::Float, Device::Cpu));

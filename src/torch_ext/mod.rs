@@ -91,6 +91,7 @@ mod ffi {
         pub fn bf_cpu_rng_set_state(state: RawTensor) -> *mut c_char;
         pub fn bf_set_allow_tf32(allow: c_int) -> *mut c_char;
         pub fn bf_philox_dropout(input: RawTensor, p: f64, seed: i64, out: *mut RawTensor) -> *mut c_char;
+        pub fn bf_philox_selfcheck(seed: u64, block: u64, count: i64, threshold: u32) -> i64;
         pub fn bf_bucketed_linear(
             input: RawTensor,
             weight: RawTensor,
@@ -482,6 +483,15 @@ pub fn philox_dropout(input: &Tensor, p: f64, seed: i64) -> Result<Tensor> {
     check(unsafe { ffi::bf_philox_dropout(raw(input), p, seed, &mut out) })?;
     // SAFETY: set by the shim on success.
     unsafe { adopt(out) }
+}
+
+/// Where the dropout's lane-parallel Philox draws (`csrc/dropout.cpp`) differ from
+/// `at::Philox4_32`'s own over the first `count` keep flags of `block` at `threshold`, with every
+/// compiled version this CPU runs: the first differing index, or `None`.
+pub fn philox_selfcheck(seed: u64, block: u64, count: i64, threshold: u32) -> Option<i64> {
+    // SAFETY: plain values in and out; the shim allocates and frees its own buffers.
+    let first = unsafe { ffi::bf_philox_selfcheck(seed, block, count, threshold) };
+    (first >= 0).then_some(first)
 }
 
 /// `input (N, in)` times `weight (out, in)` transposed plus `bias`, computed in `dtype` (bf16 or

@@ -71,7 +71,10 @@ mod tests {
                 for count in [1i64, 63, 64, 65, 1000, 16384] {
                     for threshold in [3_865_470_566u32, 1 << 31, u32::MAX, 0] {
                         let at = crate::torch_ext::philox_selfcheck(seed, block, count, threshold);
-                        assert_eq!(at, None, "seed {seed}, block {block}, count {count}, threshold {threshold}");
+                        assert_eq!(
+                            at, None,
+                            "seed {seed}, block {block}, count {count}, threshold {threshold}"
+                        );
                     }
                 }
             }

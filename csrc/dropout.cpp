@@ -173,7 +173,7 @@ __attribute__((target("avx2"))) void draw_block_avx2(uint64_t seed, uint64_t blo
 
 using DrawBlock = void (*)(uint64_t, uint64_t, int64_t, uint32_t, uint8_t *);
 
-// Which compiled versions this CPU runs, found once.
+// Which compiled versions this CPU runs, found once; each level runs the ones below it too.
 enum class Isa { base, avx2, avx512 };
 
 Isa isa() {
@@ -194,7 +194,6 @@ DrawBlock draw_block() {
         default: return &draw_block_base;
     }
 }
-
 
 // out[i] = keep[i] ? in[i] * scale : 0 for i in [begin, end); scalar_t is float, double, bf16 or
 // fp16; the product is taken in float (double for double) and rounded once.
@@ -331,14 +330,13 @@ struct PhiloxDropout : public torch::autograd::Function<PhiloxDropout> {
 extern "C" {
 
 int64_t bf_philox_selfcheck(uint64_t seed, uint64_t block, int64_t count, uint32_t threshold) {
-    // The engine's draws against each compiled version this CPU can run; the first index where one
-    // differs, or -1.
+    // The engine's draws (the base version is the engine itself) against each vector version this
+    // CPU can run; the first index where one differs, or -1.
     std::vector<uint8_t> want(count), got(count);
-    at::Philox4_32 engine(seed, block, 0);
-    for (int64_t j = 0; j < count; ++j) want[j] = engine() < threshold ? 1 : 0;
-    __builtin_cpu_init();
-    std::vector<DrawBlock> versions{&draw_block_base, draw_block()};
-    if (__builtin_cpu_supports("avx2")) versions.push_back(&draw_block_avx2);
+    draw_block_base(seed, block, count, threshold, want.data());
+    std::vector<DrawBlock> versions;
+    if (isa() >= Isa::avx2) versions.push_back(&draw_block_avx2);
+    if (isa() >= Isa::avx512) versions.push_back(&draw_block_avx512);
     for (DrawBlock draw : versions) {
         std::fill(got.begin(), got.end(), 2);
         draw(seed, block, count, threshold, got.data());

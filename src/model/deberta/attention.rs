@@ -82,8 +82,7 @@ impl DisentangledSelfAttention {
         };
         match ctx.layout {
             Layout::Padded { attention_mask } => {
-                // HF's get_attention_mask: query mask x key mask.
-                let mask = attention_mask.as_ref().map(|m| m.logical_and(&m.transpose(-1, -2)));
+                let mask = attention_mask.as_ref().map(query_and_key_mask);
                 core.attend(&q, &k, &v, mask.as_ref())
             }
             Layout::Packed { packing, attention } => core.attend_packed(&q, &k, &v, packing, attention.core),
@@ -140,10 +139,7 @@ impl Core<'_> {
             let h = q.size()[1];
             return groups.map(&Tensor::stack(&[q, k, v], 1), |padded, key_mask| {
                 let (rows, len) = (padded.size()[0], padded.size()[1]);
-                let mask = key_mask.map(|m| {
-                    let m = m.expand([rows, 1, len, len], false);
-                    m.logical_and(&m.transpose(-1, -2))
-                });
+                let mask = key_mask.map(query_and_key_mask);
                 // unbind, not three selects: its backward stacks the three gradients, where each
                 // select's backward is a zeroed copy of all three.
                 let qkv = padded.unbind(2);
@@ -165,11 +161,7 @@ impl Core<'_> {
         // its row, as in the padded forward; real keys only, as HF's mask.
         let n = q.size()[0];
         let qkv = packing.unpack(&Tensor::stack(&[q, k, v], 1)); // (B, S, 3, H)
-        let mask = packing.key_mask.as_ref().map(|m| {
-            let size = m.size();
-            let m = m.expand([size[0], 1, size[3], size[3]], false);
-            m.logical_and(&m.transpose(-1, -2))
-        });
+        let mask = packing.key_mask.as_ref().map(query_and_key_mask);
         let out = self.attend(&qkv.select(2, 0), &qkv.select(2, 1), &qkv.select(2, 2), mask.as_ref());
         out.flatten(0, 1).index_select(0, &packing.indices).view([n, -1])
     }
@@ -237,6 +229,15 @@ impl Core<'_> {
         }
         score.unwrap_or_else(|| q.zeros_like().narrow(3, 0, 1))
     }
+}
+
+/// HF's `get_attention_mask`: query mask x key mask, (B, 1, T, T) bool, from keys broadcastable
+/// to it (a (B, 1, 1, T) key mask, or the padded layout's (B, 1, T, T) one).
+fn query_and_key_mask(keys: &Tensor) -> Tensor {
+    let size = keys.size();
+    let t = size[3];
+    let m = keys.expand([size[0], 1, t, t], false);
+    m.logical_and(&m.transpose(-1, -2))
 }
 
 /// The relative embeddings that rows of `t` tokens read, (first, count) of the 2S: bucket(d) + S

@@ -109,8 +109,7 @@ fn models(
 /// and labels, on the CPU.
 fn batch(cfg: &BertConfig) -> (Tensor, Tensor, Tensor, Tensor) {
     let width = *LENGTHS.iter().max().unwrap_or(&1);
-    let pos = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);
-    let mask = pos.lt_tensor(&Tensor::from_slice(&LENGTHS).unsqueeze(1)).to_kind(Kind::Int64);
+    let mask = super::common::right_padding_mask(&LENGTHS, width);
     tch::manual_seed(12);
     let real = Tensor::randint_low(3, VOCAB, [LENGTHS.len() as i64, width], (Kind::Int64, Device::Cpu));
     let ids = real.where_self(&mask.to_kind(Kind::Bool), &Tensor::from(cfg.pad_token_id));

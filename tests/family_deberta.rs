@@ -257,10 +257,7 @@ fn deberta_grouped_core_over_several_groups_equals_the_padded_layout() {
     bertfit::weights::init::init_weights(&vs.variables(), &cfg, |_| true);
     let lengths = [3i64, 120, 5, 96, 2, 110, 7];
     let t = 120;
-    let mask = Tensor::arange(t, (Kind::Int64, Device::Cpu))
-        .unsqueeze(0)
-        .lt_tensor(&Tensor::from_slice(&lengths).unsqueeze(1))
-        .to_kind(Kind::Int64);
+    let mask = crate::common::right_padding_mask(&lengths, t);
     let ids = Tensor::randint_low(3, 200, [lengths.len() as i64, t], (Kind::Int64, Device::Cpu)) * &mask;
     let types = ids.zeros_like();
     let labels = Tensor::from_slice(&[0i64, 1, 1, 0, 1, 0, 1]);
@@ -311,10 +308,7 @@ fn deberta_packed_against_padded_timing() {
     bertfit::weights::init::init_weights(&vs.variables(), &cfg, |_| true);
     let lengths: Vec<i64> = (0..16).map(|i| 16 + (i * 37) % 113).collect();
     let t = *lengths.iter().max().unwrap();
-    let mask = Tensor::arange(t, (Kind::Int64, Device::Cpu))
-        .unsqueeze(0)
-        .lt_tensor(&Tensor::from_slice(&lengths).unsqueeze(1))
-        .to_kind(Kind::Int64);
+    let mask = crate::common::right_padding_mask(&lengths, t);
     let ids = Tensor::randint_low(5, 1000, [16, t], (Kind::Int64, Device::Cpu)) * &mask;
     let types = ids.zeros_like();
     let step = |layout: &Layout| {

@@ -47,8 +47,7 @@ fn batch(lengths: &[i64], width: i64, seed: i64, device: Device) -> (Tensor, Ten
     let _generator = super::common::generator_lock();
     tch::manual_seed(seed);
     let b = lengths.len() as i64;
-    let pos = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);
-    let mask = pos.lt_tensor(&Tensor::from_slice(lengths).unsqueeze(1)).to_kind(Kind::Int64);
+    let mask = super::common::right_padding_mask(lengths, width);
     let ids = Tensor::randint_low(1, 1000, [b, width], (Kind::Int64, Device::Cpu)) * &mask;
     let types = Tensor::zeros([b, width], (Kind::Int64, Device::Cpu));
     (ids.to_device(device), mask.to_device(device), types.to_device(device))

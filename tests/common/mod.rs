@@ -56,6 +56,16 @@ pub fn generator_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The (B, width) int64 attention mask of right-padded rows: row i has `lengths[i]` ones, then
+/// zeros; on the CPU.
+pub fn right_padding_mask(lengths: &[i64], width: i64) -> tch::Tensor {
+    use tch::{Device, Kind, Tensor};
+    Tensor::arange(width, (Kind::Int64, Device::Cpu))
+        .unsqueeze(0)
+        .lt_tensor(&Tensor::from_slice(lengths).unsqueeze(1))
+        .to_kind(Kind::Int64)
+}
+
 /// A fresh folder under the target dir, emptied first (tests run in parallel: use unique names).
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -181,14 +181,21 @@ run_pytorch() {  # SEQ BATCH PRECISION
     if ((rc == 0)); then record "$name" "$WORK/$name.json"; else failed "$name" "$rc"; fi
 }
 
+# bertfit_train NAME SEQ BATCH STEPS PRECISION: the training command every bertfit run here shares
+# (the PyTorch side's rows, order, optimizer and learning rate), into the array TRAIN; callers add
+# their layout and other flags.
+bertfit_train() {
+    TRAIN=("$BIN" train --model "$WORK/model" --data "$WORK/data$2.csv" --output-dir "$WORK/$1"
+        --overwrite --device "$DEVICE" --epochs 1 --max-steps "$4" --batch-size "$3"
+        --max-length "$2" --padding longest --no-shuffle --optim adamw --learning-rate 5e-5
+        --save-strategy no --do-train --precision "$5" --logging-steps 1 "${DEVICE_FLAGS[@]}")
+}
+
 run_bertfit() {  # SEQ BATCH PRECISION LAYOUT(padded|unpadded|ws1)
     local seq=$1 batch=$2 precision=$3 layout=$4 rc=0
     local name="bertfit-$precision-$seq-$layout"
-    local cmd=("$BIN" train --model "$WORK/model" --data "$WORK/data$seq.csv" --output-dir "$WORK/$name"
-        --overwrite --device "$DEVICE" --epochs 1 --max-steps "$STEPS" --batch-size "$batch"
-        --max-length "$seq" --padding longest --no-shuffle --optim adamw --learning-rate 5e-5
-        --save-strategy no --do-train --precision "$precision" --logging-steps 1
-        "${DEVICE_FLAGS[@]}")
+    bertfit_train "$name" "$seq" "$batch" "$STEPS" "$precision"
+    local cmd=("${TRAIN[@]}")
     local extra=()
     case $layout in
         padded) cmd+=(--unpadded false) ;;
@@ -246,11 +253,8 @@ run_machine_limit() {
         return
     fi
     cat "$RESULTS/logs/bench-peak.log"
-    local cmd=("$BIN" train --model "$WORK/model" --data "$WORK/data128.csv" --output-dir "$WORK/$name"
-        --overwrite --device "$DEVICE" --epochs 1 --max-steps 12 --batch-size 16
-        --max-length 128 --padding longest --no-shuffle --optim adamw --learning-rate 5e-5
-        --save-strategy no --do-train --precision auto --unpadded true --logging-steps 1
-        --profile-ops "$RESULTS/profile" --profile-steps 8 "${DEVICE_FLAGS[@]}")
+    bertfit_train "$name" 128 16 12 auto
+    local cmd=("${TRAIN[@]}" --unpadded true --profile-ops "$RESULTS/profile" --profile-steps 8)
     launch "$name" - "${cmd[@]}" || rc=$?
     if ((rc != 0)); then
         failed "$name" "$rc"

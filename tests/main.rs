@@ -47,3 +47,4 @@ mod trainer;
 mod unpadded;
 mod varlen;
 mod weights;
+mod zygote;

@@ -7,6 +7,7 @@ pub mod files;
 pub mod fixtures;
 pub mod logits;
 pub mod train_run;
+pub mod zygote;
 
 pub use train_run::{Flags, TrainRun};
 
@@ -75,14 +76,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Runs `scripts/<script>` with the parity Python; panics with its output if it fails.
+/// Through the fork server when scripts/test.sh runs one ([`zygote`]), else as a new process.
 pub fn run_python(script: &str, args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg(repo().join("scripts").join(script))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("TOKENIZERS_PARALLELISM", "false")
-        .output()
-        .expect("spawn python");
+    let path = repo().join("scripts").join(script);
+    let env = [("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")];
+    let argv: Vec<String> = std::iter::once(path.to_string_lossy().into_owned())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    let out = zygote::run(&argv, &env)
+        .unwrap_or_else(|| Command::new(python()).args(&argv).envs(env).output().expect("spawn python"));
     check(&out, script);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

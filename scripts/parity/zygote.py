@@ -7,7 +7,9 @@ torch and transformers before doing a second of work. A forked child starts with
 done (copy-on-write), and is otherwise the script run as `python SCRIPT ARGS`: its own process,
 `sys.argv`, `sys.path[0]` the script's folder, `__name__ == "__main__"`, the caller's environment,
 working folder and exit status. Nothing here computes with torch before forking, so no thread
-pool exists to be lost in the fork (what makes forking after torch work unsafe).
+pool exists to be lost in the fork (what makes forking after torch work unsafe). Variables a
+module reads as it is imported (HF_HUB_OFFLINE) come from the server's own environment, which
+scripts/test.sh gives the values `run_python` sets.
 
     zygote.py SOCKET    serve on the Unix socket SOCKET until killed
 
@@ -76,9 +78,9 @@ def run_script(req):
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(f, fd)
         os.close(f)
-    script = os.path.abspath(req["argv"][0])
-    sys.argv = [script] + req["argv"][1:]
-    sys.path[0] = os.path.dirname(script)
+    script = req["argv"][0]
+    sys.argv = list(req["argv"])
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
     try:
         runpy.run_path(script, run_name="__main__")
         return 0

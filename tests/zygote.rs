@@ -5,7 +5,7 @@
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::common::{python, repo, temp_dir, zygote};
@@ -65,7 +65,7 @@ fn a_script_run_through_the_fork_server_is_the_script_run_by_python() {
         let written = dir.join(format!("written-{mode}.txt"));
         let paths = [dir.join("probe.py"), written.clone()];
         let argv: Vec<String> = paths.iter().map(|p| p.display().to_string()).chain([mode.into()]).collect();
-        let plain: Output = Command::new(python()).args(&argv).envs(env).output().unwrap();
+        let plain = zygote::plain(&argv, &env);
         let _ = std::fs::remove_file(&written);
         let forked = zygote::run_on(UnixStream::connect(&socket).unwrap(), &argv, &env);
         let stdout = String::from_utf8_lossy(&forked.stdout);

@@ -83,8 +83,7 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     let argv: Vec<String> = std::iter::once(path.to_string_lossy().into_owned())
         .chain(args.iter().map(|a| a.to_string()))
         .collect();
-    let out = zygote::run(&argv, &env)
-        .unwrap_or_else(|| Command::new(python()).args(&argv).envs(env).output().expect("spawn python"));
+    let out = zygote::output(&argv, &env);
     check(&out, script);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

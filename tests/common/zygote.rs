@@ -8,18 +8,25 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Output};
+use std::process::{Command, ExitStatus, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Runs `argv` (a script and its arguments) in the fork server with the test's environment plus
-/// `env`; `None` when no server is running, and the caller starts Python itself.
-pub fn run(argv: &[String], env: &[(&str, &str)]) -> Option<Output> {
-    let socket = std::env::var_os("BERTFIT_ZYGOTE")?;
-    let stream = UnixStream::connect(&socket).ok()?;
-    Some(run_on(stream, argv, env))
+/// Runs `argv` (a script and its arguments) with the test's environment plus `env`: in the fork
+/// server when one is running, else as a new Python ([`plain`]).
+pub fn output(argv: &[String], env: &[(&str, &str)]) -> Output {
+    let server = std::env::var_os("BERTFIT_ZYGOTE").and_then(|socket| UnixStream::connect(socket).ok());
+    match server {
+        Some(stream) => run_on(stream, argv, env),
+        None => plain(argv, env),
+    }
 }
 
-/// Runs `argv` in the server at the other end of `stream` (see [`run`]).
+/// `python SCRIPT ARGS` as its own process: what a run through the server must equal.
+pub fn plain(argv: &[String], env: &[(&str, &str)]) -> Output {
+    Command::new(super::python()).args(argv).envs(env.iter().copied()).output().expect("spawn python")
+}
+
+/// Runs `argv` in the server at the other end of `stream` (see [`output`]).
 pub fn run_on(mut stream: UnixStream, argv: &[String], env: &[(&str, &str)]) -> Output {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("zygote");

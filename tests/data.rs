@@ -319,7 +319,7 @@ fn bad_data_is_named_by_file_row_and_column() {
         ),
         (
             write("no_split_col.csv", b"text,label\nx,a\n"),
-            vec!["no_split_col.csv".into(), "no column 'split'".into()],
+            vec!["no_split_col.csv".into(), "no column 'split'".into(), "--validation-file".into()],
         ),
         (write("empty.csv", b""), vec!["empty.csv".into()]),
         (

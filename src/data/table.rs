@@ -121,7 +121,14 @@ fn check_columns(path: &Path, wanted: &Wanted, have: &[(String, DataType)]) -> R
     for name in wanted.names() {
         let Some((_, t)) = have.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = have.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(Error::data(path, format!("no column '{name}' (the file has {names:?})")));
+            // A file of one split is the common case behind a missing split column.
+            let hint = if Some(name.as_str()) == wanted.split {
+                "; --split-column names another column, or pass a file of one split as \
+                 --validation-file (train also takes --train-file and --test-file)"
+            } else {
+                ""
+            };
+            return Err(Error::data(path, format!("no column '{name}' (the file has {names:?}){hint}")));
         };
         let ok = is_string(t) || (Some(name.as_str()) == label && is_integer(t));
         if !ok {

@@ -180,7 +180,7 @@ fn run_short(
 ) {
     let n_batches = env_usize("BENCH_BATCHES", 6);
     let short: Vec<String> =
-        shuffled(&texts, 42).into_iter().take(BATCH * n_batches).map(String::from).collect();
+        shuffled(texts, 42).into_iter().take(BATCH * n_batches).map(String::from).collect();
     let short_batches = make(&short, 128);
     report("movie snippets, max length 128", &short_batches, &time_case(pre, &short_batches, repeats));
 }
@@ -213,6 +213,6 @@ fn run_long(
     report(
         "joined snippets (300-500 tokens), max length 512",
         &long_batches,
-        &time_case(&pre, &long_batches, repeats),
+        &time_case(pre, &long_batches, repeats),
     );
 }

@@ -102,11 +102,14 @@ pub fn moving_average(xs: &[f64], window: usize) -> Vec<f64> {
     out
 }
 
-/// One panel: a title, a y-axis name, and its series (name, points, colour).
+/// One line of a panel: its name, its (x, y) points and its colour.
+type Series = (String, Vec<(f64, f64)>, RGBColor);
+
+/// One panel: a title, a y-axis name, and its series.
 struct Panel {
     title: &'static str,
     y_desc: &'static str,
-    series: Vec<(String, Vec<(f64, f64)>, RGBColor)>,
+    series: Vec<Series>,
 }
 
 const FONT: &str = "sans-serif";

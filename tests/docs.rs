@@ -17,7 +17,7 @@ fn layout() -> String {
 }
 
 /// The layout's entry for `folder` (e.g. `src/train/`): its line and the indented lines under it.
-fn entry<'a>(layout: &'a str, folder: &str) -> String {
+fn entry(layout: &str, folder: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for line in layout.lines() {

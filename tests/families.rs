@@ -182,14 +182,11 @@ fn a_missing_encoder_weight_is_still_refused_by_name() {
 #[test]
 fn unknown_model_types_are_refused_by_name() {
     let dir = temp_dir("families_model_type");
-    for (model_type, needle) in [
-        ("gpt2", "model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta, xlm-roberta, electra, distilbert"),
-    ] {
-        let path = dir.join(format!("{model_type}.json"));
-        std::fs::write(&path, format!(r#"{{"model_type": "{model_type}", "hidden_size": 32}}"#)).unwrap();
-        let err = BertConfig::from_file(&path).unwrap_err().to_string();
-        assert!(err.contains(path.to_str().unwrap()) && err.contains(needle), "{err}");
-    }
+    let path = dir.join("gpt2.json");
+    std::fs::write(&path, r#"{"model_type": "gpt2", "hidden_size": 32}"#).unwrap();
+    let err = BertConfig::from_file(&path).unwrap_err().to_string();
+    let needle = "model_type 'gpt2' is not supported; bertfit fine-tunes bert, roberta, xlm-roberta, electra, distilbert";
+    assert!(err.contains(path.to_str().unwrap()) && err.contains(needle), "{err}");
     assert_eq!(Family::from_model_type("electra"), Ok(Family::Electra));
 }
 

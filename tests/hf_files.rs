@@ -11,7 +11,7 @@ use super::common::{
 
 /// A tiny run of `model` on the small CSV into `dir/out`, with `extra` flags; panics if it fails.
 fn train(dir: &Path, model: &Path, extra: &[&str]) -> PathBuf {
-    let data = small_csv(&dir);
+    let data = small_csv(dir);
     let out = dir.join("out");
     let args = TrainRun::new(model, &data, &out).extra(extra).args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -42,6 +42,8 @@ pub struct DataSettings {
     pub train_sampler: Option<Arc<dyn Sampler>>,
 }
 
+// One per run: the size of the larger variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 enum Rows {
     /// One prepared set per split (train, validation, test); `lengths` for length grouping.
     InMemory {

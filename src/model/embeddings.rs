@@ -93,11 +93,12 @@ impl BertEmbeddings {
             }
         };
         // Same summation order as HF, so results agree to the last bit where the kernels do.
-        let mut embeddings = self.word_embeddings.forward(&layout.tokens(input_ids));
+        let words = self.word_embeddings.forward(&layout.tokens(input_ids));
         debug_assert_eq!(self.token_type_embeddings.is_some(), token_type_ids.is_some());
-        if let (Some(table), Some(ids)) = (&self.token_type_embeddings, token_type_ids) {
-            embeddings = embeddings + table.forward(&layout.tokens(ids));
-        }
+        let embeddings = match (&self.token_type_embeddings, token_type_ids) {
+            (Some(table), Some(ids)) => words + table.forward(&layout.tokens(ids)),
+            _ => words,
+        };
         let embeddings = embeddings + self.position_embeddings.forward(&position_ids);
         layout.dropout(&self.layer_norm.forward(&embeddings), self.dropout, train)
     }

@@ -121,7 +121,9 @@ impl Optimizer {
     pub fn new(params: Vec<(String, Tensor)>, settings: OptimizerSettings) -> Result<Self> {
         let (b1, b2) = settings.betas;
         // torch.optim.Adam's own argument checks.
-        if !(settings.lr >= 0.0) || !(settings.eps >= 0.0) || !(settings.weight_decay >= 0.0) {
+        // Written so that NaN fails, as it does torch's checks.
+        let non_negative = [settings.lr, settings.eps, settings.weight_decay].iter().all(|&x| x >= 0.0);
+        if !non_negative {
             return Err(Error::usage("optimizer", format!("invalid settings {settings:?}")));
         }
         if !(0.0..1.0).contains(&b1) || !(0.0..1.0).contains(&b2) {
@@ -487,7 +489,23 @@ fn group_by_device_and_kind(ts: &[Tensor]) -> Vec<Vec<Tensor>> {
 
 #[cfg(test)]
 mod tests {
-    use super::hf_decays;
+    use super::{hf_decays, Optimizer, OptimizerSettings};
+
+    #[test]
+    fn settings_torch_refuses_are_refused_nan_included() {
+        let base = OptimizerSettings::default();
+        for bad in [
+            OptimizerSettings { lr: -1e-5, ..base },
+            OptimizerSettings { lr: f64::NAN, ..base },
+            OptimizerSettings { eps: f64::NAN, ..base },
+            OptimizerSettings { weight_decay: -0.01, ..base },
+            OptimizerSettings { betas: (1.0, 0.999), ..base },
+            OptimizerSettings { betas: (0.9, f64::NAN), ..base },
+        ] {
+            assert!(Optimizer::new(Vec::new(), bad).is_err(), "{bad:?}");
+        }
+        assert!(Optimizer::new(Vec::new(), base).is_ok());
+    }
 
     #[test]
     fn decay_rule_by_name() {

@@ -69,7 +69,8 @@ fn check_output(dir: &Path, overwrite: bool, logs_only_ok: bool) -> Result<()> {
     let names: Vec<String> =
         previous.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
     let logs_only = names.iter().all(|n| n.starts_with("metrics.jsonl"));
-    if !previous.is_empty() && !overwrite && !(logs_only_ok && logs_only) {
+    let may_write = previous.is_empty() || overwrite || (logs_only_ok && logs_only);
+    if !may_write {
         return Err(Error::usage(
             "--output-dir",
             format!(

@@ -129,8 +129,10 @@ const STATE_NAMES: [&str; 2] = ["scale", "growth_tracker"];
 
 impl LossScaler {
     pub fn new(settings: ScalerSettings, device: Device) -> Result<Self> {
-        if !(settings.growth_factor > 1.0) || !(settings.backoff_factor < 1.0) || settings.growth_interval < 1
-        {
+        // Written so that NaN fails.
+        let valid =
+            settings.growth_factor > 1.0 && settings.backoff_factor < 1.0 && settings.growth_interval >= 1;
+        if !valid {
             return Err(Error::usage(
                 "loss scaler",
                 format!("growth factor must be > 1, backoff factor < 1, growth interval >= 1: {settings:?}"),
@@ -300,5 +302,26 @@ impl LossScaler {
         self.found_inf = None;
         self.stage = Stage::Ready;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LossScaler, ScalerSettings};
+    use tch::Device;
+
+    #[test]
+    fn scaler_settings_that_cannot_scale_are_refused_nan_included() {
+        let base = ScalerSettings::default();
+        for bad in [
+            ScalerSettings { growth_factor: 1.0, ..base },
+            ScalerSettings { growth_factor: f64::NAN, ..base },
+            ScalerSettings { backoff_factor: f64::NAN, ..base },
+            ScalerSettings { backoff_factor: 1.0, ..base },
+            ScalerSettings { growth_interval: 0, ..base },
+        ] {
+            assert!(LossScaler::new(bad, Device::Cpu).is_err(), "{bad:?}");
+        }
+        assert!(LossScaler::new(base, Device::Cpu).is_ok());
     }
 }

@@ -281,6 +281,38 @@ fn check_data_reports_rows_labels_and_lengths() {
     assert!(out.contains("truncated at --max-length 64: 78 rows"), "{out}");
 }
 
+/// A split's own file beside --data is refused, not ignored (clap waives `requires` for a flag
+/// that conflicts with one given, so `--data` once let --validation-file pass unread).
+#[test]
+fn split_files_beside_data_are_refused() {
+    let dir = temp_dir("data_split_files_beside_data");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, "text,label,split\nx,a,train\ny,b,train\n").unwrap();
+    let data = data.to_str().unwrap();
+    let out = dir.join("out");
+    for flag in ["--validation-file", "--test-file"] {
+        assert_refused(
+            &["check-data", "--model", minilm_str(), "--data", data, flag, data],
+            &[flag, "--data"],
+        );
+        assert_refused(
+            &[
+                "train",
+                "--model",
+                minilm_str(),
+                "--data",
+                data,
+                flag,
+                data,
+                "--output-dir",
+                out.to_str().unwrap(),
+            ],
+            &[flag, "--data"],
+        );
+    }
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
+}
+
 /// Each bad input is refused by check-data and by train with its file, row (or row group) and
 /// column, and a non-zero exit.
 #[test]

@@ -18,11 +18,13 @@ pub struct DataFlags {
     /// Training rows in a file of their own (.csv, .tsv or .parquet), as HF's --train_file.
     #[arg(long)]
     pub train_file: Option<PathBuf>,
+    // `conflicts_with = "data"` as well as `requires`: clap waives a requirement that conflicts
+    // with a given flag, so with --data alone these files were silently ignored.
     /// Validation rows in a file of their own (with --train-file).
-    #[arg(long, requires = "train_file")]
+    #[arg(long, requires = "train_file", conflicts_with = "data")]
     pub validation_file: Option<PathBuf>,
     /// Test rows in a file of their own (with --train-file).
-    #[arg(long, requires = "train_file")]
+    #[arg(long, requires = "train_file", conflicts_with = "data")]
     pub test_file: Option<PathBuf>,
     #[command(flatten)]
     pub columns: LabelColumns,

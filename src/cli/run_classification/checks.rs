@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 /// The notes for NoEffect flags given a non-default value, or the first refused flag.
 pub fn check(parsed: &Parsed) -> Result<Vec<String>> {
+    hf_refusals(parsed)?;
     let mut notes = Vec::new();
     for f in FLAGS.iter().filter(|f| parsed.differs(f)) {
         match f.disposition {
@@ -29,6 +30,32 @@ pub fn check(parsed: &Parsed) -> Result<Vec<String>> {
         }
     }
     Ok(notes)
+}
+
+/// What TrainingArguments (or the DataLoader it builds) refuses of flags that otherwise have no
+/// effect here: a command line that fails in HF must not run here as if it were fine.
+fn hf_refusals(parsed: &Parsed) -> Result<()> {
+    if let Some(n) = parsed.int("torch_empty_cache_steps").filter(|&n| n <= 0) {
+        return Err(Error::usage(
+            "--torch_empty_cache_steps",
+            format!("must be an integer bigger than 0, got {n} (HF refuses it too)"),
+        ));
+    }
+    let workers = parsed.int("dataloader_num_workers").unwrap_or(0);
+    if workers < 0 {
+        return Err(Error::usage(
+            "--dataloader_num_workers",
+            format!("must be 0 or more, got {workers} (torch's DataLoader refuses it)"),
+        ));
+    }
+    if workers == 0 && parsed.int("dataloader_prefetch_factor").is_some() {
+        return Err(Error::usage(
+            "--dataloader_prefetch_factor",
+            "can only be set when data is loaded in a different process, i.e. with \
+             --dataloader_num_workers above 0 (HF refuses it too)",
+        ));
+    }
+    Ok(())
 }
 
 /// Refused flags whose value asks for what bertfit does anyway.
@@ -90,5 +117,28 @@ mod tests {
             .is_empty());
         assert!(check_args(&["--include_num_input_tokens_seen"]).is_err());
         assert!(check_args(&["--dataset_name", "glue"]).unwrap_err().to_string().contains("--train_file"));
+    }
+
+    #[test]
+    fn values_hf_refuses_are_refused_even_where_the_flag_has_no_effect() {
+        for (args, flag) in [
+            (&["--torch_empty_cache_steps", "0"][..], "--torch_empty_cache_steps"),
+            (&["--torch_empty_cache_steps", "-1"], "--torch_empty_cache_steps"),
+            (&["--dataloader_num_workers", "-1"], "--dataloader_num_workers"),
+            (&["--dataloader_prefetch_factor", "2"], "--dataloader_prefetch_factor"),
+            (
+                &["--dataloader_num_workers", "0", "--dataloader_prefetch_factor", "2"],
+                "--dataloader_prefetch_factor",
+            ),
+        ] {
+            let e = check_args(args).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{args:?}: {e}");
+        }
+        for args in [
+            &["--torch_empty_cache_steps", "10"][..],
+            &["--dataloader_num_workers", "2", "--dataloader_prefetch_factor", "2"],
+        ] {
+            assert!(check_args(args).is_ok(), "{args:?}");
+        }
     }
 }

@@ -176,6 +176,10 @@ fn max_steps(p: &Parsed) -> Result<Option<usize>> {
 fn steps(p: &Parsed, name: &str) -> Result<usize> {
     let v = p.float(name).unwrap_or(0.0);
     let flag = format!("--{name}");
+    // HF fails on inf (int() of it) and never acts on nan (no step is a multiple of it).
+    if !v.is_finite() {
+        return Err(Error::usage(flag, format!("must be a whole number of steps, got {v}")));
+    }
     if v > 1.0 && v != v.trunc() {
         return Err(Error::usage(flag, format!("must be an integer if bigger than 1: {v}")));
     }
@@ -401,6 +405,18 @@ mod tests {
         let e = convert(&["--logging_steps", "0.1"]).err().unwrap().to_string();
         assert!(e.starts_with("--logging_steps: 0.1 is a ratio"), "{e}");
         assert!(convert(&["--save_steps", "2.5"]).err().unwrap().to_string().contains("must be an integer"));
+        for (flag, strategy) in [
+            ("--logging_steps", None),
+            ("--save_steps", Some("--save_strategy")),
+            ("--eval_steps", Some("--eval_strategy")),
+        ] {
+            for v in ["inf", "nan", "1e309"] {
+                let mut args = vec![flag, v];
+                args.extend(strategy.map(|s| [s, "steps"]).into_iter().flatten());
+                let e = convert(&args).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(e.starts_with(&format!("{flag}: must be a whole number of steps")), "{args:?}: {e}");
+            }
+        }
         let e = convert(&["--load_best_model_at_end", "--eval_strategy", "epoch"]).err().unwrap().to_string();
         assert!(e.contains("requires the save and eval strategy to match"), "{e}");
     }

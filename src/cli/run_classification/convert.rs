@@ -183,6 +183,9 @@ fn steps(p: &Parsed, name: &str) -> Result<usize> {
     if v > 1.0 && v != v.trunc() {
         return Err(Error::usage(flag, format!("must be an integer if bigger than 1: {v}")));
     }
+    if v <= 0.0 {
+        return Err(Error::usage(flag, format!("must be above 0, got {v}")));
+    }
     if v < 1.0 {
         return Err(Error::usage(flag, format!("{v} is a ratio of the run's steps in HF, which bertfit does not implement; give a step count")));
     }
@@ -404,6 +407,10 @@ mod tests {
         assert_eq!(a.conventions.logging, Logging::Epoch);
         let e = convert(&["--logging_steps", "0.1"]).err().unwrap().to_string();
         assert!(e.starts_with("--logging_steps: 0.1 is a ratio"), "{e}");
+        for v in ["0", "-1"] {
+            let e = convert(&["--logging_steps", v]).err().unwrap().to_string();
+            assert!(e.starts_with("--logging_steps: must be above 0"), "{e}");
+        }
         assert!(convert(&["--save_steps", "2.5"]).err().unwrap().to_string().contains("must be an integer"));
         for (flag, strategy) in [
             ("--logging_steps", None),

@@ -2,7 +2,7 @@
 //! and no panic.
 use std::path::Path;
 
-use super::common::{assert_refused, temp_dir, tiny_model, write_csv};
+use super::common::{assert_refused, repo, temp_dir, tiny_model, write_csv};
 
 fn rows(
     n: usize,
@@ -237,6 +237,59 @@ fn run_classification_refuses_by_flag_name() {
         &["run-classification", "--do_train"],
         &["--model_name_or_path: the following arguments are required"],
     );
+}
+
+/// What transformers itself refuses on a run_classification.py command line (its parser and
+/// TrainingArguments' checks, asked through scripts/hf_refuses.py), bertfit refuses too, naming
+/// the flag, flags without effect here included: a line that fails in HF must not run here.
+#[test]
+fn run_classification_refuses_what_transformers_refuses() {
+    let dir = temp_dir("cli_rc_hf_refuses");
+    let (train, val, out) = (dir.join("t.csv"), dir.join("v.csv"), dir.join("out"));
+    for f in [&train, &val] {
+        std::fs::write(f, "sentence,label\na b,x\nc d,y\n").unwrap();
+    }
+    // (the flags after HF's base line, the flag bertfit's error must name)
+    let cases: &[(&[&str], &str)] = &[
+        (&["--torch_empty_cache_steps", "0"], "--torch_empty_cache_steps"),
+        (&["--torch_empty_cache_steps", "-3"], "--torch_empty_cache_steps"),
+        (&["--dataloader_prefetch_factor", "2"], "--dataloader_prefetch_factor"),
+        (&["--logging_steps", "inf"], "--logging_steps"),
+        (&["--logging_steps", "0"], "--logging_steps"),
+        (&["--logging_steps", "2.5"], "--logging_steps"),
+        (&["--save_strategy", "steps", "--save_steps", "inf"], "--save_steps"),
+        (&["--eval_strategy", "steps", "--eval_steps", "inf"], "--eval_steps"),
+        (&["--eval_strategy", "steps", "--eval_steps", "2.5"], "--eval_steps"),
+        (&["--warmup_steps", "-1"], "--warmup_steps"),
+        (&["--bf16", "--fp16"], "--bf16"),
+        (&["--seed", "x"], "--seed"),
+    ];
+    let script = repo().join("scripts/parity/hf/run_classification.py");
+    let mut argv = vec![script.to_str().unwrap().to_string()];
+    argv.extend(cases.iter().map(|(extra, _)| serde_json::to_string(extra).unwrap()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let verdicts = super::common::run_python("hf_refuses.py", &argv);
+    let verdicts: Vec<&str> = verdicts.lines().collect();
+    assert_eq!(verdicts.len(), cases.len(), "{verdicts:?}");
+    for ((extra, flag), verdict) in cases.iter().zip(&verdicts) {
+        // The case list must hold what HF refuses, or the test shows nothing.
+        assert!(verdict.starts_with("err\t"), "transformers accepts {extra:?}: {verdict}");
+        let mut args = vec![
+            "run-classification",
+            "--model_name_or_path",
+            "m",
+            "--output_dir",
+            out.to_str().unwrap(),
+            "--train_file",
+            train.to_str().unwrap(),
+            "--validation_file",
+            val.to_str().unwrap(),
+        ];
+        args.extend(*extra);
+        let err = assert_refused(&args, &[&format!("{flag}:")]);
+        assert!(!err.contains("no such folder"), "{extra:?} got as far as the model: {err}");
+    }
+    assert!(!out.exists(), "a refused run wrote its output folder");
 }
 
 #[test]

@@ -74,7 +74,8 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
         unpadded: None,
         save_strategy,
         save_steps,
-        save_total_limit: opt(p, "save_total_limit")?,
+        // HF's rotate_checkpoints keeps every checkpoint for a limit of 0 or below.
+        save_total_limit: p.int("save_total_limit").filter(|&n| n > 0).map(|n| n as usize),
         resume_from_checkpoint: resume,
         ddp_timeout: p.int("ddp_timeout").unwrap_or(1800).max(0) as u64,
         ddp_backend: ddp_backend(p)?,
@@ -412,6 +413,9 @@ mod tests {
             assert!(e.starts_with("--logging_steps: must be above 0"), "{e}");
         }
         assert!(convert(&["--save_steps", "2.5"]).err().unwrap().to_string().contains("must be an integer"));
+        for (v, limit) in [("0", None), ("-1", None), ("2", Some(2))] {
+            assert_eq!(args(&["--save_total_limit", v]).save_total_limit, limit, "--save_total_limit {v}");
+        }
         for (flag, strategy) in [
             ("--logging_steps", None),
             ("--save_steps", Some("--save_strategy")),

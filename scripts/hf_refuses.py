@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Asks the installed transformers whether it accepts run_classification.py command lines: for each
-JSON argument (a list of flags and values), HfArgumentParser parses `--model_name_or_path m
---output_dir o --train_file t.csv --validation_file v.csv` plus that list into the script's dataclasses and TrainingArguments (whose
-__post_init__ holds most of HF's checks), and one line is printed per case:
+JSON argument (a list of flags and values), HfArgumentParser parses BASE plus that list into the
+script's dataclasses and TrainingArguments (whose __post_init__ holds most of HF's checks), and one
+line is printed per case:
 
     ok
     err<TAB>ExceptionType: message
@@ -20,8 +20,12 @@ from transformers import HfArgumentParser, TrainingArguments
 import hf_training_args
 
 
+# The least a line needs to get past the script's own dataclass checks.
+BASE = ["--model_name_or_path", "m", "--output_dir", "o", "--train_file", "t.csv", "--validation_file", "v.csv"]
+
+
 def verdict(parser, extra):
-    args = ["--model_name_or_path", "m", "--output_dir", "o", "--train_file", "t.csv", "--validation_file", "v.csv", *extra]
+    args = [*BASE, *extra]
     try:
         # argparse prints its usage error on stderr before exiting; the verdict line says it.
         with contextlib.redirect_stderr(io.StringIO()) as err:

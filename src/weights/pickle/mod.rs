@@ -29,10 +29,8 @@ pub(crate) mod op;
 mod tensors;
 mod value;
 
-use container::{read_entry, read_legacy, read_zip, unzip, Unzipped};
+use container::{read_legacy, read_zip};
 pub use object::read_torch_object;
-use tensors::{storage_tensor, view_of, TensorRef};
-use value::{Id, Obj, Pickle, Res};
 
 /// Reads the tensors of a `torch.save`d state dict, in the pickle's key order, on the CPU.
 ///

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use tch::Tensor;
 
-use super::{read_entry, storage_tensor, unzip, view_of, Id, Obj, Pickle, Res, Unzipped};
+use super::container::{read_entry, unzip, Unzipped};
+use super::tensors::{storage_tensor, view_of, TensorRef};
+use super::value::{Id, Obj, Pickle, Res};
 use crate::weights::torch_save::PyObj;
 use crate::{Error, Result};
 
@@ -28,7 +30,7 @@ pub fn read_torch_object(path: &Path) -> Result<PyObj> {
         }
     }
     let mut storages: HashMap<String, Tensor> = HashMap::new();
-    let mut load = |t: &super::TensorRef| -> Res<Tensor> {
+    let mut load = |t: &TensorRef| -> Res<Tensor> {
         let key = &t.storage.key;
         if !storages.contains_key(key) {
             let name = format!("{dir}/data/{key}");
@@ -46,12 +48,7 @@ pub fn read_torch_object(path: &Path) -> Result<PyObj> {
     convert(&pickle, pickle.root, 0, &mut load).map_err(|e| Error::weights(path, e))
 }
 
-fn convert(
-    p: &Pickle,
-    id: Id,
-    depth: usize,
-    load: &mut dyn FnMut(&super::TensorRef) -> Res<Tensor>,
-) -> Res<PyObj> {
+fn convert(p: &Pickle, id: Id, depth: usize, load: &mut dyn FnMut(&TensorRef) -> Res<Tensor>) -> Res<PyObj> {
     if depth > MAX_DEPTH {
         return Err(format!("objects nested more than {MAX_DEPTH} deep"));
     }

@@ -30,8 +30,9 @@ pub struct TrainFlags {
     /// Passes over the training rows (HF's num_train_epochs: a whole number, 3 or 3.0).
     #[arg(long, visible_alias = "num-train-epochs", default_value_t = 20.0, allow_negative_numbers = true)]
     pub epochs: f64,
-    /// Stop after this many training steps in all (the epoch in progress is then reported and
-    /// validated), like HF Trainer's max_steps (-1: no limit).
+    /// Train this many optimizer steps in all, over as many epochs as they take: like HF
+    /// Trainer's max_steps, it overrides --epochs (the epoch in progress at the last step is
+    /// reported and validated; -1: no limit).
     #[arg(long, allow_negative_numbers = true)]
     pub max_steps: Option<i64>,
     #[arg(

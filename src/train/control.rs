@@ -43,6 +43,9 @@ pub struct Control {
     pub max_steps: Option<usize>,
     /// The run's last optimizer step (`max_steps`, or every epoch's steps).
     pub last_step: usize,
+    /// The run's last epoch: as many as `max_steps` needs when it is given (HF's
+    /// `set_initial_training_values`: max_steps overrides num_train_epochs), else `--epochs`.
+    pub last_epoch: usize,
     /// HF's end of training (`DefaultFlowCallback.on_step_end` at `max_steps`): save under
     /// `--save-strategy steps` (`Conventions::final_checkpoint`), and evaluate under eval steps
     /// without per-epoch evaluations (`Conventions::hf_trainer`), whatever the step's multiple.
@@ -57,6 +60,7 @@ impl Control {
         let c = &args.conventions;
         Control {
             last_step: max_steps.unwrap_or(steps_per_epoch * args.epochs),
+            last_epoch: last_epoch(args.epochs, max_steps, steps_per_epoch),
             final_save: c.final_checkpoint,
             final_eval: c.hf_trainer && !c.eval_each_epoch,
             do_eval: args.do_eval,
@@ -88,6 +92,12 @@ impl Control {
     }
 }
 
+/// The epochs `max_steps` optimizer steps take at `steps_per_epoch` (HF's
+/// `max_steps // per_epoch + int(max_steps % per_epoch > 0)`), or `epochs` without it.
+fn last_epoch(epochs: usize, max_steps: Option<usize>, steps_per_epoch: usize) -> usize {
+    max_steps.map_or(epochs, |m| m.div_ceil(steps_per_epoch.max(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +110,7 @@ mod tests {
             save_steps: 4,
             max_steps: Some(10),
             last_step: 10,
+            last_epoch: 4,
             final_save: false,
             final_eval: false,
         }
@@ -142,6 +153,14 @@ mod tests {
         assert!(!c.reached_max_steps(9));
         assert!(c.reached_max_steps(10) && c.reached_max_steps(11));
         assert!(!Control { max_steps: None, ..c }.reached_max_steps(usize::MAX));
+    }
+
+    #[test]
+    fn max_steps_sets_the_epochs_whatever_epochs_says() {
+        assert_eq!(last_epoch(1, Some(30), 8), 4, "30 steps of 8 an epoch take 4 epochs, not 1");
+        assert_eq!(last_epoch(20, Some(3), 8), 1);
+        assert_eq!(last_epoch(3, Some(16), 8), 2);
+        assert_eq!(last_epoch(3, None, 8), 3);
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl<'r> Trainer<'r> {
             return Ok(summary);
         }
         let (first_epoch, mut resume) = self.resume_point()?;
-        for epoch in first_epoch..=self.args.epochs {
+        for epoch in first_epoch..=self.control.last_epoch {
             let outcome = self.train_epoch(epoch, resume.take())?;
             if outcome.stop.interrupted {
                 return Err(self.stop_interrupted()?);
@@ -288,7 +288,7 @@ impl<'r> Trainer<'r> {
                 "the checkpoint is at step {} of {total}: the run is complete, nothing left to train",
                 self.global_step
             ));
-            return Ok((self.args.epochs + 1, Some(resume)));
+            return Ok((self.control.last_epoch + 1, Some(resume)));
         }
         Ok((resume.position.epoch, Some(resume)))
     }

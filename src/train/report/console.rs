@@ -28,7 +28,7 @@ impl Console {
     }
 
     /// The run's length, so progress lines count steps and time to the run's end rather than the
-    /// epoch's (`max_steps` caps it; early stopping can end it sooner).
+    /// epoch's (`max_steps`, when given, is its length; early stopping can end it sooner).
     pub fn with_run_length(mut self, epochs: usize, max_steps: Option<usize>) -> Self {
         if let Some(lines) = &mut self.lines {
             lines.run = Some((epochs, max_steps));
@@ -138,10 +138,8 @@ impl PlainProgress {
         self.last_line = now;
         // Steps of the earlier epochs: the global step less this epoch's.
         let total = match self.run {
-            Some((epochs, max_steps)) => {
-                let all = epochs.saturating_mul(self.epoch_steps);
-                max_steps.map_or(all, |m| m.min(all))
-            }
+            // max_steps, when given, is the run's length whatever --epochs says (HF's rule).
+            Some((epochs, max_steps)) => max_steps.unwrap_or(epochs.saturating_mul(self.epoch_steps)),
             None => r.step - self.done + self.epoch_steps,
         };
         let seconds = now.duration_since(self.started).as_secs_f64();

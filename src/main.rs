@@ -33,11 +33,13 @@ fn run(cli: Cli) -> bertfit::Result<()> {
                 for line in notes.iter().chain(&warnings) {
                     eprintln!("{line}");
                 }
-                let args = bertfit::commands::run_classification::prepare(*args)?;
-                stop_on_signal();
-                let mut reporter = reporter(&args, 50)?;
-                bertfit::commands::run_classification::run(&args, reporter.as_mut())?;
-                Ok(())
+                let run = || {
+                    let args = bertfit::commands::run_classification::prepare(*args)?;
+                    stop_on_signal();
+                    let mut reporter = reporter(&args, 50)?;
+                    bertfit::commands::run_classification::run(&args, reporter.as_mut()).map(drop)
+                };
+                run().map_err(run_classification::names::in_hf_terms)
             }
         },
         Command::CheckData(flags) => {

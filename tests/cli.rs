@@ -134,7 +134,7 @@ fn bad_model_files_are_named_with_the_key() {
 
     // Flags that cannot work are named.
     let mut args = train_args(model.to_str().unwrap(), d, o);
-    args.extend(["--learning-rate", "0"]);
+    args.extend(["--learning-rate", "inf"]);
     assert_refused(&args, &["--learning-rate"]);
 }
 

@@ -142,6 +142,31 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         ),
         case("missing_label", base(&["--learning_rate", "1e-3"], files("missing_label", "csv", true))),
         case("unseen_subset", base(&["--max_train_samples", "48"], files("unseen_subset", "csv", false))),
+        // max_steps past num_train_epochs' steps: HF trains them all (3 epochs of 3 steps) and
+        // reads no num_train_epochs (0 here). A clip at inf logs the norm and scales nothing; a
+        // negative data_seed seeds torch's generator with its two's complement.
+        case(
+            "max_steps",
+            base(
+                &[
+                    "--per_device_train_batch_size",
+                    "32",
+                    "--max_steps",
+                    "9",
+                    "--num_train_epochs",
+                    "0",
+                    "--max_grad_norm",
+                    "inf",
+                    "--data_seed",
+                    "-1",
+                    "--learning_rate",
+                    "1e-3",
+                    "--logging_steps",
+                    "2",
+                ],
+                files("trec", "csv", false),
+            ),
+        ),
     ]
 }
 

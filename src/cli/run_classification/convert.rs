@@ -83,7 +83,8 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
         peak_flops: None,
         conventions,
     };
-    args.validate()?;
+    // The checks `bertfit train` shares name its flags: said here in the user's (HF's).
+    args.validate().map_err(super::names::in_hf_terms)?;
     Ok(Converted { args, warnings })
 }
 
@@ -156,9 +157,14 @@ fn warmup(p: &Parsed) -> Result<(Option<usize>, Option<f64>)> {
 }
 
 /// num_train_epochs: whole epochs, or a fraction HF stops in (`epochs` is then its ceiling).
+/// A max_steps above 0 sets the run's length and its epochs whatever this says (HF reads it
+/// only without one): a value that could not be an epoch count is then kept as 1, unused.
 fn epochs(p: &Parsed) -> Result<(usize, Option<f64>)> {
     let e = p.float("num_train_epochs").unwrap_or(3.0);
     if !(e.is_finite() && e > 0.0 && e <= 1e6) {
+        if max_steps(p)?.is_some() {
+            return Ok((1, None));
+        }
         return Err(Error::usage("--num_train_epochs", format!("must be above 0, got {e}")));
     }
     Ok((e.ceil() as usize, (e.fract() != 0.0).then_some(e)))
@@ -215,7 +221,11 @@ fn conventions(p: &Parsed, epoch_fraction: Option<f64>) -> Result<(Conventions, 
         train_loss: TrainLoss::WindowSum,
         // accelerate's SeedableRandomSampler, seeded with data_seed, else seed.
         data_order: DataOrder::HfTrainer {
-            seed: if p.int("data_seed").is_some() { seed(p, "data_seed")? } else { seed(p, "seed")? },
+            seed: match p.int("data_seed") {
+                // torch's Generator.manual_seed takes a negative seed as its two's complement.
+                Some(v) => v as u64,
+                None => seed(p, "seed")?,
+            },
         },
         metric: metric(p)?,
         hf_trainer: true,
@@ -430,6 +440,25 @@ mod tests {
         }
         let e = convert(&["--load_best_model_at_end", "--eval_strategy", "epoch"]).err().unwrap().to_string();
         assert!(e.contains("requires the save and eval strategy to match"), "{e}");
+    }
+
+    #[test]
+    fn values_hf_runs_are_run() {
+        // max_steps overrides num_train_epochs, which HF then does not read.
+        let a = args(&["--num_train_epochs", "0", "--max_steps", "3"]);
+        assert_eq!((a.epochs, a.max_steps), (1, Some(3)));
+        let e = convert(&["--num_train_epochs", "0"]).err().unwrap().to_string();
+        assert_eq!(e, "--num_train_epochs: must be above 0, got 0");
+        // torch's manual_seed(-1) is its two's complement; --seed -1 fails in HF (numpy).
+        assert_eq!(args(&["--data_seed", "-1"]).conventions.data_order, DataOrder::HfTrainer { seed: u64::MAX });
+        assert!(convert(&["--seed", "-1"]).is_err());
+        assert_eq!(args(&["--learning_rate", "0"]).learning_rate, 0.0);
+        assert_eq!(args(&["--max_grad_norm", "inf"]).recipe.max_grad_norm, Some(f64::INFINITY));
+        // What is refused names the flag as the user typed it, not bertfit train's.
+        let e = convert(&["--adam_epsilon", "0"]).err().unwrap().to_string();
+        assert!(e.starts_with("--adam_epsilon: must be positive (0 makes NaN"), "{e}");
+        let e = convert(&["--learning_rate", "-1"]).err().unwrap().to_string();
+        assert_eq!(e, "--learning_rate: must be 0 or more, got -1");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - `table`: every flag, its kind, HF's default and what bertfit does with it;
 //! - `parser`, `json_file`, `value`: the command line (or JSON args file) into values;
 //! - `checks`: NoEffect notes and Refused flags; `data`, `convert`: values into settings;
-//! - `help`: `--help` and the README's table.
+//! - `help`: `--help` and the README's table;
+//! - `names`: errors said with HF's flag names (the checks shared with `bertfit train` use its).
 use std::ffi::OsString;
 
 use crate::error::{Error, Result};
@@ -16,6 +17,7 @@ pub mod convert;
 pub mod data;
 pub mod help;
 pub mod json_file;
+pub mod names;
 pub mod parser;
 pub mod table;
 pub mod value;

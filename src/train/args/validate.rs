@@ -78,11 +78,18 @@ impl Recipe {
         check_range("--weight-decay", self.weight_decay, self.weight_decay >= 0.0, "at least 0")?;
         check_range("--adam-beta1", self.adam_beta1, (0.0..1.0).contains(&self.adam_beta1), "in [0, 1)")?;
         check_range("--adam-beta2", self.adam_beta2, (0.0..1.0).contains(&self.adam_beta2), "in [0, 1)")?;
-        check_range("--adam-epsilon", self.adam_epsilon, self.adam_epsilon > 0.0, "positive")?;
+        // torch's AdamW takes 0, and then writes NaN into every parameter whose gradient is 0
+        // (unused vocabulary rows): 0 / (0 + 0).
+        let eps = self.adam_epsilon;
+        check_range("--adam-epsilon", eps, eps > 0.0, "positive (0 makes NaN where a gradient is 0)")?;
         let smoothing = self.label_smoothing;
         check_range("--label-smoothing", smoothing, (0.0..1.0).contains(&smoothing), "in [0, 1)")?;
         if let Some(m) = self.max_grad_norm {
-            check_range("--max-grad-norm", m, m > 0.0, "positive")?;
+            // inf is allowed, as torch's clip_grad_norm_ and HF allow it: the norm is computed
+            // and logged, the clip factor is 1.
+            if m.is_nan() || m <= 0.0 {
+                return refuse("--max-grad-norm", format!("must be positive, got {m}"));
+            }
         }
         if let Some(r) = self.warmup_ratio {
             check_range("--warmup-ratio", r, (0.0..=1.0).contains(&r), "in [0, 1]")?;
@@ -137,9 +144,10 @@ impl TrainArgs {
         if self.threads.is_some_and(|t| t < 1) {
             return refuse("--threads", "must be at least 1");
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+        // torch's Adam takes 0 (a run that changes nothing), as HF does.
+        if !(self.learning_rate.is_finite() && self.learning_rate >= 0.0) {
             let lr = self.learning_rate;
-            return refuse("--learning-rate", format!("must be a positive number, got {lr}"));
+            return refuse("--learning-rate", format!("must be 0 or more, got {lr}"));
         }
         Ok(())
     }

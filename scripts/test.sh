@@ -14,10 +14,10 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}"
 # here (BENCHMARKS.md, "Test suite time"); no result depends on it.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 # What this script starts it stops when it exits, however it exits.
-stop_cluster=false zygote_pid="" zygote_dir=""
+stop_cluster=false zygote_pid="" scratch_dir=""
 cleanup() {
     [[ -z "$zygote_pid" ]] || kill "$zygote_pid" 2>/dev/null || true
-    [[ -z "$zygote_dir" ]] || rm -rf "$zygote_dir"
+    [[ -z "$scratch_dir" ]] || rm -rf "$scratch_dir"
     if $stop_cluster; then bash scripts/slurm/cluster.sh stop; fi
 }
 trap cleanup EXIT
@@ -34,8 +34,12 @@ eval "$slurm_env"
 # The parity scripts run through a fork server that has imported torch and transformers once
 # (scripts/parity/zygote.py; tests/common/zygote.rs is its client): the suite's ~100 script runs
 # each skip 2-4.5 CPU seconds of imports. Without it (plain `cargo test`) they start Python.
-zygote_dir=$(mktemp -d /tmp/bertfit-zygote.XXXXXX)
-export BERTFIT_ZYGOTE="$zygote_dir/socket"
+scratch_dir=$(mktemp -d /tmp/bertfit-test.XXXXXX)
+export BERTFIT_ZYGOTE="$scratch_dir/socket"
+# The GEMM peaks the tests' training runs probe are taken beside other tests: they go to this
+# run's own file, not to the user's cache (~/.cache/bertfit/peak.json), which every later run's
+# MFU is measured against.
+export BERTFIT_PEAK_FILE="$scratch_dir/peak.json"
 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false "$BERTFIT_PYTHON" scripts/parity/zygote.py "$BERTFIT_ZYGOTE" &
 zygote_pid=$!
 started=$(date +%s)

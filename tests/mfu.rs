@@ -130,6 +130,38 @@ fn the_peak_is_measured_once_per_machine_then_cached_and_bench_peak_replaces_it(
     assert!(replaced.flops_per_second < 1e20, "{replaced:?}");
 }
 
+/// A cached peak a run outpaces (MFU above 100%) was probed on a busy machine: the run says so
+/// and drops it, and the next run measures again. A --peak-flops figure is the user's: kept.
+#[test]
+fn a_cached_peak_a_run_outpaces_is_said_and_measured_again() {
+    let dir = temp_dir("mfu-outpaced");
+    let model = tiny_model(&dir, 2, None, &[]);
+    let peak_file = dir.join("peak.json");
+    seed_peak(&peak_file, "fp32", 1e6, 2048);
+    seed_peak(&peak_file, "bf16", 1e6, 2048);
+    let (out, run) = train(&dir, &model, "outpaced", &peak_file, &[]);
+    check(&out, "a run against a 1 MFLOP/s peak");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("above the fp32 GEMM peak its MFU is measured against (0.0 GFLOP/s"), "{err}");
+    assert!(err.contains(&format!("dropped from {}", peak_file.display())), "{err}");
+    let epoch = &records(&run.join("metrics.jsonl"), "epoch")[0];
+    assert!(epoch["mfu"].as_f64().unwrap() > 1.0, "{epoch}");
+    assert_eq!(lookup(&peak_file, &key("cpu", "fp32", 1)), None, "the outpaced figure is dropped");
+    assert!(lookup(&peak_file, &key("cpu", "bf16", 1)).is_some(), "other entries stay");
+
+    let (out, run) = train(&dir, &model, "after", &peak_file, &[]);
+    check(&out, "the next run");
+    let peak = &records(&run.join("metrics.jsonl"), "peak")[0];
+    assert_eq!(peak["source"], "measured");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("GEMM peak its MFU"));
+
+    seed_peak(&peak_file, "fp32", 1e6, 2048);
+    let (out, _) = train(&dir, &model, "flag", &peak_file, &["--peak-flops", "1e6"]);
+    check(&out, "--peak-flops 1e6");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("GEMM peak its MFU"));
+    assert!(lookup(&peak_file, &key("cpu", "fp32", 1)).is_some(), "a --peak-flops run leaves the cache");
+}
+
 fn seed_peaks(path: &Path, bf16: f64, fp32: f64) {
     for (dtype, rate) in [("bf16", bf16), ("fp32", fp32)] {
         seed_peak(path, dtype, rate, 2048);

@@ -68,6 +68,20 @@ pub fn store(path: &Path, key: &str, peak: &Peak) -> Result<()> {
     }
 }
 
+/// Drops the figure under `key` if it is below `rate`, a useful rate a run achieved: no run
+/// outpaces a true peak, so that probe was disturbed (other work on the cores), and the next run
+/// measures again. A higher figure (another process's newer probe) stays. Whether one was dropped.
+pub fn forget_below(path: &Path, key: &str, rate: f64) -> Result<bool> {
+    let mut file = read(path);
+    if !file.peaks.get(key).is_some_and(|p| p.flops_per_second < rate) {
+        return Ok(false);
+    }
+    file.peaks.remove(key);
+    let text = serde_json::to_string_pretty(&file).map_err(|e| crate::Error::Runtime(e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(true)
+}
+
 /// Puts `peak` under `key` whatever was there (`bertfit bench-peak`), keeping the file's other
 /// entries.
 pub fn replace(path: &Path, key: &str, peak: &Peak) -> Result<()> {
@@ -125,6 +139,19 @@ mod tests {
         assert_eq!(lookup(&path, "a"), None);
         store(&path, "a", &peak(4.0)).unwrap();
         assert_eq!(lookup(&path, "a"), Some(peak(4.0)));
+    }
+
+    #[test]
+    fn a_figure_a_run_outpaced_is_forgotten_and_a_higher_one_kept() {
+        let dir = crate::test_support::fresh_dir("peak-cache-forget");
+        let path = dir.join("peak.json");
+        store(&path, "a", &peak(80.0)).unwrap();
+        store(&path, "b", &peak(2.0)).unwrap();
+        assert!(!forget_below(&path, "a", 80.0).unwrap(), "a run at the peak proves nothing");
+        assert!(!forget_below(&path, "none", 1e9).unwrap());
+        assert_eq!(lookup(&path, "a"), Some(peak(80.0)));
+        assert!(forget_below(&path, "a", 87.0).unwrap());
+        assert_eq!((lookup(&path, "a"), lookup(&path, "b")), (None, Some(peak(2.0))));
     }
 
     #[test]

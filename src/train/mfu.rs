@@ -15,7 +15,7 @@ use tch::Kind;
 use super::args::TrainArgs;
 use super::precision::Precision;
 use crate::machine::cpu::CpuInfo;
-use crate::machine::peak_cache::cached_or_measured;
+use crate::machine::peak_cache::{cache_path, cached_or_measured, forget_below};
 use crate::machine::{Peak, PeakSource};
 use crate::model::ModelFlops;
 use crate::Result;
@@ -95,6 +95,33 @@ pub fn slow_cpu_fp16_note(
     Some(format!(
         "note: --precision fp16 on a CPU without AVX512-FP16: libtorch's fp16 GEMMs {speed}; {faster} \
          trains faster"
+    ))
+}
+
+/// The note for an epoch whose useful rate passed the probed peak its MFU is measured against
+/// (MFU above 100%): the probe ran while the machine was busy (a first run's probe beside other
+/// work, or a test suite's). The figure is dropped from the cache, so the next run measures
+/// again. `None` when the rate is within the peak, or the peak is `--peak-flops`'s.
+pub fn peak_passed_note(peak: &PeakRecord, rate: f64) -> Option<String> {
+    let p = &peak.peak;
+    if peak.source == PeakSource::Flag || rate <= p.flops_per_second {
+        return None;
+    }
+    let path = cache_path();
+    let key = crate::machine::peak_cache::key(&p.device, &p.dtype, p.threads);
+    let dropped = path.as_deref().map(|path| (path, forget_below(path, &key, rate)));
+    let then = match dropped {
+        Some((path, Ok(true))) => format!("it is dropped from {}, so the next run measures again", path.display()),
+        _ => "measure it again on an idle machine".to_string(),
+    };
+    Some(format!(
+        "note: this epoch did {:.1} GFLOP/s of useful work, above the {} GEMM peak its MFU is \
+         measured against ({:.1} GFLOP/s, {}): that probe ran while the machine was busy; {then} \
+         (or run `bertfit bench-peak`)",
+        rate / 1e9,
+        p.dtype,
+        p.flops_per_second / 1e9,
+        peak.source
     ))
 }
 

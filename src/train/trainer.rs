@@ -110,6 +110,10 @@ pub struct Trainer<'r> {
     pub(super) meter: FlopMeter,
     /// What MFU is measured against; reported (and taken) with the start-up record.
     pub(super) peak: Option<mfu::PeakRecord>,
+    /// The probed peak each epoch's useful rate is checked against ([`mfu::peak_passed_note`]),
+    /// until it is found passed; `None` for a `--peak-flops` figure, and for fp16 on a CPU without
+    /// fp16 GEMMs (whose probe's rate depends on the product's size).
+    pub(super) peak_check: Option<mfu::PeakRecord>,
     /// HF's `state.epoch`: the fractional epochs done at the last step.
     pub(super) epoch_done: f64,
 
@@ -177,8 +181,9 @@ impl<'r> Trainer<'r> {
         let peak = mfu::run_peak(&args)?;
         startup.mark("peak");
         let cpu = crate::machine::cpu::CpuInfo::read;
-        if let Some(note) = mfu::slow_cpu_fp16_note(args.device, args.recipe.precision, &peak, cpu) {
-            reporter.note(&note);
+        let slow_fp16 = mfu::slow_cpu_fp16_note(args.device, args.recipe.precision, &peak, cpu);
+        if let Some(note) = &slow_fp16 {
+            reporter.note(note);
         }
         let op_profiler =
             args.profile_ops.clone().filter(|_| is_main).map(|p| StepProfiler::new(p, args.device));
@@ -188,6 +193,7 @@ impl<'r> Trainer<'r> {
             total_flos: 0.0,
             non_embedding_parameters: setup::non_embedding_parameters(&updater),
             meter: FlopMeter::new(ModelFlops::of(&config), peak.peak.flops_per_second),
+            peak_check: slow_fp16.is_none().then(|| peak.clone()),
             peak: Some(peak),
             epoch_done: 0.0,
 
@@ -345,6 +351,11 @@ impl<'r> Trainer<'r> {
             flops: outcome.flops,
         };
         self.reporter.epoch_finished(&record);
+        let rate = outcome.flops.flops_per_second;
+        if let Some(note) = self.peak_check.as_ref().and_then(|p| mfu::peak_passed_note(p, rate)) {
+            self.reporter.note(&note);
+            self.peak_check = None;
+        }
         Ok(record)
     }
 

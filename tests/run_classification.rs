@@ -142,6 +142,24 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         ),
         case("missing_label", base(&["--learning_rate", "1e-3"], files("missing_label", "csv", true))),
         case("unseen_subset", base(&["--max_train_samples", "48"], files("unseen_subset", "csv", false))),
+        // Dataset.shuffle (NumPy's order) over every row, then the first 50 of it.
+        case(
+            "shuffled_subset",
+            base(
+                &[
+                    "--shuffle_train_dataset",
+                    "--shuffle_seed",
+                    "7",
+                    "--max_train_samples",
+                    "50",
+                    "--max_eval_samples",
+                    "10",
+                    "--logging_steps",
+                    "1",
+                ],
+                files("trec", "csv", true),
+            ),
+        ),
         // max_steps past num_train_epochs' steps: HF trains them all (3 epochs of 3 steps) and
         // reads no num_train_epochs (0 here). A clip at inf logs the norm and scales nothing; a
         // negative data_seed seeds torch's generator with its two's complement.

@@ -115,7 +115,8 @@ pub struct TrainFlags {
     /// Use only the first N test rows.
     #[arg(long, allow_negative_numbers = true)]
     pub max_predict_samples: Option<i64>,
-    /// Shuffle the training rows once before training, with --shuffle-seed (HF's
+    /// Shuffle the training rows once before training (and before --max-train-samples keeps
+    /// the first N), in the order 🤗 datasets' shuffle(seed=--shuffle-seed) gives (HF's
     /// shuffle_train_dataset); every epoch is reshuffled anyway unless --no-shuffle.
     #[arg(long)]
     pub shuffle_train_dataset: Option<bool>,

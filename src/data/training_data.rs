@@ -8,7 +8,8 @@ use super::dataset::{read_dataset_as, Columns, DataSource, Split, SplitData};
 use super::labels::{LabelFormat, LabelList, LabelMap, LabelTally, LabelWarning};
 use super::loader::{Batches, LoaderSettings};
 use super::prepared::{batches_in_order, Prepared};
-use super::sampler::{group_by_length, randperm, sampler, Mt19937, Sampler, SequentialSampler, Shard};
+use super::numpy_rng;
+use super::sampler::{group_by_length, sampler, Sampler, SequentialSampler, Shard};
 use super::stream::{self, Scan, StreamSpec};
 use super::token_cache;
 use super::tokenize::Tokenizer;
@@ -35,7 +36,8 @@ pub struct DataSettings {
     /// HF's `max_train_samples` / `max_eval_samples` / `max_predict_samples`: the first N rows.
     pub max_samples: [Option<usize>; 3],
     /// HF's `shuffle_train_dataset` with its `shuffle_seed`: the training rows are shuffled once,
-    /// before anything else, with a generator of their own (the run's random stream is untouched).
+    /// before anything else (max_train_samples included), in 🤗 datasets' order
+    /// ([`super::numpy_rng`]; the run's random stream is untouched).
     pub shuffle_train_dataset: Option<u64>,
     pub shard: Shard,
     /// The training sampler when not the DataLoader's own (DistributedSampler across ranks).
@@ -113,12 +115,15 @@ impl TrainingData {
         let full =
             if hf { Some([tally(&ds.train)?, tally(&ds.validation)?, tally(&ds.test)?]) } else { None };
         let [n_train, n_val, n_test] = settings.max_samples;
-        let mut train = first(ds.train, n_train);
+        let mut train = ds.train;
         if let Some(seed) = settings.shuffle_train_dataset {
-            let order = randperm(train.examples.len(), &mut Mt19937::new(seed));
+            // run_classification.py shuffles every row (Dataset.shuffle: NumPy's default_rng),
+            // then max_train_samples keeps the first N of that order.
+            let order = numpy_rng::permutation(train.examples.len(), seed);
             let mut slots: Vec<_> = train.examples.into_iter().map(Some).collect();
             train.examples = order.into_iter().filter_map(|i| slots[i].take()).collect();
         }
+        let train = first(train, n_train);
         let (validation, test) = (first(ds.validation, n_val), first(ds.test, n_test));
         let [t, v, te] = match full {
             Some(tallies) => tallies,

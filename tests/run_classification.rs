@@ -142,6 +142,26 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         ),
         case("missing_label", base(&["--learning_rate", "1e-3"], files("missing_label", "csv", true))),
         case("unseen_subset", base(&["--max_train_samples", "48"], files("unseen_subset", "csv", false))),
+        // An evaluation before the first step, then none before step 3 (eval_delay): 0, 4, 6, ...
+        case(
+            "eval_start_delay",
+            base(
+                &[
+                    "--per_device_train_batch_size",
+                    "16",
+                    "--eval_strategy",
+                    "steps",
+                    "--eval_steps",
+                    "2",
+                    "--eval_delay",
+                    "3",
+                    "--eval_on_start",
+                    "--logging_steps",
+                    "2",
+                ],
+                files("trec", "csv", false),
+            ),
+        ),
         // Dataset.shuffle (NumPy's order) over every row, then the first 50 of it.
         case(
             "shuffled_subset",

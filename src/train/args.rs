@@ -86,6 +86,11 @@ pub struct Conventions {
     /// HF's metric_name: the metric keys results and evaluations add (`None`: the problem type's
     /// default, as run_classification.py picks it).
     pub metric: Option<MetricName>,
+    /// HF's eval_delay: no evaluation during training before this step (eval steps) or epoch
+    /// (evaluation every epoch); compared as HF compares it, so NaN never evaluates.
+    pub eval_delay: f64,
+    /// HF's eval_on_start: evaluate (and log it) before the first training step.
+    pub eval_on_start: bool,
     /// HF Trainer's own rules where the seed script's differ, beyond the fields above:
     /// TrainingArguments' checks (`--load_best_model_at_end` needs the save and eval strategies
     /// to match), `train_loss` as HF averages it (over the steps, not the epochs), the results'
@@ -104,6 +109,8 @@ impl Default for Conventions {
             train_loss: TrainLoss::WindowMean,
             data_order: DataOrder::DataLoader,
             metric: None,
+            eval_delay: 0.0,
+            eval_on_start: false,
             hf_trainer: false,
         }
     }

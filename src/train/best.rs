@@ -60,7 +60,7 @@ impl Trainer<'_> {
     /// An evaluation's entry in log_history and its `evaluated` record: bertfit's metric keys,
     /// HF's metric, HF's speed metrics (`speed_metrics("eval", start, num_samples, num_steps)`,
     /// with steps = batches of `per_device_eval_batch_size` over all ranks). Returns the metrics.
-    fn log_evaluation(
+    pub(super) fn log_evaluation(
         &mut self,
         eval: &Evaluation,
         epoch: usize,

@@ -34,13 +34,15 @@ impl Stop {
 }
 
 /// The settings the decisions depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Control {
     pub do_eval: bool,
     pub eval_steps: Option<usize>,
     pub save_strategy: SaveStrategy,
     pub save_steps: usize,
     pub max_steps: Option<usize>,
+    /// HF's eval_delay: steps before which eval steps do not evaluate.
+    pub eval_delay: f64,
     /// The run's last optimizer step (`max_steps`, or every epoch's steps).
     pub last_step: usize,
     /// The run's last epoch: as many as `max_steps` needs when it is given (HF's
@@ -68,6 +70,7 @@ impl Control {
             save_strategy: args.save_strategy,
             save_steps: args.save_steps,
             max_steps,
+            eval_delay: c.eval_delay,
         }
     }
 
@@ -77,7 +80,9 @@ impl Control {
         let steps = self.save_strategy == SaveStrategy::Steps;
         let eval_steps = |n: usize| global_step.is_multiple_of(n) || (last && self.final_eval);
         Due {
-            evaluate: self.do_eval && self.eval_steps.is_some_and(eval_steps),
+            evaluate: self.do_eval
+                && self.eval_steps.is_some_and(eval_steps)
+                && self.eval_delay <= global_step as f64,
             save: steps && (global_step.is_multiple_of(self.save_steps) || (last && self.final_save)),
         }
     }
@@ -109,6 +114,7 @@ mod tests {
             save_strategy: SaveStrategy::Steps,
             save_steps: 4,
             max_steps: Some(10),
+            eval_delay: 0.0,
             last_step: 10,
             last_epoch: 4,
             final_save: false,
@@ -153,6 +159,15 @@ mod tests {
         assert!(!c.reached_max_steps(9));
         assert!(c.reached_max_steps(10) && c.reached_max_steps(11));
         assert!(!Control { max_steps: None, ..c }.reached_max_steps(usize::MAX));
+    }
+
+    #[test]
+    fn eval_delay_holds_evaluations_back_until_its_step() {
+        let c = Control { eval_delay: 6.0, final_eval: true, ..control() };
+        let evals: Vec<usize> = (1..=10).filter(|&s| c.after_step(s).evaluate).collect();
+        assert_eq!(evals, [6, 9, 10], "HF: eval_delay <= global_step, the last step included");
+        let never = Control { eval_delay: f64::NAN, ..control() };
+        assert!((1..=12).all(|s| !never.after_step(s).evaluate), "NaN compares false, as in Python");
     }
 
     #[test]

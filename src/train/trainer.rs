@@ -239,6 +239,11 @@ impl<'r> Trainer<'r> {
             return Ok(summary);
         }
         let (first_epoch, mut resume) = self.resume_point()?;
+        if self.args.conventions.eval_on_start {
+            // HF's `_evaluate` before the epoch loop (on a resume too): logged, not a best model.
+            let eval = self.evaluate(Split::Validation)?;
+            self.log_evaluation(&eval, first_epoch - 1)?;
+        }
         for epoch in first_epoch..=self.control.last_epoch {
             let outcome = self.train_epoch(epoch, resume.take())?;
             if outcome.stop.interrupted {
@@ -322,7 +327,11 @@ impl<'r> Trainer<'r> {
     ) -> Result<EpochRecord> {
         self.reporter.epoch_loss(epoch, outcome.mean_loss);
         self.log.epoch_end(self.global_step, self.epoch_done);
-        if self.args.do_eval && self.args.conventions.eval_each_epoch {
+        // HF's on_epoch_end: `eval_delay <= state.epoch`.
+        let evaluates = self.args.do_eval
+            && self.args.conventions.eval_each_epoch
+            && self.args.conventions.eval_delay <= self.epoch_done;
+        if evaluates {
             let eval = self.evaluate(Split::Validation)?;
             if let Some(percent) = eval.accuracy_percent() {
                 self.reporter.validation_accuracy(epoch, percent);
@@ -336,8 +345,7 @@ impl<'r> Trainer<'r> {
             }
             summary.eval = Some(eval);
         }
-        let eval =
-            summary.eval.as_ref().filter(|_| self.args.do_eval && self.args.conventions.eval_each_epoch);
+        let eval = summary.eval.as_ref().filter(|_| evaluates);
         let record = EpochRecord {
             kind: "epoch",
             epoch,

@@ -25,6 +25,10 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
     let label_format = label_format(p, &data, &columns)?;
     let (epochs, epoch_fraction) = epochs(p)?;
     let (conventions, eval_steps) = conventions(p, epoch_fraction)?;
+    if conventions.eval_on_start && !do_eval {
+        // HF's Trainer.evaluate raises at the start of training without an eval dataset.
+        return Err(Error::usage("--eval_on_start", "evaluates before training: it needs --do_eval"));
+    }
     let (save_strategy, save_steps) = save(p)?;
     let use_cpu = p.bool("use_cpu") == Some(true);
     let resume = p.str("resume_from_checkpoint").map(str::to_string);
@@ -228,6 +232,8 @@ fn conventions(p: &Parsed, epoch_fraction: Option<f64>) -> Result<(Conventions, 
             },
         },
         metric: metric(p)?,
+        eval_delay: p.float("eval_delay").unwrap_or(0.0),
+        eval_on_start: p.bool("eval_on_start") == Some(true),
         hf_trainer: true,
     };
     best_model_needs_matching_strategies(p, eval_steps)?;
@@ -459,6 +465,17 @@ mod tests {
         assert!(e.starts_with("--adam_epsilon: must be positive (0 makes NaN"), "{e}");
         let e = convert(&["--learning_rate", "-1"]).err().unwrap().to_string();
         assert_eq!(e, "--learning_rate: must be 0 or more, got -1");
+    }
+
+    #[test]
+    fn evaluation_delay_and_start() {
+        let a = args(&["--do_eval", "--eval_on_start", "--eval_delay", "2.5"]);
+        assert!(a.conventions.eval_on_start);
+        assert_eq!(a.conventions.eval_delay, 2.5);
+        let e = convert(&["--eval_on_start"]).err().unwrap().to_string();
+        assert_eq!(e, "--eval_on_start: evaluates before training: it needs --do_eval");
+        // eval_strategy other than no sets do_eval (TrainingArguments.__post_init__).
+        assert!(convert(&["--eval_on_start", "--eval_strategy", "epoch"]).is_ok());
     }
 
     #[test]

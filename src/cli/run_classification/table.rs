@@ -314,10 +314,10 @@ pub const FLAGS: &[Flag] = &[
     flag("trackio_static_space_id", Str, r"None", NoEffect("no trackio integration")),
     flag("eval_strategy", Choice(&["no", "steps", "epoch"]), r"'no'", Same),
     flag("eval_steps", Float, r"None", Same),
-    flag("eval_delay", Float, r"0", Refused("bertfit evaluates from the first epoch/step")),
+    flag("eval_delay", Float, r"0", Same),
     flag("per_device_eval_batch_size", Int, r"8", Same),
     flag("prediction_loss_only", Bool, r"False", Refused("bertfit always computes the metrics")),
-    flag("eval_on_start", Bool, r"False", Refused("bertfit does not evaluate before training")),
+    flag("eval_on_start", Bool, r"False", Same),
     flag("eval_do_concat_batches", Bool, r"True", NoEffect("only how predictions are held in memory")),
     flag(
         "eval_use_gather_object",

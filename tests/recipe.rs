@@ -235,7 +235,7 @@ fn bad_recipe_values_are_refused_by_flag_and_nothing_is_written() {
     for (extra, needles) in [
         (&["--precision", "fp8"][..], &["--precision", "fp8"][..]),
         (&["--optim", "sgd"], &["--optim", "sgd"]),
-        (&["--lr-scheduler-type", "inverse_sqrt"], &["--lr-scheduler-type", "inverse_sqrt"]),
+        (&["--lr-scheduler-type", "cosine_with_min_lr"], &["--lr-scheduler-type", "cosine_with_min_lr"]),
         (&["--warmup-steps", "500"], &["--warmup-steps"]),
         (&["--weight-decay", "-0.1"], &["--weight-decay", "at least 0"]),
         (&["--learning-rate", "NaN"], &["--learning-rate"]),

@@ -2,8 +2,9 @@
 //! `optimization.py` (`get_constant_schedule`, `get_constant_schedule_with_warmup`,
 //! `get_linear_schedule_with_warmup`, `get_cosine_schedule_with_warmup` with `num_cycles = 0.5`,
 //! `get_cosine_with_hard_restarts_schedule_with_warmup` with `num_cycles = 1`,
-//! `get_polynomial_decay_schedule_with_warmup` with `lr_end = 1e-7`, `power = 1.0`: the arguments
-//! HF's `get_scheduler` passes when `lr_scheduler_kwargs` is empty).
+//! `get_polynomial_decay_schedule_with_warmup` with `lr_end = 1e-7`, `power = 1.0`,
+//! `get_inverse_sqrt_schedule` with `timescale = num_warmup_steps or 10_000`: the arguments HF's
+//! `get_scheduler` passes when `lr_scheduler_kwargs` is empty).
 //!
 //! HF wraps each lambda in `torch.optim.lr_scheduler.LambdaLR`, which sets the lr to
 //! `base_lr * lambda(last_epoch)`: `last_epoch` is 0 when the scheduler is built and the Trainer calls
@@ -34,6 +35,10 @@ pub enum SchedulerType {
     CosineWithRestarts,
     /// Linear warmup, then a polynomial decay (power 1) to `lr_end` 1e-7, held there after the run.
     Polynomial,
+    /// Linear warmup, then 1/sqrt of the steps over a timescale (the warmup's length, or 10,000
+    /// steps without one): no end, whatever the run's length.
+    #[value(name = "inverse_sqrt")]
+    InverseSqrt,
 }
 
 /// HF's `get_polynomial_decay_schedule_with_warmup` defaults (get_scheduler passes neither).
@@ -41,13 +46,14 @@ const POLYNOMIAL_LR_END: f64 = 1e-7;
 const POLYNOMIAL_POWER: f64 = 1.0;
 
 impl SchedulerType {
-    pub const ALL: [SchedulerType; 6] = [
+    pub const ALL: [SchedulerType; 7] = [
         SchedulerType::Constant,
         SchedulerType::ConstantWithWarmup,
         SchedulerType::Linear,
         SchedulerType::Cosine,
         SchedulerType::CosineWithRestarts,
         SchedulerType::Polynomial,
+        SchedulerType::InverseSqrt,
     ];
 
     /// The name HF's `--lr_scheduler_type` takes.
@@ -59,6 +65,7 @@ impl SchedulerType {
             SchedulerType::Cosine => "cosine",
             SchedulerType::CosineWithRestarts => "cosine_with_restarts",
             SchedulerType::Polynomial => "polynomial",
+            SchedulerType::InverseSqrt => "inverse_sqrt",
         }
     }
 }
@@ -129,6 +136,7 @@ impl Schedule {
             | SchedulerType::Cosine
             | SchedulerType::CosineWithRestarts
             | SchedulerType::Polynomial
+            | SchedulerType::InverseSqrt
                 if step < warmup =>
             {
                 step as f64 / warmup.max(1) as f64
@@ -152,6 +160,12 @@ impl Schedule {
                 0f64.max(0.5 * (1.0 + (std::f64::consts::PI * ((num_cycles * progress) % 1.0)).cos()))
             }
             SchedulerType::Polynomial => self.polynomial(step, warmup, total),
+            SchedulerType::InverseSqrt => {
+                let timescale = if warmup > 0 { warmup } else { 10_000 };
+                let shift = timescale - warmup;
+                // `1.0 / math.sqrt((current_step + shift) / timescale)`: int / int is a float.
+                1.0 / ((step + shift) as f64 / timescale as f64).sqrt()
+            }
         }
     }
 
@@ -230,12 +244,22 @@ mod tests {
             let flag_name = clap::ValueEnum::to_possible_value(&t).unwrap();
             assert_eq!(flag_name.get_name(), t.hf_name());
         }
-        let err = "inverse_sqrt".parse::<SchedulerType>().unwrap_err().to_string();
+        let err = "reduce_lr_on_plateau".parse::<SchedulerType>().unwrap_err().to_string();
         assert!(err.contains("--lr-scheduler-type"), "{err}");
         assert!(
-            err.contains("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial"),
+            err.contains("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn inverse_sqrt_decays_over_its_timescale() {
+        let s = sched(SchedulerType::InverseSqrt, 4, 10);
+        assert_eq!((s.lr_at(0), s.lr_at(2), s.lr_at(4)), (0.0, 0.5e-3, 1e-3));
+        assert_eq!(s.lambda(16), 0.5, "1/sqrt(16/4)");
+        // No warmup: the timescale is 10,000 steps and step 0 already has the base lr.
+        let s = sched(SchedulerType::InverseSqrt, 0, 10);
+        assert_eq!((s.lambda(0), s.lambda(30_000)), (1.0, 0.5));
     }
 
     #[test]

@@ -499,8 +499,8 @@ mod tests {
             args(&["--lr_scheduler_type", "polynomial"]).recipe.lr_scheduler_type,
             SchedulerType::Polynomial
         );
-        let e = convert(&["--lr_scheduler_type", "inverse_sqrt"]).err().unwrap().to_string();
-        assert!(e.starts_with("--lr_scheduler_type: 'inverse_sqrt' is not implemented"), "{e}");
+        let e = convert(&["--lr_scheduler_type", "reduce_lr_on_plateau"]).err().unwrap().to_string();
+        assert!(e.starts_with("--lr_scheduler_type: 'reduce_lr_on_plateau' is not implemented"), "{e}");
         assert!(convert(&["--metric_name", "matthews_correlation"])
             .err()
             .unwrap()

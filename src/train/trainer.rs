@@ -163,6 +163,12 @@ impl<'r> Trainer<'r> {
         let data = setup::data(&args, &tokenizer, ddp.as_ref(), &mut config, reporter)?;
         startup.mark("data");
         let Pretrained { vs, model, report } = setup::model(&args, &files, &config, &mut rng, reporter)?;
+        if args.conventions.hf_trainer {
+            // HF's Trainer.__init__ seeds again (set_seed(args.seed)) once the model is made: its
+            // DataLoader passes and dropout masks draw from the seed, not from after the new
+            // classifier's init.
+            rng = RandomStream::manual_seed(args.seed);
+        }
         startup.mark("weights");
         let updater = setup::updater(&args, &config, &vs, &data)?;
         let mut ddp = ddp;

@@ -52,6 +52,12 @@ impl RandomStream {
         shuffle.then(|| self.draw_int64() as u64)
     }
 
+    /// `torch.randperm(n)` with no generator of its own: libtorch's, on this stream.
+    pub fn randperm(&mut self, n: usize) -> Vec<usize> {
+        let perm = Tensor::randperm(n as i64, (Kind::Int64, Device::Cpu));
+        Vec::<i64>::try_from(&perm).unwrap_or_default().into_iter().map(|i| i as usize).collect()
+    }
+
     /// The generator's state (`torch.get_rng_state()`), for a checkpoint.
     pub fn state(&self) -> Result<Tensor> {
         torch_ext::cpu_rng_state()

@@ -162,6 +162,28 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
                 files("trec", "csv", false),
             ),
         ),
+        // HF's LengthGroupedSampler: a torch.randperm from the run's generator (seeded again by
+        // Trainer.__init__ after the model is made), grouped by length in megabatches of 8 x 2 rows.
+        case(
+            "group_by_length",
+            base(
+                &[
+                    "--train_sampling_strategy",
+                    "group_by_length",
+                    "--pad_to_max_length",
+                    "false",
+                    "--per_device_train_batch_size",
+                    "8",
+                    "--gradient_accumulation_steps",
+                    "2",
+                    "--num_train_epochs",
+                    "2",
+                    "--logging_steps",
+                    "1",
+                ],
+                files("trec", "csv", false),
+            ),
+        ),
         // Dataset.shuffle (NumPy's order) over every row, then the first 50 of it.
         case(
             "shuffled_subset",

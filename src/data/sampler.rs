@@ -41,6 +41,16 @@ impl Sampler for RandomSampler {
     }
 }
 
+/// HF Trainer's `LengthGroupedSampler` before its grouping ([`group_by_length`]): its
+/// `torch.randperm(n)` has no generator of its own, so each epoch draws from the run's.
+pub struct GeneratorRandperm;
+
+impl Sampler for GeneratorRandperm {
+    fn indices(&self, n: usize, _epoch: usize, rng: &mut RandomStream) -> Vec<usize> {
+        rng.randperm(n)
+    }
+}
+
 /// accelerate's `SeedableRandomSampler`, the sampler of HF Trainer's training DataLoader: epoch `e`
 /// (0-based) visits `torch.randperm(n, generator=g)` with `g` seeded `seed + e` (`seed` is HF's
 /// data_seed, else its seed). It draws nothing from the default generator.

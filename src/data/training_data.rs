@@ -16,6 +16,14 @@ use super::tokenize::Tokenizer;
 use crate::error::{Error, Result};
 use crate::random::RandomStream;
 
+/// HF's `get_length_grouped_indices` settings: the batch size its megabatches count in, and the
+/// length every row has when batches are padded to one (`input_ids` are then all that long).
+#[derive(Clone, Copy, Debug)]
+pub struct LengthGrouping {
+    pub batch_size: usize,
+    pub padded_to: Option<usize>,
+}
+
 /// How the data is read and batched (validated by the caller).
 #[derive(Clone)]
 pub struct DataSettings {
@@ -24,8 +32,8 @@ pub struct DataSettings {
     pub loader: LoaderSettings,
     /// Reshuffle the training rows every epoch (DataLoader `shuffle=True`).
     pub shuffle: bool,
-    /// HF's `group_by_length`.
-    pub group_by_length: bool,
+    /// HF's `group_by_length` (`LengthGroupedSampler`): how the sampler's order is grouped.
+    pub group_by_length: Option<LengthGrouping>,
     /// Re-read the files every pass instead of holding the rows.
     pub streaming: bool,
     pub shuffle_buffer: usize,
@@ -138,7 +146,10 @@ impl TrainingData {
         if let Some(dir) = &settings.token_cache {
             token_cache::fill(dir, source, columns, &tokenizer, max_length, &[&sets[0], &sets[1]])?;
         }
-        let lengths = settings.group_by_length.then(|| sets[0].lengths(&tokenizer));
+        let lengths = settings.group_by_length.map(|g| match g.padded_to {
+            Some(len) => vec![len; sets[0].len()],
+            None => sets[0].lengths(&tokenizer),
+        });
         Ok(TrainingData {
             labels: Arc::new(labels),
             warnings,
@@ -203,7 +214,8 @@ impl TrainingData {
                 let (n, sampler) = (sets[0].len(), self.train_sampler());
                 let mut order = rng.dataloader_pass(|rng| sampler.indices(n, epoch.saturating_sub(1), rng));
                 if let Some(lengths) = lengths {
-                    order = group_by_length(&order, lengths, s.batch_size);
+                    let batch = s.group_by_length.map_or(s.batch_size, |g| g.batch_size);
+                    order = group_by_length(&order, lengths, batch);
                 }
                 PassPlan::Order(order)
             }

@@ -61,6 +61,11 @@ pub enum DataOrder {
     /// HF Trainer's: epoch `e` is a permutation drawn from a generator seeded `seed + e`
     /// (`data::sampler::SeedableRandomSampler`; `seed` is HF's data_seed, else its seed).
     HfTrainer { seed: u64 },
+    /// HF Trainer's `train_sampling_strategy group_by_length` (`LengthGroupedSampler`): a
+    /// `torch.randperm` from the run's generator each epoch (`data::sampler::GeneratorRandperm`),
+    /// grouped by `input_ids` length in megabatches of train_batch_size x
+    /// gradient_accumulation_steps (`data::sampler::group_by_length`).
+    HfLengthGrouped,
 }
 
 /// When the run evaluates, logs and saves, and how it reports, where HF Trainer's conventions differ

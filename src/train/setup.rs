@@ -14,9 +14,10 @@ use super::schedule::{warmup_steps, Schedule};
 use super::update::Updater;
 use crate::data::dataset::Split;
 use crate::data::loader::LoaderSettings;
-use crate::data::sampler::{Sampler, SeedableRandomSampler, Shard};
+use crate::data::batch::Padding;
+use crate::data::sampler::{GeneratorRandperm, Sampler, SeedableRandomSampler, Shard};
 use crate::data::tokenize::Tokenizer;
-use crate::data::training_data::{DataSettings, TrainingData};
+use crate::data::training_data::{DataSettings, LengthGrouping, TrainingData};
 use crate::dist::ddp::Ddp;
 use crate::dist::sampler::DistributedSampler;
 use crate::error::{Error, Result};
@@ -90,6 +91,12 @@ pub fn data(
     config: &mut BertConfig,
     reporter: &mut dyn Reporter,
 ) -> Result<TrainingData> {
+    if ddp.is_some() && args.conventions.data_order == DataOrder::HfLengthGrouped {
+        return Err(Error::usage(
+            "--train_sampling_strategy",
+            "group_by_length is implemented for one process (HF's order across ranks is accelerate's sharding of it)",
+        ));
+    }
     let data = TrainingData::open(
         &args.data,
         &args.columns,
@@ -213,6 +220,19 @@ pub fn max_steps(args: &TrainArgs, steps_per_epoch: usize) -> Option<usize> {
         .or_else(|| args.conventions.epoch_fraction.map(|f| (f * steps_per_epoch as f64).ceil() as usize))
 }
 
+/// `--group-by-length` groups the DataLoader's order in megabatches of the batch size, by each
+/// row's tokens; HF Trainer's group_by_length groups its own order in megabatches of the optimizer
+/// step's rows, by `input_ids` lengths (max_seq_length for every row padded to it).
+fn group_by_length(args: &TrainArgs) -> Option<LengthGrouping> {
+    if args.conventions.data_order == DataOrder::HfLengthGrouped {
+        return Some(LengthGrouping {
+            batch_size: args.batch_size * args.recipe.gradient_accumulation_steps,
+            padded_to: (args.padding == Padding::MaxLength).then_some(args.max_length),
+        });
+    }
+    args.group_by_length.then_some(LengthGrouping { batch_size: args.batch_size, padded_to: None })
+}
+
 fn data_settings(args: &TrainArgs, tokenizer: &Tokenizer, ddp: Option<&Ddp>) -> DataSettings {
     let shard = ddp.map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world_size: d.world_size() });
     let train_sampler: Option<Arc<dyn Sampler>> = match (ddp, args.conventions.data_order) {
@@ -225,6 +245,7 @@ fn data_settings(args: &TrainArgs, tokenizer: &Tokenizer, ddp: Option<&Ddp>) -> 
         (None, DataOrder::HfTrainer { seed }) if args.shuffle => {
             Some(Arc::new(SeedableRandomSampler { seed }))
         }
+        (None, DataOrder::HfLengthGrouped) => Some(Arc::new(GeneratorRandperm)),
         (None, _) => None,
     };
     DataSettings {
@@ -238,7 +259,7 @@ fn data_settings(args: &TrainArgs, tokenizer: &Tokenizer, ddp: Option<&Ddp>) -> 
             pin_for: args.device.is_cuda().then_some(args.device),
         },
         shuffle: args.shuffle,
-        group_by_length: args.group_by_length,
+        group_by_length: group_by_length(args),
         streaming: args.streaming,
         shuffle_buffer: args.shuffle_buffer,
         token_cache: args.token_cache.clone(),

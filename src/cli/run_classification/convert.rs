@@ -24,7 +24,8 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
     let columns = columns(p)?;
     let label_format = label_format(p, &data, &columns)?;
     let (epochs, epoch_fraction) = epochs(p)?;
-    let (conventions, eval_steps) = conventions(p, epoch_fraction)?;
+    let (shuffle, data_order) = sampling(p)?;
+    let (conventions, eval_steps) = conventions(p, epoch_fraction, data_order)?;
     if conventions.eval_on_start && !do_eval {
         // HF's Trainer.evaluate raises at the start of training without an eval dataset.
         return Err(Error::usage("--eval_on_start", "evaluates before training: it needs --do_eval"));
@@ -52,7 +53,7 @@ pub fn to_train_args(p: &Parsed) -> Result<Converted> {
         } else {
             Padding::MaxLength
         },
-        shuffle: sampling(p)?,
+        shuffle,
         threads: None,
         device: if use_cpu { Device::Cpu } else { Device::cuda_if_available() },
         device_auto: !use_cpu,
@@ -204,7 +205,11 @@ fn steps(p: &Parsed, name: &str) -> Result<usize> {
 }
 
 /// logging/eval strategies, HF's conventions, and eval_steps (defaulting to logging_steps, as HF).
-fn conventions(p: &Parsed, epoch_fraction: Option<f64>) -> Result<(Conventions, Option<usize>)> {
+fn conventions(
+    p: &Parsed,
+    epoch_fraction: Option<f64>,
+    data_order: DataOrder,
+) -> Result<(Conventions, Option<usize>)> {
     let logging = match p.str("logging_strategy").unwrap_or("steps") {
         "steps" => Logging::Steps(steps(p, "logging_steps")?),
         "epoch" => Logging::Epoch,
@@ -223,14 +228,7 @@ fn conventions(p: &Parsed, epoch_fraction: Option<f64>) -> Result<(Conventions, 
         final_checkpoint: p.str("save_strategy") != Some("no"),
         epoch_fraction,
         train_loss: TrainLoss::WindowSum,
-        // accelerate's SeedableRandomSampler, seeded with data_seed, else seed.
-        data_order: DataOrder::HfTrainer {
-            seed: match p.int("data_seed") {
-                // torch's Generator.manual_seed takes a negative seed as its two's complement.
-                Some(v) => v as u64,
-                None => seed(p, "seed")?,
-            },
-        },
+        data_order,
         metric: metric(p)?,
         eval_delay: p.float("eval_delay").unwrap_or(0.0),
         eval_on_start: p.bool("eval_on_start") == Some(true),
@@ -297,14 +295,22 @@ fn metric(p: &Parsed) -> Result<Option<crate::metrics::MetricName>> {
         .transpose()
 }
 
-/// train_sampling_strategy: random (reshuffled every epoch) or sequential (file order).
-fn sampling(p: &Parsed) -> Result<bool> {
+/// train_sampling_strategy: random (reshuffled every epoch), sequential (file order) or
+/// group_by_length (HF's LengthGroupedSampler); whether the rows are shuffled, and their order.
+fn sampling(p: &Parsed) -> Result<(bool, DataOrder)> {
+    // accelerate's SeedableRandomSampler, seeded with data_seed, else seed; torch's
+    // Generator.manual_seed takes a negative seed as its two's complement.
+    let seed = match p.int("data_seed") {
+        Some(v) => v as u64,
+        None => seed(p, "seed")?,
+    };
     match p.str("train_sampling_strategy").unwrap_or("random") {
-        "random" => Ok(true),
-        "sequential" => Ok(false),
+        "random" => Ok((true, DataOrder::HfTrainer { seed })),
+        "sequential" => Ok((false, DataOrder::HfTrainer { seed })),
+        "group_by_length" => Ok((true, DataOrder::HfLengthGrouped)),
         other => Err(Error::usage(
             "--train_sampling_strategy",
-            format!("'{other}' is not implemented by bertfit (its batch order would differ from HF's); use random or sequential"),
+            format!("'{other}' is not implemented by bertfit (its batch order would differ from HF's); use random, sequential or group_by_length"),
         )),
     }
 }
@@ -508,6 +514,10 @@ mod tests {
             .contains("--metric_name"));
         assert_eq!(args(&["--metric_name", "f1"]).conventions.metric, Some(crate::metrics::MetricName::F1));
         assert!(!args(&["--train_sampling_strategy", "sequential"]).shuffle);
+        let grouped = args(&["--train_sampling_strategy", "group_by_length"]);
+        assert_eq!(grouped.conventions.data_order, DataOrder::HfLengthGrouped);
+        let e = convert(&["--train_sampling_strategy", "batch_rebalance"]).err().unwrap().to_string();
+        assert!(e.starts_with("--train_sampling_strategy: 'batch_rebalance' is not implemented"), "{e}");
     }
 
     #[test]

@@ -245,6 +245,7 @@ fn bad_recipe_values_are_refused_by_flag_and_nothing_is_written() {
         (&["--gradient-accumulation-steps", "0"], &["--gradient-accumulation-steps"]),
         (&["--reproduce-pytorch", "--precision", "bf16"], &["--reproduce-pytorch", "fp32"]),
         (&["--tf32"], &["--tf32", "CUDA"]),
+        (&["--save-strategy", "best"], &["--save-strategy", "metric_for_best_model"]),
     ] {
         let args = [&base[..], extra].concat();
         assert_refused(&args, needles);

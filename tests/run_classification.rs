@@ -184,6 +184,39 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
                 files("trec", "csv", false),
             ),
         ),
+        // save_strategy best: a checkpoint at each new best only (accuracy stays flat here: one),
+        // and the best model kept at the end.
+        case(
+            "save_best",
+            base(
+                &[
+                    "--per_device_train_batch_size",
+                    "16",
+                    "--save_strategy",
+                    "best",
+                    "--eval_strategy",
+                    "steps",
+                    "--eval_steps",
+                    "2",
+                    "--metric_for_best_model",
+                    "accuracy",
+                    "--load_best_model_at_end",
+                    "--learning_rate",
+                    "5e-3",
+                    "--logging_steps",
+                    "2",
+                ],
+                files("trec", "csv", false),
+            ),
+        ),
+        // A best-model metric without load_best_model_at_end: HF keeps the last model.
+        case(
+            "metric_without_load_best",
+            base(
+                &["--eval_strategy", "epoch", "--metric_for_best_model", "accuracy", "--num_train_epochs", "2"],
+                files("trec", "csv", false),
+            ),
+        ),
         // Dataset.shuffle (NumPy's order) over every row, then the first 50 of it.
         case(
             "shuffled_subset",

@@ -201,7 +201,8 @@ pub struct DistFlags {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Checkpoints")]
 pub struct CheckpointFlags {
-    /// When checkpoints (output_dir/checkpoint-<step>/) are written: steps, epoch or no.
+    /// When checkpoints (output_dir/checkpoint-<step>/) are written: steps, epoch, no, or best
+    /// (after an evaluation that gives a new best --metric-for-best-model).
     #[arg(long, value_enum, default_value_t = SaveStrategy::Steps)]
     pub save_strategy: SaveStrategy,
     /// Every this many optimizer steps (with --save-strategy steps).

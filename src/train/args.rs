@@ -27,6 +27,8 @@ pub enum SaveStrategy {
     Epoch,
     /// No checkpoints (a stop signal still writes one).
     No,
+    /// After each evaluation that gives a new best --metric-for-best-model (HF's `best`).
+    Best,
 }
 
 /// HF Trainer's `logging_strategy`: when an entry of the run's loss, learning rate and gradient

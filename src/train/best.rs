@@ -15,12 +15,20 @@ pub struct Best {
     pub weights: Vec<tch::Tensor>,
 }
 
+/// What an evaluation meant for the best model.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Tracked {
+    /// Early stopping's patience ran out.
+    pub early_stop: bool,
+    /// The evaluation gave a new best (HF's `is_new_best_metric`: `--save-strategy best` saves).
+    pub new_best: bool,
+}
+
 impl Trainer<'_> {
-    /// Keeps the best model by the recipe's metric and counts evaluations without improvement;
-    /// returns whether early stopping's patience ran out.
-    pub(super) fn track_best(&mut self, eval: &Evaluation, epoch: usize) -> Result<bool> {
+    /// Keeps the best model by the recipe's metric and counts evaluations without improvement.
+    pub(super) fn track_best(&mut self, eval: &Evaluation, epoch: usize) -> Result<Tracked> {
         let metrics = self.log_evaluation(eval, epoch)?;
-        let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(false) };
+        let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(Tracked::default()) };
         let value =
             if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
         let Some(value) = value else {
@@ -54,7 +62,7 @@ impl Trainer<'_> {
                 self.global_step, self.evals_without_improvement
             ));
         }
-        Ok(stop)
+        Ok(Tracked { early_stop: stop, new_best: improved })
     }
 
     /// An evaluation's entry in log_history and its `evaluated` record: bertfit's metric keys,

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tch::nn::VarStore;
 
-use super::args::TrainArgs;
+use super::args::{SaveStrategy, TrainArgs};
 pub use super::best::Best;
 use super::checkpoint::Position;
 use super::control::{Control, Stop};
@@ -110,6 +110,9 @@ pub struct Trainer<'r> {
     pub(super) meter: FlopMeter,
     /// What MFU is measured against; reported (and taken) with the start-up record.
     pub(super) peak: Option<mfu::PeakRecord>,
+    /// The epoch's evaluation gave a new best under `--save-strategy best`: a checkpoint is due at
+    /// the epoch's end.
+    pub(super) save_for_best: bool,
     /// The probed peak each epoch's useful rate is checked against ([`mfu::peak_passed_note`]),
     /// until it is found passed; `None` for a `--peak-flops` figure, and for fp16 on a CPU without
     /// fp16 GEMMs (whose probe's rate depends on the product's size).
@@ -200,6 +203,7 @@ impl<'r> Trainer<'r> {
             non_embedding_parameters: setup::non_embedding_parameters(&updater),
             meter: FlopMeter::new(ModelFlops::of(&config), peak.peak.flops_per_second),
             peak_check: slow_fp16.is_none().then(|| peak.clone()),
+            save_for_best: false,
             peak: Some(peak),
             epoch_done: 0.0,
 
@@ -259,12 +263,14 @@ impl<'r> Trainer<'r> {
             let record = self.end_epoch(epoch, &outcome, &mut stop, &mut summary)?;
             summary.epochs.push(record);
             // HF saves at every epoch's end under save_strategy epoch, the last one included
-            // (`final_checkpoint`); the seed script's rhythm saves where the run goes on.
-            if stop.ends_run() && !(self.args.conventions.final_checkpoint && self.control.save_after_epoch())
-            {
+            // (`final_checkpoint`), and under best after a new best, the last epoch's included;
+            // the seed script's rhythm saves where the run goes on.
+            let save_best = std::mem::take(&mut self.save_for_best);
+            let hf_saves_last = self.args.conventions.final_checkpoint && self.control.save_after_epoch();
+            if stop.ends_run() && !hf_saves_last && !save_best {
                 break;
             }
-            if self.control.save_after_epoch() {
+            if self.control.save_after_epoch() || save_best {
                 let next = Position {
                     epoch: epoch + 1,
                     scheduled_steps: self.updater.scheduled_steps,
@@ -281,7 +287,10 @@ impl<'r> Trainer<'r> {
         }
         summary.hf_metrics = self.finalize_metrics();
         summary.epoch = self.epoch_done;
-        if self.best.is_some() {
+        // HF keeps the last model unless load_best_model_at_end; bertfit train's
+        // --metric-for-best-model alone keeps the best one (its --help says so).
+        let keep_best = self.args.recipe.load_best_model_at_end || !self.args.conventions.hf_trainer;
+        if self.best.is_some() && keep_best {
             self.restore_best();
             summary.eval = Some(self.evaluate(Split::Validation)?);
         }
@@ -347,7 +356,9 @@ impl<'r> Trainer<'r> {
             }
             if !stop.early {
                 // (An early stop already counted this step's evaluation.)
-                stop.early |= self.track_best(&eval, epoch)?;
+                let tracked = self.track_best(&eval, epoch)?;
+                stop.early |= tracked.early_stop;
+                self.save_for_best = tracked.new_best && self.args.save_strategy == SaveStrategy::Best;
             }
             summary.eval = Some(eval);
         }
@@ -478,12 +489,15 @@ impl<'r> Trainer<'r> {
             self.record_steps(pending, &mut pos.epoch_loss_sum)?;
         }
         let mut stop = Stop::default();
+        let mut save_best = false;
         if due.evaluate {
             let eval = self.evaluate(Split::Validation)?;
-            stop.early = self.track_best(&eval, epoch)?;
+            let tracked = self.track_best(&eval, epoch)?;
+            stop.early = tracked.early_stop;
+            save_best = tracked.new_best && self.args.save_strategy == SaveStrategy::Best;
         }
         stop.interrupted = step.agreed_stop.unwrap_or_else(interrupt::stop_requested);
-        if due.save || stop.interrupted {
+        if due.save || save_best || stop.interrupted {
             self.record_steps(pending, &mut pos.epoch_loss_sum)?;
             let here = self.checkpoint_position(pos, plan);
             self.save_checkpoint(Some(plan), &here)?;

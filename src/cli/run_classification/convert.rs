@@ -238,9 +238,9 @@ fn conventions(
     Ok((conventions, eval_steps))
 }
 
-/// HF's check: load_best_model_at_end saves where it evaluates.
+/// HF's check: load_best_model_at_end saves where it evaluates (save_strategy best does).
 fn best_model_needs_matching_strategies(p: &Parsed, eval_steps: Option<usize>) -> Result<()> {
-    if p.bool("load_best_model_at_end") != Some(true) {
+    if p.bool("load_best_model_at_end") != Some(true) || p.str("save_strategy") == Some("best") {
         return Ok(());
     }
     let (eval, save) = (p.str("eval_strategy").unwrap_or("no"), p.str("save_strategy").unwrap_or("steps"));
@@ -267,10 +267,11 @@ fn save(p: &Parsed) -> Result<(SaveStrategy, usize)> {
         "steps" => SaveStrategy::Steps,
         "epoch" => SaveStrategy::Epoch,
         "no" => SaveStrategy::No,
+        "best" => SaveStrategy::Best,
         other => {
             return Err(Error::usage(
                 "--save_strategy",
-                format!("'{other}' is not implemented by bertfit; use steps, epoch or no"),
+                format!("'{other}' is not implemented by bertfit; use steps, epoch, best or no"),
             ))
         }
     };
@@ -471,6 +472,16 @@ mod tests {
         assert!(e.starts_with("--adam_epsilon: must be positive (0 makes NaN"), "{e}");
         let e = convert(&["--learning_rate", "-1"]).err().unwrap().to_string();
         assert_eq!(e, "--learning_rate: must be 0 or more, got -1");
+    }
+
+    #[test]
+    fn save_strategy_best_needs_its_metric() {
+        let best = ["--save_strategy", "best", "--eval_strategy", "epoch", "--metric_for_best_model", "accuracy"];
+        assert_eq!(args(&best).save_strategy, SaveStrategy::Best);
+        // load_best_model_at_end needs matching strategies, except with best.
+        assert!(convert(&[&best[..], &["--load_best_model_at_end"]].concat()).is_ok());
+        let e = convert(&["--save_strategy", "best", "--eval_strategy", "epoch"]).err().unwrap().to_string();
+        assert!(e.starts_with("--save_strategy: `args.metric_for_best_model` must be provided"), "{e}");
     }
 
     #[test]

@@ -220,6 +220,13 @@ impl TrainArgs {
                  evaluate every epoch or every --eval-steps",
             );
         }
+        if self.save_strategy == SaveStrategy::Best && self.recipe.best_model_metric().is_none() {
+            // HF's words (Trainer.__init__).
+            return refuse(
+                "--save-strategy",
+                "`args.metric_for_best_model` must be provided when using 'best' save_strategy",
+            );
+        }
         if c.hf_trainer && self.recipe.load_best_model_at_end {
             self.check_best_model_strategies()?;
         }
@@ -239,6 +246,8 @@ impl TrainArgs {
             SaveStrategy::Steps => "steps",
             SaveStrategy::Epoch => "epoch",
             SaveStrategy::No => "no",
+            // Saves fall on evaluations by definition.
+            SaveStrategy::Best => return Ok(()),
         };
         if eval != save {
             return refuse(

@@ -427,7 +427,8 @@ fn seedable_random_sampler_matches_hf_trainers_order() {
 /// mask width of its bounded draws and seeds of one and two 32-bit words.
 #[test]
 fn shuffle_train_dataset_order_is_numpys() {
-    let cases = [(0usize, 42u64), (1, 42), (2, 0), (37, 42), (1000, 7), (70_000, 123_456_789), (513, (1 << 32) + 5)];
+    let cases =
+        [(0usize, 42u64), (1, 42), (2, 0), (37, 42), (1000, 7), (70_000, 123_456_789), (513, (1 << 32) + 5)];
     let code = format!(
         "import numpy as np\nfor n, s in {cases:?}:\n    print(' '.join(map(str, np.random.default_rng(s).permutation(n).tolist())))"
     );
@@ -436,7 +437,13 @@ fn shuffle_train_dataset_order_is_numpys() {
     let numpy = String::from_utf8_lossy(&out.stdout).into_owned();
     let ours: Vec<String> = cases
         .iter()
-        .map(|&(n, s)| bertfit::data::numpy_rng::permutation(n, s).iter().map(usize::to_string).collect::<Vec<_>>().join(" "))
+        .map(|&(n, s)| {
+            bertfit::data::numpy_rng::permutation(n, s)
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
     let numpy: Vec<&str> = numpy.split('\n').take(cases.len()).collect();
     for ((case, ours), numpy) in cases.iter().zip(&ours).zip(numpy) {

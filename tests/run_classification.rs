@@ -213,7 +213,14 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "metric_without_load_best",
             base(
-                &["--eval_strategy", "epoch", "--metric_for_best_model", "accuracy", "--num_train_epochs", "2"],
+                &[
+                    "--eval_strategy",
+                    "epoch",
+                    "--metric_for_best_model",
+                    "accuracy",
+                    "--num_train_epochs",
+                    "2",
+                ],
                 files("trec", "csv", false),
             ),
         ),

@@ -49,7 +49,8 @@ fn mix(x: u32, y: u32) -> u32 {
 
 /// `SeedSequence(seed).pool`: the seed's 32-bit words (least significant first) mixed into four.
 fn pool(seed: u64) -> [u32; POOL_SIZE] {
-    let entropy: Vec<u32> = if seed >> 32 == 0 { vec![seed as u32] } else { vec![seed as u32, (seed >> 32) as u32] };
+    let entropy: Vec<u32> =
+        if seed >> 32 == 0 { vec![seed as u32] } else { vec![seed as u32, (seed >> 32) as u32] };
     let mut mixer = [0u32; POOL_SIZE];
     let mut hash_const = INIT_A;
     for (i, m) in mixer.iter_mut().enumerate() {

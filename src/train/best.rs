@@ -28,7 +28,9 @@ impl Trainer<'_> {
     /// Keeps the best model by the recipe's metric and counts evaluations without improvement.
     pub(super) fn track_best(&mut self, eval: &Evaluation, epoch: usize) -> Result<Tracked> {
         let metrics = self.log_evaluation(eval, epoch)?;
-        let Some((key, greater)) = self.args.recipe.best_model_metric() else { return Ok(Tracked::default()) };
+        let Some((key, greater)) = self.args.recipe.best_model_metric() else {
+            return Ok(Tracked::default());
+        };
         let value =
             if key == "eval_accuracy" { eval.accuracy() } else { metrics.get(&key).and_then(|v| v.as_f64()) };
         let Some(value) = value else {

@@ -111,7 +111,9 @@ pub fn peak_passed_note(peak: &PeakRecord, rate: f64) -> Option<String> {
     let key = crate::machine::peak_cache::key(&p.device, &p.dtype, p.threads);
     let dropped = path.as_deref().map(|path| (path, forget_below(path, &key, rate)));
     let then = match dropped {
-        Some((path, Ok(true))) => format!("it is dropped from {}, so the next run measures again", path.display()),
+        Some((path, Ok(true))) => {
+            format!("it is dropped from {}, so the next run measures again", path.display())
+        }
         _ => "measure it again on an idle machine".to_string(),
     };
     Some(format!(

@@ -463,7 +463,10 @@ mod tests {
         let e = convert(&["--num_train_epochs", "0"]).err().unwrap().to_string();
         assert_eq!(e, "--num_train_epochs: must be above 0, got 0");
         // torch's manual_seed(-1) is its two's complement; --seed -1 fails in HF (numpy).
-        assert_eq!(args(&["--data_seed", "-1"]).conventions.data_order, DataOrder::HfTrainer { seed: u64::MAX });
+        assert_eq!(
+            args(&["--data_seed", "-1"]).conventions.data_order,
+            DataOrder::HfTrainer { seed: u64::MAX }
+        );
         assert!(convert(&["--seed", "-1"]).is_err());
         assert_eq!(args(&["--learning_rate", "0"]).learning_rate, 0.0);
         assert_eq!(args(&["--max_grad_norm", "inf"]).recipe.max_grad_norm, Some(f64::INFINITY));
@@ -476,7 +479,8 @@ mod tests {
 
     #[test]
     fn save_strategy_best_needs_its_metric() {
-        let best = ["--save_strategy", "best", "--eval_strategy", "epoch", "--metric_for_best_model", "accuracy"];
+        let best =
+            ["--save_strategy", "best", "--eval_strategy", "epoch", "--metric_for_best_model", "accuracy"];
         assert_eq!(args(&best).save_strategy, SaveStrategy::Best);
         // load_best_model_at_end needs matching strategies, except with best.
         assert!(convert(&[&best[..], &["--load_best_model_at_end"]].concat()).is_ok());

@@ -70,9 +70,13 @@ mod tests {
 
     #[test]
     fn a_usage_error_is_said_in_hf_terms() {
-        let e = in_hf_terms(Error::usage("--adam-epsilon", "must be positive; see --max-length, --device cpu"));
+        let e =
+            in_hf_terms(Error::usage("--adam-epsilon", "must be positive; see --max-length, --device cpu"));
         assert_eq!(e.to_string(), "--adam_epsilon: must be positive; see --max_seq_length, --device cpu");
-        let e = in_hf_terms(Error::usage("--do-train", "nothing to do: give --do-train, --do-eval or --do-predict"));
+        let e = in_hf_terms(Error::usage(
+            "--do-train",
+            "nothing to do: give --do-train, --do-eval or --do-predict",
+        ));
         assert_eq!(e.to_string(), "--do_train: nothing to do: give --do_train, --do_eval or --do_predict");
         // A trailing `--` and text around are kept.
         assert_eq!(mentions_in_hf_terms("a -- b --"), "a -- b --");

@@ -68,6 +68,7 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         v
     };
     let case = |name, args| Case { name, args, list_shim: false };
+    let words = |flags: &'static str| flags.split_whitespace().collect::<Vec<_>>();
     vec![
         // The examples README's command line, shrunk (its length and epochs).
         case(
@@ -80,42 +81,21 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "recipe",
             base(
-                &[
-                    "--per_device_train_batch_size",
-                    "16",
-                    "--lr_scheduler_type",
-                    "cosine",
-                    "--warmup_steps",
-                    "0.1",
-                    "--weight_decay",
-                    "0.01",
-                    "--gradient_accumulation_steps",
-                    "2",
-                    "--max_grad_norm",
-                    "0.5",
-                    "--optim",
-                    "adamw_torch",
-                    "--learning_rate",
-                    "1e-3",
-                    "--logging_steps",
-                    "1",
-                ],
+                &words(
+                    "--per_device_train_batch_size 16 --lr_scheduler_type cosine --warmup_steps 0.1 \
+                     --weight_decay 0.01 --gradient_accumulation_steps 2 --max_grad_norm 0.5 \
+                     --optim adamw_torch --learning_rate 1e-3 --logging_steps 1",
+                ),
                 files("trec", "csv", true),
             ),
         ),
         case(
             "eval_steps",
             base(
-                &[
-                    "--per_device_train_batch_size",
-                    "16",
-                    "--eval_strategy",
-                    "steps",
-                    "--eval_steps",
-                    "2",
-                    "--logging_steps",
-                    "2",
-                ],
+                &words(
+                    "--per_device_train_batch_size 16 --eval_strategy steps --eval_steps 2 \
+                     --logging_steps 2",
+                ),
                 files("trec", "csv", false),
             ),
         ),
@@ -146,19 +126,10 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "eval_start_delay",
             base(
-                &[
-                    "--per_device_train_batch_size",
-                    "16",
-                    "--eval_strategy",
-                    "steps",
-                    "--eval_steps",
-                    "2",
-                    "--eval_delay",
-                    "3",
-                    "--eval_on_start",
-                    "--logging_steps",
-                    "2",
-                ],
+                &words(
+                    "--per_device_train_batch_size 16 --eval_strategy steps --eval_steps 2 --eval_delay 3 \
+                     --eval_on_start --logging_steps 2",
+                ),
                 files("trec", "csv", false),
             ),
         ),
@@ -167,20 +138,11 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "group_by_length",
             base(
-                &[
-                    "--train_sampling_strategy",
-                    "group_by_length",
-                    "--pad_to_max_length",
-                    "false",
-                    "--per_device_train_batch_size",
-                    "8",
-                    "--gradient_accumulation_steps",
-                    "2",
-                    "--num_train_epochs",
-                    "2",
-                    "--logging_steps",
-                    "1",
-                ],
+                &words(
+                    "--train_sampling_strategy group_by_length --pad_to_max_length false \
+                     --per_device_train_batch_size 8 --gradient_accumulation_steps 2 --num_train_epochs 2 \
+                     --logging_steps 1",
+                ),
                 files("trec", "csv", false),
             ),
         ),
@@ -189,23 +151,11 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "save_best",
             base(
-                &[
-                    "--per_device_train_batch_size",
-                    "16",
-                    "--save_strategy",
-                    "best",
-                    "--eval_strategy",
-                    "steps",
-                    "--eval_steps",
-                    "2",
-                    "--metric_for_best_model",
-                    "accuracy",
-                    "--load_best_model_at_end",
-                    "--learning_rate",
-                    "5e-3",
-                    "--logging_steps",
-                    "2",
-                ],
+                &words(
+                    "--per_device_train_batch_size 16 --save_strategy best --eval_strategy steps \
+                     --eval_steps 2 --metric_for_best_model accuracy --load_best_model_at_end \
+                     --learning_rate 5e-3 --logging_steps 2",
+                ),
                 files("trec", "csv", false),
             ),
         ),
@@ -213,14 +163,7 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "metric_without_load_best",
             base(
-                &[
-                    "--eval_strategy",
-                    "epoch",
-                    "--metric_for_best_model",
-                    "accuracy",
-                    "--num_train_epochs",
-                    "2",
-                ],
+                &words("--eval_strategy epoch --metric_for_best_model accuracy --num_train_epochs 2"),
                 files("trec", "csv", false),
             ),
         ),
@@ -228,17 +171,10 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "shuffled_subset",
             base(
-                &[
-                    "--shuffle_train_dataset",
-                    "--shuffle_seed",
-                    "7",
-                    "--max_train_samples",
-                    "50",
-                    "--max_eval_samples",
-                    "10",
-                    "--logging_steps",
-                    "1",
-                ],
+                &words(
+                    "--shuffle_train_dataset --shuffle_seed 7 --max_train_samples 50 \
+                     --max_eval_samples 10 --logging_steps 1",
+                ),
                 files("trec", "csv", true),
             ),
         ),
@@ -248,22 +184,10 @@ fn cases(data: &Path, model: &Path) -> Vec<Case> {
         case(
             "max_steps",
             base(
-                &[
-                    "--per_device_train_batch_size",
-                    "32",
-                    "--max_steps",
-                    "9",
-                    "--num_train_epochs",
-                    "0",
-                    "--max_grad_norm",
-                    "inf",
-                    "--data_seed",
-                    "-1",
-                    "--learning_rate",
-                    "1e-3",
-                    "--logging_steps",
-                    "2",
-                ],
+                &words(
+                    "--per_device_train_batch_size 32 --max_steps 9 --num_train_epochs 0 \
+                     --max_grad_norm inf --data_seed -1 --learning_rate 1e-3 --logging_steps 2",
+                ),
                 files("trec", "csv", false),
             ),
         ),

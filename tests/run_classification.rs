@@ -401,3 +401,27 @@ fn every_case_ran_through_both() {
         assert!(hf.is_some() && ours.is_some(), "{name}: no eval_loss");
     }
 }
+
+/// `--metric_name f1` on six classes: run_classification.py trains, then fails at its first
+/// evaluation (scikit-learn's binary average); bertfit says so before training and writes nothing.
+#[test]
+fn a_binary_metric_on_six_classes_is_refused_before_training() {
+    let dir = runs().hf.parent().unwrap().to_path_buf();
+    let trec = dir.join("data").join("trec");
+    let out = dir.join("f1_on_six_classes");
+    let file = |name: &str| trec.join(name).to_string_lossy().into_owned();
+    let result = bertfit()
+        .arg("run-classification")
+        .args(["--model_name_or_path", dir.join("model").to_str().unwrap(), "--do_train", "--do_eval"])
+        .args(["--train_file", &file("train.csv"), "--validation_file", &file("validation.csv")])
+        .args(["--metric_name", "f1", "--max_seq_length", "32", "--output_dir", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{err}");
+    assert!(
+        err.contains("--metric_name: f1 averages as binary") && err.contains("{0, 1, 2, 3, 4, 5}"),
+        "{err}"
+    );
+    assert!(!out.join("model.safetensors").exists() && !out.join("checkpoint-12").exists());
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dataset::{read_dataset_as, Columns, DataSource, Split, SplitData};
-use super::labels::{LabelFormat, LabelList, LabelMap, LabelTally, LabelWarning};
+use super::labels::{LabelFormat, LabelList, LabelMap, LabelTally, LabelWarning, Target};
 use super::loader::{Batches, LoaderSettings};
 use super::numpy_rng;
 use super::prepared::{batches_in_order, Prepared};
@@ -194,6 +194,13 @@ impl TrainingData {
             Rows::InMemory { sets, .. } => sets[0].len(),
             Rows::Streaming { scan, .. } => scan.train_rows,
         }
+    }
+
+    /// The class ids of `split`'s single-label rows held in memory (`None` when streaming).
+    pub fn classes(&self, split: Split) -> Option<std::collections::BTreeSet<i64>> {
+        let Rows::InMemory { sets, .. } = &self.rows else { return None };
+        let labels = sets[split as usize].labels.as_ref()?;
+        Some(labels.iter().filter_map(|t| if let Target::Class(c) = t { Some(*c) } else { None }).collect())
     }
 
     /// Whether `split`'s rows carry labels (an unlabelled test file is only predicted).

@@ -28,6 +28,37 @@ fn name(m: MetricName) -> &'static str {
     }
 }
 
+/// Before training: a binary-averaged metric (`--metric_name` f1, precision or recall, as
+/// `evaluate` averages them by default) on validation rows that hold a class id other than 0 and
+/// 1. scikit-learn raises at the first evaluation, which in HF comes after the training; bertfit
+/// says so before it.
+pub fn check_binary_metric(
+    metric: Option<MetricName>,
+    problem: ProblemType,
+    validation_classes: Option<&std::collections::BTreeSet<i64>>,
+) -> Result<()> {
+    let Some(m @ (MetricName::F1 | MetricName::Precision | MetricName::Recall)) = metric else {
+        return Ok(());
+    };
+    let Some(classes) = validation_classes.filter(|_| problem == ProblemType::SingleLabelClassification)
+    else {
+        return Ok(());
+    };
+    if classes.iter().all(|c| (0..=1).contains(c)) {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "--metric_name",
+        format!(
+            "{} averages as binary (evaluate's default, pos_label 1), but the validation rows hold class \
+             ids {classes:?}: scikit-learn would raise \"Target is multiclass but average='binary'\" at \
+             the first evaluation (run_classification.py fails there, after training); use --metric_name \
+             accuracy",
+            name(m)
+        ),
+    ))
+}
+
 impl Evaluation {
     /// `<prefix>_<metric>` (and `<prefix>_combined_score` when the metric gives several values;
     /// none of the five does). Empty without labels or rows.
@@ -115,6 +146,24 @@ fn binary(p: &[i64], t: &[i64], metric: MetricName) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_metric_on_more_than_two_classes_is_refused_before_training() {
+        let single = ProblemType::SingleLabelClassification;
+        let six: std::collections::BTreeSet<i64> = (0..6).collect();
+        let two: std::collections::BTreeSet<i64> = [0, 1].into();
+        let e = check_binary_metric(Some(MetricName::F1), single, Some(&six)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--metric_name: f1 averages as binary") && e.contains("{0, 1, 2, 3, 4, 5}"),
+            "{e}"
+        );
+        assert!(check_binary_metric(Some(MetricName::Recall), single, Some(&two)).is_ok());
+        assert!(check_binary_metric(Some(MetricName::Accuracy), single, Some(&six)).is_ok());
+        assert!(check_binary_metric(None, single, Some(&six)).is_ok());
+        let multi = ProblemType::MultiLabelClassification;
+        assert!(check_binary_metric(Some(MetricName::F1), multi, Some(&six)).is_ok(), "micro-averaged");
+        assert!(check_binary_metric(Some(MetricName::F1), single, None).is_ok(), "streamed: not known");
+    }
 
     #[test]
     fn binary_scores_as_sklearn() {

@@ -164,6 +164,11 @@ impl<'r> Trainer<'r> {
         let OutputFolder { lock, resume, finished_at } = OutputFolder::claim(&args, &identity, is_main)?;
         setup::check_max_length(&args, &config, &tokenizer)?;
         let data = setup::data(&args, &tokenizer, ddp.as_ref(), &mut config, reporter)?;
+        if args.do_eval {
+            let classes = data.classes(Split::Validation);
+            let problem = args.label_format.problem;
+            super::hf_metric::check_binary_metric(args.conventions.metric, problem, classes.as_ref())?;
+        }
         startup.mark("data");
         let Pretrained { vs, model, report } = setup::model(&args, &files, &config, &mut rng, reporter)?;
         if args.conventions.hf_trainer {

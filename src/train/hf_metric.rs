@@ -29,9 +29,8 @@ fn name(m: MetricName) -> &'static str {
 }
 
 /// Before training: a binary-averaged metric (`--metric_name` f1, precision or recall, as
-/// `evaluate` averages them by default) on validation rows that hold a class id other than 0 and
-/// 1. scikit-learn raises at the first evaluation, which in HF comes after the training; bertfit
-/// says so before it.
+/// `evaluate` averages them by default) on validation rows holding a class id besides 0 and 1,
+/// where scikit-learn raises at the first evaluation (in HF, after the training): refused now.
 pub fn check_binary_metric(
     metric: Option<MetricName>,
     problem: ProblemType,

@@ -153,7 +153,7 @@ mod tests {
     use super::*;
 
     // Figures printed by NumPy 2.4.6 (the parity venv's), the reference these are checked against;
-    // tests/shuffle_parity.rs asks NumPy itself for many more.
+    // tests/data.rs (shuffle_train_dataset_order_is_numpys) asks NumPy itself for many more.
 
     #[test]
     fn seed_sequence_state_is_numpys() {

@@ -220,9 +220,8 @@ impl TrainingData {
                 // Samplers count epochs from 0, as PyTorch's set_epoch does.
                 let (n, sampler) = (sets[0].len(), self.train_sampler());
                 let mut order = rng.dataloader_pass(|rng| sampler.indices(n, epoch.saturating_sub(1), rng));
-                if let Some(lengths) = lengths {
-                    let batch = s.group_by_length.map_or(s.batch_size, |g| g.batch_size);
-                    order = group_by_length(&order, lengths, batch);
+                if let (Some(lengths), Some(grouping)) = (lengths, s.group_by_length) {
+                    order = group_by_length(&order, lengths, grouping.batch_size);
                 }
                 PassPlan::Order(order)
             }

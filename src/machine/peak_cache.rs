@@ -77,8 +77,7 @@ pub fn forget_below(path: &Path, key: &str, rate: f64) -> Result<bool> {
         return Ok(false);
     }
     file.peaks.remove(key);
-    let text = serde_json::to_string_pretty(&file).map_err(|e| crate::Error::Runtime(e.to_string()))?;
-    write_atomic(path, text.as_bytes())?;
+    save(path, &file)?;
     Ok(true)
 }
 
@@ -88,14 +87,19 @@ pub fn replace(path: &Path, key: &str, peak: &Peak) -> Result<()> {
     write(path, read(path), key, peak)
 }
 
-/// `file` with `peak` under `key`, written atomically: processes starting together (the ranks of
-/// one job) each leave a whole file.
+/// `file` with `peak` under `key`, written.
 fn write(path: &Path, mut file: CacheFile, key: &str, peak: &Peak) -> Result<()> {
     file.peaks.insert(key.to_string(), peak.clone());
+    save(path, &file)
+}
+
+/// `file` written atomically: processes starting together (the ranks of one job) each leave a
+/// whole file.
+fn save(path: &Path, file: &CacheFile) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }
-    let text = serde_json::to_string_pretty(&file).map_err(|e| crate::Error::Runtime(e.to_string()))?;
+    let text = serde_json::to_string_pretty(file).map_err(|e| crate::Error::Runtime(e.to_string()))?;
     write_atomic(path, text.as_bytes())
 }
 

@@ -2,6 +2,7 @@
 //! without improvement (HF's `load_best_model_at_end` and `EarlyStoppingCallback`).
 use serde_json::json;
 
+use super::args::SaveStrategy;
 use super::evaluation::Evaluation;
 use super::log_history::speed_metrics;
 use super::Trainer;
@@ -20,8 +21,9 @@ pub struct Best {
 pub(super) struct Tracked {
     /// Early stopping's patience ran out.
     pub early_stop: bool,
-    /// The evaluation gave a new best (HF's `is_new_best_metric`: `--save-strategy best` saves).
-    pub new_best: bool,
+    /// A checkpoint is due: the evaluation gave a new best under `--save-strategy best` (HF's
+    /// `should_save = is_new_best_metric`).
+    pub save: bool,
 }
 
 impl Trainer<'_> {
@@ -64,7 +66,8 @@ impl Trainer<'_> {
                 self.global_step, self.evals_without_improvement
             ));
         }
-        Ok(Tracked { early_stop: stop, new_best: improved })
+        let save = improved && self.args.save_strategy == SaveStrategy::Best;
+        Ok(Tracked { early_stop: stop, save })
     }
 
     /// An evaluation's entry in log_history and its `evaluated` record: bertfit's metric keys,

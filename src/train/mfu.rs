@@ -15,7 +15,7 @@ use tch::Kind;
 use super::args::TrainArgs;
 use super::precision::Precision;
 use crate::machine::cpu::CpuInfo;
-use crate::machine::peak_cache::{cache_path, cached_or_measured, forget_below};
+use crate::machine::peak_cache::{cache_path, cached_or_measured, forget_below, key};
 use crate::machine::{Peak, PeakSource};
 use crate::model::ModelFlops;
 use crate::Result;
@@ -108,7 +108,7 @@ pub fn peak_passed_note(peak: &PeakRecord, rate: f64) -> Option<String> {
         return None;
     }
     let path = cache_path();
-    let key = crate::machine::peak_cache::key(&p.device, &p.dtype, p.threads);
+    let key = key(&p.device, &p.dtype, p.threads);
     let dropped = path.as_deref().map(|path| (path, forget_below(path, &key, rate)));
     let then = match dropped {
         Some((path, Ok(true))) => {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tch::nn::VarStore;
 
-use super::args::{SaveStrategy, TrainArgs};
+use super::args::TrainArgs;
 pub use super::best::Best;
 use super::checkpoint::Position;
 use super::control::{Control, Stop};
@@ -363,7 +363,7 @@ impl<'r> Trainer<'r> {
                 // (An early stop already counted this step's evaluation.)
                 let tracked = self.track_best(&eval, epoch)?;
                 stop.early |= tracked.early_stop;
-                self.save_for_best = tracked.new_best && self.args.save_strategy == SaveStrategy::Best;
+                self.save_for_best = tracked.save;
             }
             summary.eval = Some(eval);
         }
@@ -499,7 +499,7 @@ impl<'r> Trainer<'r> {
             let eval = self.evaluate(Split::Validation)?;
             let tracked = self.track_best(&eval, epoch)?;
             stop.early = tracked.early_stop;
-            save_best = tracked.new_best && self.args.save_strategy == SaveStrategy::Best;
+            save_best = tracked.save;
         }
         stop.interrupted = step.agreed_stop.unwrap_or_else(interrupt::stop_requested);
         if due.save || save_best || stop.interrupted {
